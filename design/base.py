@@ -1,0 +1,306 @@
+"""The design interface: batched trial states, decisions and the Design protocol.
+
+A dose-finding rule is a pure function of the trial's *sufficient statistics*
+(DESIGN.md section 2). For binary outcomes these are, per dose ``d``:
+
+* ``n[d]``    patients treated,
+* ``tox[d]``  patients with a dose-limiting toxicity (DLT),
+* ``eff[d]``  responders,
+* ``both[d]`` patients with a DLT *and* a response (so the four joint cells
+  tox x eff of phase I/II designs are ``both``, ``tox - both``, ``eff - both``
+  and ``n - tox - eff + both``),
+
+plus a little path state: the dose of the last cohort (``current``) and the
+size and DLT count of the last cohort (``last_n``, ``last_tox``; needed by the
+coherence rule of Cheung 2005).
+
+Everything is *batched*: a :class:`States` holds ``S`` states as arrays with
+doses on the last axis, and a design decides all of them at once. The engine
+memoises by state (:meth:`States.keys`), so a design sees each distinct state
+once per batch.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "NO_DOSE",
+    "StopReason",
+    "States",
+    "Decisions",
+    "Design",
+    "IntArray",
+    "BoolArray",
+    "FloatArray",
+]
+
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+FloatArray = NDArray[np.float64]
+
+#: Index meaning "no dose" in arrays of selected or next doses. Dose indices are
+#: 0-based internally and printed 1-based; files and reports write "none".
+NO_DOSE: Final[int] = -1
+
+
+class StopReason(enum.IntEnum):
+    """Why a trial ended (or :attr:`CONTINUE` while it goes on).
+
+    The value is what is stored in arrays; :attr:`label` is what reports print
+    and :attr:`early` says whether the trial stopped before its planned end.
+    """
+
+    CONTINUE = 0
+    MAX_SAMPLE_SIZE = 1
+    ALL_TOXIC = 2
+    N_AT_DOSE = 3
+    NO_ACCEPTABLE = 4
+    RULE_COMPLETE = 5
+    MAX_COHORTS = 6
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @property
+    def early(self) -> bool:
+        """True for a stop before the planned maximum sample size."""
+        return self not in (StopReason.CONTINUE, StopReason.MAX_SAMPLE_SIZE, StopReason.MAX_COHORTS)
+
+
+_LABELS: Final[dict[StopReason, str]] = {
+    StopReason.CONTINUE: "continuing",
+    StopReason.MAX_SAMPLE_SIZE: "max sample size",
+    StopReason.ALL_TOXIC: "all doses too toxic",
+    StopReason.N_AT_DOSE: "n at dose reached",
+    StopReason.NO_ACCEPTABLE: "no acceptable dose",
+    StopReason.RULE_COMPLETE: "design rule complete",
+    StopReason.MAX_COHORTS: "max cohorts",
+}
+
+
+def _as_int_matrix(a: Any, name: str) -> IntArray:
+    arr = np.asarray(a, dtype=np.int64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"States.{name} must be 2-D (states, doses); got shape {arr.shape}")
+    return arr
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class States:
+    """A batch of ``S`` trial states on ``D`` doses (doses on the last axis).
+
+    Attributes
+    ----------
+    n, tox, eff, both
+        ``(S, D)`` integer counts: patients, DLTs, responders, DLT-and-response.
+    current
+        ``(S,)`` 0-based dose of the last cohort (the start dose before any).
+    last_n, last_tox
+        ``(S,)`` size and DLT count of the last cohort (0 before any).
+    """
+
+    n: IntArray
+    tox: IntArray
+    eff: IntArray
+    both: IntArray
+    current: IntArray
+    last_n: IntArray
+    last_tox: IntArray
+
+    @classmethod
+    def from_counts(
+        cls,
+        n: Any,
+        tox: Any,
+        eff: Any | None = None,
+        both: Any | None = None,
+        *,
+        current: Any | None = None,
+        last_n: Any | None = None,
+        last_tox: Any | None = None,
+    ) -> "States":
+        """Build states from per-dose counts (1-D for one state, 2-D for a batch).
+
+        ``current`` defaults to the highest treated dose (0 when none is);
+        ``last_n``/``last_tox`` default to 0.
+        """
+        n_ = _as_int_matrix(n, "n")
+        tox_ = _as_int_matrix(tox, "tox")
+        eff_ = np.zeros_like(n_) if eff is None else _as_int_matrix(eff, "eff")
+        both_ = np.zeros_like(n_) if both is None else _as_int_matrix(both, "both")
+        if not (n_.shape == tox_.shape == eff_.shape == both_.shape):
+            raise ValueError("States: n, tox, eff and both must have the same shape")
+        s = n_.shape[0]
+        if current is None:
+            treated = n_ > 0
+            top = np.where(treated.any(axis=1), n_.shape[1] - 1 - np.argmax(treated[:, ::-1], axis=1), 0)
+            current_ = top.astype(np.int64)
+        else:
+            current_ = np.broadcast_to(np.asarray(current, dtype=np.int64), (s,)).copy()
+        ln = np.zeros(s, np.int64) if last_n is None else np.broadcast_to(np.asarray(last_n, np.int64), (s,)).copy()
+        lt = np.zeros(s, np.int64) if last_tox is None else np.broadcast_to(np.asarray(last_tox, np.int64), (s,)).copy()
+        return cls(n_, tox_, eff_, both_, current_, ln, lt)
+
+    @classmethod
+    def empty(cls, n_states: int, n_doses: int, start: int | IntArray = 0) -> "States":
+        """``n_states`` trials with no patient yet, positioned at ``start``."""
+        z = np.zeros((n_states, n_doses), np.int64)
+        cur = np.broadcast_to(np.asarray(start, np.int64), (n_states,)).copy()
+        zs = np.zeros(n_states, np.int64)
+        return cls(z, z.copy(), z.copy(), z.copy(), cur, zs, zs.copy())
+
+    @property
+    def n_states(self) -> int:
+        return int(self.n.shape[0])
+
+    @property
+    def n_doses(self) -> int:
+        return int(self.n.shape[1])
+
+    @property
+    def total_n(self) -> IntArray:
+        return self.n.sum(axis=1)
+
+    def at_current(self, a: IntArray) -> IntArray:
+        """Pick ``a[s, current[s]]`` for every state."""
+        return np.take_along_axis(a, self.current[:, None], axis=1)[:, 0]
+
+    def take(self, index: Any) -> "States":
+        """Sub-batch (fancy or boolean index on the state axis)."""
+        return States(
+            self.n[index], self.tox[index], self.eff[index], self.both[index],
+            self.current[index], self.last_n[index], self.last_tox[index],
+        )
+
+    def matrix(self) -> IntArray:
+        """All fields side by side as one ``(S, 4 D + 3)`` integer matrix."""
+        return np.concatenate(
+            [self.n, self.tox, self.eff, self.both,
+             self.current[:, None], self.last_n[:, None], self.last_tox[:, None]],
+            axis=1,
+        )
+
+    @classmethod
+    def from_matrix(cls, m: IntArray, n_doses: int) -> "States":
+        d = n_doses
+        m = np.asarray(m, np.int64)
+        return cls(m[:, :d], m[:, d:2 * d], m[:, 2 * d:3 * d], m[:, 3 * d:4 * d],
+                   m[:, 4 * d], m[:, 4 * d + 1], m[:, 4 * d + 2])
+
+    def unique(self, fields: str = "all") -> tuple["States", IntArray]:
+        """Distinct states and the inverse index (``self == uniq.take(inverse)``).
+
+        ``fields="counts"`` ignores the path state except ``current`` (for rules
+        that do not use the last cohort); the default keys on everything.
+        """
+        m = self.matrix()
+        if fields == "counts":
+            d = self.n_doses
+            m = m[:, : 4 * d + 1]
+        uniq, first, inverse = np.unique(m, axis=0, return_index=True, return_inverse=True)
+        return self.take(first), inverse.reshape(-1)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Decisions:
+    """What to do next for each state of a batch.
+
+    Attributes
+    ----------
+    dose
+        ``(S,)`` 0-based dose for the next cohort (:data:`NO_DOSE` when stopping).
+    stop
+        ``(S,)`` True where the trial stops now.
+    reason
+        ``(S,)`` :class:`StopReason` values (``CONTINUE`` where not stopping).
+    cohort_size
+        ``(S,)`` size of the next cohort (ignored where stopping).
+    """
+
+    dose: IntArray
+    stop: BoolArray
+    reason: NDArray[np.int8]
+    cohort_size: IntArray
+
+    @classmethod
+    def go(cls, dose: IntArray, cohort_size: int | IntArray) -> "Decisions":
+        dose = np.asarray(dose, np.int64)
+        s = dose.shape[0]
+        return cls(
+            dose,
+            np.zeros(s, bool),
+            np.full(s, StopReason.CONTINUE, np.int8),
+            np.broadcast_to(np.asarray(cohort_size, np.int64), (s,)).copy(),
+        )
+
+    def with_stop(self, mask: BoolArray, reason: StopReason) -> "Decisions":
+        """Stop where ``mask`` holds and the state is not already stopped."""
+        new = mask & ~self.stop
+        return Decisions(
+            np.where(new, NO_DOSE, self.dose),
+            self.stop | new,
+            np.where(new, np.int8(reason), self.reason).astype(np.int8),
+            self.cohort_size,
+        )
+
+    def take(self, index: Any) -> "Decisions":
+        return Decisions(self.dose[index], self.stop[index], self.reason[index], self.cohort_size[index])
+
+    @property
+    def n_states(self) -> int:
+        return int(self.dose.shape[0])
+
+
+@runtime_checkable
+class Design(Protocol):
+    """What every dose-finding design provides (3+3, BOIN, CRM, EffTox, ...).
+
+    A design is a frozen object holding a frozen config; both methods are pure
+    functions of the batch of states they are given.
+
+    Attributes
+    ----------
+    kind
+        Registry name, e.g. ``"boin"``.
+    config
+        The frozen configuration dataclass (every parameter, defaults filled).
+    n_doses, max_n
+        Number of dose levels; maximum sample size (the engine ends a trial
+        when it is reached, before asking :meth:`decide`).
+    markov
+        True when :meth:`decide` depends on the :class:`States` only, so that
+        exact enumeration and memoisation are valid.
+    """
+
+    kind: ClassVar[str]
+    markov: ClassVar[bool]
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def n_doses(self) -> int: ...
+
+    @property
+    def max_n(self) -> int: ...
+
+    def start(self) -> tuple[int, int]:
+        """``(dose, cohort_size)`` of the first cohort (0-based dose)."""
+        ...
+
+    def decide(self, states: States) -> Decisions:
+        """Next dose (or stop, with its reason) for every state of the batch."""
+        ...
+
+    def select(self, states: States) -> IntArray:
+        """Final recommended dose (0-based) or :data:`NO_DOSE` for every state."""
+        ...

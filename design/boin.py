@@ -1,0 +1,374 @@
+"""Bayesian optimal interval (BOIN) design.
+
+Liu & Yuan (2015), JRSS C 64:507-523; Yan, Pan, Zhang, Liu & Yuan (2019),
+J Stat Softw 94(13). Rules follow the R package ``BOIN`` (2.7.2): decision
+boundaries of ``get.boundary``, the trial algorithm of ``get.oc`` and the final
+selection of ``select.mtd``.
+
+With target :math:`\\phi`, :math:`\\phi_1` = ``p_saf`` and :math:`\\phi_2` = ``p_tox``,
+
+.. math::
+
+    \\lambda_e = \\frac{\\log\\frac{1-\\phi_1}{1-\\phi}}{\\log\\frac{\\phi(1-\\phi_1)}{\\phi_1(1-\\phi)}},
+    \\qquad
+    \\lambda_d = \\frac{\\log\\frac{1-\\phi}{1-\\phi_2}}{\\log\\frac{\\phi_2(1-\\phi)}{\\phi(1-\\phi_2)}}.
+
+With ``y`` DLTs out of ``n`` at the current dose: escalate if
+:math:`y/n \\le \\lambda_e`, de-escalate if :math:`y/n > \\lambda_d`, else stay.
+A dose and all higher ones are eliminated once :math:`n \\ge 3` and
+:math:`\\Pr(p > \\phi \\mid y, n) > ` ``cutoff_eli`` under a Beta(1, 1) prior.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from scipy import stats
+
+from escalade.design.base import NO_DOSE, Decisions, IntArray, States, StopReason
+from escalade.design.config import check_fraction, check_int, check_probability
+from escalade.design.isotonic import isotonic_regression
+
+__all__ = ["BoinConfig", "BoinBoundaries", "BoinDesign", "boin_boundaries", "boin_select", "BoinEstimates",
+           "boin_estimates"]
+
+_TIE_TOL = 1e-12  # lambda_d * n this close to an integer counts as that integer (as get.boundary)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoinConfig:
+    """BOIN parameters, with the ``BOIN`` package's names and defaults.
+
+    ``p_saf`` and ``p_tox`` default to 0.6 and 1.4 times the target; ``max_n``
+    is the maximum sample size (``ncohort * cohortsize`` in the package).
+    """
+
+    target: float
+    n_doses: int
+    cohort_size: int = 3
+    max_n: int = 30
+    start_dose: int = 0
+    p_saf: float | None = None
+    p_tox: float | None = None
+    cutoff_eli: float = 0.95
+    extrasafe: bool = False
+    offset: float = 0.05
+    n_earlystop: int = 100
+    titration: bool = False
+    bound_mtd: bool = False
+
+    def __post_init__(self) -> None:
+        check_fraction("target", self.target)
+        check_int("n_doses", self.n_doses, low=1)
+        check_int("cohort_size", self.cohort_size, low=1)
+        check_int("max_n", self.max_n, low=1)
+        check_int("start_dose", self.start_dose, low=0, high=self.n_doses - 1,
+                  what=f"a 0-based dose index in [0, {self.n_doses - 1}]")
+        if self.p_saf is None:
+            object.__setattr__(self, "p_saf", 0.6 * self.target)
+        if self.p_tox is None:
+            object.__setattr__(self, "p_tox", 1.4 * self.target)
+        check_fraction("p_saf", self.p_saf)
+        check_fraction("p_tox", self.p_tox)
+        if not self.p_saf < self.target:
+            from escalade.scenarios.errors import ConfigError
+            raise ConfigError("p_saf", self.p_saf, f"must be below the target {self.target} (default 0.6 * target)")
+        if not self.p_tox > self.target:
+            from escalade.scenarios.errors import ConfigError
+            raise ConfigError("p_tox", self.p_tox, f"must be above the target {self.target} (default 1.4 * target)")
+        check_probability("cutoff_eli", self.cutoff_eli)
+        check_probability("offset", self.offset)
+        check_int("n_earlystop", self.n_earlystop, low=1)
+
+    @property
+    def lambda_e(self) -> float:
+        phi, p1 = self.target, self.p_saf
+        return math.log((1 - p1) / (1 - phi)) / math.log(phi * (1 - p1) / (p1 * (1 - phi)))
+
+    @property
+    def lambda_d(self) -> float:
+        phi, p2 = self.target, self.p_tox
+        return math.log((1 - phi) / (1 - p2)) / math.log(p2 * (1 - phi) / (phi * (1 - p2)))
+
+
+@dataclass(frozen=True, slots=True)
+class BoinBoundaries:
+    """BOIN decision table for ``n = 0 .. n_max`` patients at a dose.
+
+    Index ``n`` of each array is the boundary with ``n`` patients (index 0 is
+    unused). ``eliminate[n] == n + 1`` means elimination is impossible at ``n``.
+    """
+
+    lambda_e: float
+    lambda_d: float
+    escalate: IntArray     # escalate if y <= escalate[n]
+    deescalate: IntArray   # de-escalate if y >= deescalate[n]
+    eliminate: IntArray    # eliminate if y >= eliminate[n]
+    extrasafe_stop: IntArray  # stop (lowest dose) if y >= extrasafe_stop[n]
+
+    @property
+    def n_max(self) -> int:
+        return int(self.escalate.shape[0] - 1)
+
+    def table(self, cohort_size: int = 1) -> "dict[str, list[int | None]]":
+        """Rows as ``BOIN::get.boundary`` prints them, at ``n = k * cohort_size``."""
+        ns = list(range(cohort_size, self.n_max + 1, cohort_size))
+        return {
+            "n": ns,
+            "escalate_if_ntox_le": [int(self.escalate[n]) for n in ns],
+            "deescalate_if_ntox_ge": [int(self.deescalate[n]) for n in ns],
+            "eliminate_if_ntox_ge": [None if self.eliminate[n] > n else int(self.eliminate[n]) for n in ns],
+        }
+
+
+def _beta_exceed(target: float, y: IntArray | int, n: IntArray | int) -> np.ndarray:
+    """:math:`\\Pr(p > \\phi)` under Beta(y + 1, n - y + 1) (BOIN's elimination posterior)."""
+    y = np.asarray(y, float)
+    n = np.asarray(n, float)
+    return stats.beta.sf(target, y + 1.0, n - y + 1.0)
+
+
+@functools.cache
+def boin_boundaries(
+    target: float, n_max: int, p_saf: float, p_tox: float, cutoff_eli: float = 0.95, offset: float = 0.05
+) -> BoinBoundaries:
+    """Decision boundaries for 1..``n_max`` patients, equal to ``BOIN::get.boundary``.
+
+    Escalation boundary ``floor(lambda_e * n)``; de-escalation boundary the
+    smallest integer strictly above ``lambda_d * n`` (``lambda_d * n`` within
+    1e-12 of an integer ``m`` gives ``m + 1``); elimination the smallest
+    ``y`` with :math:`\\Pr(p > \\phi \\mid y, n) >` ``cutoff_eli`` for ``n >= 3``;
+    where elimination is below de-escalation the latter is lowered to it.
+    """
+    cfg = BoinConfig(target=target, n_doses=1, p_saf=p_saf, p_tox=p_tox, cutoff_eli=cutoff_eli)
+    lam_e, lam_d = cfg.lambda_e, cfg.lambda_d
+    ns = np.arange(n_max + 1)
+    esc = np.floor(lam_e * ns).astype(np.int64)
+    raw = lam_d * ns
+    near = np.abs(raw - np.round(raw)) < _TIE_TOL
+    deesc = np.where(near, np.round(raw) + 1, np.ceil(raw)).astype(np.int64)
+    elim = ns + 1
+    safe = ns + 1
+    for n in range(3, n_max + 1):
+        ys = np.arange(1, n + 1)
+        pr = _beta_exceed(target, ys, n)
+        hit = np.nonzero(pr > cutoff_eli)[0]
+        if hit.size:
+            elim[n] = ys[hit[0]]
+        hit = np.nonzero(pr > cutoff_eli - offset)[0]
+        if hit.size:
+            safe[n] = ys[hit[0]]
+    deesc = np.where(elim < deesc, elim, deesc)
+    esc[0] = -1
+    deesc[0] = 1
+    return BoinBoundaries(lam_e, lam_d, esc, deesc, elim, safe)
+
+
+@dataclass(frozen=True, slots=True)
+class BoinDesign:
+    """BOIN as a pure function of per-dose counts (``BOIN::get.oc`` semantics).
+
+    Order of the in-trial rules after each cohort at dose ``d`` with ``m``
+    patients and ``y`` DLTs there (as ``get.oc``):
+
+    1. elimination: ``y >= eliminate[m]`` eliminates ``d`` and higher doses; at
+       the lowest dose the trial stops (all doses too toxic);
+    2. extra-safe (optional): at the lowest dose, stop when
+       :math:`\\Pr(p_1 > \\phi) >` ``cutoff_eli - offset``;
+    3. ``n_earlystop``: stop when ``m >= n_earlystop`` and the rule would stay;
+    4. escalate / de-escalate / stay by the boundaries, never into an
+       eliminated dose.
+
+    The engine ends the trial at ``max_n`` *before* asking, so, as in
+    ``get.oc``, no rule runs after the last cohort; :meth:`select` re-applies
+    elimination to the final data as ``select.mtd`` does.
+    """
+
+    config: BoinConfig
+    kind: ClassVar[str] = "boin"
+    markov: ClassVar[bool] = True
+    boundaries: BoinBoundaries = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        object.__setattr__(
+            self, "boundaries",
+            boin_boundaries(c.target, max(c.max_n, c.n_earlystop, 3), c.p_saf, c.p_tox, c.cutoff_eli, c.offset),
+        )
+
+    @property
+    def n_doses(self) -> int:
+        return self.config.n_doses
+
+    @property
+    def max_n(self) -> int:
+        return self.config.max_n
+
+    def start(self) -> tuple[int, int]:
+        c = self.config
+        if c.titration and c.cohort_size > 1:
+            return 0, 1
+        return c.start_dose, c.cohort_size
+
+    def eliminated(self, states: States) -> np.ndarray:
+        """``(S, D)`` booleans: dose eliminated (it, or a lower dose, meets the rule)."""
+        b = self.boundaries
+        n = np.minimum(states.n, b.n_max)
+        hit = (states.n >= 3) & (states.tox >= b.eliminate[n])
+        return np.logical_or.accumulate(hit, axis=1)
+
+    def decide(self, states: States) -> Decisions:
+        c, b = self.config, self.boundaries
+        d = states.current
+        top = c.n_doses - 1
+        m = np.minimum(states.at_current(states.n), b.n_max)
+        y = states.at_current(states.tox)
+        elim = self.eliminated(states)
+        esc_ok = y <= b.escalate[m]
+        deesc = y >= b.deescalate[m]
+        nxt_elim = np.take_along_axis(elim, np.minimum(d + 1, top)[:, None], axis=1)[:, 0]
+        nxt = np.where(esc_ok & (d < top), np.where(nxt_elim, d, d + 1), np.where(deesc & (d > 0), d - 1, d))
+        out = Decisions.go(nxt, c.cohort_size)
+
+        # 1. elimination at the lowest dose stops the trial
+        out = out.with_stop((d == 0) & elim[:, 0], StopReason.ALL_TOXIC)
+        # 2. extra-safe rule (only evaluated where elimination is defined, n >= 3)
+        if c.extrasafe:
+            n1 = np.minimum(states.n[:, 0], b.n_max)
+            safe_stop = (d == 0) & (states.n[:, 0] >= 3) & (states.tox[:, 0] >= b.extrasafe_stop[n1])
+            out = out.with_stop(safe_stop, StopReason.ALL_TOXIC)
+        # 3. n.earlystop: stop when n at the current dose reaches it and the rule keeps the dose
+        if c.n_earlystop <= c.max_n:
+            keep = (~esc_ok & ~deesc) | ((d == 0) & deesc) | (((d == top) | nxt_elim) & esc_ok)
+            out = out.with_stop((states.at_current(states.n) >= c.n_earlystop) & keep, StopReason.N_AT_DOSE)
+
+        if c.titration and c.cohort_size > 1:
+            out = self._titration(states, out)
+        return out
+
+    def _titration(self, states: States, out: Decisions) -> Decisions:
+        """Accelerated titration (``get.oc(titration=TRUE)``): one patient per dose
+        upwards until the first DLT (or the top dose), then the cohort is filled
+        to ``cohort_size`` at that dose; the normal rules apply from there."""
+        c = self.config
+        d = states.current
+        single = np.all(states.n <= 1, axis=1)
+        in_titration = single & (states.at_current(states.n) == 1)
+        no_dlt = states.tox.sum(axis=1) == 0
+        up = in_titration & no_dlt & (d < c.n_doses - 1)
+        fill = in_titration & ~up
+        dose = np.where(up, d + 1, np.where(fill, d, out.dose))
+        size = np.where(up, 1, np.where(fill, c.cohort_size - 1, out.cohort_size))
+        stop = out.stop & ~(up | fill)
+        reason = np.where(stop, out.reason, np.int8(StopReason.CONTINUE)).astype(np.int8)
+        return Decisions(dose.astype(np.int64), stop, reason, size.astype(np.int64))
+
+    def select(self, states: States) -> IntArray:
+        c = self.config
+        return boin_select(
+            states.n, states.tox, target=c.target, cutoff_eli=c.cutoff_eli, extrasafe=c.extrasafe,
+            offset=c.offset, bound_mtd=c.bound_mtd, p_tox=c.p_tox,
+        )
+
+
+def _elimination_mask(n: IntArray, tox: IntArray, target: float, cutoff_eli: float) -> np.ndarray:
+    hit = (n >= 3) & (_beta_exceed(target, tox, n) > cutoff_eli)
+    return np.logical_or.accumulate(hit, axis=-1)
+
+
+def boin_select(
+    n: IntArray,
+    tox: IntArray,
+    *,
+    target: float,
+    cutoff_eli: float = 0.95,
+    extrasafe: bool = False,
+    offset: float = 0.05,
+    bound_mtd: bool = False,
+    p_tox: float | None = None,
+) -> IntArray:
+    """Final MTD as ``BOIN::select.mtd`` (0-based index or :data:`NO_DOSE`), batched.
+
+    Doses treated and not eliminated are fitted by weighted isotonic regression
+    of :math:`\\hat p = (y + 0.05)/(n + 0.1)` with weights the inverse
+    Beta(y + 0.05, n - y + 0.05) variance; the MTD is the dose whose estimate
+    is closest to the target. Ties (pooled doses share one estimate) follow the
+    package's documented rule, written out instead of its ``+ k * 1e-10``
+    jitter: among equal estimates below the target the highest dose wins,
+    at or above it the lowest; equidistant doses either side of the target
+    resolve to the lower one. With ``bound_mtd`` only doses whose estimate is
+    at most :math:`\\lambda_d` qualify.
+    """
+    n = np.atleast_2d(np.asarray(n, np.int64))
+    tox = np.atleast_2d(np.asarray(tox, np.int64))
+    s, dn = n.shape
+    elim = _elimination_mask(n, tox, target, cutoff_eli)
+    if extrasafe:
+        stop1 = (n[:, 0] >= 3) & (_beta_exceed(target, tox[:, 0], n[:, 0]) > cutoff_eli - offset)
+        elim = elim | stop1[:, None]
+    adm = (n > 0) & ~elim
+    est = boin_estimates(n, tox, adm).phat
+    if bound_mtd:
+        lam_d = BoinConfig(target=target, n_doses=1, p_tox=p_tox).lambda_d
+        adm = adm & (est <= lam_d)
+    dist = np.abs(est - target)
+    below = est < target
+    best = np.full(s, NO_DOSE, np.int64)
+    best_dist = np.full(s, np.inf)
+    best_below = np.zeros(s, bool)
+    for j in range(dn):  # scan upwards; decide whether dose j beats the best so far
+        dj = dist[:, j]
+        better = dj < best_dist
+        tie = dj == best_dist
+        # tie with a lower dose: a higher dose wins only when both are below the target
+        tie_win = tie & below[:, j] & best_below
+        take = adm[:, j] & (better | tie_win)
+        best = np.where(take, j, best)
+        best_dist = np.where(take, dj, best_dist)
+        best_below = np.where(take, below[:, j], best_below)
+    none = elim[:, 0] | ~adm.any(axis=1)
+    return np.where(none, NO_DOSE, best)
+
+
+@dataclass(frozen=True, slots=True)
+class BoinEstimates:
+    """Isotonic estimates of ``select.mtd`` (NaN where a dose is left out)."""
+
+    phat: np.ndarray
+    ci_lower: np.ndarray
+    ci_upper: np.ndarray
+    p_overdose: np.ndarray
+
+
+def boin_estimates(
+    n: IntArray, tox: IntArray, mask: np.ndarray | None = None, *, target: float | None = None,
+    alpha: float = 0.05,
+) -> BoinEstimates:
+    """Isotonic estimates as ``select.mtd`` computes them, over the ``mask`` doses.
+
+    ``phat`` is the weighted PAVA of :math:`(y + 0.05)/(n + 0.1)`; the credible
+    limits are PAVA (same weights) of the Beta(y + 0.05, n - y + 0.05)
+    quantiles; ``p_overdose`` is the unit-weight PAVA of
+    :math:`\\Pr(p > \\phi)` under that Beta (needs ``target``).
+    """
+    n = np.asarray(n, float)
+    y = np.asarray(tox, float)
+    mask = (n > 0) if mask is None else np.asarray(mask, bool)
+    a = y + 0.05
+    bb = n - y + 0.05
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phat = a / (n + 0.1)
+        var = a * bb / ((n + 0.1) ** 2 * (n + 1.1))
+        w = np.where(mask, 1.0 / var, 0.0)
+    fit = isotonic_regression(phat, w, mask)
+    lo = isotonic_regression(stats.beta.ppf(alpha / 2, a, bb), w, mask)
+    hi = isotonic_regression(stats.beta.ppf(1 - alpha / 2, a, bb), w, mask)
+    if target is None:
+        po = np.full_like(fit, np.nan)
+    else:
+        po = isotonic_regression(stats.beta.sf(target, a, bb), None, mask)
+    return BoinEstimates(fit, lo, hi, po)

@@ -1,0 +1,112 @@
+"""The 3+3 design, with and without de-escalation.
+
+Storer (1989), Biometrics 45:925-937; de-escalation as in Korn, Midthune,
+Chen, Rubinstein, Christian & Simon (1994), Stat Med 13:1799-1806.
+
+Cohorts of three at the current dose ``d`` with ``y`` DLTs in ``n`` patients:
+
+* ``n = 3``: ``y = 0`` escalate (at the top dose: stop, MTD = top);
+  ``y = 1`` treat three more at ``d``; ``y >= 2`` dose ``d`` is too toxic.
+* ``n = 6``: ``y <= 1`` escalate (at the top dose, or when ``d + 1`` was
+  found too toxic: stop, MTD = ``d``); ``y >= 2`` dose ``d`` is too toxic.
+* ``d`` too toxic: without de-escalation stop with MTD = ``d - 1`` (none at
+  the lowest dose). With de-escalation (Korn et al.) the MTD must have six
+  patients: if ``d - 1`` has only three, treat three more there and apply the
+  rules; if it already has six, stop with MTD = ``d - 1``.
+
+The MTD is therefore the highest dose with at most one DLT in six patients
+(de-escalation) or the dose below the first one with two or more DLTs (none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from escalade.design.base import NO_DOSE, Decisions, IntArray, States, StopReason
+from escalade.design.config import check_int
+
+__all__ = ["ThreePlusThreeConfig", "ThreePlusThreeDesign"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreePlusThreeConfig:
+    """3+3 parameters. ``max_n`` defaults to six patients per dose (never binding)."""
+
+    n_doses: int
+    start_dose: int = 0
+    allow_deescalation: bool = False
+    max_n: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int("n_doses", self.n_doses, low=1)
+        check_int("start_dose", self.start_dose, low=0, high=self.n_doses - 1,
+                  what=f"a 0-based dose index in [0, {self.n_doses - 1}]")
+        if self.max_n is None:
+            object.__setattr__(self, "max_n", 6 * self.n_doses)
+        check_int("max_n", self.max_n, low=3)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreePlusThreeDesign:
+    """3+3 as a pure function of the counts at the current dose."""
+
+    config: ThreePlusThreeConfig
+    kind: ClassVar[str] = "3+3"
+    markov: ClassVar[bool] = True
+
+    @property
+    def n_doses(self) -> int:
+        return self.config.n_doses
+
+    @property
+    def max_n(self) -> int:
+        return int(self.config.max_n)
+
+    def start(self) -> tuple[int, int]:
+        return self.config.start_dose, 3
+
+    def decide(self, states: States) -> Decisions:
+        d = states.current
+        top = self.n_doses - 1
+        n = states.at_current(states.n)
+        y = states.at_current(states.tox)
+        above = np.take_along_axis(states.n, np.minimum(d + 1, top)[:, None], axis=1)[:, 0]
+        above_tried = (d < top) & (above > 0)
+        below_n = np.take_along_axis(states.n, np.maximum(d - 1, 0)[:, None], axis=1)[:, 0]
+
+        toxic = y >= 2
+        expand = (n == 3) & (y == 1)
+        incomplete = (n % 3 != 0) | (n == 0)
+        ok = ~toxic & ~expand & ~incomplete  # 0/3 or <=1/6
+        if self.config.allow_deescalation:
+            # Korn et al.: the MTD needs six patients, also at the top dose
+            ok_done = ok & ((d == top) | above_tried) & (n >= 6)
+            ok_expand = ok & ((d == top) | above_tried) & (n < 6)
+            deesc = toxic & (d > 0) & (below_n < 6)
+        else:
+            ok_done = ok & ((d == top) | above_tried)
+            ok_expand = np.zeros_like(ok)
+            deesc = np.zeros_like(ok)
+        escalate = ok & ~ok_done & ~ok_expand
+        nxt = np.where(escalate, d + 1, np.where(deesc, d - 1, d))
+        out = Decisions.go(nxt, 3)
+        out = out.with_stop(ok_done | (toxic & ~deesc), StopReason.RULE_COMPLETE)
+        return out
+
+    def select(self, states: States) -> IntArray:
+        """MTD of the final state: ``d`` if it passed, else ``d - 1`` (none below dose 1)."""
+        d = states.current
+        y = states.at_current(states.tox)
+        n = states.at_current(states.n)
+        passed = (y <= 1) & ~((n == 3) & (y == 1))
+        sel = np.where(passed, d, d - 1)
+        if self.config.allow_deescalation:
+            # the dose below must itself have six patients with at most one DLT
+            below = np.maximum(sel, 0)
+            nb = np.take_along_axis(states.n, below[:, None], axis=1)[:, 0]
+            yb = np.take_along_axis(states.tox, below[:, None], axis=1)[:, 0]
+            sel = np.where((sel >= 0) & ~passed & ((nb < 6) | (yb > 1)), NO_DOSE, sel)
+        return np.where(sel < 0, NO_DOSE, sel).astype(np.int64)

@@ -1,0 +1,3 @@
+from escalade.cli import main
+
+raise SystemExit(main())
