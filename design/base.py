@@ -70,8 +70,10 @@ class StopReason(enum.IntEnum):
 
     @property
     def early(self) -> bool:
-        """True for a stop before the planned maximum sample size."""
-        return self not in (StopReason.CONTINUE, StopReason.MAX_SAMPLE_SIZE, StopReason.MAX_COHORTS)
+        """True for a stop before the planned end (an algorithmic design such as
+        3+3 finishing its rule is a planned end, not an early stop)."""
+        return self not in (StopReason.CONTINUE, StopReason.MAX_SAMPLE_SIZE, StopReason.MAX_COHORTS,
+                            StopReason.RULE_COMPLETE)
 
 
 _LABELS: Final[dict[StopReason, str]] = {
@@ -279,10 +281,17 @@ class Design(Protocol):
     markov
         True when :meth:`decide` depends on the :class:`States` only, so that
         exact enumeration and memoisation are valid.
+    uses_efficacy
+        True when decisions depend on responses (phase I/II designs).
+    memoise
+        True when a decision is costly enough that the engine should decide
+        each distinct state once (BOIN and 3+3 are table look-ups: False).
     """
 
     kind: ClassVar[str]
     markov: ClassVar[bool]
+    uses_efficacy: ClassVar[bool]
+    memoise: ClassVar[bool]
 
     @property
     def config(self) -> Any: ...

@@ -191,6 +191,8 @@ class BoinDesign:
     config: BoinConfig
     kind: ClassVar[str] = "boin"
     markov: ClassVar[bool] = True
+    uses_efficacy: ClassVar[bool] = False
+    memoise: ClassVar[bool] = False
     boundaries: BoinBoundaries = field(init=False)
 
     def __post_init__(self) -> None:

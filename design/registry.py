@@ -15,7 +15,7 @@ from typing import Any
 from escalade.design.base import Design
 from escalade.scenarios.errors import ConfigError, did_you_mean
 
-__all__ = ["register", "build_design", "design_kinds", "config_class", "config_to_dict"]
+__all__ = ["register", "build_design", "build_study_designs", "design_kinds", "config_class", "config_to_dict"]
 
 _REGISTRY: dict[str, tuple[type, Callable[[Any], Design]]] = {}
 _ALIASES: dict[str, str] = {}
@@ -111,3 +111,28 @@ def _load_builtin() -> None:
                 raise
             continue
         mod.register_design(register)
+
+
+def build_study_designs(study: "Study") -> list[tuple["DesignSpec", Design]]:
+    """Build every design of a study, turning config errors into file errors.
+
+    Raises
+    ------
+    StudyError
+        Naming the study file and ``designs[i].params.<field>`` (or
+        ``designs[i].design`` for an unknown design).
+    """
+    from escalade.scenarios.errors import StudyError
+
+    out = []
+    defaults = study.design_defaults()
+    for i, spec in enumerate(study.designs):
+        try:
+            out.append((spec, build_design(spec.kind, spec.params, defaults)))
+        except ConfigError as exc:
+            prefix = f"designs[{i}]" if exc.field == "design" else f"designs[{i}].params"
+            raise StudyError.from_config(study.source, prefix, exc) from None
+    return out
+
+
+from escalade.scenarios.study import DesignSpec, Study  # noqa: E402  (type names for the hints above)

@@ -56,6 +56,8 @@ class ThreePlusThreeDesign:
     config: ThreePlusThreeConfig
     kind: ClassVar[str] = "3+3"
     markov: ClassVar[bool] = True
+    uses_efficacy: ClassVar[bool] = False
+    memoise: ClassVar[bool] = False
 
     @property
     def n_doses(self) -> int:
@@ -93,6 +95,7 @@ class ThreePlusThreeDesign:
         escalate = ok & ~ok_done & ~ok_expand
         nxt = np.where(escalate, d + 1, np.where(deesc, d - 1, d))
         out = Decisions.go(nxt, 3)
+        out = out.with_stop(toxic & (d == 0), StopReason.ALL_TOXIC)
         out = out.with_stop(ok_done | (toxic & ~deesc), StopReason.RULE_COMPLETE)
         return out
 

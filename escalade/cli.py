@@ -1,0 +1,246 @@
+"""The ``escalade`` command line (the only module that imports every layer).
+
+Sub-commands: ``run``, ``boundaries`` (and those registered by later layers:
+``paths``, ``next-dose``, ``report``, ``diff``, ``rerun`` when available).
+Bad input ends with a one-line error naming the file, the field and the fix
+(exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("escalade")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
+    return v
+
+
+def _jobs(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number (-1 = all cores), got {text!r}") from None
+    if v == 0 or v < -1:
+        raise argparse.ArgumentTypeError("--jobs must be >= 1, or -1 for all cores")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from escalade import __version__
+
+    p = argparse.ArgumentParser(prog="escalade", description="Simulate Bayesian adaptive dose-finding trials.")
+    p.add_argument("--version", action="version", version=f"escalade {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="simulate every scenario x design of a study file")
+    r.add_argument("study", help="study file (YAML), e.g. scenarios/cart_rr_heme.yaml")
+    r.add_argument("--trials", type=_positive_int, help="number of virtual trials per scenario (default: the file's)")
+    r.add_argument("--seed", type=int, help="random seed (default: the file's)")
+    r.add_argument("--jobs", type=_jobs, default=-1, help="parallel workers (-1 = all cores; never changes results)")
+    r.add_argument("--backend", choices=["loky", "dask", "threading", "sequential"], default="loky")
+    r.add_argument("--scheduler", help="dask.distributed scheduler address (with --backend dask)")
+    r.add_argument("--out", help="run directory (default: runs/<study name>)")
+    r.add_argument("--exact", action="store_true", help="exact operating characteristics where the design allows")
+    r.add_argument("--force", action="store_true", help="overwrite a run directory that holds other inputs")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    b = sub.add_parser("boundaries", help="BOIN decision table (as BOIN::get.boundary prints it)")
+    b.add_argument("--target", type=_fraction, required=True)
+    b.add_argument("--cohort-size", type=_positive_int, default=3)
+    b.add_argument("--cohorts", type=_positive_int, default=10)
+    b.add_argument("--p-saf", type=_fraction, help="default 0.6 x target")
+    b.add_argument("--p-tox", type=_fraction, help="default 1.4 x target")
+    b.add_argument("--cutoff-eli", type=_fraction, default=0.95)
+    b.add_argument("--extrasafe", action="store_true")
+    b.add_argument("--offset", type=_fraction, default=0.05)
+    b.add_argument("--all-n", action="store_true", help="one column per number of patients, not per cohort")
+
+    for extra in _extra_commands():
+        extra.add_parser(sub)
+    return p
+
+
+def _extra_commands() -> list[Any]:
+    """Sub-commands contributed by escalade/cli_*.py modules (paths, next-dose, report, ...)."""
+    import importlib
+    import pkgutil
+
+    import escalade
+
+    mods = []
+    for info in pkgutil.iter_modules(escalade.__path__):
+        if info.name.startswith("cli_"):
+            mods.append(importlib.import_module(f"escalade.{info.name}"))
+    return mods
+
+
+def _progress_bar(enabled: bool):
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {"bar": None, "t0": time.perf_counter(), "trials0": None}
+
+    def update(done: int, total: int, trials: int) -> None:
+        if state["bar"] is None:
+            state["bar"] = tqdm(total=total, unit="unit", desc="simulating", file=sys.stderr, leave=True)
+            state["trials0"] = trials
+        bar = state["bar"]
+        bar.n = done
+        rate = (trials - state["trials0"]) / max(time.perf_counter() - state["t0"], 1e-9)
+        bar.set_postfix_str(f"{trials} trials, {rate:,.0f} trials/s", refresh=False)
+        bar.refresh()
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+
+    return update, close
+
+
+def summary_table(oc: Any, scenarios: Sequence[str], designs: Sequence[str]) -> str:
+    """Compact key characteristics per scenario and design (value with MC SE)."""
+    cols = [
+        ("correct_selection_pct", "", "PCS %"),
+        ("select_none_pct", "", "none %"),
+        ("overdose_selection_pct", "", "over-sel %"),
+        ("patients_at_mtd_pct", "", "pts@MTD %"),
+        ("patients_above_mtd", "", "pts>MTD"),
+        ("dlts", "", "DLTs"),
+        ("sample_size", "", "N"),
+        ("early_stop_pct", "", "early stop %"),
+        ("orr_selected", "", "ORR@sel"),
+    ]
+    idx = oc.set_index(["scenario", "design", "metric", "dose"])
+    lines = []
+    name_w = max(len(d) for d in designs) + 2
+    head = f"{'design':<{name_w}}" + "".join(f"{c[2]:>15}" for c in cols)
+    for s in scenarios:
+        lines.append(f"\n{s}")
+        lines.append(head)
+        for d in designs:
+            cells = []
+            for metric, dose, _ in cols:
+                try:
+                    row = idx.loc[(s, d, metric, dose)]
+                except KeyError:
+                    cells.append(f"{'-':>15}")
+                    continue
+                v, se, ex = float(row["value"]), float(row["se"]), bool(row["exact"])
+                prec = 3 if metric == "orr_selected" else 1
+                txt = f"{v:.{prec}f}" + ("" if ex else f" ({se:.{prec}f})")
+                cells.append(f"{txt:>15}")
+            lines.append(f"{d:<{name_w}}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from escalade.scenarios.load import load_study
+    from escalade.simulations.study_run import run_study
+
+    study = load_study(args.study)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.study).stem
+    update, close = _progress_bar(not args.no_progress and sys.stderr.isatty() or False)
+    if not args.no_progress and update is None:
+        update, close = _progress_bar(True)
+    cmd = "escalade " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        res = run_study(study, n_trials=args.trials, seed=args.seed, n_jobs=args.jobs, backend=args.backend,
+                        scheduler=args.scheduler, out_dir=out, exact=args.exact or None, force=args.force,
+                        progress=update, command=cmd)
+    finally:
+        close()
+    m = res.manifest
+    print(f"{study.title}")
+    print(f"{m['n_trials']} trials per scenario, seed {m['seed']}; values are means with Monte Carlo SE "
+          f"in brackets (PCS = correct MTD selection; true MTD = dose closest to target {study.target})")
+    print(summary_table(res.oc, [s.name for s in study.scenarios], [d.name for d in study.designs]))
+    for f in m["exact_fallbacks"]:
+        print(f"note: {f['scenario']} / {f['design']}: simulated, not exact ({f['reason']})")
+    print(f"\nrun directory: {out}  (trials.parquet, oc.csv, paired.csv, manifest.json; "
+          f"{m['elapsed_s']:.1f} s)")
+    return 0
+
+
+def _cmd_boundaries(args: argparse.Namespace) -> int:
+    from escalade.design.boin import BoinConfig, boin_boundaries
+
+    n_max = args.cohort_size * args.cohorts
+    cfg = BoinConfig(target=args.target, n_doses=1, cohort_size=args.cohort_size, max_n=n_max,
+                     p_saf=args.p_saf, p_tox=args.p_tox, cutoff_eli=args.cutoff_eli,
+                     extrasafe=args.extrasafe, offset=args.offset)
+    b = boin_boundaries(cfg.target, n_max, cfg.p_saf, cfg.p_tox, cfg.cutoff_eli, cfg.offset)
+    print(format_boundaries(b, 1 if args.all_n else args.cohort_size, extrasafe=args.extrasafe))
+    return 0
+
+
+def format_boundaries(b: Any, step: int, *, extrasafe: bool = False) -> str:
+    """The decision table, one column per number of patients treated."""
+    t = b.table(step)
+    rows = [("Number of patients treated", t["n"]),
+            ("Escalate if # of DLT <=", t["escalate_if_ntox_le"]),
+            ("Deescalate if # of DLT >=", t["deescalate_if_ntox_ge"]),
+            ("Eliminate if # of DLT >=", t["eliminate_if_ntox_ge"])]
+    if extrasafe:
+        rows.append(("Stop (lowest dose) if # of DLT >=",
+                     [None if b.extrasafe_stop[n] > n else int(b.extrasafe_stop[n]) for n in t["n"]]))
+    w = max(len(r[0]) for r in rows) + 2
+    out = [f"lambda_e = {b.lambda_e:.4f}, lambda_d = {b.lambda_d:.4f} "
+           f"(escalate if the DLT rate <= lambda_e, de-escalate if > lambda_d)", ""]
+    for label, vals in rows:
+        out.append(f"{label:<{w}}" + "".join(f"{'NA' if v is None else v:>5}" for v in vals))
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from escalade.scenarios.errors import EscaladeError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return _cmd_run(args, argv)
+        if args.command == "boundaries":
+            return _cmd_boundaries(args)
+        return int(args.func(args, argv))
+    except EscaladeError as exc:
+        print(f"escalade: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("escalade: interrupted; finished work units are kept and a re-run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

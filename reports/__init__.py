@@ -1,0 +1,1 @@
+"""Reports: operating-characteristics tables, plots, the HTML/PDF appendix and the amendment diff."""

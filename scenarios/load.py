@@ -1,0 +1,268 @@
+"""Load and validate a study file (YAML) before any simulation.
+
+Every error names the file, the field path, the value and what is allowed;
+unknown keys get a did-you-mean suggestion. Only ``yaml.SafeLoader`` is used,
+with aliases refused (no alias "bombs") and tags such as ``!!python/object``
+rejected by the safe loader. Non-monotone true curves are allowed but logged
+as warnings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from escalade.scenarios.errors import StudyError, did_you_mean
+from escalade.scenarios.study import (
+    LIMITS,
+    DesignSpec,
+    DoseLevel,
+    Scenario,
+    SimulationSettings,
+    Study,
+)
+
+__all__ = ["load_study", "parse_study", "NonMonotoneWarning"]
+
+log = logging.getLogger(__name__)
+MISSING: Any = StudyError.MISSING  # type: ignore[attr-defined]
+
+
+class NonMonotoneWarning(UserWarning):
+    """A true DLT curve decreases with dose (allowed, but unusual)."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases (they allow exponential 'YAML bombs')."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "anchors and aliases (*name) are not allowed in study files; write values out",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+
+_TOP = {
+    "study": "study settings (title, target, cohort_size, max_n, start_dose, dlt_window_days, response_days)",
+    "doses": "list of dose levels",
+    "designs": "list of designs to compare",
+    "scenarios": "list of true scenarios",
+    "simulation": "simulation settings (n_trials, seed, chunk_size, exact)",
+}
+_STUDY_KEYS = {"title", "target", "cohort_size", "max_n", "start_dose", "dlt_window_days", "response_days"}
+_DOSE_KEYS = {"label", "amount", "unit"}
+_DESIGN_KEYS = {"name", "design", "params"}
+_SCEN_KEYS = {"name", "p_dlt", "p_response", "association", "description"}
+_SIM_KEYS = {"n_trials", "seed", "chunk_size", "exact"}
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+class _Ctx:
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+
+    def err(self, path: str, value: Any, allowed: str) -> StudyError:
+        return StudyError(self.file, path, value, allowed)
+
+    def mapping(self, obj: Any, path: str, keys: set[str] | Mapping[str, str], required: set[str]) -> dict:
+        if not isinstance(obj, dict):
+            raise self.err(path, obj, f"must be a mapping with keys {sorted(keys)}")
+        for k in obj:
+            if not isinstance(k, str) or k not in keys:
+                raise self.err(f"{path}.{k}" if path else str(k), MISSING,
+                               f"unknown key{did_you_mean(str(k), keys)}; allowed keys: {', '.join(sorted(keys))}")
+        for k in sorted(required):
+            if k not in obj:
+                raise self.err(f"{path}.{k}" if path else k, MISSING, "is required")
+        return obj
+
+    def number(self, v: Any, path: str, *, low: float | None = None, high: float | None = None,
+               low_open: bool = False, high_open: bool = False, what: str | None = None) -> float:
+        if isinstance(v, str) and _FLOAT_RE.match(v.strip()):
+            v = float(v)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if ok and low is not None:
+            ok = v > low if low_open else v >= low
+        if ok and high is not None:
+            ok = v < high if high_open else v <= high
+        if not ok:
+            if what is None:
+                lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
+                hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+                what = f"a finite number in {lo}, {hi}" if lo and hi else (
+                    f"a finite number {'>' if low_open else '>='} {low}" if lo else "a finite number")
+            raise self.err(path, v, f"must be {what}")
+        return float(v)
+
+    def integer(self, v: Any, path: str, *, low: int, high: int | None = None, what: str | None = None) -> int:
+        ok = isinstance(v, int) and not isinstance(v, bool)
+        if isinstance(v, float) and v.is_integer() and math.isfinite(v):
+            ok, v = True, int(v)
+        if ok and (v < low or (high is not None and v > high)):
+            ok = False
+        if not ok:
+            rng = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+            raise self.err(path, v, f"must be {what or rng} (counts are whole numbers)")
+        return int(v)
+
+    def text(self, v: Any, path: str, *, max_len: int = 500) -> str:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)
+        if not isinstance(v, str) or not v.strip() or len(v) > max_len:
+            raise self.err(path, v, f"must be a non-empty text of at most {max_len} characters")
+        return v.strip()
+
+    def probs(self, v: Any, path: str, n: int) -> tuple[float, ...]:
+        if not isinstance(v, list):
+            raise self.err(path, v, f"must be a list of {n} probabilities, one per dose")
+        if len(v) != n:
+            raise self.err(path, v, f"must have one value per dose ({n} doses); got {len(v)}")
+        return tuple(self.number(x, f"{path}[{i}]", low=0.0, high=1.0, what="a probability in [0, 1]")
+                     for i, x in enumerate(v))
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file.
+
+    Raises
+    ------
+    StudyError
+        With the file, the field path, the value and the fix.
+    """
+    p = Path(path)
+    name = str(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise StudyError(name, "file", MISSING, "does not exist; give the path of a .yaml study file") from None
+    except OSError as exc:
+        raise StudyError(name, "file", MISSING, f"cannot be read ({exc.strerror})") from None
+    if len(raw) > LIMITS["max_file_bytes"]:
+        raise StudyError(name, "file", MISSING,
+                         f"is {len(raw)} bytes; study files are limited to {LIMITS['max_file_bytes']} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise StudyError(name, f"line {line}", MISSING,
+                         "is not valid UTF-8 text; save the file as UTF-8") from None
+    return parse_study(text, source=name)
+
+
+def parse_study(text: str, source: str | None = None) -> Study:
+    """Validate the YAML text of a study file (see :func:`load_study`)."""
+    ctx = _Ctx(source)
+    try:
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "YAML"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise StudyError(source, where, MISSING, f"is not valid YAML: {problem}") from None
+    except RecursionError:
+        raise StudyError(source, "YAML", MISSING, "is nested too deeply") from None
+    if data is None:
+        raise StudyError(source, "file", MISSING, f"is empty; a study needs the keys {sorted(_TOP)}")
+    ctx.mapping(data, "", _TOP, {"study", "doses", "scenarios", "designs"})
+
+    st = ctx.mapping(data["study"], "study", _STUDY_KEYS, {"target"})
+    title = ctx.text(st.get("title", "Dose-finding study"), "study.title")
+    target = ctx.number(st["target"], "study.target", low=0, high=1, low_open=True, high_open=True,
+                        what="a DLT rate strictly between 0 and 1")
+
+    doses_raw = data["doses"]
+    if not isinstance(doses_raw, list) or not doses_raw:
+        raise ctx.err("doses", doses_raw, "must be a non-empty list of dose levels (label, amount, unit)")
+    if len(doses_raw) > LIMITS["max_doses"]:
+        raise ctx.err("doses", f"<{len(doses_raw)} doses>", f"at most {LIMITS['max_doses']} dose levels are supported")
+    doses: list[DoseLevel] = []
+    for i, dr in enumerate(doses_raw):
+        path = f"doses[{i}]"
+        ctx.mapping(dr, path, _DOSE_KEYS, {"amount"})
+        amount = ctx.number(dr["amount"], f"{path}.amount", low=0, low_open=True, what="a positive number")
+        label = ctx.text(dr.get("label", f"DL{i + 1}"), f"{path}.label", max_len=60)
+        unit = ctx.text(dr["unit"], f"{path}.unit", max_len=60) if "unit" in dr else ""
+        doses.append(DoseLevel(label, amount, unit))
+    amounts = [d.amount for d in doses]
+    if any(b <= a for a, b in zip(amounts, amounts[1:])):
+        raise ctx.err("doses", amounts, "amounts must increase strictly from the first dose level to the last")
+    labels = [d.label for d in doses]
+    if len(set(labels)) != len(labels):
+        raise ctx.err("doses", labels, "labels must be unique")
+    nd = len(doses)
+
+    cohort_size = ctx.integer(st.get("cohort_size", 3), "study.cohort_size", low=1, high=20)
+    max_n = ctx.integer(st.get("max_n", 10 * cohort_size), "study.max_n", low=1, high=LIMITS["max_sample_size"])
+    start_dose = ctx.integer(st.get("start_dose", 1), "study.start_dose", low=1, high=nd,
+                             what=f"a dose level number in [1, {nd}] (1 = lowest)") - 1
+    window = ctx.number(st.get("dlt_window_days", 28), "study.dlt_window_days", low=0, low_open=True)
+    resp = ctx.number(st.get("response_days", 90), "study.response_days", low=0, low_open=True)
+
+    designs_raw = data["designs"]
+    if not isinstance(designs_raw, list) or not designs_raw:
+        raise ctx.err("designs", designs_raw, "must be a non-empty list of designs (name, design, params)")
+    if len(designs_raw) > LIMITS["max_designs"]:
+        raise ctx.err("designs", f"<{len(designs_raw)} designs>", f"at most {LIMITS['max_designs']} designs")
+    designs: list[DesignSpec] = []
+    for i, dr in enumerate(designs_raw):
+        path = f"designs[{i}]"
+        ctx.mapping(dr, path, _DESIGN_KEYS, {"design"})
+        kind = ctx.text(dr["design"], f"{path}.design", max_len=40)
+        dname = ctx.text(dr.get("name", kind), f"{path}.name", max_len=80)
+        params = dr.get("params", {}) or {}
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise ctx.err(f"{path}.params", params, "must be a mapping of parameter names to values")
+        designs.append(DesignSpec(dname, kind, dict(params)))
+    names = [d.name for d in designs]
+    if len(set(names)) != len(names):
+        raise ctx.err("designs", names, "design names must be unique; give each a distinct 'name'")
+
+    scen_raw = data["scenarios"]
+    if not isinstance(scen_raw, list) or not scen_raw:
+        raise ctx.err("scenarios", scen_raw, "must be a non-empty list of scenarios (name, p_dlt, p_response)")
+    if len(scen_raw) > LIMITS["max_scenarios"]:
+        raise ctx.err("scenarios", f"<{len(scen_raw)} scenarios>", f"at most {LIMITS['max_scenarios']} scenarios")
+    scenarios: list[Scenario] = []
+    for i, sr in enumerate(scen_raw):
+        path = f"scenarios[{i}]"
+        ctx.mapping(sr, path, _SCEN_KEYS, {"name", "p_dlt"})
+        sname = ctx.text(sr["name"], f"{path}.name", max_len=120)
+        p_dlt = ctx.probs(sr["p_dlt"], f"{path}.p_dlt", nd)
+        p_resp = ctx.probs(sr["p_response"], f"{path}.p_response", nd) if "p_response" in sr else (0.0,) * nd
+        assoc = ctx.number(sr.get("association", 0.0), f"{path}.association", low=-1, high=1,
+                           low_open=True, high_open=True, what="a correlation strictly between -1 and 1")
+        desc = ctx.text(sr["description"], f"{path}.description", max_len=2000) if "description" in sr else ""
+        if any(b < a for a, b in zip(p_dlt, p_dlt[1:])):
+            msg = f"{source or 'study'}: {path}.p_dlt = {list(p_dlt)} decreases with dose (allowed, but check it)"
+            log.warning(msg)
+            warnings.warn(msg, NonMonotoneWarning, stacklevel=2)
+        scenarios.append(Scenario(sname, p_dlt, p_resp, assoc, desc))
+    snames = [s.name for s in scenarios]
+    if len(set(snames)) != len(snames):
+        raise ctx.err("scenarios", snames, "scenario names must be unique")
+
+    sim = data.get("simulation", {}) or {}
+    ctx.mapping(sim, "simulation", _SIM_KEYS, set())
+    n_trials = ctx.integer(sim.get("n_trials", 1000), "simulation.n_trials", low=1, high=LIMITS["max_trials"])
+    seed = ctx.integer(sim.get("seed", 2026), "simulation.seed", low=0, high=2**63 - 1)
+    chunk = ctx.integer(sim.get("chunk_size", 500), "simulation.chunk_size", low=1, high=100_000)
+    exact = sim.get("exact", False)
+    if not isinstance(exact, bool):
+        raise ctx.err("simulation.exact", exact, "must be true or false")
+
+    return Study(
+        title=title, target=target, cohort_size=cohort_size, max_n=max_n, start_dose=start_dose,
+        dlt_window_days=window, response_days=resp, doses=tuple(doses), designs=tuple(designs),
+        scenarios=tuple(scenarios), simulation=SimulationSettings(n_trials, seed, chunk, exact),
+        source=source, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), text=text,
+    )

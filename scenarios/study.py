@@ -1,0 +1,116 @@
+"""The study: doses, true scenarios, designs to compare and simulation settings.
+
+A :class:`Study` is what a validated scenario file becomes. Everything is
+frozen; dose indices are 0-based inside the program and 1-based in files and
+reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DoseLevel", "Scenario", "DesignSpec", "SimulationSettings", "Study", "LIMITS", "true_mtd"]
+
+#: Explicit resource limits, checked on load (documented in scenarios/README.md).
+LIMITS: dict[str, int] = {
+    "max_doses": 20,
+    "max_scenarios": 200,
+    "max_designs": 50,
+    "max_trials": 1_000_000,
+    "max_sample_size": 500,
+    "max_file_bytes": 2_000_000,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DoseLevel:
+    """One dose level: a label and an amount with its unit (e.g. 1e6 CAR+ T cells/kg)."""
+
+    label: str
+    amount: float
+    unit: str = ""
+
+    def describe(self) -> str:
+        amt = f"{self.amount:.3g}"
+        return f"{self.label} ({amt} {self.unit})".strip() if self.unit else f"{self.label} ({amt})"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A true state of nature: P(DLT) and P(response) per dose, and their association."""
+
+    name: str
+    p_dlt: tuple[float, ...]
+    p_response: tuple[float, ...]
+    association: float = 0.0
+    description: str = ""
+
+    def mtd(self, target: float) -> int:
+        """0-based true MTD (dose whose true DLT rate is closest to the target)."""
+        return true_mtd(self.p_dlt, target)
+
+
+def true_mtd(p_dlt: Any, target: float) -> int:
+    """Dose whose true DLT rate is closest to the target (ties: the lower dose)."""
+    p = np.asarray(p_dlt, float)
+    return int(np.argmin(np.abs(p - target)))
+
+
+@dataclass(frozen=True, slots=True)
+class DesignSpec:
+    """A design to compare: display name, registry kind and its parameters as given."""
+
+    name: str
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationSettings:
+    """Number of trials, seed, chunk size (fixed; results never depend on workers) and exact mode."""
+
+    n_trials: int = 1000
+    seed: int = 2026
+    chunk_size: int = 500
+    exact: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Study:
+    """A validated study file."""
+
+    title: str
+    target: float
+    cohort_size: int
+    max_n: int
+    start_dose: int
+    dlt_window_days: float
+    response_days: float
+    doses: tuple[DoseLevel, ...]
+    designs: tuple[DesignSpec, ...]
+    scenarios: tuple[Scenario, ...]
+    simulation: SimulationSettings
+    source: str | None = None
+    sha256: str = ""
+    text: str = ""
+
+    @property
+    def n_doses(self) -> int:
+        return len(self.doses)
+
+    def design_defaults(self) -> dict[str, Any]:
+        """Study-level values a design config takes when it has a field of that name."""
+        return {
+            "target": self.target,
+            "n_doses": self.n_doses,
+            "cohort_size": self.cohort_size,
+            "max_n": self.max_n,
+            "start_dose": self.start_dose,
+            "doses": tuple(d.amount for d in self.doses),
+        }
+
+    def dose_labels(self) -> list[str]:
+        return [d.label for d in self.doses]

@@ -1,0 +1,80 @@
+"""Trial-level outcomes: one row per finished virtual trial (or exact terminal state).
+
+The simulator fills :class:`TrialOutcomes` with one row per trial and unit
+weights; exact enumeration fills it with one row per distinct terminal state
+and the state's probability as its weight. Operating characteristics
+(:mod:`escalade.simulations.oc`) are weighted averages over these rows, so both
+routes give the same table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from escalade.design.base import NO_DOSE, IntArray
+
+__all__ = ["TrialOutcomes"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TrialOutcomes:
+    """Final per-trial results, arrays over trials ``T`` (and doses ``D``).
+
+    Attributes
+    ----------
+    selected
+        ``(T,)`` recommended dose, 0-based, :data:`NO_DOSE` for none.
+    reason
+        ``(T,)`` :class:`~escalade.design.base.StopReason` value.
+    n, tox, eff, both
+        ``(T, D)`` patients, DLTs, responders, DLT-and-response per dose.
+    cohorts
+        ``(T,)`` number of cohorts enrolled.
+    weight
+        ``(T,)`` probability weight: ``1/T`` for simulated trials, the exact
+        probability of the terminal state for enumeration (sums to 1).
+    exact
+        True when ``weight`` holds exact probabilities (no Monte Carlo error).
+    trial
+        ``(T,)`` trial index within the scenario (simulation) or state index.
+    """
+
+    selected: IntArray
+    reason: np.ndarray
+    n: IntArray
+    tox: IntArray
+    eff: IntArray
+    both: IntArray
+    cohorts: IntArray
+    weight: np.ndarray
+    exact: bool = False
+    trial: IntArray | None = None
+
+    @property
+    def n_trials(self) -> int:
+        return int(self.selected.shape[0])
+
+    @property
+    def n_doses(self) -> int:
+        return int(self.n.shape[1])
+
+    @staticmethod
+    def concat(parts: "list[TrialOutcomes]") -> "TrialOutcomes":
+        """Stack simulated chunks (weights renormalised to ``1/T``)."""
+        if not parts:
+            raise ValueError("TrialOutcomes.concat needs at least one part")
+        cat = np.concatenate
+        t = sum(p.n_trials for p in parts)
+        trial = cat([p.trial if p.trial is not None else np.arange(p.n_trials) for p in parts])
+        return TrialOutcomes(
+            cat([p.selected for p in parts]), cat([p.reason for p in parts]),
+            cat([p.n for p in parts]), cat([p.tox for p in parts]), cat([p.eff for p in parts]),
+            cat([p.both for p in parts]), cat([p.cohorts for p in parts]),
+            np.full(t, 1.0 / t), exact=all(p.exact for p in parts), trial=trial,
+        )
+
+    def selected_or_none(self) -> list[int | None]:
+        """1-based selected doses with ``None`` for no dose (for display)."""
+        return [None if s == NO_DOSE else int(s) + 1 for s in self.selected]

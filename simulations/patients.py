@@ -1,0 +1,86 @@
+"""Virtual patients: latent uniforms drawn once, shared by every design.
+
+Patient ``j`` of trial ``i`` carries ``(u_tox, u_eff)``; at dose ``d`` the
+patient has a DLT iff ``u_tox < p_tox[d]`` and responds iff
+``u_eff < p_eff[d]`` (Sweeting et al. 2024; DESIGN.md section 3). A
+toxicity-response association ``rho`` is a Gaussian copula on the latent
+normals :math:`z_T, z_E`:
+
+.. math::
+
+    u_T = \\Phi(z_T), \\qquad u_E = \\Phi\\big(\\rho z_T + \\sqrt{1-\\rho^2}\\, z_E\\big),
+
+so :math:`\\Pr(\\text{DLT} \\wedge \\text{resp}) = \\Phi_2(\\Phi^{-1}(p_T), \\Phi^{-1}(p_E); \\rho)`.
+
+Streams come from ``SeedSequence(seed, spawn_key=(scenario_key, chunk))``:
+the draws of a chunk depend on the seed, the scenario's stable key and the
+chunk index only — never on the designs compared, the number of workers or
+the backend. Uniforms are drawn in fixed blocks of patients, so a design that
+enrols more patients reads more blocks without changing the earlier ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+__all__ = ["Patients", "draw_patients", "scenario_key", "BLOCK"]
+
+#: Patients per block of latent draws (fixed: changing it changes every number).
+BLOCK = 16
+
+
+def scenario_key(name: str) -> int:
+    """Stable 32-bit key of a scenario name (independent of its position in the file)."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:4], "little")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Patients:
+    """Latent uniforms ``(T, N)`` for ``T`` trials of up to ``N`` patients."""
+
+    u_tox: np.ndarray
+    u_eff: np.ndarray
+    u_onset: np.ndarray
+
+    @property
+    def capacity(self) -> int:
+        return int(self.u_tox.shape[1])
+
+
+def _blocks(rng: np.random.Generator, n_trials: int, n_blocks: int) -> np.ndarray:
+    return np.concatenate([rng.standard_normal((n_trials, BLOCK)) for _ in range(n_blocks)], axis=1)
+
+
+def draw_patients(
+    seed: int, scenario: int, chunk: int, n_trials: int, max_patients: int, association: float = 0.0
+) -> Patients:
+    """Draw the patients of one chunk of trials.
+
+    Parameters
+    ----------
+    seed
+        The study's seed.
+    scenario
+        The scenario's stable key (:func:`scenario_key`).
+    chunk
+        Chunk index (fixed-size chunks; the layout never depends on workers).
+    n_trials, max_patients
+        Shape of the draw (``max_patients`` is rounded up to whole blocks).
+    association
+        Gaussian-copula correlation between toxicity and response.
+    """
+    n_blocks = -(-max(max_patients, 1) // BLOCK)
+    ss = np.random.SeedSequence(seed, spawn_key=(scenario, chunk))
+    tox_ss, eff_ss, onset_ss = ss.spawn(3)
+    z_t = _blocks(np.random.default_rng(tox_ss), n_trials, n_blocks)
+    z_e = _blocks(np.random.default_rng(eff_ss), n_trials, n_blocks)
+    rho = float(association)
+    if rho != 0.0:
+        z_e = rho * z_t + np.sqrt(1.0 - rho * rho) * z_e
+    onset_rng = np.random.default_rng(onset_ss)
+    u_onset = np.concatenate([onset_rng.random((n_trials, BLOCK)) for _ in range(n_blocks)], axis=1)
+    return Patients(special.ndtr(z_t), special.ndtr(z_e), u_onset)
