@@ -277,8 +277,27 @@ class BoinDesign:
         )
 
 
+@functools.cache
+def _first_exceeding(target: float, cutoff: float, n_max: int) -> IntArray:
+    """Smallest ``y`` with Pr(p > target | Beta(y+1, n-y+1)) > cutoff, per ``n`` (``n + 1`` if none)."""
+    out = np.arange(n_max + 1) + 1
+    for n in range(1, n_max + 1):
+        ys = np.arange(0, n + 1)
+        hit = np.nonzero(_beta_exceed(target, ys, n) > cutoff)[0]
+        if hit.size:
+            out[n] = ys[hit[0]]
+    return out
+
+
+def _exceeds(target: float, cutoff: float, y: IntArray, n: IntArray) -> np.ndarray:
+    """Pr(p > target | Beta(y+1, n-y+1)) > cutoff, by table look-up (monotone in y)."""
+    n = np.asarray(n, np.int64)
+    table = _first_exceeding(float(target), float(cutoff), max(int(n.max(initial=0)), 64))
+    return np.asarray(y) >= table[n]
+
+
 def _elimination_mask(n: IntArray, tox: IntArray, target: float, cutoff_eli: float) -> np.ndarray:
-    hit = (n >= 3) & (_beta_exceed(target, tox, n) > cutoff_eli)
+    hit = (n >= 3) & _exceeds(target, cutoff_eli, tox, n)
     return np.logical_or.accumulate(hit, axis=-1)
 
 
@@ -310,10 +329,10 @@ def boin_select(
     s, dn = n.shape
     elim = _elimination_mask(n, tox, target, cutoff_eli)
     if extrasafe:
-        stop1 = (n[:, 0] >= 3) & (_beta_exceed(target, tox[:, 0], n[:, 0]) > cutoff_eli - offset)
+        stop1 = (n[:, 0] >= 3) & _exceeds(target, cutoff_eli - offset, tox[:, 0], n[:, 0])
         elim = elim | stop1[:, None]
     adm = (n > 0) & ~elim
-    est = boin_estimates(n, tox, adm).phat
+    est = boin_estimates(n, tox, adm, intervals=False).phat
     if bound_mtd:
         lam_d = BoinConfig(target=target, n_doses=1, p_tox=p_tox).lambda_d
         adm = adm & (est <= lam_d)
@@ -348,14 +367,15 @@ class BoinEstimates:
 
 def boin_estimates(
     n: IntArray, tox: IntArray, mask: np.ndarray | None = None, *, target: float | None = None,
-    alpha: float = 0.05,
+    alpha: float = 0.05, intervals: bool = True,
 ) -> BoinEstimates:
     """Isotonic estimates as ``select.mtd`` computes them, over the ``mask`` doses.
 
     ``phat`` is the weighted PAVA of :math:`(y + 0.05)/(n + 0.1)`; the credible
     limits are PAVA (same weights) of the Beta(y + 0.05, n - y + 0.05)
     quantiles; ``p_overdose`` is the unit-weight PAVA of
-    :math:`\\Pr(p > \\phi)` under that Beta (needs ``target``).
+    :math:`\\Pr(p > \\phi)` under that Beta (needs ``target``). ``intervals=False``
+    skips the limits and ``p_overdose`` (NaN), which selection does not need.
     """
     n = np.asarray(n, float)
     y = np.asarray(tox, float)
@@ -367,6 +387,9 @@ def boin_estimates(
         var = a * bb / ((n + 0.1) ** 2 * (n + 1.1))
         w = np.where(mask, 1.0 / var, 0.0)
     fit = isotonic_regression(phat, w, mask)
+    if not intervals:
+        nan = np.full_like(fit, np.nan)
+        return BoinEstimates(fit, nan, nan, nan)
     lo = isotonic_regression(stats.beta.ppf(alpha / 2, a, bb), w, mask)
     hi = isotonic_regression(stats.beta.ppf(1 - alpha / 2, a, bb), w, mask)
     if target is None:

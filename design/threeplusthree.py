@@ -84,9 +84,10 @@ class ThreePlusThreeDesign:
         incomplete = (n % 3 != 0) | (n == 0)
         ok = ~toxic & ~expand & ~incomplete  # 0/3 or <=1/6
         if self.config.allow_deescalation:
-            # Korn et al.: the MTD needs six patients, also at the top dose
-            ok_done = ok & ((d == top) | above_tried) & (n >= 6)
-            ok_expand = ok & ((d == top) | above_tried) & (n < 6)
+            # Korn et al.: an MTD reached by de-escalation needs six patients; 0/3 at the
+            # top dose ends the trial at once (as escalation::get_three_plus_three)
+            ok_done = ok & ((d == top) | (above_tried & (n >= 6)))
+            ok_expand = ok & above_tried & (n < 6)
             deesc = toxic & (d > 0) & (below_n < 6)
         else:
             ok_done = ok & ((d == top) | above_tried)
