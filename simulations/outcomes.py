@@ -39,6 +39,12 @@ class TrialOutcomes:
         True when ``weight`` holds exact probabilities (no Monte Carlo error).
     trial
         ``(T,)`` trial index within the scenario (simulation) or state index.
+    duration
+        ``(T,)`` calendar duration in days (first enrolment to the last
+        patient's end of follow-up), when the simulation tracks time.
+    suspensions
+        ``(T,)`` number of accrual suspensions (arrivals that had to wait for
+        follow-up before they could be dosed), when time is tracked.
     """
 
     selected: IntArray
@@ -51,6 +57,8 @@ class TrialOutcomes:
     weight: np.ndarray
     exact: bool = False
     trial: IntArray | None = None
+    duration: np.ndarray | None = None
+    suspensions: IntArray | None = None
 
     @property
     def n_trials(self) -> int:
@@ -68,11 +76,15 @@ class TrialOutcomes:
         cat = np.concatenate
         t = sum(p.n_trials for p in parts)
         trial = cat([p.trial if p.trial is not None else np.arange(p.n_trials) for p in parts])
+        timed = all(p.duration is not None for p in parts)
         return TrialOutcomes(
             cat([p.selected for p in parts]), cat([p.reason for p in parts]),
             cat([p.n for p in parts]), cat([p.tox for p in parts]), cat([p.eff for p in parts]),
             cat([p.both for p in parts]), cat([p.cohorts for p in parts]),
             np.full(t, 1.0 / t), exact=all(p.exact for p in parts), trial=trial,
+            duration=cat([p.duration for p in parts]) if timed else None,
+            suspensions=cat([p.suspensions for p in parts]) if timed and all(
+                p.suspensions is not None for p in parts) else None,
         )
 
     def selected_or_none(self) -> list[int | None]:
