@@ -9,6 +9,7 @@ it, validates everything, and returns the frozen design.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -110,7 +111,11 @@ def _load_builtin() -> None:
             if exc.name != f"escalade.design.{name}":
                 raise
             continue
-        mod.register_design(register)
+        hook = getattr(mod, "register_design", None)
+        if hook is None:
+            logging.getLogger(__name__).warning("design module %s has no register_design(); skipped", name)
+            continue
+        hook(register)
 
 
 def build_study_designs(study: "Study") -> list[tuple["DesignSpec", Design]]:
