@@ -28,6 +28,7 @@ from escalade.scenarios.study import (
     Scenario,
     SimulationSettings,
     Study,
+    Timing,
 )
 
 __all__ = ["load_study", "parse_study", "NonMonotoneWarning"]
@@ -58,12 +59,17 @@ _TOP = {
     "designs": "list of designs to compare",
     "scenarios": "list of true scenarios",
     "simulation": "simulation settings (n_trials, seed, chunk_size, exact)",
+    "timing": "calendar time: accrual, dlt_onset, enrolment",
 }
 _STUDY_KEYS = {"title", "target", "cohort_size", "max_n", "start_dose", "dlt_window_days", "response_days"}
 _DOSE_KEYS = {"label", "amount", "unit"}
 _DESIGN_KEYS = {"name", "design", "params"}
 _SCEN_KEYS = {"name", "p_dlt", "p_response", "association", "description"}
 _SIM_KEYS = {"n_trials", "seed", "chunk_size", "exact"}
+_TIMING_KEYS = {"accrual", "dlt_onset", "enrolment"}
+_ACCRUAL_KEYS = {"process", "rate_per_month", "days"}
+_ONSET_KEYS = {"distribution"}
+_ENROL_KEYS = {"mode", "stagger_days"}
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
@@ -260,9 +266,51 @@ def parse_study(text: str, source: str | None = None) -> Study:
     if not isinstance(exact, bool):
         raise ctx.err("simulation.exact", exact, "must be true or false")
 
+    timing = _timing(ctx, data.get("timing"))
+
     return Study(
+        timing=timing,
         title=title, target=target, cohort_size=cohort_size, max_n=max_n, start_dose=start_dose,
         dlt_window_days=window, response_days=resp, doses=tuple(doses), designs=tuple(designs),
         scenarios=tuple(scenarios), simulation=SimulationSettings(n_trials, seed, chunk, exact),
         source=source, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), text=text,
     )
+
+
+def _choice(ctx: _Ctx, v: Any, path: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(v, str) or v not in allowed:
+        raise ctx.err(path, v, f"must be one of {', '.join(allowed)}{did_you_mean(str(v), allowed)}")
+    return v
+
+
+def _timing(ctx: _Ctx, raw: Any) -> Timing:
+    """The optional ``timing`` section (see :class:`~escalade.scenarios.study.Timing`)."""
+    if raw is None:
+        return Timing()
+    ctx.mapping(raw, "timing", _TIMING_KEYS, set())
+    acc = raw.get("accrual", {}) or {}
+    ctx.mapping(acc, "timing.accrual", _ACCRUAL_KEYS, set())
+    process = _choice(ctx, acc.get("process", "poisson"), "timing.accrual.process", ("poisson", "fixed", "list"))
+    rate = ctx.number(acc.get("rate_per_month", 1.5), "timing.accrual.rate_per_month", low=0, high=1000,
+                      low_open=True, what="a positive number of patients per month (at most 1000)")
+    days: tuple[float, ...] = ()
+    if process == "list":
+        if "days" not in acc or not isinstance(acc["days"], list) or not acc["days"]:
+            raise ctx.err("timing.accrual.days", acc.get("days", MISSING),
+                          "must list the arrival days (numbers >= 0, non-decreasing) when process is 'list'")
+        days = tuple(ctx.number(x, f"timing.accrual.days[{i}]", low=0) for i, x in enumerate(acc["days"]))
+        if any(b < a for a, b in zip(days, days[1:])):
+            raise ctx.err("timing.accrual.days", list(days), "arrival days must not decrease")
+    elif "days" in acc:
+        raise ctx.err("timing.accrual.days", acc["days"], "is only used with process: list")
+    onset = raw.get("dlt_onset", {}) or {}
+    ctx.mapping(onset, "timing.dlt_onset", _ONSET_KEYS, set())
+    dist = _choice(ctx, onset.get("distribution", "uniform"), "timing.dlt_onset.distribution",
+                   ("uniform", "early", "late"))
+    enr = raw.get("enrolment", {}) or {}
+    ctx.mapping(enr, "timing.enrolment", _ENROL_KEYS, set())
+    mode = _choice(ctx, enr.get("mode", "cohort"), "timing.enrolment.mode", ("cohort", "stagger"))
+    stagger = ctx.number(enr.get("stagger_days", 0), "timing.enrolment.stagger_days", low=0, high=365)
+    if mode == "stagger" and stagger <= 0:
+        raise ctx.err("timing.enrolment.stagger_days", stagger, "must be > 0 days with mode: stagger")
+    return Timing(process, rate, days, dist, mode, stagger, True)

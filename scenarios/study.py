@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DoseLevel", "Scenario", "DesignSpec", "SimulationSettings", "Study", "LIMITS", "true_mtd"]
+__all__ = ["DoseLevel", "Scenario", "DesignSpec", "SimulationSettings", "Timing", "Study", "LIMITS", "true_mtd"]
 
 #: Explicit resource limits, checked on load (documented in scenarios/README.md).
 LIMITS: dict[str, int] = {
@@ -79,6 +79,44 @@ class SimulationSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Timing:
+    """Calendar time in the simulator (the study file's optional ``timing`` section).
+
+    Attributes
+    ----------
+    accrual
+        ``"poisson"`` (exponential gaps at ``rate_per_month``), ``"fixed"``
+        (one arrival every ``30.4375 / rate_per_month`` days) or ``"list"``
+        (the arrival days in ``arrival_days``, then fixed gaps at the rate).
+    rate_per_month
+        Mean arrivals per month (30.4375 days).
+    arrival_days
+        Explicit arrival days for ``accrual="list"``.
+    dlt_onset
+        Distribution of the DLT onset time within the DLT window:
+        ``"uniform"``, or ``"early"`` (Beta(1, 3) of the window: most DLTs,
+        e.g. CRS, in the first week or two), or ``"late"`` (Beta(3, 1)).
+    enrolment
+        ``"cohort"``: each cohort is dosed, then followed for the whole DLT
+        window before the next decision (3+3/BOIN/CRM default);
+        ``"stagger"``: as ``cohort``, but the first patient of each cohort is
+        observed ``stagger_days`` before the others are dosed.
+    stagger_days
+        Days the first patient of a cohort is observed alone (``stagger``).
+    enabled
+        False when the study file has no ``timing`` section (no calendar time).
+    """
+
+    accrual: str = "poisson"
+    rate_per_month: float = 1.5
+    arrival_days: tuple[float, ...] = ()
+    dlt_onset: str = "uniform"
+    enrolment: str = "cohort"
+    stagger_days: float = 0.0
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Study:
     """A validated study file."""
 
@@ -93,6 +131,7 @@ class Study:
     designs: tuple[DesignSpec, ...]
     scenarios: tuple[Scenario, ...]
     simulation: SimulationSettings
+    timing: Timing = field(default_factory=Timing)
     source: str | None = None
     sha256: str = ""
     text: str = ""
