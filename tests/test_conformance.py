@@ -40,9 +40,8 @@ def test_every_registered_design_is_in_the_suite() -> None:
     assert not missing, f"add {sorted(missing)} to PARAMS in tests/test_conformance.py"
 
 
-def _designs():
-    for kind in design_kinds():
-        yield pytest.param(kind, id=kind)
+def _designs() -> list:
+    return [pytest.param(kind, id=kind) for kind in design_kinds()]
 
 
 def _random_states(rng: np.random.Generator, s: int, cohort: int = 3) -> States:
