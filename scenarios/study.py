@@ -14,14 +14,39 @@ import numpy as np
 
 __all__ = ["DoseLevel", "Scenario", "DesignSpec", "SimulationSettings", "Timing", "Study", "LIMITS", "true_mtd"]
 
-#: Explicit resource limits, checked on load (documented in scenarios/README.md).
+#: Explicit resource limits, so that a typo cannot exhaust the machine. Checked
+#: when a study file is loaded (and, for command-line overrides and values that
+#: only a built design knows, when a run starts); each error names its limit.
+#: Documented in scenarios/README.md.
+#:
+#: ``max_doses``, ``max_scenarios``, ``max_designs``
+#:     Entries of the study file's lists.
+#: ``max_trials``
+#:     Virtual trials per scenario (``simulation.n_trials``, ``--trials``).
+#: ``max_total_trials``
+#:     Trials x scenarios x designs of one run (the total work).
+#: ``max_sample_size``
+#:     Maximum sample size (``study.max_n``, a design's ``max_n``).
+#: ``max_unit_patients``
+#:     ``chunk_size`` x largest ``max_n``: virtual patients drawn at once by one
+#:     work unit (memory per worker, ~40 bytes each).
+#: ``max_file_bytes``
+#:     Size of a study file.
+#: ``max_list_items``
+#:     Entries of any other list in a study file (e.g. accrual days).
+#: ``max_nesting``
+#:     Depth of nested lists/mappings in a study file.
 LIMITS: dict[str, int] = {
     "max_doses": 20,
     "max_scenarios": 200,
     "max_designs": 50,
     "max_trials": 1_000_000,
+    "max_total_trials": 200_000_000,
     "max_sample_size": 500,
+    "max_unit_patients": 10_000_000,
     "max_file_bytes": 2_000_000,
+    "max_list_items": 1_000,
+    "max_nesting": 20,
 }
 
 

@@ -8,8 +8,22 @@ results are bit-identical for any number of workers, any backend and any
 completion order (DESIGN.md sections 3 and 6).
 
 When a unit directory is given, every finished unit is written there at once
-(temporary file, then rename) and units already present are loaded instead
-of recomputed: an interrupted run resumes where it stopped.
+by the driving process (temporary file, then rename; also when the units ran
+on a remote dask cluster) and units already present are loaded instead of
+recomputed: an interrupted run resumes where it stopped.
+
+Sizing the work units
+---------------------
+A study has ``n_scenarios * ceil(n_trials / chunk_size)`` units; each runs
+every design of the study on the same virtual patients, so a unit costs about
+``chunk_size`` trials of the slowest design. ``chunk_size`` (study file,
+``simulation.chunk_size``, default 500) fixes the random streams, so it is an
+input of the study, never derived from the number of workers. To keep ``W``
+workers busy, aim for at least ``4 * W`` units (the last, partly idle round
+then costs at most a quarter of the run) and at least ~0.1 s of work per unit
+(dask adds a few milliseconds per task, loky less). For example, 8 scenarios
+x 20,000 trials at ``chunk_size: 500`` make 320 units: enough for 80 workers.
+A warning is logged when a run has fewer units than workers.
 """
 
 from __future__ import annotations
@@ -17,7 +31,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,13 +40,18 @@ from typing import Any, Literal
 import numpy as np
 
 from escalade.design.base import Design
+from escalade.scenarios.errors import EscaladeError
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.patients import draw_patients, scenario_key
 from escalade.simulations.trial import run_trials
 
-__all__ = ["WorkUnit", "ScenarioSpec", "plan_units", "run_unit", "run_units"]
+__all__ = ["WorkUnit", "ScenarioSpec", "BackendError", "plan_units", "run_unit", "run_units"]
 
 log = logging.getLogger(__name__)
+
+
+class BackendError(EscaladeError):
+    """A parallel backend cannot be used (dask missing, scheduler unreachable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +133,8 @@ def _load_unit(path: Path, n_designs: int) -> list[TrialOutcomes] | None:
             for i in range(n_designs):
                 a = {f: z[f"d{i}_{f}"] for f in _FIELDS}
                 t = a["selected"].shape[0]
+                if t == 0 or not np.array_equal(a["trial"], np.arange(a["trial"][0], a["trial"][0] + t)):
+                    raise ValueError("trial indices are not a contiguous chunk")
                 outs.append(TrialOutcomes(a["selected"], a["reason"], a["n"], a["tox"], a["eff"], a["both"],
                                           a["cohorts"], np.full(t, 1.0 / t), trial=a["trial"]))
             return outs
@@ -147,18 +169,27 @@ def run_units(
     Parameters
     ----------
     n_jobs
-        Workers (``-1`` = all cores). Never changes the numbers.
+        Workers (``-1`` = all cores). Never changes the numbers. With the dask
+        backend and no ``scheduler``, the size of the local cluster started.
     backend
         ``"loky"`` (processes, default), ``"threading"``, ``"sequential"`` or
         ``"dask"`` (joblib's dask backend on a ``dask.distributed`` cluster:
-        ``scheduler`` is its address, or a local cluster is started).
+        ``scheduler`` is its address, or a ``LocalCluster`` of ``n_jobs``
+        single-threaded worker processes is started and closed afterwards).
     unit_dir
-        Where finished units are stored (and loaded from, to resume).
+        Where finished units are stored (and loaded from, to resume). Units
+        are written by this process as their results arrive.
     progress
-        Called as ``progress(units_done, units_total, trials_done)``.
-    """
-    from joblib import Parallel, delayed, parallel_config
+        Called as ``progress(units_done, units_total, trials_done)`` once
+        before any unit runs and after each unit, whatever the backend.
+    scheduler
+        Address of a running ``dask.distributed`` scheduler (dask only).
 
+    Raises
+    ------
+    BackendError
+        When dask is not installed or the scheduler cannot be reached.
+    """
     units = plan_units(len(scenarios), n_trials, chunk_size)
     done: dict[WorkUnit, list[TrialOutcomes]] = {}
     udir = None
@@ -169,7 +200,7 @@ def run_units(
             p = udir / u.filename
             if p.exists():
                 got = _load_unit(p, len(designs))
-                if got is not None and got[0].n_trials == u.size:
+                if got is not None and got[0].n_trials == u.size and int(got[0].trial[0]) == u.start:
                     done[u] = got
         if done:
             log.info("resuming: %d of %d units already done", len(done), len(units))
@@ -177,48 +208,97 @@ def run_units(
     trials_done = sum(u.size for u in done)
     if progress:
         progress(len(done), len(units), trials_done)
+    if not todo:
+        return _collect(units, done, len(scenarios), len(designs))
 
-    if todo:
-        tasks = (delayed(_unit_task)(u, scenarios[u.scenario], designs, seed,
-                                     None if udir is None else str(udir)) for u in todo)
-        client = None
-        if backend == "sequential" or (n_jobs == 1 and backend != "dask"):
-            results = (_unit_task(u, scenarios[u.scenario], designs, seed, None if udir is None else str(udir))
-                       for u in todo)
-            for unit, outs in results:
-                done[unit] = outs
-                trials_done += unit.size
-                if progress:
-                    progress(len(done), len(units), trials_done)
+    def finished(unit: WorkUnit, outs: list[TrialOutcomes]) -> None:
+        nonlocal trials_done
+        if udir is not None:
+            _save_unit(udir / unit.filename, outs)
+        done[unit] = outs
+        trials_done += unit.size
+        log.debug("unit %s done (%d of %d)", unit.filename, len(done), len(units))
+        if progress:
+            progress(len(done), len(units), trials_done)
+
+    if backend == "sequential" or (n_jobs == 1 and backend != "dask"):
+        _warn_if_starved(len(units), 1)
+        for u in todo:
+            finished(*_unit_task(u, scenarios[u.scenario], designs, seed, None))
+        return _collect(units, done, len(scenarios), len(designs))
+
+    from joblib import Parallel, delayed, parallel_config
+
+    tasks = (delayed(_unit_task)(u, scenarios[u.scenario], designs, seed, None) for u in todo)
+    if backend != "dask":
+        _warn_if_starved(len(units), _n_workers(n_jobs))
+        with parallel_config(backend=backend, n_jobs=n_jobs):
+            for unit, outs in Parallel(return_as="generator_unordered")(tasks):
+                finished(unit, outs)
+        return _collect(units, done, len(scenarios), len(designs))
+
+    with _dask_client(scheduler, n_jobs) as client:
+        _warn_if_starved(len(units), max(1, sum(client.nthreads().values())))
+        with parallel_config(backend="dask", n_jobs=-1):
+            for unit, outs in Parallel(return_as="generator_unordered")(tasks):
+                finished(unit, outs)
+    return _collect(units, done, len(scenarios), len(designs))
+
+
+def _n_workers(n_jobs: int | None) -> int:
+    if n_jobs is None or n_jobs < 0:
+        return os.cpu_count() or 1
+    return max(1, n_jobs)
+
+
+def _warn_if_starved(n_units: int, n_workers: int) -> None:
+    if n_units < n_workers:
+        log.warning("only %d work units for %d workers: some workers will idle; lower simulation.chunk_size "
+                    "(it is an input: changing it changes the random draws)", n_units, n_workers)
+
+
+@contextmanager
+def _dask_client(scheduler: str | None, n_jobs: int | None) -> Iterator[Any]:
+    """A ``dask.distributed`` client on ``scheduler``, or on a new local cluster."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise BackendError(f"--backend dask needs dask.distributed ({exc}); install it with "
+                           "pip install 'escalade[dask]'") from None
+    cluster = None
+    try:
+        if scheduler:
+            client = Client(scheduler, timeout="20s")
         else:
-            cfg: dict[str, Any] = {"backend": backend, "n_jobs": n_jobs}
-            if backend == "dask":
-                from dask.distributed import Client, LocalCluster
+            cluster = LocalCluster(n_workers=_n_workers(n_jobs), threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        where = f"the dask scheduler at {scheduler}" if scheduler else "a local dask cluster"
+        raise BackendError(f"cannot connect to {where}: {exc}; check the address (e.g. tcp://host:8786) "
+                           "and that the scheduler is running") from None
+    try:
+        yield client
+    finally:
+        quiet = logging.getLogger("distributed")
+        level = quiet.level
+        if cluster is not None and not log.isEnabledFor(logging.INFO):
+            quiet.setLevel(logging.WARNING)  # the shutdown chatter of the local cluster
+        try:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            quiet.setLevel(level)
 
-                if scheduler:
-                    client = Client(scheduler)
-                else:
-                    workers = os.cpu_count() or 1 if n_jobs in (-1, None) else max(1, n_jobs)
-                    client = Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                 dashboard_address=None))
-                cfg = {"backend": "dask", "n_jobs": -1}
-            try:
-                with parallel_config(**cfg):
-                    for unit, outs in Parallel(return_as="generator_unordered")(tasks):
-                        done[unit] = outs
-                        trials_done += unit.size
-                        if progress:
-                            progress(len(done), len(units), trials_done)
-            finally:
-                if client is not None:
-                    cluster = getattr(client, "cluster", None)
-                    client.close()
-                    if cluster is not None and not scheduler:
-                        cluster.close()
 
+def _collect(units: list[WorkUnit], done: dict[WorkUnit, list[TrialOutcomes]], n_scenarios: int,
+             n_designs: int) -> dict[tuple[int, int], TrialOutcomes]:
     result: dict[tuple[int, int], TrialOutcomes] = {}
-    for s in range(len(scenarios)):
+    for s in range(n_scenarios):
         su = [u for u in units if u.scenario == s]
-        for di in range(len(designs)):
+        for di in range(n_designs):
             result[(s, di)] = TrialOutcomes.concat([done[u][di] for u in su])
     return result

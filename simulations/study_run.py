@@ -10,7 +10,14 @@ A run directory holds:
 * ``units/`` - finished work units (lets an interrupted run resume).
 
 Every file is written to a temporary name and renamed into place, so a run
-directory never holds a half-written file.
+directory never holds a half-written file. ``inputs.json`` records the inputs
+that determine the results (study text and hash, trials, seed, chunk size,
+exact mode; never workers or backend): a run of other inputs into the same
+directory is refused, naming what changed, unless ``force``. While a run
+writes, ``.lock`` holds its PID and host; a second run refuses, and a lock
+left by a killed run (its process gone from this host) is removed with a
+warning. A run that fails before any work unit is kept removes the directory
+it created.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import logging
 import os
 import platform
+import socket
 import sys
 import tempfile
 import time
@@ -35,13 +43,14 @@ import pandas as pd
 
 from escalade.design.base import NO_DOSE, Design, StopReason
 from escalade.design.registry import build_study_designs, config_to_dict
-from escalade.scenarios.errors import EscaladeError
-from escalade.scenarios.study import Study
+from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
+from escalade.scenarios.study import LIMITS, Study
 from escalade.simulations.oc import Truth, operating_characteristics, paired_differences
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.runner import ScenarioSpec, run_units
 
-__all__ = ["RunResult", "run_study", "trials_frame", "write_run", "atomic_write", "RunDirError", "results_hash"]
+__all__ = ["RunResult", "run_study", "trials_frame", "write_run", "atomic_write", "RunDirError", "results_hash",
+           "study_differences"]
 
 log = logging.getLogger(__name__)
 
@@ -142,41 +151,223 @@ def _inputs_fingerprint(study: Study, n_trials: int, seed: int, exact: bool) -> 
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _inputs_record(study: Study, n_trials: int, seed: int, exact: bool, fingerprint: str) -> dict[str, Any]:
+    """What ``inputs.json`` holds: the inputs that determine the results (not workers or backend)."""
+    return {"fingerprint": fingerprint, "format": RUN_FORMAT, "sha256": study.sha256, "n_trials": n_trials,
+            "seed": seed, "chunk_size": study.simulation.chunk_size, "exact": exact,
+            "study_file": study.source, "study_text": study.text}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _diff_paths(a: Any, b: Any, path: str, out: list[str], limit: int) -> None:
+    if len(out) > limit:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            sub = f"{path}.{k}" if path else str(k)
+            if k not in b:
+                out.append(f"{sub} removed")
+            elif k not in a:
+                out.append(f"{sub} added")
+            else:
+                _diff_paths(a[k], b[k], sub, out, limit)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            out.append(f"{path}: {len(a)} -> {len(b)} entries")
+        else:
+            for i, (x, y) in enumerate(zip(a, b)):
+                _diff_paths(x, y, f"{path}[{i}]", out, limit)
+    elif a != b:
+        out.append(f"{path or 'document'}: {_short(a)} -> {_short(b)}")
+
+
+def study_differences(old_text: str | None, new_text: str, *, limit: int = 5) -> str:
+    """Which fields of a study file differ between two versions of its text (one line).
+
+    Returns ``""`` when the old text is unknown, and ``"comments or formatting
+    only"`` when both texts hold the same data.
+    """
+    import yaml
+
+    if not old_text:
+        return ""
+    try:
+        a, b = yaml.safe_load(old_text), yaml.safe_load(new_text)
+    except yaml.YAMLError:  # pragma: no cover - both texts were validated
+        return ""
+    out: list[str] = []
+    _diff_paths(a, b, "", out, limit)
+    if not out:
+        return "comments or formatting only"
+    more = "; and more" if len(out) > limit else ""
+    return "; ".join(out[:limit]) + more
+
+
+def _changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    changed = []
+    detail = ""
+    if old.get("sha256") != new["sha256"]:
+        detail = study_differences(old.get("study_text"), new["study_text"])
+        changed.append(f"study file {str(old.get('sha256', '?'))[:12]} -> {new['sha256'][:12]}"
+                       + (f" ({detail})" if detail else ""))
+    for key, label in (("n_trials", "n_trials"), ("seed", "seed"), ("chunk_size", "simulation.chunk_size"),
+                       ("exact", "exact"), ("format", "run format")):
+        if label in detail:
+            continue  # already named in the study file's differences
+        if old.get(key, RUN_FORMAT if key == "format" else None) != new[key]:
+            changed.append(f"{label} {old.get(key)!r} -> {new[key]!r}")
+    return changed or ["inputs"]
+
+
+_RESULT_FILES = ("trials.parquet", "oc.csv", "paired.csv", "manifest.json")
+
+
+def _prepare_dir(out: Path, record: dict[str, Any], force: bool) -> None:
+    """Check (under the lock) that ``out`` holds no run of other inputs; tidy leftovers of a killed run."""
+    units = out / "units"
+    for leftover in [*out.glob(".tmp-*"), *out.glob(".lock.stale-*"), *units.glob(".tmp-*")]:
+        leftover.unlink(missing_ok=True)  # half-written files of a killed run (we hold the lock)
+    stamp = out / "inputs.json"
+    if not stamp.exists():
+        stale = list(units.glob("*.npz"))
+        if stale:
+            log.warning("%s: %d work units without inputs.json cannot be verified; recomputing them", out, len(stale))
+            for p in stale:
+                p.unlink()
+        return
+    try:
+        old = json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    if not isinstance(old, dict):
+        old = {}
+    if old.get("fingerprint") == record["fingerprint"]:
+        return
+    changed = _changed_inputs(old, record)
+    if not force:
+        raise RunDirError(f"{out} holds a run of different inputs; changed: {'; '.join(changed)}. Use another "
+                          f"--out, or --force to discard that run")
+    log.warning("%s: discarding the run of other inputs (--force); changed: %s", out, "; ".join(changed))
+    for p in [*units.glob("*.npz"), *(out / f for f in _RESULT_FILES)]:
+        p.unlink(missing_ok=True)
+
+
+def _proc_start(pid: int) -> str | None:
+    """Start time of process ``pid`` (clock ticks since boot, Linux), to tell a reused PID apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:
+        return stat.rsplit(")", 1)[1].split()[19]
+    except IndexError:  # pragma: no cover - unexpected /proc format
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def _lock_is_stale(info: dict[str, Any]) -> str | None:
+    """Why a lock is stale (its process is gone from this host), or None if it may be live."""
+    pid, host = info.get("pid"), info.get("host")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or host != socket.gethostname():
+        return None  # another host (or an unreadable lock): it cannot be checked from here
+    if not _pid_alive(pid):
+        return f"process {pid} on {host} is no longer running"
+    start = info.get("proc_start")
+    if start is not None and _proc_start(pid) not in (None, start):
+        return f"process {pid} on {host} has ended (its PID now belongs to another process)"
+    return None
+
+
+def _read_lock(lock: Path) -> tuple[bytes, dict[str, Any]]:
+    try:
+        raw = lock.read_bytes()
+    except FileNotFoundError:
+        return b"", {}
+    try:
+        info = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return raw, {}
+    return raw, info if isinstance(info, dict) else {}
+
+
 @contextmanager
 def _lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` for the duration of a run.
+
+    The lock is created atomically with its content (a JSON record of the
+    PID, host and process start time of its holder, hard-linked into place)
+    and removed when the run ends. A lock left by a run that was killed
+    (``SIGKILL``, power loss) is stale when its host is this host and its
+    process is gone (or its PID now belongs to another process): it is then
+    removed with a warning. A lock of a live process, of another host, or in
+    an unknown format makes the run refuse.
+    """
     lock = out / ".lock"
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "proc_start": _proc_start(os.getpid()),
+          "started": _dt.datetime.now(_dt.timezone.utc).isoformat(), "escalade_lock": 1}
+    body = json.dumps(me).encode()
+    for _attempt in range(5):
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-lock-", dir=out)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+            os.link(tmp, lock)  # atomic: fails if a lock exists; never a lock without content
+            break
+        except FileExistsError:
+            pass
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        raw, info = _read_lock(lock)
+        if not raw and not lock.exists():
+            continue  # released meanwhile
+        why = _lock_is_stale(info)
+        if why is None:
+            who = (f"process {info.get('pid')} on {info.get('host')}"
+                   + (f", since {info['started']}" if "started" in info else "") if info else "unknown holder")
+            raise RunDirError(f"{out}: another escalade run is writing here ({who}; lock file {lock}); wait "
+                              f"for it to finish, or delete {lock} if that run is no longer running")
+        log.warning("%s: removing a stale lock (%s); finished work units are kept and the run resumes", out, why)
+        _remove_if_unchanged(lock, raw)
+    else:
+        raise RunDirError(f"{out}: could not take the lock {lock} (it keeps changing); is another run starting?")
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        raise RunDirError(f"{out}: another escalade run is writing here (lock file {lock}); wait for it to "
-                          f"finish, or delete {lock} if that run was killed") from None
-    try:
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.close(fd)
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        raw, info = _read_lock(lock)
+        if info.get("pid") == me["pid"] and info.get("host") == me["host"]:
+            lock.unlink(missing_ok=True)
 
 
-def _prepare_dir(out: Path, fingerprint: str, study: Study, force: bool) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = out / "inputs.json"
-    if stamp.exists():
-        try:
-            old = json.loads(stamp.read_text())
-        except (OSError, ValueError):
-            old = {}
-        if old.get("fingerprint") != fingerprint:
-            if not force:
-                changed = [k for k in ("sha256", "n_trials", "seed", "chunk_size", "exact")
-                           if old.get(k) != {"sha256": study.sha256}.get(k, old.get(k))]
-                raise RunDirError(
-                    f"{out} holds a run of different inputs ({', '.join(changed) or 'inputs'} changed: "
-                    f"study file hash {old.get('sha256', '?')[:12]} -> {study.sha256[:12]}, "
-                    f"n_trials {old.get('n_trials')}, seed {old.get('seed')}); use another --out "
-                    f"or --force to overwrite it")
-            for p in (out / "units").glob("*.npz"):
-                p.unlink()
+def _remove_if_unchanged(lock: Path, raw: bytes) -> None:
+    """Remove ``lock`` if it still holds ``raw`` (not a fresh lock another run took meanwhile)."""
+    aside = lock.with_name(f".lock.stale-{os.getpid()}")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return
+    try:
+        if aside.read_bytes() != raw:  # someone else's fresh lock: put it back
+            try:
+                os.link(aside, lock)
+            except FileExistsError:  # pragma: no cover - a third run took it meanwhile
+                pass
+    finally:
+        aside.unlink(missing_ok=True)
 
 
 def run_study(
@@ -203,20 +394,21 @@ def run_study(
     seed = study.simulation.seed if seed is None else int(seed)
     exact = study.simulation.exact if exact is None else bool(exact)
     designs = build_study_designs(study)
+    _check_limits(study, designs, n_trials, seed)
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     fingerprint = _inputs_fingerprint(study, n_trials, seed, exact)
 
     out = Path(out_dir) if out_dir is not None else None
     ctx = _lock(out) if out is not None else None
+    created = out is not None and not out.exists()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    with ctx if ctx is not None else _null():
+    with _tidy_on_failure(out if created else None), ctx if ctx is not None else _null():
         if out is not None:
-            _prepare_dir(out, fingerprint, study, force)
-            atomic_write(out / "inputs.json", json.dumps(
-                {"fingerprint": fingerprint, "sha256": study.sha256, "n_trials": n_trials, "seed": seed,
-                 "chunk_size": study.simulation.chunk_size, "exact": exact}, indent=2))
+            record = _inputs_record(study, n_trials, seed, exact, fingerprint)
+            _prepare_dir(out, record, force)
+            atomic_write(out / "inputs.json", json.dumps(record, indent=2))
         scen_specs = [ScenarioSpec(s.name, s.p_dlt, s.p_response, s.association) for s in study.scenarios]
         outcomes: dict[tuple[str, str], TrialOutcomes] = {}
         fallbacks: dict[tuple[str, str], str] = {}
@@ -291,6 +483,55 @@ def run_study(
 @contextmanager
 def _null() -> Iterator[None]:
     yield
+
+
+@contextmanager
+def _tidy_on_failure(out: Path | None) -> Iterator[None]:
+    """Remove a run directory this run created if it fails before any work unit is kept.
+
+    Once a unit is on disk the directory stays, so that a re-run resumes.
+    """
+    try:
+        yield
+    except BaseException:
+        if out is not None and not any((out / "units").glob("*.npz")):
+            for p in [out / "inputs.json", *out.glob(".tmp-*"), *(out / "units").glob(".tmp-*")]:
+                p.unlink(missing_ok=True)
+            for d in (out / "units", out):
+                try:
+                    d.rmdir()
+                except OSError:  # not empty (someone else's files) or gone: leave it
+                    pass
+        raise
+
+
+def _check_limits(study: Study, designs: list[tuple[Any, Design]], n_trials: int, seed: int) -> None:
+    """Refuse runs beyond the resource limits (``LIMITS`` in escalade/scenarios/study.py).
+
+    The study file was checked on load; this checks the command-line overrides
+    and what only the built designs know (their ``max_n``).
+    """
+    where = "LIMITS in escalade/scenarios/study.py"
+    if not 1 <= n_trials <= LIMITS["max_trials"]:
+        raise ConfigError("n_trials", n_trials, f"must be an integer in [1, {LIMITS['max_trials']}] "
+                                                 f"(max_trials, {where})")
+    if not 0 <= seed <= 2**63 - 1:
+        raise ConfigError("seed", seed, "must be an integer in [0, 2**63 - 1]")
+    total = n_trials * len(study.scenarios) * len(designs)
+    if total > LIMITS["max_total_trials"]:
+        raise ConfigError("n_trials", n_trials,
+                          f"gives {total:,} simulated trials ({len(study.scenarios)} scenarios x {len(designs)} "
+                          f"designs); at most {LIMITS['max_total_trials']:,} per run (max_total_trials, {where})")
+    for i, (_spec, d) in enumerate(designs):
+        max_n = int(d.max_n)
+        if max_n > LIMITS["max_sample_size"]:
+            raise StudyError(study.source, f"designs[{i}].params.max_n", max_n,
+                             f"must be at most {LIMITS['max_sample_size']} patients (max_sample_size, {where})")
+        if max_n * study.simulation.chunk_size > LIMITS["max_unit_patients"]:
+            raise StudyError(study.source, "simulation.chunk_size", study.simulation.chunk_size,
+                             f"times the largest max_n ({max_n}) must be at most "
+                             f"{LIMITS['max_unit_patients']:,} virtual patients per work unit "
+                             f"(max_unit_patients, {where}); lower chunk_size")
 
 
 def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec]
