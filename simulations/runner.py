@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ def _load_unit(path: Path, n_designs: int) -> list[TrialOutcomes] | None:
                 outs.append(TrialOutcomes(a["selected"], a["reason"], a["n"], a["tox"], a["eff"], a["both"],
                                           a["cohorts"], np.full(t, 1.0 / t), trial=a["trial"]))
             return outs
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         log.warning("unit file %s is unreadable; recomputing it", path)
         return None
 
@@ -268,12 +269,12 @@ def _dask_client(scheduler: str | None, n_jobs: int | None) -> Iterator[Any]:
     cluster = None
     try:
         if scheduler:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler)  # timeout: dask config distributed.comm.timeouts.connect
         else:
             cluster = LocalCluster(n_workers=_n_workers(n_jobs), threads_per_worker=1, processes=True,
                                    dashboard_address=None)
             client = Client(cluster)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         if cluster is not None:
             cluster.close()
         where = f"the dask scheduler at {scheduler}" if scheduler else "a local dask cluster"
