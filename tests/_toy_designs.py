@@ -1,0 +1,100 @@
+"""Small designs used only by the exact / paths / conduct tests.
+
+``ToyPhase12`` decides on responses (``uses_efficacy = True``) so that the
+multinomial enumeration and the copula cells are exercised without depending
+on EffTox; ``CountingDesign`` wraps a design and records every batch it is
+asked about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from escalade.design.base import NO_DOSE, Decisions, IntArray, States, StopReason
+
+
+@dataclass(frozen=True)
+class ToyPhase12:
+    """At the current dose ``d`` with ``n`` patients, ``y`` DLTs and ``r`` responders:
+
+    * ``y / n > 1/3``: de-escalate (stop with ALL_TOXIC at dose 1);
+    * else ``r / n < 1/2`` and ``d`` is not the top: escalate;
+    * else stay. Cohorts of 2 before 4 patients at the current dose, then 3.
+
+    Final selection: the treated dose maximising ``(r - both) - y`` per patient (ties: lower dose).
+    """
+
+    n_doses: int = 3
+    max_n: int = 9
+    kind: ClassVar[str] = "toy12"
+    markov: ClassVar[bool] = True
+    uses_efficacy: ClassVar[bool] = True
+    memoise: ClassVar[bool] = True
+    config: Any = None
+
+    def start(self) -> tuple[int, int]:
+        return 0, 2
+
+    def decide(self, states: States) -> Decisions:
+        d = states.current
+        n = states.at_current(states.n)
+        y = states.at_current(states.tox)
+        r = states.at_current(states.eff)
+        toxic = 3 * y > n
+        esc = ~toxic & (2 * r < n) & (d < self.n_doses - 1)
+        nxt = np.where(toxic, d - 1, np.where(esc, d + 1, d))
+        size = np.where(n < 4, 2, 3)
+        out = Decisions.go(np.maximum(nxt, 0), size)
+        return out.with_stop(toxic & (d == 0), StopReason.ALL_TOXIC)
+
+    def select(self, states: States) -> IntArray:
+        n = states.n.astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.where(n > 0, (states.eff - states.both - states.tox) / np.maximum(n, 1), -np.inf)
+        best = np.argmax(score, axis=1)
+        none = ~(states.n > 0).any(axis=1) | (states.tox[:, 0] * 3 > states.n[:, 0])
+        return np.where(none, NO_DOSE, best).astype(np.int64)
+
+
+@dataclass
+class CountingDesign:
+    """Forwards to ``inner`` and keeps every batch of states passed to ``decide``."""
+
+    inner: Any
+    batches: list[np.ndarray] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def markov(self) -> bool:
+        return self.inner.markov
+
+    @property
+    def uses_efficacy(self) -> bool:
+        return self.inner.uses_efficacy
+
+    @property
+    def n_doses(self) -> int:
+        return self.inner.n_doses
+
+    @property
+    def max_n(self) -> int:
+        return self.inner.max_n
+
+    def start(self) -> tuple[int, int]:
+        return self.inner.start()
+
+    def decide(self, states: States) -> Decisions:
+        self.batches.append(states.matrix())
+        return self.inner.decide(states)
+
+    def select(self, states: States) -> IntArray:
+        return self.inner.select(states)
