@@ -272,8 +272,10 @@ def _dask_client(scheduler: str | None, n_jobs: int | None) -> Iterator[Any]:
             client = Client(scheduler)  # timeout: dask config distributed.comm.timeouts.connect
         else:
             cluster = LocalCluster(n_workers=_n_workers(n_jobs), threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=":0")  # any free port: never clashes with 8787
             client = Client(cluster)
+            log.info("started a local dask cluster of %d workers (dashboard %s)", _n_workers(n_jobs),
+                     getattr(cluster, "dashboard_link", "?"))
     except (OSError, TimeoutError, ValueError) as exc:
         if cluster is not None:
             cluster.close()

@@ -213,3 +213,39 @@ def test_failed_start_leaves_no_run_directory(tmp_path: Path, capsys) -> None:
     assert main(["run", str(path), "--out", str(out), "--trials", "2000000"]) == 2
     assert "max_trials" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_rerun_regenerates_and_verifies_the_results_hash(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL)
+    run = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(run), "--jobs", "1", "--no-progress"]) == 0
+    path.unlink()  # the manifest alone is enough
+    capsys.readouterr()
+
+    assert main(["rerun", str(run), "--jobs", "2", "--backend", "threading", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    original = json.loads((run / "manifest.json").read_text())
+    again = json.loads((tmp_path / "run-rerun" / "manifest.json").read_text())
+    assert f"reproduces it: results_sha256 {original['results_sha256']}" in out
+    assert again["results_sha256"] == original["results_sha256"] and again["study_text"] == SMALL
+    assert (run / "oc.csv").read_bytes() == (tmp_path / "run-rerun" / "oc.csv").read_bytes()
+
+    assert main(["rerun", str(run), "--no-progress"]) == 2  # a finished re-run is not reused
+    assert "already holds a finished run" in capsys.readouterr().err
+
+    tampered = dict(original, results_sha256="0" * 64)
+    (run / "manifest.json").write_text(json.dumps(tampered))
+    assert main(["rerun", str(run), "--out", str(tmp_path / "again"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "does not reproduce it" in err
+    assert "0" * 64 in err and original["results_sha256"] in err
+
+    edited = dict(original, study_text=SMALL.replace("seed: 1", "seed: 2"))
+    (run / "manifest.json").write_text(json.dumps(edited))
+    assert main(["rerun", str(run), "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "study_text does not match study_sha256" in capsys.readouterr().err
+    (run / "manifest.json").unlink()
+    assert main(["rerun", str(run), "--out", str(tmp_path / "y"), "--no-progress"]) == 2
+    assert "manifest.json does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

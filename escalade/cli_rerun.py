@@ -1,0 +1,177 @@
+"""``escalade rerun RUN_DIR``: regenerate a run from its manifest and verify it.
+
+The manifest of a run directory holds the study file's full text and hash,
+the number of trials, the seed and the exact-mode flag: everything the
+results depend on (DESIGN.md section 7). ``rerun`` runs that study again into
+a new directory (``RUN_DIR-rerun`` unless ``--out``; an interrupted re-run
+there is resumed, a finished one is refused so that nothing is reused) with
+any workers or backend, and compares the new ``results_sha256`` with the recorded one. Exit
+status: 0 when they are identical, 1 when they differ (the message names both
+hashes and the package versions that changed), 2 when ``RUN_DIR`` is not a
+usable run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from escalade.scenarios.errors import EscaladeError
+
+__all__ = ["add_parser", "handler", "rerun", "RerunError", "RerunOutcome"]
+
+log = logging.getLogger(__name__)
+
+_NEEDED = ("study_text", "study_sha256", "n_trials", "seed", "results_sha256")
+
+
+class RerunError(EscaladeError):
+    """A run directory cannot be re-run (no manifest, or an inconsistent one)."""
+
+
+class RerunOutcome:
+    """What a re-run found: the recorded and the new results hash, and where the new run is.
+
+    Attributes
+    ----------
+    recorded, regenerated
+        ``results_sha256`` of the original run (its manifest) and of the re-run.
+    out
+        The new run directory.
+    version_changes
+        ``"name old -> new"`` for each package whose version differs from the
+        one recorded in the manifest.
+    """
+
+    __slots__ = ("recorded", "regenerated", "out", "version_changes")
+
+    def __init__(self, recorded: str, regenerated: str, out: Path, version_changes: list[str]) -> None:
+        self.recorded = recorded
+        self.regenerated = regenerated
+        self.out = out
+        self.version_changes = version_changes
+
+    @property
+    def identical(self) -> bool:
+        return self.recorded == self.regenerated
+
+
+def _non_negative_jobs(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number (-1 = all cores), got {text!r}") from None
+    if v == 0 or v < -1:
+        raise argparse.ArgumentTypeError("--jobs must be >= 1, or -1 for all cores")
+    return v
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``rerun`` sub-command to the ``escalade`` parser."""
+    r = sub.add_parser("rerun", help="regenerate a run from its manifest.json and verify its results hash",
+                       description="Run the study recorded in RUN_DIR/manifest.json again (same study text, "
+                                   "trials, seed) into a new directory and check that results_sha256 is "
+                                   "identical. Exit status 1 if it is not.")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'escalade run'")
+    r.add_argument("--out", help="new run directory (default: RUN_DIR-rerun)")
+    r.add_argument("--jobs", type=_non_negative_jobs, default=-1,
+                   help="parallel workers (-1 = all cores; never changes results)")
+    r.add_argument("--backend", choices=["loky", "dask", "threading", "sequential"], default="loky")
+    r.add_argument("--scheduler", help="dask.distributed scheduler address (with --backend dask)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=handler)
+
+
+def _read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "manifest.json"
+    if not run_dir.is_dir():
+        raise RerunError(f"{run_dir}: no such run directory")
+    try:
+        man = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RerunError(f"{path} does not exist; RUN_DIR must be a finished run directory "
+                         "(escalade run STUDY --out RUN_DIR)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RerunError(f"{path} is not readable JSON ({exc})") from None
+    if not isinstance(man, dict):
+        raise RerunError(f"{path} is not a run manifest (a JSON object)")
+    missing = [k for k in _NEEDED if k not in man]
+    if missing:
+        raise RerunError(f"{path} lacks {', '.join(missing)}; it was not written by a version of escalade that "
+                         "records the study text and results hash")
+    text = man["study_text"]
+    if not isinstance(text, str) or hashlib.sha256(text.encode("utf-8")).hexdigest() != man["study_sha256"]:
+        raise RerunError(f"{path}: study_text does not match study_sha256; the manifest was edited")
+    return man
+
+
+def _version_changes(recorded: dict[str, Any] | None) -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+    import platform
+
+    out = []
+    for name, old in sorted((recorded or {}).items()):
+        try:
+            now = platform.python_version() if name == "python" else version(name)
+        except PackageNotFoundError:
+            now = "not installed"
+        if now != old:
+            out.append(f"{name} {old} -> {now}")
+    return out
+
+
+def rerun(run_dir: str | Path, *, out: str | Path | None = None, n_jobs: int = -1, backend: str = "loky",
+          scheduler: str | None = None, progress: Any = None, command: str | None = None) -> RerunOutcome:
+    """Regenerate ``run_dir`` from its manifest into ``out`` and compare the results hashes.
+
+    Raises
+    ------
+    RerunError
+        When ``run_dir`` holds no usable manifest, or ``out`` is ``run_dir``.
+    """
+    from escalade.scenarios.load import parse_study
+    from escalade.simulations.study_run import run_study
+
+    run_dir = Path(run_dir)
+    man = _read_manifest(run_dir)
+    target = Path(out) if out is not None else run_dir.with_name(run_dir.name + "-rerun")
+    if target.resolve() == run_dir.resolve():
+        raise RerunError(f"--out {target} is the run directory itself; give another directory")
+    if (target / "manifest.json").exists():  # an unfinished re-run is resumed; a finished one is not reused
+        raise RerunError(f"{target} already holds a finished run; delete it or give another --out, so that "
+                         "every result is regenerated")
+    study = parse_study(man["study_text"], source=man.get("study_file"))
+    log.info("re-running %s (%s trials per scenario, seed %s) into %s", run_dir, man["n_trials"], man["seed"],
+             target)
+    res = run_study(study, n_trials=man["n_trials"], seed=man["seed"], exact=bool(man.get("exact", False)),
+                    n_jobs=n_jobs, backend=backend, scheduler=scheduler,  # type: ignore[arg-type]
+                    out_dir=target, progress=progress, command=command)
+    return RerunOutcome(man["results_sha256"], res.manifest["results_sha256"], target,
+                        _version_changes(man.get("versions")))
+
+
+def handler(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Run ``escalade rerun``; 0 if the results hash is reproduced, 1 if not."""
+    from escalade.cli import _progress_bar
+
+    update, close = _progress_bar(not args.no_progress)
+    try:
+        got = rerun(args.run_dir, out=args.out, n_jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
+                    progress=update, command="escalade " + " ".join(shlex.quote(a) for a in argv))
+    finally:
+        close()
+    if got.identical:
+        print(f"rerun of {args.run_dir} reproduces it: results_sha256 {got.recorded} (new run in {got.out})")
+        return 0
+    versions = "; ".join(got.version_changes) or "none"
+    print(f"escalade: error: rerun of {args.run_dir} does not reproduce it: results_sha256 {got.recorded} "
+          f"(manifest) != {got.regenerated} (rerun in {got.out}); package versions changed: {versions}",
+          file=sys.stderr)
+    return 1

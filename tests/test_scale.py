@@ -1,0 +1,188 @@
+"""Scale-out (issue 7): the dask backend, determinism across workers/backends/order, progress, unit sizing.
+
+Every figure must be bit-identical whatever runs the work units: one
+process or many, loky, threads or a dask.distributed cluster of any size, in
+any completion order (DESIGN.md sections 3 and 6).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from escalade.cli import main
+from escalade.design.boin import BoinConfig, BoinDesign
+from escalade.design.threeplusthree import ThreePlusThreeConfig, ThreePlusThreeDesign
+from escalade.scenarios.load import parse_study
+from escalade.simulations.outcomes import TrialOutcomes
+from escalade.simulations.runner import ScenarioSpec, _save_unit, plan_units, run_unit, run_units
+from escalade.simulations.study_run import results_hash, run_study
+
+distributed = pytest.importorskip("distributed")
+
+DESIGNS = [ThreePlusThreeDesign(ThreePlusThreeConfig(n_doses=5, allow_deescalation=True)),
+           BoinDesign(BoinConfig(target=0.3, n_doses=5, max_n=30, extrasafe=True))]
+SCENARIOS = [ScenarioSpec("MTD at DL3", (0.05, 0.12, 0.30, 0.45, 0.60), (0.15, 0.35, 0.55, 0.65, 0.70)),
+             ScenarioSpec("toxic", (0.30, 0.45, 0.58, 0.68, 0.78), (0.3,) * 5, association=0.3),
+             ScenarioSpec("safe", (0.02, 0.04, 0.08, 0.15, 0.30), (0.1, 0.2, 0.3, 0.4, 0.5))]
+N_TRIALS, CHUNK, SEED = 700, 100, 20261124  # 3 scenarios x 7 chunks = 21 units, the last ones not full
+FIELDS = ("selected", "reason", "n", "tox", "eff", "both", "cohorts", "trial")
+
+STUDY = """\
+study: {title: scale, target: 0.3, cohort_size: 3, max_n: 24}
+doses: [{amount: 1}, {amount: 2}, {amount: 3}, {amount: 4}]
+designs: [{name: "3+3", design: "3+3"}, {name: BOIN, design: boin}]
+scenarios:
+  - {name: s1, p_dlt: [0.05, 0.15, 0.3, 0.45], p_response: [0.1, 0.2, 0.3, 0.4], association: 0.2}
+  - {name: s2, p_dlt: [0.3, 0.4, 0.5, 0.6]}
+simulation: {n_trials: 600, seed: 3, chunk_size: 100}
+"""
+
+
+def _assert_same(a: dict[tuple[int, int], TrialOutcomes], b: dict[tuple[int, int], TrialOutcomes]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        for f in FIELDS:
+            x, y = getattr(a[key], f), getattr(b[key], f)
+            assert x.dtype == y.dtype, (key, f)
+            np.testing.assert_array_equal(x, y, err_msg=f"{key} {f}")
+
+
+def _run(**kw) -> dict[tuple[int, int], TrialOutcomes]:
+    return run_units(SCENARIOS, DESIGNS, n_trials=N_TRIALS, seed=SEED, chunk_size=CHUNK, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[tuple[int, int], TrialOutcomes]:
+    return _run(n_jobs=1)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[distributed.LocalCluster]:
+    """Two single-threaded worker processes, as a small cluster would have."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
+        yield c
+
+
+def test_dask_backend_equals_loky_bit_for_bit(reference, cluster) -> None:
+    loky = _run(n_jobs=2, backend="loky")
+    dask = _run(n_jobs=2, backend="dask", scheduler=cluster.scheduler_address)
+    _assert_same(reference, loky)
+    _assert_same(loky, dask)
+    named = {(str(s), str(d)): o for (s, d), o in dask.items()}
+    assert results_hash(named) == results_hash({(str(s), str(d)): o for (s, d), o in loky.items()})
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, 4])
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_identical_for_any_number_of_local_workers(reference, backend: str, n_jobs: int) -> None:
+    _assert_same(reference, _run(n_jobs=n_jobs, backend=backend))
+
+
+def test_identical_for_any_number_of_dask_workers(reference, cluster) -> None:
+    with distributed.Client(cluster) as client:
+        try:
+            for workers in (4, 1):
+                cluster.scale(workers)
+                client.wait_for_workers(workers, timeout=60)
+                _wait(lambda: len(client.nthreads()) == workers)
+                _assert_same(reference, _run(backend="dask", scheduler=cluster.scheduler_address))
+        finally:
+            cluster.scale(2)
+            client.wait_for_workers(2, timeout=60)
+
+
+def _wait(cond, timeout: float = 30.0) -> None:
+    import time
+
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout, "the cluster did not reach its size"
+        time.sleep(0.05)
+
+
+def test_dask_without_address_starts_and_closes_a_local_cluster(reference) -> None:
+    calls: list[tuple[int, int, int]] = []
+    got = _run(n_jobs=2, backend="dask", progress=lambda *a: calls.append(a))
+    _assert_same(reference, got)
+    assert calls[-1] == (21, 21, 3 * N_TRIALS)
+    with pytest.raises(ValueError):
+        distributed.get_client()  # the cluster it started is gone (no client left behind)
+
+
+def test_any_completion_order_gives_the_same_results(reference, tmp_path: Path) -> None:
+    units = plan_units(len(SCENARIOS), N_TRIALS, CHUNK)
+    order = list(units)
+    random.Random(5).shuffle(order)
+    done = {u: run_unit(u, SCENARIOS[u.scenario], DESIGNS, SEED) for u in order}
+    for s in range(len(SCENARIOS)):
+        for d in range(len(DESIGNS)):
+            cat = TrialOutcomes.concat([done[u][d] for u in units if u.scenario == s])
+            for f in FIELDS:
+                np.testing.assert_array_equal(getattr(cat, f), getattr(reference[(s, d)], f))
+    # resume from a unit directory filled in a scrambled order, half of it
+    for u in order[: len(order) // 2]:
+        _save_unit(tmp_path / u.filename, done[u])
+    _assert_same(reference, _run(n_jobs=2, unit_dir=tmp_path))
+
+
+def test_cli_dask_backend_run_equals_loky_run(tmp_path: Path, cluster) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(STUDY)
+    common = ["run", str(path), "--no-progress", "--jobs", "2"]
+    assert main([*common, "--out", str(tmp_path / "loky")]) == 0
+    assert main([*common, "--out", str(tmp_path / "dask"), "--backend", "dask",
+                 "--scheduler", cluster.scheduler_address]) == 0
+    m_loky = json.loads((tmp_path / "loky" / "manifest.json").read_text())
+    m_dask = json.loads((tmp_path / "dask" / "manifest.json").read_text())
+    assert m_dask["backend"] == "dask"
+    assert m_dask["results_sha256"] == m_loky["results_sha256"]
+    assert (tmp_path / "loky" / "oc.csv").read_bytes() == (tmp_path / "dask" / "oc.csv").read_bytes()
+    assert len(list((tmp_path / "dask" / "units").glob("*.npz"))) == 12  # written here, by the driver
+
+
+@pytest.mark.parametrize("backend", ["sequential", "loky", "threading", "dask"])
+def test_progress_reports_units_and_trials_for_every_backend(backend: str, cluster, tmp_path: Path) -> None:
+    calls: list[tuple[int, int, int]] = []
+    kw = {"scheduler": cluster.scheduler_address} if backend == "dask" else {}
+    units = plan_units(len(SCENARIOS), N_TRIALS, CHUNK)
+    for u in units[:5]:  # some units already on disk: progress starts from them
+        _save_unit(tmp_path / u.filename, run_unit(u, SCENARIOS[u.scenario], DESIGNS, SEED))
+    _run(n_jobs=2, backend=backend, unit_dir=tmp_path, progress=lambda *a: calls.append(a), **kw)
+    assert calls[0] == (5, 21, 500)
+    assert len(calls) == 1 + 16  # once at the start, then once per unit run
+    assert [c[0] for c in calls] == list(range(5, 22))
+    assert all(c[1] == 21 for c in calls)
+    assert all(b[2] > a[2] for a, b in zip(calls, calls[1:]))
+    assert calls[-1] == (21, 21, 3 * N_TRIALS)
+
+
+def test_cli_progress_bar_shows_units_and_trials_per_second(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(STUDY)
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--jobs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "12/12" in err and "unit" in err and "trials/s" in err and "1200 trials" in err
+
+
+def test_unit_layout_depends_on_the_study_only(caplog) -> None:
+    units = plan_units(3, 1050, 100)
+    assert len(units) == 3 * 11 and units[-1].size == 50
+    assert [u.filename for u in units] == [u.filename for u in plan_units(3, 1050, 100)]
+    with caplog.at_level(logging.WARNING, logger="escalade.simulations.runner"):
+        run_units(SCENARIOS[:1], DESIGNS[:1], n_trials=100, seed=1, chunk_size=100, n_jobs=2, backend="threading")
+    assert "only 1 work units for 2 workers" in caplog.text and "chunk_size" in caplog.text
+
+
+def test_study_run_with_dask_scheduler_records_backend(tmp_path: Path, cluster) -> None:
+    study = parse_study(STUDY, source="s.yaml")
+    a = run_study(study, n_jobs=1)
+    b = run_study(study, backend="dask", scheduler=cluster.scheduler_address, out_dir=tmp_path / "o")
+    assert a.manifest["results_sha256"] == b.manifest["results_sha256"]
+    assert b.manifest["backend"] == "dask"
