@@ -1,0 +1,133 @@
+"""How numbers, doses and metrics are written in reports (one convention everywhere).
+
+Percentages and means are written with one decimal, rates (proportions) with
+three, each followed by its Monte Carlo standard error in brackets with the
+same number of decimals, or by ``(exact)`` for exactly enumerated values:
+``59.3 (2.8)``, ``0.521 (0.006)``, ``61.0 (exact)``. A value that is not
+defined (ORR at the selected dose when no trial selected one) is ``n/a``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from escalade.reports.load import DoseInfo, OcCell
+
+__all__ = ["MetricSpec", "METRICS", "metric_spec", "fmt_number", "fmt_cell", "fmt_difference",
+           "fmt_amount", "dose_display", "dose_phrase", "NOT_AVAILABLE"]
+
+NOT_AVAILABLE: Final[str] = "n/a"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """Display name and precision of an operating characteristic of ``oc.csv``."""
+
+    name: str
+    label: str
+    decimals: int
+    unit: str = ""
+    higher_is_better: bool | None = None
+
+
+#: Every metric ``simulations/oc.py`` writes, in report order.
+METRICS: Final[dict[str, MetricSpec]] = {m.name: m for m in (
+    MetricSpec("select_pct", "Selected as MTD (%)", 1, "%"),
+    MetricSpec("patients", "Patients treated (mean)", 1),
+    MetricSpec("patients_pct", "Patients treated (% of all)", 1, "%"),
+    MetricSpec("dlts_at_dose", "DLTs (mean)", 1),
+    MetricSpec("responders_at_dose", "Responders (mean)", 1),
+    MetricSpec("correct_selection_pct", "Correct selection of the true MTD (%)", 1, "%", True),
+    MetricSpec("select_none_pct", "No dose selected (%)", 1, "%"),
+    MetricSpec("overdose_selection_pct", "Dose above the true MTD selected (%)", 1, "%", False),
+    MetricSpec("patients_at_mtd_pct", "Patients treated at the true MTD (%)", 1, "%", True),
+    MetricSpec("patients_above_mtd", "Patients treated above the true MTD (mean)", 1, "", False),
+    MetricSpec("overdose60_pct", "Trials with > 60% of max N above the MTD (%)", 1, "%", False),
+    MetricSpec("overdose80_pct", "Trials with > 80% of max N above the MTD (%)", 1, "%", False),
+    MetricSpec("dlts", "DLTs (mean)", 1, "", False),
+    MetricSpec("dlt_rate", "DLT rate (DLTs / patients)", 3),
+    MetricSpec("sample_size", "Sample size (mean)", 1),
+    MetricSpec("responders", "Responders (mean)", 1, "", True),
+    MetricSpec("orr_selected", "True ORR at the selected dose", 3, "", True),
+    MetricSpec("early_stop_pct", "Stopped early (%)", 1, "%"),
+    MetricSpec("stop_pct", "Stopped: reason (%)", 1, "%"),
+)}
+
+
+def metric_spec(metric: str) -> MetricSpec:
+    """The display spec of ``metric``; unknown metrics get their own name and 3 decimals."""
+    return METRICS.get(metric) or MetricSpec(metric, metric.replace("_", " "), 3)
+
+
+def fmt_number(value: float, decimals: int, *, sign: bool = False) -> str:
+    """``value`` rounded to ``decimals`` (``n/a`` when not finite; ``-0.0`` written ``0.0``)."""
+    if value is None or not math.isfinite(value):
+        return NOT_AVAILABLE
+    text = f"{value:+.{decimals}f}" if sign else f"{value:.{decimals}f}"
+    if float(text) == 0.0:
+        text = f"{0.0:.{decimals}f}"
+        if sign:
+            text = "\u00b1" + text
+    return text
+
+
+def fmt_cell(cell: OcCell | None, decimals: int) -> str:
+    """``value (se)``, ``value (exact)`` or ``n/a``.
+
+    Examples
+    --------
+    >>> fmt_cell(OcCell(59.333, 2.8407, False), 1)
+    '59.3 (2.8)'
+    >>> fmt_cell(OcCell(0.5, 0.0, True), 3)
+    '0.500 (exact)'
+    """
+    if cell is None or cell.missing:
+        return NOT_AVAILABLE
+    tail = "exact" if cell.exact else fmt_number(cell.se, decimals)
+    return f"{fmt_number(cell.value, decimals)} ({tail})"
+
+
+def fmt_difference(diff: float, se: float, decimals: int, *, exact: bool = False) -> str:
+    """A signed difference with its SE: ``+30.0 (2.9)``."""
+    if not math.isfinite(diff):
+        return NOT_AVAILABLE
+    tail = "exact" if exact else fmt_number(se, decimals)
+    return f"{fmt_number(diff, decimals, sign=True)} ({tail})"
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+def fmt_amount(amount: float) -> str:
+    """A dose amount: plain below 10^4, else ``a×10^k`` with superscripts (``3×10⁶``).
+
+    Examples
+    --------
+    >>> fmt_amount(3.0e6), fmt_amount(25), fmt_amount(0.5)
+    ('3×10⁶', '25', '0.5')
+    """
+    if amount == 0 or 1e-3 <= abs(amount) < 1e4:
+        return f"{amount:g}"
+    exp = int(math.floor(math.log10(abs(amount))))
+    mant = amount / 10 ** exp
+    m = f"{mant:.3g}"
+    if m == "10":
+        m, exp = "1", exp + 1
+    head = "" if m == "1" else f"{m}\u00d7"
+    return f"{head}10{str(exp).translate(_SUPERSCRIPT)}"
+
+
+def dose_display(dose: DoseInfo, *, unit: bool = True) -> str:
+    """``DL3 (1×10⁶ CAR+ T cells/kg)``; without ``unit``: ``DL3 (1×10⁶)``."""
+    amt = fmt_amount(dose.amount)
+    if unit and dose.unit:
+        return f"{dose.label} ({amt} {dose.unit})"
+    return f"{dose.label} ({amt})"
+
+
+def dose_phrase(dose: DoseInfo) -> str:
+    """``DL3, 10⁶ CAR+ T cells/kg`` (for use inside brackets in running text)."""
+    amt = fmt_amount(dose.amount)
+    return f"{dose.label}, {amt} {dose.unit}".rstrip() if dose.unit else f"{dose.label}, {amt}"

@@ -1,0 +1,160 @@
+"""Methods text for each design: a protocol-ready paragraph, parameters, decision table, references.
+
+:func:`methods_section` dispatches on the design's kind to a writer in
+``methods_<kind>.py`` (3+3, BOIN, and CRM/EffTox where their modules exist)
+and falls back to :func:`generic_methods`, which lists every parameter the
+manifest records, for any kind it has no writer for. All text is plain (the
+templates escape it); numbers come from the manifest and, for decision
+tables, from the design module's own functions (never re-derived here).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from escalade.reports.formatting import dose_display
+from escalade.reports.load import DesignInfo, RunData
+from escalade.reports.plots import FigureImage
+from escalade.reports.tables import Cell, Table
+
+__all__ = ["MethodsSection", "methods_section", "generic_methods", "parameter_table", "fmt_param",
+           "register_methods", "STUDY_LEVEL_PARAMS", "trial_setting_sentence"]
+
+log = logging.getLogger(__name__)
+
+#: Parameters a design takes from the study settings when its params do not set them.
+STUDY_LEVEL_PARAMS: frozenset[str] = frozenset({"target", "n_doses", "cohort_size", "max_n", "start_dose", "doses"})
+
+
+@dataclass(frozen=True, slots=True)
+class MethodsSection:
+    """The methods text of one design.
+
+    Attributes
+    ----------
+    name, kind
+        Display name and registry kind of the design.
+    heading
+        Full name of the method, e.g. ``"Bayesian optimal interval (BOIN) design"``.
+    paragraphs
+        Protocol text, plain.
+    parameters
+        Every parameter with its value and where it came from.
+    decision_tables
+        The rule as tables (BOIN boundaries, 3+3 rules, CRM skeleton, ...).
+    figures
+        Figures of the design (e.g. the EffTox utility contours).
+    references
+        Citations, one string each.
+    specific
+        False when written by the generic fallback.
+    """
+
+    name: str
+    kind: str
+    heading: str
+    paragraphs: Sequence[str]
+    parameters: Table
+    decision_tables: Sequence[Table] = field(default_factory=tuple)
+    figures: Sequence[FigureImage] = field(default_factory=tuple)
+    references: Sequence[str] = field(default_factory=tuple)
+    specific: bool = True
+
+
+Writer = Callable[[RunData, DesignInfo, int], MethodsSection]
+_WRITERS: dict[str, Writer] = {}
+
+
+def register_methods(kind: str, writer: Writer) -> None:
+    """Use ``writer`` for designs of ``kind`` (lower case, as in the manifest)."""
+    _WRITERS[kind.lower()] = writer
+
+
+def fmt_param(run: RunData, name: str, value: Any) -> str:
+    """A parameter value for people: dose indices 1-based with label, booleans yes/no, lists joined."""
+    if name == "start_dose" and isinstance(value, int) and 0 <= value < len(run.doses):
+        return f"dose level {value + 1}, {dose_display(run.doses[value])}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt_param(run, "", v) for v in value)
+    if value is None:
+        return "not set"
+    return str(value)
+
+
+def parameter_table(run: RunData, design: DesignInfo, index: int,
+                    descriptions: Mapping[str, str] | None = None) -> Table:
+    """Every parameter of ``design`` (defaults filled in), with its source and meaning."""
+    descriptions = descriptions or {}
+    rows = []
+    for name, value in design.params.items():
+        if name in design.params_given:
+            source = "study file"
+        elif name in STUDY_LEVEL_PARAMS:
+            source = "study setting"
+        else:
+            source = "default"
+        rows.append([Cell(name, header=True, css="code"), Cell(fmt_param(run, name, value)), Cell(source),
+                     Cell(descriptions.get(name, ""))])
+    return Table(f"params-{index + 1}", f"Parameters of {design.name}", ["Parameter", "Value", "Source", "Meaning"],
+                 rows, "Source: set in the study file, taken from the study settings, or the design's default.")
+
+
+def trial_setting_sentence(run: RunData) -> str:
+    """The DLT and response assessment windows, when the study file states them."""
+    st = run.study_settings
+    parts = []
+    if st.get("dlt_window_days"):
+        parts.append(f"DLTs are assessed over a {st['dlt_window_days']:g}-day window")
+    if st.get("response_days"):
+        parts.append(f"response is assessed at day {st['response_days']:g}")
+    if not parts:
+        return ""
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:]
+
+
+def generic_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSection:
+    """Fallback for a design kind without a protocol template: the parameters as recorded."""
+    text = (f"The design \u201c{design.name}\u201d (kind \u201c{design.kind}\u201d) was simulated with the "
+            f"parameters listed below, as recorded in the run's manifest with every default filled in. "
+            f"This version of escalade has no protocol template for this kind of design; describe its "
+            f"escalation, stopping and selection rules here, with the reference that defines them.")
+    return MethodsSection(design.name, design.kind, design.kind, [text],
+                          parameter_table(run, design, index), specific=False)
+
+
+def _load_writers() -> None:
+    import importlib
+
+    for mod in ("methods_threeplusthree", "methods_boin", "methods_crm", "methods_efftox"):
+        try:
+            importlib.import_module(f"escalade.reports.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"escalade.reports.{mod}":
+                raise
+
+
+def methods_section(run: RunData, design: DesignInfo, index: int) -> MethodsSection:
+    """The methods section of ``design`` (the ``index``-th of the run).
+
+    A writer that fails (e.g. parameters of an older manifest it does not
+    understand) falls back to the generic section, with a logged warning, so
+    that a report is never lost for its methods text.
+    """
+    if not _WRITERS:
+        _load_writers()
+    writer = _WRITERS.get(design.kind.lower())
+    if writer is None:
+        return generic_methods(run, design, index)
+    try:
+        return writer(run, design, index)
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("methods text for %s (%s) fell back to the parameter list: %s", design.name, design.kind, exc)
+        return generic_methods(run, design, index)

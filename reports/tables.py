@@ -1,0 +1,216 @@
+"""Report tables built from a run: one model for HTML, PDF and Excel.
+
+A :class:`Table` is a list of rows of :class:`Cell`; every numeric cell keeps
+its value, standard error and ``exact`` flag next to its text, so the HTML
+shows ``59.3 (2.8)`` and the Excel export writes the numbers themselves. Each
+numeric cell also carries its ``oc.csv`` key (``scenario``, ``design``,
+``metric``, ``dose``), written as ``data-*`` attributes in the HTML, so that a
+reader (or a test) can trace every number back to its row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from escalade.reports.formatting import (
+    NOT_AVAILABLE,
+    dose_display,
+    fmt_cell,
+    fmt_difference,
+    fmt_number,
+    metric_spec,
+)
+from escalade.reports.load import RunData, ScenarioInfo
+
+__all__ = ["Cell", "Table", "KEY_OC_ROWS", "scenario_truth_table", "by_dose_table", "by_dose_combined_table", "key_oc_table",
+           "stop_reason_table", "paired_table", "scenario_tables", "FLAG_Z"]
+
+#: Differences larger than this many standard errors are flagged.
+FLAG_Z: float = 2.0
+
+#: Up to this many designs, the per-dose tables are one table (a column group per metric).
+_COMBINE_UP_TO: int = 2
+
+#: Rows of the per-scenario summary table, in order.
+KEY_OC_ROWS: tuple[str, ...] = (
+    "correct_selection_pct", "select_none_pct", "overdose_selection_pct", "patients_at_mtd_pct",
+    "patients_above_mtd", "overdose60_pct", "overdose80_pct", "dlts", "dlt_rate", "sample_size",
+    "responders", "orr_selected", "early_stop_pct",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One table cell.
+
+    ``text`` is what is shown (escaped on output); ``value``/``se``/``exact``
+    are the numbers behind it (``None`` for text cells); ``key`` maps data
+    attribute names to values; ``css`` names classes such as ``mtd`` or ``flag``.
+    """
+
+    text: str
+    value: float | None = None
+    se: float | None = None
+    exact: bool = False
+    key: Mapping[str, str] = field(default_factory=dict)
+    css: str = ""
+    header: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A titled table: ``columns`` are header texts, ``rows`` lists of cells.
+
+    ``groups`` optionally adds a header row above ``columns`` of ``(text, span)``
+    pairs whose spans add up to the number of columns.
+    """
+
+    id: str
+    title: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Cell]]
+    note: str = ""
+    scenario: str = ""
+    groups: Sequence[tuple[str, int]] = ()
+
+
+def _head(text: str, css: str = "") -> Cell:
+    return Cell(text, header=True, css=css)
+
+
+def _common_unit(run: RunData) -> str:
+    """The unit shared by every dose level, or ``""``."""
+    units = {d.unit for d in run.doses}
+    return units.pop() if len(units) == 1 else ""
+
+
+def _oc_cell(run: RunData, scenario: str, design: str, metric: str, dose: str = "", css: str = "") -> Cell:
+    spec = metric_spec(metric)
+    c = run.cell(scenario, design, metric, dose)
+    key = {"scenario": scenario, "design": design, "metric": metric, "dose": dose}
+    if c is None:
+        return Cell("\u2014", key=key, css=(css + " absent").strip())
+    return Cell(fmt_cell(c, spec.decimals), None if c.missing else c.value, None if c.missing else c.se,
+                c.exact, key, css)
+
+
+def scenario_truth_table(run: RunData) -> Table:
+    """True DLT and response probabilities per dose for every scenario (true MTD marked)."""
+    cols = ["Scenario", "Curve"] + [d.label for d in run.doses] + ["True MTD"]
+    rows: list[list[Cell]] = []
+    for s in run.scenarios:
+        mtd_label = run.doses[s.true_mtd].label
+        for curve, probs in (("P(DLT)", s.p_dlt), ("P(response)", s.p_response)):
+            row = [_head(s.name if curve == "P(DLT)" else "", "scenario"), _head(curve)]
+            for j, p in enumerate(probs):
+                row.append(Cell(fmt_number(p, 2), p, None, True, {"scenario": s.name, "curve": curve,
+                                                                   "dose": run.doses[j].label},
+                                "mtd" if j == s.true_mtd else ""))
+            row.append(Cell(mtd_label if curve == "P(DLT)" else "", css="mtd-label"))
+            rows.append(row)
+    doses = "; ".join(dose_display(d) for d in run.doses)
+    note = (f"True MTD (shaded) = the dose whose true DLT probability is closest to the target "
+            f"{run.target:g} (ties: the lower dose). Doses: {doses}.")
+    return Table("scenarios-table", "True probabilities by dose", cols, rows, note)
+
+
+def by_dose_table(run: RunData, scenario: ScenarioInfo, metric: str, *, with_none: bool = False) -> Table:
+    """Rows = doses (and ``none``), columns = designs, for one per-dose metric."""
+    return by_dose_combined_table(run, scenario, (metric,), with_none=with_none, table_id=metric.replace("_", "-"),
+                                  title=metric_spec(metric).label)
+
+
+def by_dose_combined_table(run: RunData, scenario: ScenarioInfo, metrics: Sequence[str], *,
+                           with_none: bool = True, table_id: str = "by-dose",
+                           title: str = "Selection, allocation and DLTs by dose") -> Table:
+    """Rows = doses (and ``none``); for each metric a group of columns, one per design.
+
+    The ``none`` row (no dose selected) only has a value for ``select_pct``.
+    """
+    names = run.design_names
+    common = _common_unit(run)
+    cols = [f"Dose ({common})" if common else "Dose", "True P(DLT)"] + names * len(metrics)
+    groups: list[tuple[str, int]] = [("", 2)] + [(metric_spec(m).label, len(names)) for m in metrics]
+    rows = []
+    for j, d in enumerate(run.doses):
+        css = "mtd" if j == scenario.true_mtd else ""
+        row = [_head(dose_display(d, unit=not common), css), Cell(fmt_number(scenario.p_dlt[j], 2), css=css)]
+        for m in metrics:
+            row += [_oc_cell(run, scenario.name, des, m, d.label, css) for des in names]
+        rows.append(row)
+    if with_none and "select_pct" in metrics:
+        row = [_head("None (no dose selected)"), Cell("")]
+        for m in metrics:
+            row += [_oc_cell(run, scenario.name, des, m, "none") if m == "select_pct" else Cell("")
+                    for des in names]
+        rows.append(row)
+    return Table(table_id, title, cols, rows, "", scenario.name, groups if len(metrics) > 1 else ())
+
+
+def key_oc_table(run: RunData, scenario: ScenarioInfo) -> Table:
+    """Rows = summary characteristics, columns = designs."""
+    rows = []
+    for m in KEY_OC_ROWS:
+        spec = metric_spec(m)
+        rows.append([_head(spec.label)] + [_oc_cell(run, scenario.name, des, m) for des in run.design_names])
+    note = ("True ORR at the selected dose: over the trials that selected a dose. > 60% / > 80% of max N: "
+            "trials that treated more than that share of the maximum sample size above the true MTD.")
+    return Table("key-oc", "Summary of operating characteristics", ["Characteristic"] + run.design_names,
+                 rows, note, scenario.name)
+
+
+def stop_reason_table(run: RunData, scenario: ScenarioInfo) -> Table:
+    """Percentage of trials ending for each reason; ``—`` where a reason never occurred."""
+    rows = []
+    for reason in run.stop_reasons():
+        rows.append([_head(reason)] +
+                    [_oc_cell(run, scenario.name, des, "stop_pct", reason) for des in run.design_names])
+    return Table("stop-reasons", "How trials ended (%)", ["Reason"] + run.design_names, rows,
+                 "\u2014: did not occur in this scenario.", scenario.name)
+
+
+def paired_table(run: RunData, scenario: ScenarioInfo) -> Table | None:
+    """Each design minus the first, on the same virtual patients (``paired.csv``); ``None`` if none."""
+    p = run.paired[run.paired["scenario"] == scenario.name]
+    if p.empty:
+        return None
+    pairs = list(dict.fromkeys(zip(p["design"], p["versus"])))
+    cols = ["Characteristic"]
+    for a, b in pairs:
+        cols += [f"{a} \u2212 {b}", "SE unpaired"]
+    rows = []
+    for m in dict.fromkeys(p["metric"]):
+        spec = metric_spec(m)
+        row = [_head(spec.label)]
+        for a, b in pairs:
+            r = p[(p["metric"] == m) & (p["design"] == a) & (p["versus"] == b)]
+            if r.empty:
+                row += [Cell(NOT_AVAILABLE), Cell("")]
+                continue
+            d, se, su = (float(r[c].iloc[0]) for c in ("difference", "se", "se_unpaired"))
+            flag = math.isfinite(d) and se > 0 and abs(d) > FLAG_Z * se
+            key = {"scenario": scenario.name, "design": a, "versus": b, "metric": m}
+            row.append(Cell(fmt_difference(d, se, spec.decimals) + (" *" if flag else ""), d, se, False, key,
+                            "flag" if flag else ""))
+            row.append(Cell(fmt_number(su, spec.decimals), su))
+        rows.append(row)
+    note = (f"Difference (paired SE); * |difference| > {FLAG_Z:g} paired SE. The unpaired SE is shown for "
+            "comparison.")
+    return Table("paired", "Paired differences between designs", cols, rows, note, scenario.name)
+
+
+def scenario_tables(run: RunData, scenario: ScenarioInfo) -> list[Table]:
+    """All operating-characteristics tables of one scenario, in report order."""
+    per_dose = ("select_pct", "patients", "dlts_at_dose")
+    if len(run.designs) <= _COMBINE_UP_TO:
+        out = [by_dose_combined_table(run, scenario, per_dose)]
+    else:
+        out = [by_dose_table(run, scenario, m, with_none=m == "select_pct") for m in per_dose]
+    out += [key_oc_table(run, scenario),
+           stop_reason_table(run, scenario)]
+    pt = paired_table(run, scenario)
+    if pt is not None:
+        out.append(pt)
+    return out
