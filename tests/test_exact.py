@@ -90,11 +90,24 @@ def _crm(**extra: object):
 @pytest.mark.skipif(not _HAS_CRM, reason="design/crm.py is not in this checkout yet")
 def test_crm_empiric_equals_escalation() -> None:
     # escalation_exact_probs.json, results.crm_empiric, curve A_given: get_dfcrm(skeleton, target = 0.25)
-    # (dfcrm::crm defaults: empiric, bayes, scale = sqrt(1.34); skipping allowed), cohorts 3,3,3,3.
-    out = exact_outcomes(_crm(), CURVE_A)
+    # (dfcrm::crm defaults: empiric, bayes, scale = sqrt(1.34); skipping allowed, no coherence rule),
+    # cohorts 3,3,3,3; recommendation = the model's dose after the 4th cohort.
+    out = exact_outcomes(_crm(no_skip="off", coherence="off"), CURVE_A)
     rec, en = _ref_vector(ESC["results"]["crm_empiric"]["curves"]["A_given"])
     np.testing.assert_allclose(_recommend(out, 5), rec, rtol=0, atol=1e-9)
     np.testing.assert_allclose(_expected_n(out), en, rtol=0, atol=1e-9)
+
+
+@pytest.mark.skipif(not _HAS_CRM, reason="design/crm.py is not in this checkout yet")
+def test_crm_no_skip_equals_crmsim_restrict_enumeration() -> None:
+    # shared/reference/escalation/README.md, row "own crm_dfcrm_crmsim_restrict", curve A (printed to
+    # 6 decimals, so compared to 5e-7): dfcrm::crmsim(restrict = TRUE) semantics, enumerated exactly:
+    # no skipping above the current dose, no escalation after a cohort with DLT fraction >= target;
+    # final selection = the model's recommended dose (5 after four clean cohorts, though never given).
+    out = exact_outcomes(_crm(), CURVE_A)  # CrmDesign defaults are crmsim(restrict = TRUE)
+    rec = [0.0, 0.020879, 0.266042, 0.355030, 0.301093, 0.056956]
+    np.testing.assert_allclose(_recommend(out, 5), rec, rtol=0, atol=5e-7)
+    np.testing.assert_allclose(_expected_n(out), [3.6990, 4.1245, 3.3855, 0.7910, 0.0], rtol=0, atol=5e-5)
 
 
 # --------------------------------------------------------------------------- 3+3: Wheeler et al.

@@ -79,7 +79,7 @@ def test_crm_tree_equals_escalation() -> None:
     #   target = 0.25) %>% get_dose_paths(cohort_sizes = rep(3, 4))  (skipping allowed)
     from escalade.design.registry import build_design
 
-    design = build_design("crm", {"skeleton": [0.05, 0.12, 0.25, 0.40, 0.55]},
+    design = build_design("crm", {"skeleton": [0.05, 0.12, 0.25, 0.40, 0.55], "no_skip": "off", "coherence": "off"},
                           {"target": 0.25, "n_doses": 5, "cohort_size": 3, "max_n": 30, "start_dose": 0})
     assert _my_tree(dose_paths(design, 4)) == _reference_tree("crm_empiric")
 
