@@ -426,6 +426,14 @@ def exact_outcomes(
         More than ``max_states`` distinct live states at some depth.
     EscaladeError
         The design is not Markov in its state.
+
+    Notes
+    -----
+    A design may declare ``state_fields = "counts"`` when neither ``decide`` nor
+    ``select`` reads the last cohort (``last_n``, ``last_tox``); states that
+    differ only there are then merged (as :meth:`States.unique` with
+    ``fields="counts"``), which can halve the states. The default, ``"all"``,
+    is always exact.
     """
     if not getattr(design, "markov", False):
         raise EscaladeError(f"design '{design.kind}' is not Markov in its state (markov = False); exact "
@@ -447,8 +455,14 @@ def exact_outcomes(
     cells_p = cell_probabilities(pt, pe, rho)
 
     width = 4 * nd + 3
-    # merge on every field except the (all-zero) response columns when they are not enumerated
-    key_cols = np.arange(width) if enum_eff else np.r_[0:2 * nd, 4 * nd:width]
+    # merge on every field except the (all-zero) response columns when they are not enumerated, and
+    # except the last cohort where the design declares that it never looks at it
+    fields = getattr(design, "state_fields", "all")
+    if fields not in ("all", "counts"):
+        raise ConfigError("state_fields", fields, f"design '{design.kind}' must declare 'all' or 'counts'")
+    count_cols = np.arange(4 * nd) if enum_eff else np.arange(2 * nd)
+    path_cols = np.arange(4 * nd, width) if fields == "all" else np.asarray([4 * nd])
+    key_cols = np.r_[count_cols, path_cols]
 
     d0, size0 = design.start()
     m = np.zeros((1, width), np.int64)

@@ -183,6 +183,27 @@ def test_decide_sees_each_distinct_state_once_per_depth() -> None:
         assert np.unique(batch, axis=0).shape[0] == batch.shape[0]
 
 
+def test_state_fields_counts_merges_more_and_changes_nothing() -> None:
+    # BOIN's decide and select never read the last cohort, so declaring it merges more states
+    class Declared(CountingDesign):
+        state_fields = "counts"
+
+    base = BoinDesign(BoinConfig(target=0.25, n_doses=5, max_n=18))
+    a, b = CountingDesign(base), Declared(base)
+    ea, eb = exact_outcomes(a, CURVE_A), exact_outcomes(b, CURVE_A)
+    assert eb.n_decided < 0.8 * ea.n_decided
+    np.testing.assert_allclose(_recommend(ea, 5), _recommend(eb, 5), atol=1e-15)
+    for field in ("n", "tox"):
+        np.testing.assert_allclose((getattr(ea, field) * ea.weight[:, None]).sum(axis=0),
+                                   (getattr(eb, field) * eb.weight[:, None]).sum(axis=0), atol=1e-14)
+
+    class Wrong(CountingDesign):
+        state_fields = "counts_only"
+
+    with pytest.raises(ConfigError, match="state_fields"):
+        exact_outcomes(Wrong(base), CURVE_A)
+
+
 @pytest.mark.parametrize("rho", [0.0, 0.45, -0.7])
 def test_cell_probabilities_equal_bivariate_normal(rho: float) -> None:
     pt = np.array([0.05, 0.2, 0.5, 0.83])
