@@ -98,3 +98,12 @@ class CountingDesign:
 
     def select(self, states: States) -> IntArray:
         return self.inner.select(states)
+
+
+@dataclass
+class SelectsCurrent(CountingDesign):
+    """``inner``'s decisions, but the selected dose is the last cohort's dose (a select() that
+    reads the path state, as 3+3's does)."""
+
+    def select(self, states: States) -> IntArray:
+        return states.current.copy()

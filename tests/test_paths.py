@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _toy_designs import ToyPhase12
+from _toy_designs import SelectsCurrent, ToyPhase12
 from conftest import load_reference
 from escalade.design.base import States
 from escalade.design.boin import BoinConfig, BoinDesign
@@ -88,7 +88,8 @@ def test_crm_tree_equals_escalation() -> None:
     (BoinDesign(BoinConfig(target=0.25, n_doses=5, max_n=12)), CURVE_A, None, 0.0, 4),
     (ThreePlusThreeDesign(ThreePlusThreeConfig(n_doses=3, allow_deescalation=True)), [0.1, 0.3, 0.5], None, 0.0, 6),
     (ToyPhase12(), [0.1, 0.3, 0.5], [0.2, 0.5, 0.7], 0.3, 5),
-], ids=["boin", "3+3", "toy12"])
+    (SelectsCurrent(BoinDesign(BoinConfig(target=0.25, n_doses=5, max_n=15))), CURVE_A, None, 0.0, 5),
+], ids=["boin", "3+3", "toy12", "select-reads-path-state"])
 def test_path_probabilities_equal_exact_enumeration(design, p_tox, p_eff, rho, k) -> None:
     paths = dose_paths(design, k, p_tox=p_tox, p_eff=p_eff, association=rho)
     leaves = paths.leaves()
