@@ -15,10 +15,9 @@ import datetime as _dt
 import json
 import logging
 import shlex
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from escalade.reports import plots
 from escalade.reports.conclusion import conclusion
@@ -204,14 +203,5 @@ def render_pdf(html: str, *, source: str | Path = "report") -> bytes:
         raise ReportDependencyError(source, f"PDF output needs WeasyPrint ({type(exc).__name__}: {exc}); install "
                                     "it with `pip install \"escalade[reports]\"` (and the pango library), or use "
                                     "--format html") from None
-    for name in ("weasyprint", "fontTools"):
-        logging.getLogger(name).setLevel(max(logging.getLogger(name).level, logging.ERROR))
     return weasyprint.HTML(string=html).write_pdf()
 
-
-Format = Literal["html", "pdf", "both"]
-
-
-def formats_of(fmt: Format) -> Sequence[str]:
-    """``"both"`` -> ``("html", "pdf")``."""
-    return ("html", "pdf") if fmt == "both" else (fmt,)

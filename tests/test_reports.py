@@ -1,0 +1,551 @@
+"""The simulation appendix: content equal to oc.csv, every section, escaping, Chromium, PDF, errors.
+
+The shipped CAR-T example is run once with 200 trials and reported in every
+format; the tests then read the files back the way a reader would (HTML parsed,
+PDF through ``pdftotext``, the page rendered by headless Chromium).
+"""
+
+from __future__ import annotations
+
+import doctest
+import html
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import EXAMPLE, load_reference
+from escalade.cli import main
+
+TRIALS = 200
+SECTION_IDS = ["summary", "methods", "scenarios", "oc", "figures", "reproducibility"]
+HOSTILE_SCENARIO = '<script>alert(1)</script> & "quotes"'
+HOSTILE_DESIGN = "<img src=x onerror=alert(2)>"
+HOSTILE_TITLE = "Study <b>bold</b> & 'apostrophes' $x^2$"
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+class _Page(HTMLParser):
+    """Collects sections, table cells with data attributes, images, scripts and text of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.sections: list[str] = []
+        self.cells: list[tuple[dict[str, str], str]] = []
+        self.images: list[str] = []
+        self.scripts = 0
+        self.links: list[str] = []
+        self.text: list[str] = []
+        self._cell: dict[str, str] | None = None
+        self._buf: list[str] = []
+        self.ids: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if "id" in a:
+            self.ids.append(a["id"])
+        if tag == "section":
+            self.sections.append(a.get("id", ""))
+        elif tag == "td":
+            self._cell = {k[5:]: v for k, v in a.items() if k.startswith("data-")}
+            self._buf = []
+        elif tag == "img":
+            self.images.append(a.get("src", ""))
+        elif tag == "script":
+            self.scripts += 1
+        elif tag in ("link", "iframe", "object", "embed"):
+            self.links.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.cells.append((self._cell, "".join(self._buf).strip()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._cell is not None:
+            self._buf.append(data)
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+_DECIMALS = {"dlt_rate": 3, "orr_selected": 3}
+
+
+def _expected_text(value: float, se: float, exact: bool, metric: str) -> str:
+    """The report's documented convention, written out independently of reports/formatting.py."""
+    d = _DECIMALS.get(metric, 1)
+    if not math.isfinite(value):
+        return "n/a"
+    tail = "exact" if exact else f"{se:.{d}f}"
+    v = f"{value:.{d}f}"
+    return f"{'0.' + '0' * d if float(v) == 0 else v} ({'0.' + '0' * d if tail != 'exact' and float(tail) == 0 else tail})"
+
+
+def _run(study: Path, out: Path, *extra: str) -> Path:
+    rc = main(["run", str(study), "--trials", str(TRIALS), "--jobs", "1", "--out", str(out), "--no-progress", *extra])
+    assert rc == 0
+    return out
+
+
+def _hostile_study(tmp: Path) -> Path:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    text = text.replace('title: "CAR-T cells in relapsed/refractory hematologic malignancies: dose escalation"',
+                        f"title: {json.dumps(HOSTILE_TITLE)}")
+    text = text.replace('- name: "MTD at DL2"', f"- name: {json.dumps(HOSTILE_SCENARIO)}")
+    text = text.replace("- name: BOIN", f"- name: {json.dumps(HOSTILE_DESIGN)}")
+    text = text.replace('- name: "MTD at DL4"', '- name: "=HYPERLINK(\\"http://example.com\\")"')
+    text = text.replace('unit: "CAR+ T cells/kg"', 'unit: "cells/kg <i>&amp;</i> $"')
+    assert HOSTILE_SCENARIO.split("&")[0].strip() not in EXAMPLE.read_text()
+    path = tmp / "hostile.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _pdftotext(pdf: Path) -> str:
+    exe = shutil.which("pdftotext")
+    if exe is None:
+        if IN_CI:
+            pytest.fail("pdftotext (Debian package poppler-utils) is required in CI to check the PDF's text: "
+                        "apt-get install -y poppler-utils")
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    return subprocess.run([exe, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The shipped example, run with 200 trials and reported as HTML, PDF and XLSX through the CLI."""
+    root = tmp_path_factory.mktemp("example")
+    run = _run(EXAMPLE, root / "run")
+    rc = main(["report", str(run), "--format", "both", "--xlsx"])
+    assert rc == 0
+    return {"run": run, "html": run / "report.html", "pdf": run / "report.pdf", "xlsx": run / "report.xlsx",
+            "oc": pd.read_csv(run / "oc.csv", keep_default_na=False, na_values={"value": [""], "se": [""]}),
+            "paired": pd.read_csv(run / "paired.csv"),
+            "manifest": json.loads((run / "manifest.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A study whose title, scenario, design and unit try to inject markup, mathtext and formulas."""
+    root = tmp_path_factory.mktemp("hostile")
+    run = _run(_hostile_study(root), root / "run")
+    assert main(["report", str(run), "--format", "html", "--xlsx"]) == 0
+    return {"run": run, "html": run / "report.html", "xlsx": run / "report.xlsx"}
+
+
+# --------------------------------------------------------------------------------------------- the example
+
+
+def test_report_writes_every_format_atomically(example: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    for key in ("html", "pdf", "xlsx"):
+        assert example[key].is_file() and example[key].stat().st_size > 10_000, key
+    assert example["pdf"].read_bytes()[:5] == b"%PDF-"
+    assert example["xlsx"].read_bytes()[:2] == b"PK"
+    assert not list(example["run"].glob(".tmp-*")), "a temporary file was left behind"
+
+
+def test_sections_are_all_present_in_order(example: dict) -> None:
+    page = _parse(example["html"])
+    assert [s for s in page.sections if s in SECTION_IDS] == SECTION_IDS
+    text = " ".join(page.text)
+    for title in ("1. Summary", "2. Methods", "3. Scenarios", "4. Operating characteristics", "5. Figures",
+                  "6. Reproducibility"):
+        assert title in text
+    n_scen = len(example["manifest"]["scenarios"])
+    assert sum(1 for i in page.ids if re.fullmatch(r"oc-\d+", i)) == n_scen
+    assert sum(1 for i in page.ids if re.fullmatch(r"fig-scenario-\d+", i)) == n_scen
+    assert {"fig-summary", "fig-scenarios", "scenarios-table", "conclusion", "regenerate"} <= set(page.ids)
+
+
+def test_html_is_self_contained(example: dict) -> None:
+    raw = example["html"].read_text(encoding="utf-8")
+    page = _parse(example["html"])
+    assert page.scripts == 0 and page.links == []
+    assert page.images and all(src.startswith("data:image/png;base64,") for src in page.images)
+    # nothing to fetch: no URL in any src/href, no @import or url() in the stylesheet
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", raw, re.I)
+    assert "@import" not in raw and "url(" not in raw
+    assert "Content-Security-Policy" in raw
+
+
+def test_every_number_in_the_tables_equals_oc_csv(example: dict) -> None:
+    oc = example["oc"]
+    idx = {(r.scenario, r.design, r.metric, r.dose): r for r in oc.itertuples(index=False)}
+    cells = [(k, t) for k, t in _parse(example["html"]).cells if "metric" in k and "versus" not in k]
+    checked = 0
+    for key, text in cells:
+        r = idx.get((key["scenario"], key["design"], key["metric"], key["dose"]))
+        if r is None:
+            assert text == "\u2014", (key, text)  # a stop reason that never occurred
+            continue
+        assert text == _expected_text(r.value, r.se, bool(r.exact), r.metric), (key, text)
+        checked += 1
+    n_s, n_d = len(example["manifest"]["scenarios"]), len(example["manifest"]["designs"])
+    n_doses = len(example["manifest"]["doses"])
+    # per scenario x design: selection (doses + none), patients, DLTs per dose, and 13 summary rows
+    assert checked >= n_s * n_d * (3 * n_doses + 1 + 13)
+
+
+def test_a_few_cells_by_hand(example: dict) -> None:
+    """Spot checks that do not go through the data attributes: the value shown next to its row label."""
+    raw = html.unescape(example["html"].read_text(encoding="utf-8"))
+    oc = example["oc"]
+    row = oc[(oc.scenario == "MTD at DL3") & (oc.design == "BOIN") & (oc.metric == "correct_selection_pct")].iloc[0]
+    block = raw[raw.index("4.3 MTD at DL3"):raw.index("4.4 MTD at DL4")]
+    line = block[block.index("Correct selection of the true MTD (%)"):][:400]
+    assert f"{row.value:.1f} ({row.se:.1f})" in line
+    row = oc[(oc.scenario == "All doses safe") & (oc.design == "3+3") & (oc.metric == "sample_size")].iloc[0]
+    block = raw[raw.index("4.6 All doses safe"):]
+    assert f"{row.value:.1f} ({row.se:.1f})" in block[block.index("Sample size (mean)"):][:300]
+
+
+def test_paired_differences_equal_paired_csv(example: dict) -> None:
+    p = example["paired"]
+    cells = [(k, t) for k, t in _parse(example["html"]).cells if "versus" in k]
+    assert len(cells) == len(p)
+    for key, text in cells:
+        r = p[(p.scenario == key["scenario"]) & (p.design == key["design"]) & (p.metric == key["metric"])].iloc[0]
+        d = _DECIMALS.get(r.metric, 1)
+        sign, value, se, _ = re.fullmatch(r"([+\-\u00b1])([\d.]+) \(([\d.]+)\)( \*)?", text).groups()
+        value = -float(value) if sign == "-" else float(value)
+        assert abs(value - r.difference) <= 0.5 * 10 ** -d + 1e-9
+        assert (sign == "\u00b1") == (f"{abs(r.difference):.{d}f}" == f"{0:.{d}f}")
+        se = float(se)
+        assert abs(se - r.se) <= 0.5 * 10 ** -d + 1e-9
+        assert text.endswith("*") == (abs(r.difference) > 2 * r.se), (key, text)
+
+
+def test_summary_and_conclusion_come_from_the_numbers(example: dict) -> None:
+    page = _parse(example["html"])
+    text = " ".join(page.text)
+    man = example["manifest"]
+    for fact in (f"{TRIALS} (Monte Carlo simulation)", str(man["seed"]), man["escalade_version"], "3+3 (3+3)",
+                 "BOIN (boin)"):
+        assert fact in text
+    oc, p = example["oc"], example["paired"]
+    target = man["target"]
+    ok = [s["name"] for s in man["scenarios"] if min(s["p_dlt"]) <= target]
+    pcs = oc[(oc.metric == "correct_selection_pct") & oc.scenario.isin(ok)].pivot(index="scenario", columns="design",
+                                                                                 values="value")
+    wins = int((pcs["BOIN"] >= pcs["3+3"]).sum())
+    conc = re.sub(r"\s+", " ", " ".join(page.text[page.text.index(next(t for t in page.text if "Across the" in t)):]))
+    assert f"BOIN selected the true MTD most often in {wins} of {len(ok)}" in conc
+    assert f"BOIN: {pcs['BOIN'].min():.1f}% to {pcs['BOIN'].max():.1f}%" in conc
+    d = p[(p.metric == "correct_selection_pct") & p.scenario.isin(ok)]
+    lo, hi = d.loc[d.difference.idxmin()], d.loc[d.difference.idxmax()]
+    assert f"from {lo.difference:+.1f} (SE {lo.se:.1f}) to {hi.difference:+.1f} (SE {hi.se:.1f})" in conc
+    assert f"in favour of BOIN in {int((d.difference > 2 * d.se).sum())} of {len(ok)}" in conc
+    toxic = oc[(oc.scenario == "All doses too toxic") & (oc.metric == "select_none_pct")].set_index("design")
+    assert f"3+3 in {toxic.value['3+3']:.1f}% (SE {toxic.se['3+3']:.1f})" in conc
+
+
+def test_methods_text_and_decision_tables(example: dict) -> None:
+    raw = html.unescape(example["html"].read_text(encoding="utf-8"))
+    methods = raw[raw.index('id="methods"'):raw.index('id="scenarios"')]
+    # BOIN: boundaries as the package prints them (shared/reference, BOIN::get.boundary(0.3, 3, 10))
+    ref = load_reference("boin", "boundaries.json")["cases"]["target0.30_cs3_nc10"]["boundary_tab_at_cohort_ends"]
+    assert "\u03bbe = 0.2365" in methods and "\u03bbd = 0.3585" in methods
+    rows = {}
+    for line in re.findall(r"<tr>(.*?)</tr>", methods, re.S):
+        cells = [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>",
+                                                                                       line, re.S)]
+        if cells:
+            rows[cells[0]] = cells[1:]
+    assert [int(v) for v in rows["Escalate if # of DLTs \u2264"]] == ref["escalate_if_ntox_le"]
+    assert [int(v) for v in rows["De-escalate if # of DLTs \u2265"]] == ref["deescalate_if_ntox_ge"]
+    assert [None if v == "NA" else int(v) for v in rows["Eliminate if # of DLTs \u2265"]] == ref["eliminate_if_ntox_ge"]
+    assert "Stop (lowest dose) if # of DLTs \u2265" in rows  # the study sets extrasafe: true
+    # 3+3 with de-escalation (the study's allow_deescalation: true), citations, parameters with their source
+    assert "3+3 design with de-escalation" in methods and "Korn et al., 1994" in methods
+    assert "Storer BE. Design and analysis of phase I clinical trials" in methods
+    assert "Liu S, Yuan Y. Bayesian optimal interval designs" in methods
+    assert rows["cutoff_eli"][:2] == ["0.95", "study file"] and rows["p_saf"][:2] == ["0.18", "default"]
+    assert "28-day window" in methods  # the study's dlt_window_days
+
+
+def test_scenario_table_marks_the_true_mtd(example: dict) -> None:
+    cells = [(k, t) for k, t in _parse(example["html"]).cells if k.get("curve") == "P(DLT)"]
+    raw = example["html"].read_text(encoding="utf-8")
+    for s in example["manifest"]["scenarios"]:
+        vals = [t for k, t in cells if k["scenario"] == s["name"]]
+        assert vals == [f"{v:.2f}" for v in s["p_dlt"]]
+        label = example["manifest"]["doses"][s["true_mtd"] - 1]["label"]
+        attr = f'data-scenario="{html.escape(s["name"], quote=True)}"'
+        assert re.search(rf'<td class="mtd" {re.escape(attr)} data-curve="P\(DLT\)" data-dose="{label}">', raw)
+
+
+def test_reproducibility_section_regenerates_the_run(example: dict, tmp_path: Path) -> None:
+    page = _parse(example["html"])
+    text = " ".join(page.text)
+    man = example["manifest"]
+    for fact in (man["study_sha256"], man["results_sha256"], man["versions"]["numpy"], man["command"]):
+        assert html.unescape(fact) in text
+    raw = example["html"].read_text(encoding="utf-8")
+    cmd = html.unescape(re.search(r'<pre id="regenerate">(.*?)</pre>', raw, re.S).group(1)).strip()
+    argv = shlex.split(cmd)
+    assert argv[:2] == ["escalade", "run"]
+    argv[argv.index("--out") + 1] = str(tmp_path / "again")
+    assert main(argv[1:] + ["--jobs", "1", "--no-progress"]) == 0
+    again = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert again["results_sha256"] == man["results_sha256"]
+
+
+def test_pdf_has_the_same_content(example: dict) -> None:
+    text = re.sub(r"\s+", " ", _pdftotext(example["pdf"]))
+    for title in ("1. Summary", "2. Methods", "3. Scenarios", "4. Operating characteristics", "5. Figures",
+                  "6. Reproducibility", "BOIN decision table", "3+3 decision rules"):
+        assert title in text, title
+    oc = example["oc"]
+    r = oc[(oc.scenario == "MTD at DL3") & (oc.design == "BOIN") & (oc.metric == "select_pct") & (oc.dose == "DL3")]
+    assert f"{r.value.iloc[0]:.1f} ({r.se.iloc[0]:.1f})" in text
+    assert example["manifest"]["study_sha256"][:40] in text.replace(" ", "")
+    assert re.search(r"page 1 of (\d+)", text) and int(re.search(r"page 1 of (\d+)", text).group(1)) >= 10
+
+
+def test_xlsx_holds_the_numbers(example: dict) -> None:
+    from openpyxl import load_workbook
+
+    from escalade.reports.xlsx import SHEETS
+
+    wb = load_workbook(example["xlsx"], read_only=True)
+    assert wb.sheetnames == list(SHEETS)
+    rows = list(wb["Operating characteristics"].iter_rows(values_only=True))
+    assert len(rows) == len(example["oc"]) + 1
+    oc = example["oc"]
+    first = oc.iloc[0]
+    assert rows[1][:3] == (first.scenario, first.design, first.metric)
+    assert rows[1][5] == pytest.approx(first.value) and rows[1][6] == pytest.approx(first.se)
+
+
+# --------------------------------------------------------------------------------------------- escaping
+
+
+def test_hostile_names_are_escaped(hostile: dict) -> None:
+    raw = hostile["html"].read_text(encoding="utf-8")
+    assert "<script" not in raw.lower()
+    assert "<img src=x" not in raw and "<b>bold</b>" not in raw and "<i>&amp;</i>" not in raw
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;quotes&#34;" in raw
+    page = _parse(hostile["html"])
+    text = "".join(page.text)
+    # the names survive the round trip as text, in the body and in the data attributes
+    assert HOSTILE_SCENARIO in text and HOSTILE_DESIGN in text and HOSTILE_TITLE in text
+    assert any(k.get("scenario") == HOSTILE_SCENARIO for k, _ in page.cells)
+    assert any(k.get("design") == HOSTILE_DESIGN for k, _ in page.cells)
+    assert page.scripts == 0 and all(s.startswith("data:image/png;base64,") for s in page.images)
+
+
+def test_hostile_text_is_not_a_formula_in_excel(hostile: dict) -> None:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(hostile["xlsx"])
+    cells = [c for row in wb["Operating characteristics"].iter_rows(min_col=1, max_col=1) for c in row
+             if isinstance(c.value, str) and c.value.startswith("=")]
+    assert cells and all(c.data_type == "s" for c in cells)
+
+
+def test_chromium_renders_without_console_errors(hostile: dict, tmp_path: Path) -> None:
+    exe = _chromium()
+    if exe is None:
+        if IN_CI:
+            pytest.fail("headless Chromium is required in CI (CI is set) to check the HTML report renders: "
+                        "install Debian's package with `apt-get install -y chromium`")
+        pytest.skip("chromium is not installed (set CI=true to make this a failure)")
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,2000",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--enable-logging=stderr", "--v=0",
+         hostile["html"].resolve().as_uri()],
+        capture_output=True, text=True, timeout=120)
+    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
+    assert console == [], "console messages while rendering the report:\n" + "\n".join(console)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shot.is_file() and shot.stat().st_size > 20_000
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_console_check_catches_a_script(tmp_path: Path) -> None:
+    """The Chromium check can fail: an unescaped inline script is reported on the console (blocked by the CSP)."""
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed")
+    from escalade.reports.templating import render
+
+    head = render("head.html.j2", version="test")
+    page = tmp_path / "bad.html"
+    page.write_text(f"<!DOCTYPE html><html><head>{head}</head><body><script>alert(1)</script></body></html>")
+    proc = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
+                           f"--screenshot={tmp_path / 'bad.png'}", "--enable-logging=stderr", "--v=0",
+                           page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    assert any("CONSOLE" in ln and "Content Security Policy" in ln for ln in proc.stderr.splitlines())
+
+
+# --------------------------------------------------------------------------------------------- variants
+
+
+def test_exact_runs_show_exact_instead_of_se(tmp_path: Path) -> None:
+    from escalade.reports.load import load_run
+    from escalade.reports.plots import selection_allocation_figure
+    from escalade.reports.tables import scenario_tables
+
+    run_dir = tmp_path / "exact"
+    assert main(["run", str(EXAMPLE), "--exact", "--jobs", "1", "--out", str(run_dir), "--no-progress"]) == 0
+    run = load_run(run_dir)
+    s = run.scenarios[2]
+    tables = scenario_tables(run, s)
+    texts = [c.text for t in tables for row in t.rows for c in row if c.key.get("metric") == "select_pct"]
+    oc = pd.read_csv(run_dir / "oc.csv")
+    r = oc[(oc.scenario == s.name) & (oc.design == "BOIN") & (oc.metric == "select_pct") & (oc.dose == "DL3")].iloc[0]
+    assert bool(r.exact) and f"{r.value:.1f} (exact)" in texts
+    assert selection_allocation_figure(run, s, 2).png[:4] == b"\x89PNG"
+
+
+def test_unknown_design_kind_gets_the_generic_methods(example: dict, tmp_path: Path) -> None:
+    from escalade.reports.load import load_run
+    from escalade.reports.methods import methods_section
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(example["run"], run_dir, ignore=shutil.ignore_patterns("report.*", "units", "trials.parquet"))
+    man = json.loads((run_dir / "manifest.json").read_text())
+    man["designs"][1]["design"] = "mystery"
+    man["designs"][1]["params"]["horizon"] = [1, 2, 3]
+    (run_dir / "manifest.json").write_text(json.dumps(man))
+    run = load_run(run_dir)
+    sec = methods_section(run, run.designs[1], 1)
+    assert not sec.specific and "mystery" in sec.paragraphs[0]
+    listed = {row[0].text: row[1].text for row in sec.parameters.rows}
+    assert listed["horizon"] == "1, 2, 3" and listed["cutoff_eli"] == "0.95" and listed["extrasafe"] == "yes"
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+def _broken_copy(example: dict, tmp_path: Path) -> Path:
+    run_dir = tmp_path / "broken"
+    shutil.copytree(example["run"], run_dir, ignore=shutil.ignore_patterns("report.*", "units", "trials.parquet"))
+    return run_dir
+
+
+@pytest.mark.parametrize("damage, error, where", [
+    ("missing_dir", "RunDirNotFoundError", "no such run directory"),
+    ("no_manifest", "RunFileMissingError", "manifest.json: is missing"),
+    ("bad_json", "RunFileCorruptError", "manifest.json: is not valid JSON (line 1"),
+    ("no_oc", "RunFileMissingError", "oc.csv: is missing"),
+    ("oc_column", "RunFileCorruptError", "oc.csv: lacks the column(s) se"),
+    ("oc_value", "RunFileCorruptError", "oc.csv: row 2, column value: 'abc' is not a number"),
+    ("oc_other_run", "RunFileCorruptError", "has no rows for scenario 'MTD at DL1'"),
+])
+def test_broken_run_dirs_give_one_line_errors(example: dict, tmp_path: Path, damage: str, error: str,
+                                              where: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from escalade.reports import errors
+    from escalade.reports.load import load_run
+
+    run_dir = _broken_copy(example, tmp_path)
+    oc = run_dir / "oc.csv"
+    if damage == "missing_dir":
+        run_dir = tmp_path / "nowhere"
+    elif damage == "no_manifest":
+        (run_dir / "manifest.json").unlink()
+    elif damage == "bad_json":
+        (run_dir / "manifest.json").write_text("{ not json")
+    elif damage == "no_oc":
+        oc.unlink()
+    elif damage == "oc_column":
+        pd.read_csv(oc).drop(columns=["se"]).to_csv(oc, index=False)
+    elif damage == "oc_value":
+        lines = oc.read_text().splitlines()
+        parts = lines[1].split(",")
+        parts[4] = "abc"
+        oc.write_text("\n".join([lines[0], ",".join(parts)] + lines[2:]) + "\n")
+    elif damage == "oc_other_run":
+        df = pd.read_csv(oc)
+        df[df.scenario != "MTD at DL1"].to_csv(oc, index=False)
+    with pytest.raises(getattr(errors, error)) as info:
+        load_run(run_dir)
+    assert where in str(info.value) and "\n" not in str(info.value)
+    assert main(["report", str(run_dir), "--format", "html"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("escalade: error: ") and err.strip().count("\n") == 0 and where in err
+
+
+def test_cli_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("[1, 2")
+    proc = subprocess.run([sys.executable, "-m", "escalade", "report", str(tmp_path), "--format", "html"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "manifest.json: is not valid JSON" in proc.stderr
+
+
+def test_failed_render_writes_nothing(example: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from escalade.reports import appendix
+    from escalade.reports.errors import ReportDependencyError
+    from escalade.reports.load import load_run
+    from escalade.reports.write import write_appendix
+
+    run_dir = _broken_copy(example, tmp_path)
+    (run_dir / "report.html").write_text("previous report")
+
+    def no_pdf(html_text: str, *, source: object = "") -> bytes:
+        raise ReportDependencyError(str(source), "PDF output needs WeasyPrint")
+
+    monkeypatch.setattr(appendix, "render_pdf", no_pdf)
+    monkeypatch.setattr(appendix.plots, "png_bytes", lambda fig: b"\x89PNG")  # skip the slow part
+    with pytest.raises(ReportDependencyError):
+        write_appendix(load_run(run_dir), fmt="both")
+    assert (run_dir / "report.html").read_text() == "previous report"
+    assert not (run_dir / "report.pdf").exists() and not list(run_dir.glob(".tmp-*"))
+
+
+def test_output_directory_must_exist(example: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["report", str(example["run"]), "--format", "html", "--out", str(tmp_path / "no" / "such" / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "output directory does not exist" in err and str(tmp_path / "no" / "such") in err
+
+
+# --------------------------------------------------------------------------------------------- pieces
+
+
+def test_formatting_doctests() -> None:
+    from escalade.reports import formatting
+
+    res = doctest.testmod(formatting)
+    assert res.attempted >= 3 and res.failed == 0
+
+
+def test_plots_use_okabe_ito_and_are_reproducible(example: dict) -> None:
+    from escalade.reports import plots
+    from escalade.reports.load import load_run
+
+    assert plots.OKABE_ITO[:3] == ("#0072B2", "#E69F00", "#009E73")
+    colours = plots.design_colours(["a", "b", "c", "d", "e", "f", "g", "h", "i"])
+    assert colours["a"] == colours["i"] and len({c for c, _ in colours.values()}) == 8
+    run = load_run(example["run"])
+    one = plots.summary_figure(run).png
+    assert one == plots.summary_figure(run).png and one[:4] == b"\x89PNG"
