@@ -1,0 +1,943 @@
+"""Continual reassessment method (CRM), batched over trial states.
+
+O'Quigley, Pepe & Fisher (1990), Biometrics 46:33-48; Cheung (2011), *Dose
+Finding by the Continual Reassessment Method*, Chapman & Hall (chapters 3-4);
+rules and numbers follow the R package ``dfcrm`` 0.2-2.1 (``crm``, ``crmsim``).
+
+Models, for dose :math:`k` with skeleton value :math:`s_k`:
+
+.. math::
+
+    \\text{empiric (power):}\\quad p_k(\\beta) = s_k^{\\exp\\beta},
+    \\qquad
+    \\text{logistic:}\\quad \\mathrm{logit}\\, p_k(\\beta) = a_0 + e^{\\beta} x_k,
+    \\quad x_k = \\mathrm{logit}(s_k) - a_0,
+
+so :math:`p_k(0) = s_k` in both; :math:`a_0` = ``intercept`` (3 in dfcrm) and
+:math:`x_k` is dfcrm's ``dosescaled``. Prior :math:`\\beta \\sim N(0, \\sigma^2)`,
+:math:`\\sigma^2` = ``prior_var`` (1.34). With :math:`n_k` patients and
+:math:`y_k` DLTs at dose :math:`k` the likelihood is
+
+.. math::
+
+    L(\\beta) = \\prod_k p_k(\\beta)^{y_k}\\,\\{1 - p_k(\\beta)\\}^{n_k - y_k}.
+
+**Bayes** (Cheung 2011, eq. 3.4): the posterior mean and variance of
+:math:`\\beta`, computed as dfcrm does,
+
+.. math::
+
+    \\hat\\beta = \\frac{\\int_{-10}^{10} \\beta L(\\beta)\\pi(\\beta)\\,d\\beta}
+                     {\\int_{-\\infty}^{\\infty} L(\\beta)\\pi(\\beta)\\,d\\beta},
+    \\qquad
+    \\widehat{\\mathrm{var}} = \\frac{\\int_{-10}^{10} \\beta^2 L\\pi}{\\int L\\pi} - \\hat\\beta^2
+
+(dfcrm integrates the numerators over :math:`(-10, 10)` only; for the default
+prior the mass outside is below :math:`10^{-17}`). **MLE**: the maximiser of
+:math:`L` on :math:`[-10, 10]`; it needs at least one DLT and one non-DLT.
+
+The reported DLT probabilities are plug-in values :math:`p_k(\\hat\\beta)`, not
+posterior means of :math:`p_k`; the interval of level ``conf_level`` is
+:math:`p_k(\\hat\\beta \\mp z\\,\\widehat{\\mathrm{sd}})` (normal approximation on
+:math:`\\beta`, as dfcrm). The recommended dose is the one with
+:math:`p_k(\\hat\\beta)` closest to the target :math:`\\phi`: the top dose if all
+are :math:`\\le \\phi`, dose 1 if all are :math:`\\ge \\phi`, ties to the lower dose.
+
+Numerics
+--------
+The posterior is integrated on one fixed grid of :math:`\\beta` per
+configuration, so that a batch of ``S`` states costs two matrix products,
+``loglik[S, G] = tox[S, D] @ log p[D, G] + (n - tox)[S, D] @ log(1 - p)[D, G]``,
+one ``exp`` and one product with a ``(G, 4)`` weight matrix. The grid is
+uniform on :math:`[-10, 10]` (2,000 intervals, step 0.01) with the composite rule of
+local cubic interpolation (interior weights equal to the step, i.e. the
+trapezoidal rule, with fourth-order end corrections). For integrands that
+vanish at :math:`\\pm 10` the trapezoidal rule converges geometrically:
+for a posterior of standard deviation :math:`s` the relative error is about
+:math:`2\\exp(-2\\pi^2 s^2/h^2)`, below :math:`10^{-12}` for :math:`s \\ge 0.05`
+(a posterior that narrow needs several hundred patients). Where the prior puts
+mass above :math:`10^{-16}` outside :math:`(-10, 10)` (large ``prior_var``, or
+the :math:`N(0, 500^2)` prior that ``crmsim`` uses when the MLE does not exist),
+the denominator adds Gauss-Legendre panels on both tails. The probability
+:math:`\\Pr(p_1 > \\phi) = \\Pr(\\beta < \\beta^*)` integrates the same
+interpolant up to :math:`\\beta^*` (weights computed once). The quadrature error
+is tested against adaptive quadrature at tight tolerance.
+
+The MLE is found on the same grid (argmax of the log-likelihood) and refined by
+bisection on the score; the log-likelihood is concave in :math:`e^\\beta`, so
+the bracket around the grid maximum holds the maximiser.
+
+Examples
+--------
+>>> cfg = CrmConfig(target=0.2, n_doses=6, skeleton=(0.05, 0.10, 0.20, 0.35, 0.50, 0.70))
+>>> fit = crm_fit(cfg, level=[2, 3, 3, 2, 2, 3, 2, 1, 1, 1], tox=[0, 0, 1, 0, 0, 1, 1, 0, 0, 0])
+>>> round(fit.estimate, 6), fit.mtd   # dfcrm::crm help example: -0.212172, mtd = 3 (1-based)
+(-0.212172, 2)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from numpy.polynomial import polynomial as P
+from scipy import integrate, optimize, special
+
+from escalade.design.base import NO_DOSE, Decisions, FloatArray, IntArray, States
+from escalade.design.config import check_fraction, check_int, check_positive
+from escalade.design.crm_rules import (
+    Coherence,
+    MinSampleSize,
+    NoSkip,
+    Rule,
+    RuleContext,
+    SafetyStop,
+    StartUp,
+    StopAtN,
+    apply_rules,
+)
+from escalade.scenarios.errors import ConfigError, EscaladeError, did_you_mean
+
+__all__ = [
+    "CrmConfig",
+    "CrmDesign",
+    "CrmModel",
+    "CrmEstimates",
+    "CrmFit",
+    "CrmFitError",
+    "crm_fit",
+    "crm_fit_counts",
+    "crm_mtd",
+    "register_design",
+]
+
+log = logging.getLogger(__name__)
+
+Model = Literal["empiric", "logistic"]
+Method = Literal["bayes", "mle"]
+
+_LIMIT = 10.0           # dfcrm: numerators over (-10, 10); MLE searched on [-10, 10]
+_N_INTERVALS = 2000     # grid step 0.01 on [-10, 10] for single fits (crm_fit)
+_STEP_PER_SD = 0.4      # design grids: step = 0.4 x the smallest posterior sd reachable with max_n patients
+_TAIL_MASS = 1e-16      # add tail panels when the prior puts more than this outside (-10, 10)
+_LOG_FLOOR = -1e200     # log p of an underflowed probability (keeps 0 * log p finite)
+_MLE_FALLBACK_VAR = 500.0 ** 2  # crmsim: Bayes with scale = 500 when the MLE does not exist
+_BISECT_STEPS = 52
+_EXP_FLOOR = -300.0     # relative posterior density below e^-300 is set to e^-300 (no underflow)
+_CDF_PLATEAU = 1.5      # sinc CDF weights within this distance of beta* (see _cdf_weights)
+_CDF_EDGE = 0.25        # width of the erfc taper between sinc and Gregory CDF weights
+_CHUNK_CELLS = 1 << 18   # states x grid nodes per block of the batched posterior (2 MiB)
+_HALF_STENCIL = 3       # local interpolation through 6 nodes (sixth-order end corrections)
+_MODELS = ("empiric", "logistic")
+_METHODS = ("bayes", "mle")
+_NO_SKIP = ("current", "tried", "off")
+_COHERENCE = ("fraction", "any", "off")
+
+
+class CrmFitError(EscaladeError, ValueError):
+    """The requested fit does not exist for these data (e.g. the MLE with no DLT).
+
+    Attributes
+    ----------
+    n_patients, n_dlt
+        The data that caused it.
+    """
+
+    def __init__(self, message: str, n_patients: int, n_dlt: int) -> None:
+        self.n_patients = n_patients
+        self.n_dlt = n_dlt
+        super().__init__(message)
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(name, value, f"must be one of {list(choices)}{did_you_mean(str(value), choices)}")
+
+
+def _dose_scaled(skeleton: Sequence[float], model: str, intercept: float) -> tuple[float, ...]:
+    if model == "empiric":
+        return tuple(float(s) for s in skeleton)
+    return tuple(math.log(s / (1.0 - s)) - intercept for s in skeleton)
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrmConfig:
+    """CRM parameters, with dfcrm's defaults and the literature's names.
+
+    Attributes
+    ----------
+    target
+        Target DLT probability :math:`\\phi`.
+    n_doses, cohort_size, max_n, start_dose
+        Study settings (filled from the study file); ``start_dose`` is 0-based.
+    skeleton
+        Prior guesses :math:`s_k`, one per dose, strictly increasing in (0, 1)
+        (e.g. from :func:`escalade.design.skeleton.getprior`).
+    model
+        ``"empiric"`` (power) or ``"logistic"`` (one-parameter, intercept ``intercept``).
+    intercept
+        :math:`a_0` of the logistic model (dfcrm ``intcpt``).
+    prior_var
+        Prior variance :math:`\\sigma^2` of :math:`\\beta` (dfcrm ``scale``\\ :sup:`2`).
+    method
+        ``"bayes"`` (posterior mean) or ``"mle"``. In a simulated trial, where the
+        MLE does not exist (no DLT, or DLTs only) the posterior mean under a
+        :math:`N(0, 500^2)` prior is used, as ``crmsim`` does.
+    conf_level
+        Level of the per-dose interval of :func:`crm_fit`.
+    no_skip
+        ``"current"`` (dfcrm ``restrict``): at most one level above the current
+        dose; ``"tried"``: at most one above the highest dose tried; ``"off"``.
+    coherence
+        ``"fraction"`` (dfcrm ``restrict``): no escalation after a cohort whose
+        DLT fraction is at least the target; ``"any"``: after any DLT; ``"off"``.
+    startup
+        Two-stage CRM: 0-based doses of the cohorts of the start-up stage, followed
+        until the first DLT; ``()`` for a one-stage design. ``startup[0]`` replaces
+        ``start_dose``.
+    safety_threshold, safety_min_n
+        Stop for toxicity when :math:`\\Pr(p_1 > \\phi \\mid \\text{data})` exceeds
+        ``safety_threshold`` with at least ``safety_min_n`` patients (None: no such rule).
+    stop_n_at_dose
+        Stop when this many patients have been treated at the recommended dose (None: never).
+    min_n
+        No stop other than the safety stop before this many patients.
+    """
+
+    target: float
+    n_doses: int
+    skeleton: tuple[float, ...]
+    cohort_size: int = 3
+    max_n: int = 30
+    start_dose: int = 0
+    model: Model = "empiric"
+    intercept: float = 3.0
+    prior_var: float = 1.34
+    method: Method = "bayes"
+    conf_level: float = 0.9
+    no_skip: Literal["current", "tried", "off"] = "current"
+    coherence: Literal["fraction", "any", "off"] = "fraction"
+    startup: tuple[int, ...] = ()
+    safety_threshold: float | None = None
+    safety_min_n: int = 3
+    stop_n_at_dose: int | None = None
+    min_n: int = 0
+
+    def __post_init__(self) -> None:
+        check_fraction("target", self.target)
+        check_int("n_doses", self.n_doses, low=1)
+        check_int("cohort_size", self.cohort_size, low=1)
+        check_int("max_n", self.max_n, low=1)
+        check_int("start_dose", self.start_dose, low=0, high=self.n_doses - 1,
+                  what=f"a 0-based dose index in [0, {self.n_doses - 1}]")
+        sk = self.skeleton
+        if isinstance(sk, (str, bytes)) or not isinstance(sk, (Sequence, np.ndarray)):
+            raise ConfigError("skeleton", sk, "must be a list of prior DLT probabilities, one per dose")
+        sk = tuple(sk)
+        if len(sk) != self.n_doses:
+            raise ConfigError("skeleton", list(sk), f"must have one value per dose ({self.n_doses}); got {len(sk)}")
+        for i, v in enumerate(sk):
+            check_fraction(f"skeleton[{i}]", v)
+        if any(not b > a for a, b in zip(sk, sk[1:])):
+            raise ConfigError("skeleton", list(sk), "must increase strictly")
+        object.__setattr__(self, "skeleton", tuple(float(v) for v in sk))
+        _check_choice("model", self.model, _MODELS)
+        if not (isinstance(self.intercept, (int, float)) and math.isfinite(self.intercept)):
+            raise ConfigError("intercept", self.intercept, "must be a finite number")
+        if self.model == "logistic":
+            top = math.log(self.skeleton[-1] / (1 - self.skeleton[-1]))
+            if not top < self.intercept:
+                raise ConfigError("intercept", self.intercept,
+                                  f"must exceed logit(skeleton[-1]) = {top:.4g} for the logistic model "
+                                  "(dfcrm: the scaled doses must be negative)")
+        check_positive("prior_var", self.prior_var)
+        _check_choice("method", self.method, _METHODS)
+        check_fraction("conf_level", self.conf_level)
+        _check_choice("no_skip", self.no_skip, _NO_SKIP)
+        _check_choice("coherence", self.coherence, _COHERENCE)
+        su = self.startup
+        if isinstance(su, (str, bytes)) or not isinstance(su, (Sequence, np.ndarray)):
+            raise ConfigError("startup", su, "must be a list of 0-based dose indices (one per cohort)")
+        su = tuple(su)
+        for i, d in enumerate(su):
+            check_int(f"startup[{i}]", d, low=0, high=self.n_doses - 1,
+                      what=f"a 0-based dose index in [0, {self.n_doses - 1}]")
+        object.__setattr__(self, "startup", tuple(int(d) for d in su))
+        if self.safety_threshold is not None:
+            check_fraction("safety_threshold", self.safety_threshold)
+        check_int("safety_min_n", self.safety_min_n, low=0)
+        if self.stop_n_at_dose is not None:
+            check_int("stop_n_at_dose", self.stop_n_at_dose, low=1)
+        check_int("min_n", self.min_n, low=0, high=self.max_n,
+                  what=f"an integer in [0, max_n = {self.max_n}]")
+
+    @property
+    def scale(self) -> float:
+        """Prior standard deviation of :math:`\\beta` (dfcrm's ``scale``)."""
+        return math.sqrt(self.prior_var)
+
+
+# --------------------------------------------------------------------------------------------
+# quadrature
+
+
+def _basis_integrals(offsets: tuple[int, ...]) -> FloatArray:
+    """``int_0^1 l_j(t) dt`` for the Lagrange basis on the nodes ``offsets`` (unit step)."""
+    out = np.empty(len(offsets))
+    for j, oj in enumerate(offsets):
+        others = [o for o in offsets if o != oj]
+        c = P.polyint(P.polyfromroots(others) / np.prod([oj - o for o in others]))
+        out[j] = P.polyval(1.0, c) - P.polyval(0.0, c)
+    return out
+
+
+def _core_weights(n_intervals: int, h: float) -> FloatArray:
+    """Weights on the ``N + 1`` nodes of ``[-10, 10]``: composite rule of local quintic interpolation.
+
+    Interval ``i`` is integrated with the Lagrange polynomial through nodes
+    ``i-2 .. i+3`` (shifted inwards near the ends). Every interior weight is
+    exactly ``h``: this is the trapezoidal rule, whose error decays geometrically
+    for integrands that vanish at the ends, with sixth-order (Gregory-type)
+    corrections at the ends for integrands that do not (e.g. DLT-only data under
+    the :math:`N(0, 500^2)` prior).
+    """
+    n, k = n_intervals, 2 * _HALF_STENCIL
+    w = np.zeros(n + 1)
+    cache: dict[tuple[int, ...], FloatArray] = {}
+    for i in range(n):
+        lo = min(max(i - _HALF_STENCIL + 1, 0), n + 1 - k)
+        offs = tuple(range(lo - i, lo - i + k))
+        if offs not in cache:
+            cache[offs] = _basis_integrals(offs)
+        w[lo:lo + k] += h * cache[offs]
+    return w
+
+
+def _sinc_cdf_weights(beta: FloatArray, h: float, upper: float) -> FloatArray:
+    """Weights of ``int_{-inf}^{upper} f`` from samples of ``f`` on a uniform grid (step ``h``).
+
+    Whittaker-Shannon (sinc) interpolation of the samples, integrated exactly:
+
+    .. math::
+
+        \\int_{-\\infty}^{u} \\operatorname{sinc}\\Big(\\frac{\\beta - \\beta_j}{h}\\Big) d\\beta
+        = h\\Big(\\frac12 + \\frac{\\mathrm{Si}(\\pi (u - \\beta_j)/h)}{\\pi}\\Big).
+
+    For a well-sampled integrand (the condition under which the trapezoidal rule
+    converges geometrically) this is as accurate as the full integral, unlike a
+    polynomial rule cut at :math:`u`.
+    """
+    si, _ = special.sici(np.pi * (upper - beta) / h)
+    return h * (0.5 + si / np.pi)
+
+
+def _cdf_weights(core: FloatArray, w_core: FloatArray, h: float, upper: float) -> FloatArray:
+    """Weights of ``int_{-10}^{upper} f`` on the core grid: sinc near ``upper``, Gregory elsewhere.
+
+    With a smooth window :math:`\\varphi` equal to 1 (to :math:`10^{-16}`) within
+    :data:`_CDF_PLATEAU` of ``upper`` and 0 far from it,
+    :math:`\\int_{-10}^{u} f = \\int_{-\\infty}^{u} f\\varphi + \\int_{-10}^{u} f(1-\\varphi)`:
+    the first integrand vanishes at :math:`\\pm 10` (sinc rule, :func:`_sinc_cdf_weights`),
+    the second vanishes near ``u`` (composite rule of :func:`_core_weights` on the nodes below ``u``).
+    So the rule stays accurate where the posterior does not vanish at :math:`\\pm 10`.
+    """
+    phi = 0.5 * special.erfc((np.abs(core - upper) - _CDF_PLATEAU) / _CDF_EDGE)
+    below = np.where(core < upper, w_core, 0.0)
+    return phi * _sinc_cdf_weights(core, h, upper) + (1.0 - phi) * below
+
+
+def _tail_nodes(sigma: float) -> tuple[FloatArray, FloatArray]:
+    """Gauss-Legendre nodes ``t > 0`` and weights for ``int_0^inf f(10 + t) dt`` (prior scale ``sigma``)."""
+    span = max(1.0, 9.0 * sigma)  # prior density below exp(-40) of its peak beyond
+    edges = [0.0, 0.25]
+    while edges[-1] < span:
+        edges.append(edges[-1] * 2)
+    x, w = np.polynomial.legendre.leggauss(10)
+    ts, ws = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        ts.append(0.5 * (b - a) * x + 0.5 * (a + b))
+        ws.append(0.5 * (b - a) * w)
+    return np.concatenate(ts), np.concatenate(ws)
+
+
+def _prob_tables(beta: FloatArray, scaled: Sequence[float], model: str, intercept: float
+                 ) -> tuple[FloatArray, FloatArray]:
+    """``log p`` and ``log(1 - p)`` of shape ``(D, G)``, underflow floored at :data:`_LOG_FLOOR`."""
+    x = np.asarray(scaled, float)[:, None]
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        theta = np.exp(beta)[None, :]
+        if model == "empiric":
+            lp = theta * np.log(x)
+            lq = np.log(-np.expm1(lp))
+        else:
+            z = intercept + theta * x
+            lp = -np.logaddexp(0.0, -z)
+            lq = -np.logaddexp(0.0, z)
+    lp = np.where(np.isnan(lp), _LOG_FLOOR, np.maximum(lp, _LOG_FLOOR))
+    lq = np.where(np.isnan(lq), _LOG_FLOOR, np.maximum(lq, _LOG_FLOOR))
+    return lp, lq
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Grid:
+    beta: FloatArray       # (G,)
+    log_pq: FloatArray     # (2 D, G): log p stacked over log(1 - p)
+    log_prior: FloatArray  # (G,)
+    weights: FloatArray    # (G, 4): denominator, beta and beta^2 numerators over (-10, 10), cdf to beta*
+    core: slice            # the nodes on [-10, 10]
+
+
+@functools.cache
+def _grid(scaled: tuple[float, ...], model: str, intercept: float, prior_var: float,
+          beta_star: float, n_intervals: int) -> _Grid:
+    n = n_intervals
+    h = 2 * _LIMIT / n
+    core = np.linspace(-_LIMIT, _LIMIT, n + 1)
+    w_core = _core_weights(n, h)
+    sigma = math.sqrt(prior_var)
+    k0 = 0
+    beta, w_den = core, w_core
+    if 2.0 * special.ndtr(-_LIMIT / sigma) > _TAIL_MASS:
+        t, wt = _tail_nodes(sigma)
+        beta = np.concatenate([-_LIMIT - t[::-1], core, _LIMIT + t])
+        w_den = np.concatenate([wt[::-1], w_core, wt])
+        k0 = t.size
+    core_slice = slice(k0, k0 + n + 1)
+    w_num = np.zeros_like(beta)
+    w_num[core_slice] = w_core
+    w_cdf = np.zeros_like(beta)
+    if math.isfinite(beta_star):
+        w_cdf[core_slice] = _cdf_weights(core, w_core, h, beta_star)
+        w_cdf[:k0] = np.where(beta[:k0] < beta_star, w_den[:k0], 0.0)
+        w_cdf[k0 + n + 1:] = np.where(beta[k0 + n + 1:] < beta_star, w_den[k0 + n + 1:], 0.0)
+    lp, lq = _prob_tables(beta, scaled, model, intercept)
+    weights = np.stack([w_den, w_num * beta, w_num * beta**2, w_cdf], axis=1)
+    log_prior = -beta**2 / (2.0 * prior_var)
+    return _Grid(beta, np.concatenate([lp, lq]), log_prior, weights, core_slice)
+
+
+@functools.cache
+def _max_unit_information(model: str, intercept: float) -> float:
+    """Largest Fisher information about :math:`\\beta` one patient can carry, over doses and :math:`\\beta`.
+
+    Empiric: :math:`p (\\log p)^2 / (1 - p)` (max 0.648 at :math:`p \\approx 0.2`);
+    logistic: :math:`p(1-p)(z - a_0)^2` at :math:`z = a_0 + e^\\beta x < a_0`.
+    """
+    if model == "empiric":
+        p = np.linspace(1e-6, 1 - 1e-6, 200001)
+        return float(np.max(p * np.log(p) ** 2 / (1 - p)))
+    z = np.linspace(intercept - 60.0, intercept, 600001)
+    p = special.expit(z)
+    return float(np.max(p * (1 - p) * (z - intercept) ** 2))
+
+
+def design_intervals(config: "CrmConfig") -> int:
+    """Quadrature intervals on :math:`[-10, 10]` for a design of at most ``max_n`` patients.
+
+    The posterior standard deviation of :math:`\\beta` is at least about
+    :math:`(n\\, i_{\\max} + 1/\\sigma^2)^{-1/2}` with :math:`i_{\\max}` the largest
+    information of one patient; the step is 0.4 times that (trapezoidal error
+    :math:`\\approx e^{-2\\pi^2/0.16} < 10^{-50}` for a normal posterior; the sinc
+    CDF is then accurate to about :math:`10^{-10}`, see the tests).
+    """
+    info = _max_unit_information(config.model, float(config.intercept))
+    sd = 1.0 / math.sqrt(config.max_n * info + 1.0 / config.prior_var)
+    n = int(math.ceil(2 * _LIMIT / (_STEP_PER_SD * sd)))
+    return max(n + n % 2, 100)
+
+
+def _beta_star(scaled: Sequence[float], model: str, intercept: float, target: float) -> float:
+    """:math:`\\beta^*` with :math:`p_1(\\beta^*) = \\phi`; :math:`p_1 > \\phi \\iff \\beta < \\beta^*`."""
+    x1 = scaled[0]
+    if model == "empiric":
+        return math.log(math.log(target) / math.log(x1))
+    r = (math.log(target / (1 - target)) - intercept) / x1
+    return math.log(r) if r > 0 else -math.inf  # p_1 < expit(a0) <= target: never above the target
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CrmEstimates:
+    """Batched CRM estimates for ``S`` states.
+
+    Attributes
+    ----------
+    beta
+        ``(S,)`` posterior mean (Bayes) or MLE of :math:`\\beta`.
+    ptox
+        ``(S, D)`` plug-in DLT probabilities :math:`p_k(\\hat\\beta)`.
+    mtd
+        ``(S,)`` recommended dose (0-based), dfcrm's rule.
+    post_var
+        ``(S,)`` posterior variance (Bayes), else None.
+    prob_lowest_too_toxic
+        ``(S,)`` :math:`\\Pr(p_1 > \\phi \\mid \\text{data})` under the prior
+        ``prior_var``, where asked for, else None.
+    fallback
+        ``(S,)`` True where the MLE did not exist and the :math:`N(0, 500^2)`
+        posterior mean was used (method ``"mle"`` only).
+    """
+
+    beta: FloatArray
+    ptox: FloatArray
+    mtd: IntArray
+    post_var: FloatArray | None = None
+    prob_lowest_too_toxic: FloatArray | None = None
+    fallback: np.ndarray | None = None
+
+
+def crm_mtd(ptox: FloatArray, target: float) -> IntArray:
+    """Dose closest to the target, dfcrm's rule (0-based), along the last axis.
+
+    All :math:`p_k \\le \\phi`: the top dose; all :math:`p_k \\ge \\phi`: dose 1;
+    else :math:`\\arg\\min_k |p_k - \\phi|` with ties to the lower dose.
+    """
+    ptox = np.asarray(ptox, float)
+    best = np.argmin(np.abs(ptox - target), axis=-1)
+    best = np.where(np.all(ptox >= target, axis=-1), 0, best)
+    best = np.where(np.all(ptox <= target, axis=-1), ptox.shape[-1] - 1, best)
+    return best.astype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class CrmModel:
+    """The dose-toxicity model and its estimation (no trial rules).
+
+    Built from a :class:`CrmConfig` by :meth:`from_config`; the quadrature
+    grid and its tables are computed once per distinct model (cached).
+    """
+
+    skeleton: tuple[float, ...]
+    target: float
+    model: Model = "empiric"
+    intercept: float = 3.0
+    prior_var: float = 1.34
+    method: Method = "bayes"
+    conf_level: float = 0.9
+    n_intervals: int = _N_INTERVALS
+    scaled: tuple[float, ...] = field(init=False)
+    beta_star: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        scaled = _dose_scaled(self.skeleton, self.model, self.intercept)
+        object.__setattr__(self, "scaled", scaled)
+        object.__setattr__(self, "beta_star", _beta_star(scaled, self.model, self.intercept, self.target))
+
+    @classmethod
+    def from_config(cls, c: CrmConfig, n_intervals: int = _N_INTERVALS) -> "CrmModel":
+        """The model of a config; ``n_intervals`` quadrature intervals on :math:`[-10, 10]`."""
+        return cls(skeleton=c.skeleton, target=c.target, model=c.model, intercept=float(c.intercept),
+                   prior_var=float(c.prior_var), method=c.method, conf_level=float(c.conf_level),
+                   n_intervals=n_intervals)
+
+    @property
+    def n_doses(self) -> int:
+        return len(self.skeleton)
+
+    def _grid(self, prior_var: float | None = None) -> _Grid:
+        pv = self.prior_var if prior_var is None else prior_var
+        return _grid(self.scaled, self.model, float(self.intercept), float(pv), self.beta_star, self.n_intervals)
+
+    # ---- model functions
+
+    def ptox(self, beta: Any) -> FloatArray:
+        """:math:`p_k(\\beta)` for every dose, shape ``beta.shape + (D,)``."""
+        b = np.asarray(beta, float)[..., None]
+        x = np.asarray(self.scaled, float)
+        with np.errstate(over="ignore"):
+            theta = np.exp(b)
+            if self.model == "empiric":
+                return x ** theta
+            return special.expit(self.intercept + theta * x)
+
+    # ---- estimation, batched
+
+    def posterior(self, n: Any, tox: Any, prior_var: float | None = None) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Posterior mean and variance of :math:`\\beta` and :math:`\\Pr(\\beta < \\beta^*)`, batched.
+
+        ``n`` and ``tox`` are ``(S, D)`` (or ``(D,)``) counts. Mean and variance
+        follow dfcrm (numerators over :math:`(-10, 10)`); the probability is
+        normalised over the whole line.
+        """
+        g = self._grid(prior_var)
+        n_ = np.atleast_2d(np.asarray(n, float))
+        y = np.atleast_2d(np.asarray(tox, float))
+        counts = np.concatenate([y, n_ - y], axis=1)
+        s = np.empty((counts.shape[0], 4))
+        step = max(1, _CHUNK_CELLS // g.beta.size)  # states per block: the (block, G) array stays in cache
+        for a in range(0, counts.shape[0], step):
+            ll = counts[a:a + step] @ g.log_pq
+            ll += g.log_prior
+            ll -= ll.max(axis=1, keepdims=True)
+            np.maximum(ll, _EXP_FLOOR, out=ll)  # exp() of underflowing values is many times slower
+            np.exp(ll, out=ll)
+            s[a:a + step] = ll @ g.weights
+        mean = s[:, 1] / s[:, 0]
+        var = s[:, 2] / s[:, 0] - mean**2
+        cdf = s[:, 3] / s[:, 0]
+        return mean, var, cdf
+
+    def mle(self, n: Any, tox: Any) -> FloatArray:
+        """Maximum-likelihood :math:`\\hat\\beta` on :math:`[-10, 10]`, batched (NaN where it does not exist)."""
+        g = self._grid()
+        n_ = np.atleast_2d(np.asarray(n, float))
+        y = np.atleast_2d(np.asarray(tox, float))
+        ok = (y.sum(axis=1) > 0) & (y.sum(axis=1) < n_.sum(axis=1))
+        out = np.full(n_.shape[0], np.nan)
+        if not ok.any():
+            return out
+        n_, y = n_[ok], y[ok]
+        core = g.core
+        ll = np.concatenate([y, n_ - y], axis=1) @ g.log_pq[:, core]
+        beta = g.beta[core]
+        k = np.argmax(ll, axis=1)
+        lo = beta[np.maximum(k - 1, 0)]
+        hi = beta[np.minimum(k + 1, beta.size - 1)]
+        s_lo = self.score(n_, y, lo)
+        s_hi = self.score(n_, y, hi)
+        # score > 0 below the maximiser, < 0 above it (unimodal likelihood)
+        at_lo = s_lo <= 0   # maximiser at the lower end of the bracket (only at -10)
+        at_hi = s_hi >= 0   # maximiser at the upper end (only at +10)
+        for _ in range(_BISECT_STEPS):
+            mid = 0.5 * (lo + hi)
+            up = self.score(n_, y, mid) > 0
+            lo = np.where(up, mid, lo)
+            hi = np.where(up, hi, mid)
+        est = 0.5 * (lo + hi)
+        est = np.where(at_lo, beta[np.maximum(k - 1, 0)], np.where(at_hi, beta[np.minimum(k + 1, beta.size - 1)], est))
+        out[ok] = est
+        return out
+
+    def score(self, n: FloatArray, tox: FloatArray, beta: FloatArray) -> FloatArray:
+        """:math:`d \\log L / d\\beta` at ``beta`` (one value per state)."""
+        x = np.asarray(self.scaled, float)[None, :]
+        theta = np.exp(np.asarray(beta, float))[:, None]
+        if self.model == "empiric":
+            lp = theta * np.log(x)                 # log p, and d log p / d beta
+            odds = np.exp(lp) / -np.expm1(lp)       # p / (1 - p)
+            d = tox * lp - (n - tox) * odds * lp
+        else:
+            p = special.expit(self.intercept + theta * x)
+            d = tox * (1 - p) * theta * x - (n - tox) * p * theta * x
+        return d.sum(axis=1)
+
+    def estimate(self, n: Any, tox: Any, *, safety: bool = False) -> CrmEstimates:
+        """Point estimate of :math:`\\beta` (method of the model), plug-in ``ptox`` and the
+        recommended dose for a batch of states. For ``method="mle"`` the states whose
+        MLE does not exist use the :math:`N(0, 500^2)` posterior mean (as ``crmsim``).
+        With ``safety``, also :math:`\\Pr(p_1 > \\phi \\mid \\text{data})` under ``prior_var``.
+        """
+        n_ = np.atleast_2d(np.asarray(n, float))
+        y = np.atleast_2d(np.asarray(tox, float))
+        post_var = prob = fallback = None
+        if self.method == "bayes":
+            beta, post_var, prob = self.posterior(n_, y)
+        else:
+            beta = self.mle(n_, y)
+            fallback = np.isnan(beta)
+            if fallback.any():
+                beta[fallback] = self.posterior(n_[fallback], y[fallback], _MLE_FALLBACK_VAR)[0]
+            if safety:
+                prob = self.posterior(n_, y)[2]
+        if not safety:
+            prob = None
+        ptox = self.ptox(beta)
+        return CrmEstimates(beta, ptox, crm_mtd(ptox, self.target), post_var, prob, fallback)
+
+
+# --------------------------------------------------------------------------------------------
+# single-state fit (conduct mode, reports)
+
+
+@dataclass(frozen=True, slots=True)
+class CrmFit:
+    """A CRM fit to one trial's data, with dfcrm ``crm()``'s fields (doses 0-based).
+
+    Attributes
+    ----------
+    estimate, post_var, post_sd
+        Posterior mean and variance of :math:`\\beta` (Bayes), or the MLE and dfcrm's
+        crude variance (MLE; may be negative, then ``post_sd`` and the limits are NaN).
+    ptox, ptox_lower, ptox_upper
+        Plug-in DLT probabilities and their ``conf_level`` limits.
+    mtd
+        Recommended dose (0-based; dfcrm's ``mtd`` minus 1).
+    prob_lowest_too_toxic
+        :math:`\\Pr(p_1 > \\phi \\mid \\text{data})` under the model's prior (exact posterior).
+    """
+
+    estimate: float
+    post_var: float
+    post_sd: float
+    ptox: tuple[float, ...]
+    ptox_lower: tuple[float, ...]
+    ptox_upper: tuple[float, ...]
+    mtd: int
+    target: float
+    method: Method
+    model: Model
+    dosescaled: tuple[float, ...]
+    prior_var: float
+    conf_level: float
+    n: tuple[int, ...]
+    tox: tuple[int, ...]
+    prob_lowest_too_toxic: float
+
+    def table(self) -> dict[str, list[float]]:
+        """Per-dose columns for reports (1-based dose numbers)."""
+        return {"dose": list(range(1, len(self.ptox) + 1)), "n": list(self.n), "dlt": list(self.tox),
+                "ptox": list(self.ptox), "ptox_lower": list(self.ptox_lower),
+                "ptox_upper": list(self.ptox_upper)}
+
+
+def _as_model(config: CrmConfig | CrmModel) -> CrmModel:
+    if isinstance(config, CrmModel):
+        return config
+    if isinstance(config, CrmConfig):
+        return CrmModel.from_config(config)
+    raise TypeError(f"expected a CrmConfig or CrmModel; got {type(config).__name__}")
+
+
+_R_REL_TOL = float(np.finfo(float).eps) ** 0.25  # R integrate()'s default rel.tol
+_R_SUBDIVISIONS = 100                              # R integrate()'s default subdivisions
+
+
+def _mle_crude_var(m: CrmModel, n: FloatArray, y: FloatArray, est: float) -> float:
+    """dfcrm's ``post.var`` for ``method = "mle"``, reproduced as the package computes it.
+
+    .. math::
+
+        \\frac{\\int_{-100}^{100} \\beta^2 L(\\beta) e^{-\\beta^2/(2 \\cdot 500^2)} d\\beta}
+             {\\int_{-10}^{10} L(\\beta) e^{-\\beta^2/(2 \\cdot 500^2)} d\\beta} - \\hat\\beta^2,
+
+    both by QUADPACK's QAGS with R ``integrate()``'s settings (relative tolerance
+    :math:`\\epsilon^{1/4}`, absolute tolerance 0, 100 subdivisions; ``scipy.integrate.quad``
+    wraps the same QUADPACK routine). It is not a variance: for the logistic model the
+    likelihood tends to a positive constant as :math:`\\beta \\to -\\infty`, so the
+    numerator is dominated by an artefact of the integration and the value may be
+    negative or huge. It is kept only so that :func:`crm_fit` reports what dfcrm reports.
+    """
+    x = np.asarray(m.scaled, float)
+    a0, empiric = m.intercept, m.model == "empiric"
+    scale2 = _MLE_FALLBACK_VAR
+
+    def h(b: float, power: int) -> float:
+        with np.errstate(over="ignore", under="ignore"):
+            p = x ** math.exp(b) if empiric else 1.0 / (1.0 + np.exp(-a0 - math.exp(b) * x))
+            lik = float(np.prod(p**y * (1.0 - p) ** (n - y)))
+        return b**power * lik * math.exp(-b * b / 2.0 / scale2)
+
+    opts: dict[str, Any] = dict(epsabs=0.0, epsrel=_R_REL_TOL, limit=_R_SUBDIVISIONS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        num = integrate.quad(h, -100.0, 100.0, args=(2,), **opts)[0]
+        den = integrate.quad(h, -_LIMIT, _LIMIT, args=(0,), **opts)[0]
+    return num / den - est**2
+
+
+def crm_fit_counts(config: CrmConfig | CrmModel, n: Sequence[int], tox: Sequence[int]) -> CrmFit:
+    """The CRM fit to per-dose counts ``n``, ``tox`` (one trial). See :func:`crm_fit`."""
+    m = _as_model(config)
+    n_ = np.asarray(n, float).reshape(1, -1)
+    y = np.asarray(tox, float).reshape(1, -1)
+    if n_.shape[1] != m.n_doses or y.shape != n_.shape:
+        raise ValueError(f"n and tox need {m.n_doses} values (one per dose); got {n_.shape[1]} and {y.shape[1]}")
+    if np.any(y < 0) or np.any(y > n_):
+        raise ValueError("tox must be between 0 and n at every dose")
+    z = float(special.ndtri(0.5 + m.conf_level / 2))
+    _, _, prob = m.posterior(n_, y)
+    if m.method == "bayes":
+        mean, var, _ = m.posterior(n_, y)
+        est, pv = float(mean[0]), float(var[0])
+    else:
+        tot, dlt = int(n_.sum()), int(y.sum())
+        if dlt == 0 or dlt == tot:
+            what = "no DLT" if dlt == 0 else "only DLTs"
+            raise CrmFitError(
+                f"the MLE does not exist: {tot} patients with {what} (the likelihood is maximal at "
+                f"beta = {'+' if dlt == 0 else '-'}infinity); use method='bayes', or wait for "
+                f"{'a DLT' if dlt == 0 else 'a patient without DLT'} (dfcrm: ' mle does not exist!')",
+                tot, dlt)
+        est = float(m.mle(n_, y)[0])
+        pv = _mle_crude_var(m, n_[0], y[0], est)
+    sd = math.sqrt(pv) if pv >= 0 else math.nan
+    ptox = m.ptox(est)
+    lower = m.ptox(est + z * sd)
+    upper = m.ptox(est - z * sd)
+    return CrmFit(
+        estimate=est, post_var=pv, post_sd=sd, ptox=tuple(map(float, ptox)),
+        ptox_lower=tuple(map(float, lower)), ptox_upper=tuple(map(float, upper)),
+        mtd=int(crm_mtd(ptox, m.target)), target=m.target, method=m.method, model=m.model,
+        dosescaled=m.scaled, prior_var=m.prior_var, conf_level=m.conf_level,
+        n=tuple(int(v) for v in n_[0]), tox=tuple(int(v) for v in y[0]), prob_lowest_too_toxic=float(prob[0]),
+    )
+
+
+def crm_fit(config: CrmConfig | CrmModel, level: Sequence[int], tox: Sequence[int]) -> CrmFit:
+    """The CRM fit to one trial's patients, as ``dfcrm::crm`` (doses 0-based here).
+
+    Parameters
+    ----------
+    config
+        A :class:`CrmConfig` (or :class:`CrmModel`): skeleton, target, model,
+        intercept, prior variance, method and confidence level.
+    level
+        0-based dose of each patient (dfcrm's ``level`` minus 1).
+    tox
+        0/1 DLT indicator of each patient.
+
+    Returns
+    -------
+    CrmFit
+        ``estimate``, ``post_var``, ``ptox``, ``ptox_lower``/``ptox_upper``, ``mtd`` as
+        ``crm(prior, target, tox, level, conf.level, method, model, intcpt, scale, var.est = TRUE)``.
+
+    Raises
+    ------
+    CrmFitError
+        ``method="mle"`` with no DLT or with DLTs only (dfcrm: " mle does not exist!").
+    """
+    m = _as_model(config)
+    lv = np.asarray(level, np.int64).reshape(-1)
+    y = np.asarray(tox, np.int64).reshape(-1)
+    if lv.shape != y.shape:
+        raise ValueError(f"level and tox need one value per patient; got {lv.size} and {y.size}")
+    if lv.size and (lv.min() < 0 or lv.max() >= m.n_doses):
+        raise ValueError(f"level must hold 0-based doses in [0, {m.n_doses - 1}]; got {sorted(set(lv.tolist()))}")
+    if np.any((y != 0) & (y != 1)):
+        raise ValueError("tox must be 0 or 1 for every patient")
+    n = np.bincount(lv, minlength=m.n_doses)
+    t = np.bincount(lv, weights=y, minlength=m.n_doses).astype(np.int64)
+    return crm_fit_counts(m, n, t)
+
+
+# --------------------------------------------------------------------------------------------
+# the design
+
+
+_HASH_MULT = np.random.default_rng(20240607).integers(1, 2**62, size=256, dtype=np.int64) | 1
+
+
+def _unique_rows(a: IntArray) -> tuple[IntArray, IntArray]:
+    """``first, inverse`` with ``a[first][inverse] == a`` over distinct rows (fast path: 64-bit row hash).
+
+    The hash is checked against the rows; on a collision the exact (slower)
+    ``np.unique(axis=0)`` is used, so the result never depends on luck.
+    """
+    a = np.ascontiguousarray(a, np.int64)
+    if a.shape[0] < 2:
+        idx = np.arange(a.shape[0])
+        return idx, idx
+    if a.shape[1] <= _HASH_MULT.size:
+        key = a @ _HASH_MULT[: a.shape[1]]  # wraps modulo 2**64
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        if np.array_equal(a[first][inverse.reshape(-1)], a):
+            return first, inverse.reshape(-1)
+    _, first, inverse = np.unique(a, axis=0, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
+
+
+def _rules(c: CrmConfig) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
+    if c.startup:
+        rules.append(StartUp(c.startup, c.cohort_size))
+    if c.no_skip != "off":
+        rules.append(NoSkip("current" if c.no_skip == "current" else "tried"))
+    if c.coherence != "off":
+        rules.append(Coherence(c.coherence))  # type: ignore[arg-type]
+    if c.safety_threshold is not None:
+        rules.append(SafetyStop(c.safety_threshold, c.safety_min_n))
+    if c.stop_n_at_dose is not None:
+        rules.append(StopAtN(c.stop_n_at_dose))
+    if c.min_n > 0:
+        rules.append(MinSampleSize(c.min_n))
+    return tuple(rules)
+
+
+@dataclass(frozen=True, slots=True)
+class CrmDesign:
+    """The CRM as a trial design: dfcrm ``crmsim`` semantics by default.
+
+    ``decide``: fit the model to all data, take its recommended dose, then apply
+    the configured rules (:mod:`escalade.design.crm_rules`; by default no
+    skipping above the current dose and no escalation after a cohort with DLT
+    fraction :math:`\\ge` target, i.e. ``crmsim(restrict = TRUE)``).
+    ``select``: the model's recommended dose on all data (``crmsim``'s final
+    selection), or none where the safety rule holds on the final data.
+    """
+
+    config: CrmConfig
+    kind: ClassVar[str] = "crm"
+    markov: ClassVar[bool] = True
+    uses_efficacy: ClassVar[bool] = False
+    memoise: ClassVar[bool] = False  # decide() fits once per distinct (n, tox) itself, faster than the engine's key
+    model: CrmModel = field(init=False)
+    rules: tuple[Rule, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model", CrmModel.from_config(self.config, design_intervals(self.config)))
+        object.__setattr__(self, "rules", _rules(self.config))
+        self.model._grid()  # build (and cache) the tables now, not inside the first batch
+
+    @property
+    def n_doses(self) -> int:
+        return self.config.n_doses
+
+    @property
+    def max_n(self) -> int:
+        return self.config.max_n
+
+    def start(self) -> tuple[int, int]:
+        c = self.config
+        return (c.startup[0] if c.startup else c.start_dose), c.cohort_size
+
+    def _estimate(self, states: States) -> tuple[IntArray, FloatArray | None]:
+        """Recommended dose and :math:`\\Pr(p_1 > \\phi)` per state, the model fitted once per distinct counts."""
+        first, inverse = _unique_rows(np.concatenate([states.n, states.tox], axis=1))
+        est = self.model.estimate(states.n[first], states.tox[first], safety=self.config.safety_threshold is not None)
+        prob = None if est.prob_lowest_too_toxic is None else est.prob_lowest_too_toxic[inverse]
+        return est.mtd[inverse], prob
+
+    def decide(self, states: States) -> Decisions:
+        mtd, prob = self._estimate(states)
+        ctx = RuleContext(states, mtd, self.config.target, prob)
+        return apply_rules(self.rules, ctx, self.config.cohort_size)
+
+    def select(self, states: States) -> IntArray:
+        sel, prob = self._estimate(states)
+        c = self.config
+        if c.safety_threshold is not None:
+            toxic = (states.total_n >= c.safety_min_n) & (prob > c.safety_threshold)
+            sel = np.where(toxic, NO_DOSE, sel)
+        return sel.astype(np.int64)
+
+    def explain(self, states: States) -> CrmFit:
+        """The full fit to the first state of ``states`` (conduct mode).
+
+        For ``method="mle"`` where the MLE does not exist, the Bayesian fit with
+        the :math:`N(0, 500^2)` prior that the design itself uses.
+        """
+        n, t = states.n[0], states.tox[0]
+        try:
+            return crm_fit_counts(self.model, n, t)
+        except CrmFitError:
+            from dataclasses import replace
+            return crm_fit_counts(replace(self.model, method="bayes", prior_var=_MLE_FALLBACK_VAR), n, t)
+
+
+def register_design(register: Callable[..., None]) -> None:
+    """Make the CRM available as ``crm`` in study files."""
+    register("crm", CrmConfig, CrmDesign)
