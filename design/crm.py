@@ -71,8 +71,8 @@ Examples
 --------
 >>> cfg = CrmConfig(target=0.2, n_doses=6, skeleton=(0.05, 0.10, 0.20, 0.35, 0.50, 0.70))
 >>> fit = crm_fit(cfg, level=[2, 3, 3, 2, 2, 3, 2, 1, 1, 1], tox=[0, 0, 1, 0, 0, 1, 1, 0, 0, 0])
->>> round(fit.estimate, 6), fit.mtd   # dfcrm::crm help example: -0.212172, mtd = 3 (1-based)
-(-0.212172, 2)
+>>> round(fit.estimate, 6), fit.mtd   # dfcrm::crm help example: -0.212172, mtd = 2 (1-based)
+(-0.212172, 1)
 """
 
 from __future__ import annotations
@@ -899,6 +899,11 @@ class CrmDesign:
     @property
     def max_n(self) -> int:
         return self.config.max_n
+
+    @property
+    def state_fields(self) -> str:
+        """``"counts"`` when no rule reads the last cohort (exact enumeration may merge such states)."""
+        return "all" if self.config.coherence != "off" else "counts"
 
     def start(self) -> tuple[int, int]:
         c = self.config
