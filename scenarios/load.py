@@ -1,10 +1,19 @@
 """Load and validate a study file (YAML) before any simulation.
 
 Every error names the file, the field path, the value and what is allowed;
-unknown keys get a did-you-mean suggestion. Only ``yaml.SafeLoader`` is used,
-with aliases refused (no alias "bombs") and tags such as ``!!python/object``
-rejected by the safe loader. Non-monotone true curves are allowed but logged
-as warnings.
+unknown keys get a did-you-mean suggestion. Non-monotone true curves are
+allowed but logged as warnings.
+
+Hostile input is refused before any object is built: a first pass over the
+YAML events (libyaml's parser when available, else PyYAML's; both iterative)
+refuses anchors/aliases (no alias "bombs"), every tag but the plain ones
+(``!!python/object``, ``!!binary``, ``!!timestamp``, custom tags), duplicate
+keys, numbers of more than 100 digits, nesting deeper than
+``LIMITS["max_nesting"]``, lists or mappings of more than
+``LIMITS["max_list_items"]`` entries and files of more than
+``LIMITS["max_yaml_nodes"]`` values, each naming the field where it occurs.
+Only then does ``yaml``'s safe loader build the data, in time linear in the
+(now bounded) size.
 """
 
 from __future__ import annotations
@@ -53,6 +62,102 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_PLAIN_TAGS = {None, "!"} | {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+_LONG_NUMBER = re.compile(r"^[-+]?\.?[0-9][0-9_.,:eE+-]{100,}$")
+_MAX_DIGITS = 100
+
+
+class _Frame:
+    __slots__ = ("is_map", "key", "index", "expect_key", "keys")
+
+    def __init__(self, is_map: bool) -> None:
+        self.is_map = is_map
+        self.key: str | None = None
+        self.index = -1
+        self.expect_key = True
+        self.keys: set[str] = set()
+
+
+def _frames_path(frames: list[_Frame]) -> str:
+    out = ""
+    for f in frames:
+        if f.is_map:
+            if f.key is not None:
+                out += f".{f.key}" if out else f.key
+        elif f.index >= 0:
+            out += f"[{f.index}]"
+    return out or "file"
+
+
+def _key_text(key: Any) -> str:
+    """A mapping key as it may appear in a field path (printable, one line, short)."""
+    text = key if isinstance(key, str) else repr(key)
+    if not text.isprintable() or len(text) > 40 or not text:
+        text = repr(text)[:40]
+    return text
+
+
+def _scan(text: str, source: str | None) -> None:
+    """Refuse hazards from the YAML event stream alone, before anything is built (see the module doc)."""
+    frames: list[_Frame] = []
+    nodes = 0
+    node_events = (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
+    for ev in yaml.parse(text, Loader=_BaseLoader):
+        if isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            frames.pop()
+            continue
+        if not isinstance(ev, node_events):
+            continue
+        nodes += 1
+        if nodes > LIMITS["max_yaml_nodes"]:
+            raise StudyError(source, "file", MISSING, f"holds more than {LIMITS['max_yaml_nodes']:,} values; "
+                             f"study files are limited to that many (max_yaml_nodes in LIMITS, "
+                             f"escalade/scenarios/study.py)")
+        if frames:
+            f = frames[-1]
+            if f.is_map:
+                is_key, f.expect_key = f.expect_key, not f.expect_key
+                if is_key:
+                    f.key = _key_text(ev.value) if isinstance(ev, yaml.ScalarEvent) else "<complex key>"
+                    if isinstance(ev, yaml.ScalarEvent):
+                        if ev.value in f.keys:
+                            raise StudyError(source, _frames_path(frames), MISSING,
+                                             f"appears twice in the same mapping (line {ev.start_mark.line + 1}); "
+                                             "keep one")
+                        f.keys.add(ev.value)
+                    if len(f.keys) > LIMITS["max_list_items"]:
+                        f.key = None  # name the mapping itself
+                        raise StudyError(source, _frames_path(frames), MISSING,
+                                         f"has more than {LIMITS['max_list_items']} keys (max_list_items in LIMITS, "
+                                         "escalade/scenarios/study.py)")
+            else:
+                f.index += 1
+                if f.index >= LIMITS["max_list_items"]:
+                    f.index = -1
+                    raise StudyError(source, _frames_path(frames), MISSING,
+                                     f"has more than {LIMITS['max_list_items']} entries (max_list_items in LIMITS, "
+                                     "escalade/scenarios/study.py)")
+        where = _frames_path(frames)
+        if isinstance(ev, yaml.AliasEvent):
+            raise StudyError(source, where, MISSING, f"uses the alias *{_key_text(ev.anchor)}: anchors and aliases "
+                             "are not allowed in study files (they allow 'YAML bombs'); write the values out")
+        if ev.tag not in _PLAIN_TAGS:
+            raise StudyError(source, where, MISSING, f"has the tag {_key_text(ev.tag)}: not valid YAML for a study "
+                             "file, which allows no tags; write a plain number, text, true/false, list or mapping")
+        if isinstance(ev, yaml.ScalarEvent) and not ev.style and _LONG_NUMBER.match(ev.value):
+            raise StudyError(source, where, MISSING, f"is a number of {len(ev.value)} digits; numbers in study "
+                             f"files have at most {_MAX_DIGITS}")
+        if not isinstance(ev, yaml.ScalarEvent):
+            frames.append(_Frame(isinstance(ev, yaml.MappingStartEvent)))
+            if len(frames) > LIMITS["max_nesting"]:
+                keep = max((i for i, fr in enumerate(frames[:-1]) if fr.is_map), default=0)
+                outer = frames[: keep + 1]
+                raise StudyError(source, _frames_path(outer), MISSING,
+                                 f"is nested more than {LIMITS['max_nesting']} levels deep (max_nesting in LIMITS, "
+                                 "escalade/scenarios/study.py)")
+
+
 _TOP = {
     "study": "study settings (title, target, cohort_size, max_n, start_dose, dlt_window_days, response_days)",
     "doses": "list of dose levels",
@@ -73,6 +178,33 @@ _ENROL_KEYS = {"mode", "stagger_days"}
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
+def _finite(v: int | float) -> bool:
+    """Finite as a float (an integer too large for a float is not)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def _check_param(ctx: "_Ctx", v: Any, path: str, depth: int = 0) -> None:
+    """A design parameter must be plain data a config can check (configs validate the values)."""
+    if isinstance(v, bool) or v is None or isinstance(v, (str, float)):
+        return
+    if isinstance(v, int):
+        if abs(v) > 2**53:
+            raise ctx.err(path, v, "must be at most 2**53 in magnitude (whole numbers beyond that lose precision)")
+        return
+    if isinstance(v, (list, dict)) and depth < 3:
+        items = v.items() if isinstance(v, dict) else enumerate(v)
+        for k, x in items:
+            sub = f"{path}.{_key_text(k)}" if isinstance(v, dict) else f"{path}[{k}]"
+            if isinstance(v, dict) and not isinstance(k, str):
+                raise ctx.err(sub, MISSING, "parameter names must be text")
+            _check_param(ctx, x, sub, depth + 1)
+        return
+    raise ctx.err(path, v, "must be a number, text, true/false, null or a list of them")
+
+
 class _Ctx:
     def __init__(self, file: str | None) -> None:
         self.file = file
@@ -85,7 +217,7 @@ class _Ctx:
             raise self.err(path, obj, f"must be a mapping with keys {sorted(keys)}")
         for k in obj:
             if not isinstance(k, str) or k not in keys:
-                raise self.err(f"{path}.{k}" if path else str(k), MISSING,
+                raise self.err(f"{path}.{_key_text(k)}" if path else _key_text(k), MISSING,
                                f"unknown key{did_you_mean(str(k), keys)}; allowed keys: {', '.join(sorted(keys))}")
         for k in sorted(required):
             if k not in obj:
@@ -96,7 +228,7 @@ class _Ctx:
                low_open: bool = False, high_open: bool = False, what: str | None = None) -> float:
         if isinstance(v, str) and _FLOAT_RE.match(v.strip()):
             v = float(v)
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v)
         if ok and low is not None:
             ok = v > low if low_open else v >= low
         if ok and high is not None:
@@ -110,7 +242,8 @@ class _Ctx:
             raise self.err(path, v, f"must be {what}")
         return float(v)
 
-    def integer(self, v: Any, path: str, *, low: int, high: int | None = None, what: str | None = None) -> int:
+    def integer(self, v: Any, path: str, *, low: int, high: int | None = None, what: str | None = None,
+                limit: str | None = None) -> int:
         ok = isinstance(v, int) and not isinstance(v, bool)
         if isinstance(v, float) and v.is_integer() and math.isfinite(v):
             ok, v = True, int(v)
@@ -118,7 +251,8 @@ class _Ctx:
             ok = False
         if not ok:
             rng = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-            raise self.err(path, v, f"must be {what or rng} (counts are whole numbers)")
+            why = f"{limit} in LIMITS, escalade/scenarios/study.py" if limit else "counts are whole numbers"
+            raise self.err(path, v, f"must be {what or rng} ({why})")
         return int(v)
 
     def text(self, v: Any, path: str, *, max_len: int = 500) -> str:
@@ -148,14 +282,16 @@ def load_study(path: str | Path) -> Study:
     p = Path(path)
     name = str(path)
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as fh:  # never more than the limit (a huge file, /dev/zero)
+            raw = fh.read(LIMITS["max_file_bytes"] + 1)
     except FileNotFoundError:
         raise StudyError(name, "file", MISSING, "does not exist; give the path of a .yaml study file") from None
     except OSError as exc:
         raise StudyError(name, "file", MISSING, f"cannot be read ({exc.strerror})") from None
     if len(raw) > LIMITS["max_file_bytes"]:
         raise StudyError(name, "file", MISSING,
-                         f"is {len(raw)} bytes; study files are limited to {LIMITS['max_file_bytes']} bytes")
+                         f"is over {LIMITS['max_file_bytes']} bytes; study files are limited to {LIMITS['max_file_bytes']} "
+                         "bytes (max_file_bytes in LIMITS, escalade/scenarios/study.py)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -168,15 +304,29 @@ def load_study(path: str | Path) -> Study:
 def parse_study(text: str, source: str | None = None) -> Study:
     """Validate the YAML text of a study file (see :func:`load_study`)."""
     ctx = _Ctx(source)
+    if len(text) > LIMITS["max_file_bytes"]:
+        raise StudyError(source, "file", MISSING, f"is {len(text)} characters; study files are limited to "
+                         f"{LIMITS['max_file_bytes']} (max_file_bytes in LIMITS, escalade/scenarios/study.py)")
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        _scan(text, source)
+        loader = _BaseLoader if _BaseLoader is not yaml.SafeLoader else _NoAliasLoader
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader; _scan refused aliases and tags
+    except StudyError:
+        raise
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "YAML"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise StudyError(source, where, MISSING, f"is not valid YAML: {problem}") from None
-    except RecursionError:
+        if mark is not None:
+            where = f"line {mark.line + 1}"
+        elif isinstance(getattr(exc, "position", None), int):  # a ReaderError: a character YAML refuses
+            where = f"line {text[: exc.position].count(chr(10)) + 1}"  # type: ignore[attr-defined]
+        else:
+            where = "YAML"
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        raise StudyError(source, where, MISSING, f"is not valid YAML: {_key_text(str(problem))[:200]}") from None
+    except RecursionError:  # pragma: no cover - _scan bounds the nesting
         raise StudyError(source, "YAML", MISSING, "is nested too deeply") from None
+    except ValueError as exc:  # e.g. Python's limit on digits in int(); _scan refuses long numbers first
+        raise StudyError(source, "YAML", MISSING, f"holds a value YAML cannot convert ({exc})") from None
     if data is None:
         raise StudyError(source, "file", MISSING, f"is empty; a study needs the keys {sorted(_TOP)}")
     ctx.mapping(data, "", _TOP, {"study", "doses", "scenarios", "designs"})
@@ -190,7 +340,8 @@ def parse_study(text: str, source: str | None = None) -> Study:
     if not isinstance(doses_raw, list) or not doses_raw:
         raise ctx.err("doses", doses_raw, "must be a non-empty list of dose levels (label, amount, unit)")
     if len(doses_raw) > LIMITS["max_doses"]:
-        raise ctx.err("doses", f"<{len(doses_raw)} doses>", f"at most {LIMITS['max_doses']} dose levels are supported")
+        raise ctx.err("doses", f"<{len(doses_raw)} doses>", f"at most {LIMITS['max_doses']} dose levels are supported"
+                      " (max_doses in LIMITS, escalade/scenarios/study.py)")
     doses: list[DoseLevel] = []
     for i, dr in enumerate(doses_raw):
         path = f"doses[{i}]"
@@ -208,7 +359,8 @@ def parse_study(text: str, source: str | None = None) -> Study:
     nd = len(doses)
 
     cohort_size = ctx.integer(st.get("cohort_size", 3), "study.cohort_size", low=1, high=20)
-    max_n = ctx.integer(st.get("max_n", 10 * cohort_size), "study.max_n", low=1, high=LIMITS["max_sample_size"])
+    max_n = ctx.integer(st.get("max_n", 10 * cohort_size), "study.max_n", low=1, high=LIMITS["max_sample_size"],
+                        limit="max_sample_size")
     start_dose = ctx.integer(st.get("start_dose", 1), "study.start_dose", low=1, high=nd,
                              what=f"a dose level number in [1, {nd}] (1 = lowest)") - 1
     window = ctx.number(st.get("dlt_window_days", 28), "study.dlt_window_days", low=0, low_open=True)
@@ -218,7 +370,8 @@ def parse_study(text: str, source: str | None = None) -> Study:
     if not isinstance(designs_raw, list) or not designs_raw:
         raise ctx.err("designs", designs_raw, "must be a non-empty list of designs (name, design, params)")
     if len(designs_raw) > LIMITS["max_designs"]:
-        raise ctx.err("designs", f"<{len(designs_raw)} designs>", f"at most {LIMITS['max_designs']} designs")
+        raise ctx.err("designs", f"<{len(designs_raw)} designs>", f"at most {LIMITS['max_designs']} designs"
+                      " (max_designs in LIMITS, escalade/scenarios/study.py)")
     designs: list[DesignSpec] = []
     for i, dr in enumerate(designs_raw):
         path = f"designs[{i}]"
@@ -228,6 +381,8 @@ def parse_study(text: str, source: str | None = None) -> Study:
         params = dr.get("params", {}) or {}
         if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
             raise ctx.err(f"{path}.params", params, "must be a mapping of parameter names to values")
+        for key, value in params.items():
+            _check_param(ctx, value, f"{path}.params.{_key_text(key)}")
         designs.append(DesignSpec(dname, kind, dict(params)))
     names = [d.name for d in designs]
     if len(set(names)) != len(names):
@@ -237,7 +392,8 @@ def parse_study(text: str, source: str | None = None) -> Study:
     if not isinstance(scen_raw, list) or not scen_raw:
         raise ctx.err("scenarios", scen_raw, "must be a non-empty list of scenarios (name, p_dlt, p_response)")
     if len(scen_raw) > LIMITS["max_scenarios"]:
-        raise ctx.err("scenarios", f"<{len(scen_raw)} scenarios>", f"at most {LIMITS['max_scenarios']} scenarios")
+        raise ctx.err("scenarios", f"<{len(scen_raw)} scenarios>", f"at most {LIMITS['max_scenarios']} scenarios"
+                      " (max_scenarios in LIMITS, escalade/scenarios/study.py)")
     scenarios: list[Scenario] = []
     for i, sr in enumerate(scen_raw):
         path = f"scenarios[{i}]"
@@ -259,12 +415,23 @@ def parse_study(text: str, source: str | None = None) -> Study:
 
     sim = data.get("simulation", {}) or {}
     ctx.mapping(sim, "simulation", _SIM_KEYS, set())
-    n_trials = ctx.integer(sim.get("n_trials", 1000), "simulation.n_trials", low=1, high=LIMITS["max_trials"])
+    n_trials = ctx.integer(sim.get("n_trials", 1000), "simulation.n_trials", low=1, high=LIMITS["max_trials"],
+                          limit="max_trials")
     seed = ctx.integer(sim.get("seed", 2026), "simulation.seed", low=0, high=2**63 - 1)
     chunk = ctx.integer(sim.get("chunk_size", 500), "simulation.chunk_size", low=1, high=100_000)
     exact = sim.get("exact", False)
     if not isinstance(exact, bool):
         raise ctx.err("simulation.exact", exact, "must be true or false")
+    total = n_trials * len(scenarios) * len(designs)
+    if total > LIMITS["max_total_trials"]:
+        raise ctx.err("simulation.n_trials", n_trials,
+                      f"gives {total:,} simulated trials ({len(scenarios)} scenarios x {len(designs)} designs); at "
+                      f"most {LIMITS['max_total_trials']:,} per study (max_total_trials in LIMITS, "
+                      "escalade/scenarios/study.py)")
+    if chunk * max_n > LIMITS["max_unit_patients"]:
+        raise ctx.err("simulation.chunk_size", chunk,
+                      f"x study.max_n ({max_n}) must be at most {LIMITS['max_unit_patients']:,} virtual patients "
+                      "per work unit (max_unit_patients in LIMITS, escalade/scenarios/study.py); lower chunk_size")
 
     timing = _timing(ctx, data.get("timing"))
 

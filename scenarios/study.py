@@ -36,6 +36,8 @@ __all__ = ["DoseLevel", "Scenario", "DesignSpec", "SimulationSettings", "Timing"
 #:     Entries of any other list in a study file (e.g. accrual days).
 #: ``max_nesting``
 #:     Depth of nested lists/mappings in a study file.
+#: ``max_yaml_nodes``
+#:     Values (numbers, texts, lists, mappings) in a study file.
 LIMITS: dict[str, int] = {
     "max_doses": 20,
     "max_scenarios": 200,
@@ -47,6 +49,7 @@ LIMITS: dict[str, int] = {
     "max_file_bytes": 2_000_000,
     "max_list_items": 1_000,
     "max_nesting": 20,
+    "max_yaml_nodes": 50_000,
 }
 
 
