@@ -79,12 +79,14 @@ __all__ = [
     "solve_p",
     "efftox_utility",
     "joint_probabilities",
+    "EXAMPLE_PRIOR",
     "EffToxPrior",
     "prior_from_ess",
     "prior_ess",
     "EffToxConfig",
     "EffToxFit",
     "EffToxDesign",
+    "apply_rules",
     "cell_counts",
     "parse_outcomes",
     "register_design",
@@ -440,10 +442,25 @@ def prior_from_ess(
 
 _PRIOR_FIELDS: Final[tuple[str, ...]] = tuple(f"{p}_{k}" for p in PARAMETERS[:4] for k in ("mean", "sd"))
 
+#: Prior of the prostate cancer example of Thall et al. (2014), as trialr's
+#: ``efftox_parameters_demo()`` gives it (the defaults of :class:`EffToxConfig`).
+EXAMPLE_PRIOR: Final[dict[str, float]] = {
+    "alpha_mean": -7.9593, "alpha_sd": 3.5487, "beta_mean": 1.5482, "beta_sd": 3.5018,
+    "gamma_mean": 0.7367, "gamma_sd": 2.5423, "zeta_mean": 3.4181, "zeta_sd": 2.4406,
+}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EffToxConfig:
     """EffTox parameters, with Thall & Cook's and trialr's names.
+
+    Defaults are those of the prostate cancer example of Thall et al. (2014)
+    as trialr's ``efftox_parameters_demo()`` gives them (hurdles 0.5 and 0.3,
+    certainties 0.1, contour through (0.5, 0), (1, 0.65), (0.7, 0.25) and the
+    prior :data:`EXAMPLE_PRIOR`). They make a runnable example, not a
+    recommendation: a real trial elicits its own (the coded doses are
+    centred, so the example prior is at least on the right scale for any
+    dose set).
 
     Attributes
     ----------
@@ -464,9 +481,10 @@ class EffToxConfig:
         points (:func:`solve_p`). Give trialr's 0.977363190505906 only to
         reproduce its rounding.
     alpha_mean, alpha_sd, beta_mean, beta_sd, gamma_mean, gamma_sd, zeta_mean, zeta_sd
-        Normal prior (mean, SD) of the four curve parameters. Either give all
-        eight, or none of them and ``prior_prob_eff`` / ``prior_prob_tox`` to
-        derive them by :func:`prior_from_ess`.
+        Normal prior (mean, SD) of the four curve parameters. Give them, or
+        give none and ``prior_prob_eff`` / ``prior_prob_tox`` to derive them by
+        :func:`prior_from_ess`. Any left unset (``None``) takes the value of
+        the prostate cancer example (:data:`EXAMPLE_PRIOR`).
     eta_mean, eta_sd, psi_mean, psi_sd
         Normal prior of the quadratic efficacy term and of the association.
     prior_prob_eff, prior_prob_tox, prior_ess_eff, prior_ess_tox
@@ -485,12 +503,12 @@ class EffToxConfig:
 
     n_doses: int
     doses: tuple[float, ...]
-    efficacy_hurdle: float
-    toxicity_hurdle: float
-    eff0: float
-    tox1: float
-    eff_star: float
-    tox_star: float
+    efficacy_hurdle: float = 0.5
+    toxicity_hurdle: float = 0.3
+    eff0: float = 0.5
+    tox1: float = 0.65
+    eff_star: float = 0.7
+    tox_star: float = 0.25
     p_e: float = 0.1
     p_t: float = 0.1
     cohort_size: int = 3
@@ -563,6 +581,11 @@ class EffToxConfig:
         self.engine_settings()  # validates the numerical settings
 
     def _prior(self) -> EffToxPrior:
+        for name in (*_PRIOR_FIELDS, "eta_mean", "eta_sd", "psi_mean", "psi_sd", "prior_ess_eff", "prior_ess_tox"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                                  or not math.isfinite(v)):
+                raise ConfigError(name, v, "must be a finite number")
         given = [f for f in _PRIOR_FIELDS if getattr(self, f) is not None]
         elicited = self.prior_prob_eff is not None or self.prior_prob_tox is not None
         if given and elicited:
@@ -578,14 +601,13 @@ class EffToxConfig:
             return prior_from_ess(self.doses, prob_eff=self.prior_prob_eff, prob_tox=self.prior_prob_tox,
                                   ess_eff=self.prior_ess_eff, ess_tox=self.prior_ess_tox, eta_mean=self.eta_mean,
                                   eta_sd=self.eta_sd, psi_mean=self.psi_mean, psi_sd=self.psi_sd)
-        missing = [f for f in _PRIOR_FIELDS if getattr(self, f) is None]
-        if missing:
-            raise ConfigError(missing[0], None,
-                              "is required: give all of alpha_mean, alpha_sd, beta_mean, beta_sd, gamma_mean, "
-                              "gamma_sd, zeta_mean, zeta_sd, or prior_prob_eff and prior_prob_tox (elicited mean "
-                              "probabilities per dose) to derive them from an effective sample size")
-        return EffToxPrior(tuple(float(getattr(self, f"{p}_mean")) for p in PARAMETERS),
-                           tuple(float(getattr(self, f"{p}_sd")) for p in PARAMETERS))
+
+        def value(name: str) -> float:
+            v = getattr(self, name)
+            return float(EXAMPLE_PRIOR[name] if v is None else v)
+
+        return EffToxPrior(tuple(value(f"{p}_mean") for p in PARAMETERS[:4]) + (self.eta_mean, self.psi_mean),
+                           tuple(value(f"{p}_sd") for p in PARAMETERS[:4]) + (self.eta_sd, self.psi_sd))
 
     @property
     def prior(self) -> EffToxPrior:
@@ -633,6 +655,38 @@ class EffToxFit:
     in_range: np.ndarray
     acceptable: np.ndarray
     recommended: IntArray
+
+
+def apply_rules(config: EffToxConfig, n: ArrayLike, prob_acc_eff: ArrayLike, prob_acc_tox: ArrayLike,
+                utility: ArrayLike, post_utility: ArrayLike) -> tuple[np.ndarray, np.ndarray, IntArray]:
+    """trialr's acceptability, range and ranking rules, batched over states.
+
+    Parameters
+    ----------
+    n
+        ``(S, D)`` patients per dose (defines the doses given, :math:`G`).
+    prob_acc_eff, prob_acc_tox, utility, post_utility
+        ``(S, D)`` posterior summaries (from any engine).
+
+    Returns
+    -------
+    in_range, acceptable, recommended
+        ``(S, D)``, ``(S, D)`` booleans and ``(S,)`` 0-based dose or NO_DOSE.
+        States without patients have no dose in range (trialr: NA).
+    """
+    treated = np.atleast_2d(np.asarray(n)) > 0
+    has = treated.any(axis=1)
+    d = treated.shape[1]
+    lo = np.where(has, np.argmax(treated, axis=1), 0) - 1
+    hi = np.where(has, d - 1 - np.argmax(treated[:, ::-1], axis=1), -2) + 1
+    k = np.arange(d)
+    in_range = has[:, None] & (k >= lo[:, None]) & (k <= hi[:, None])
+    acceptable = (in_range & (np.atleast_2d(prob_acc_eff) > config.p_e)
+                  & (np.atleast_2d(prob_acc_tox) > config.p_t))
+    score = np.atleast_2d(utility if config.rank_by == "plugin" else post_utility)
+    best = np.argmax(np.where(acceptable, score, -np.inf), axis=1)  # first maximum: ties go to the lowest dose
+    rec = np.where(acceptable.any(axis=1), best, NO_DOSE).astype(np.int64)
+    return in_range, acceptable, rec
 
 
 class _Cache:
@@ -725,18 +779,9 @@ class EffToxDesign:
         cnt = cell_counts(states)
         need_full = full or c.rank_by == "posterior_mean"
         summ = self.engine.summarise(cnt, full=need_full)
-        treated = states.n > 0
-        has = treated.any(axis=1)
-        d = c.n_doses
-        lo = np.where(has, np.argmax(treated, axis=1), 0) - 1
-        hi = np.where(has, d - 1 - np.argmax(treated[:, ::-1], axis=1), -2) + 1
-        k = np.arange(d)
-        in_range = has[:, None] & (k >= lo[:, None]) & (k <= hi[:, None])
-        acceptable = in_range & (summ.prob_acc_eff > c.p_e) & (summ.prob_acc_tox > c.p_t)
-        score = summ.utility if c.rank_by == "plugin" else summ.post_utility
-        masked = np.where(acceptable, score, -np.inf)
-        best = np.argmax(masked, axis=1)  # first maximum: ties go to the lowest dose
-        rec = np.where(acceptable.any(axis=1), best, NO_DOSE).astype(np.int64)
+        in_range, acceptable, rec = apply_rules(c, states.n, summ.prob_acc_eff, summ.prob_acc_tox,
+                                                summ.utility, summ.post_utility)
+        has = (states.n > 0).any(axis=1)
         return EffToxFit(summ, has, in_range, acceptable, rec)
 
     def recommend(self, states: States) -> IntArray:

@@ -182,9 +182,15 @@ class PosteriorSummary:
     prob_obd
         ``(S, D)`` :math:`\\Pr(j = \\arg\\max_k u(\\pi_E(x_k), \\pi_T(x_k)) \\mid D)` over
         all doses (NaN when not requested).
+    se_prob_eff, se_prob_tox, se_prob_acc_eff, se_prob_acc_tox, se_utility, se_post_utility
+        ``(S, D)`` Monte Carlo standard errors of the above (NaN when not
+        requested): the delta-method variance of a self-normalised importance
+        sampling mean, :math:`\\sum_i \\bar w_i^2 (f_i - \\hat f)^2` (Owen 2013,
+        *Monte Carlo theory, methods and examples*, eq. 9.8), linearising the
+        plug-in utility; an IID formula, so conservative for the quasi-random points.
     theta_mean, theta_cov
-        ``(S, 6)`` posterior means and ``(S, 6, 6)`` covariances of
-        :math:`(\\alpha, \\beta, \\gamma, \\zeta, \\eta, \\psi)`.
+        ``(S, 6)`` posterior means and ``(S, 6, 6)`` covariances (NaN unless
+        ``full``) of :math:`(\\alpha, \\beta, \\gamma, \\zeta, \\eta, \\psi)`.
     mode
         ``(S, 6)`` posterior mode (centre of the proposal).
     ess
@@ -200,6 +206,12 @@ class PosteriorSummary:
     utility: np.ndarray
     post_utility: np.ndarray
     prob_obd: np.ndarray
+    se_prob_eff: np.ndarray
+    se_prob_tox: np.ndarray
+    se_prob_acc_eff: np.ndarray
+    se_prob_acc_tox: np.ndarray
+    se_utility: np.ndarray
+    se_post_utility: np.ndarray
     theta_mean: np.ndarray
     theta_cov: np.ndarray
     mode: np.ndarray
@@ -217,6 +229,7 @@ class PosteriorSummary:
 
 _SUMMARY_FIELDS: Final[tuple[str, ...]] = (
     "prob_eff", "prob_tox", "prob_acc_eff", "prob_acc_tox", "utility", "post_utility", "prob_obd",
+    "se_prob_eff", "se_prob_tox", "se_prob_acc_eff", "se_prob_acc_tox", "se_utility", "se_post_utility",
     "theta_mean", "theta_cov", "mode", "ess", "n_points",
 )
 
@@ -237,19 +250,11 @@ class _Model:
     x2: np.ndarray         # (D,) squared
     mu: np.ndarray         # (6,) prior means
     prec: np.ndarray       # (6,) prior precisions 1/sd^2
-    design: np.ndarray     # (D, 3, 6): rows d(eta_E)/d theta, d(eta_T)/d theta, d(psi)/d theta
+    powers: np.ndarray     # (D, 5): x^0 .. x^4
 
 
 def _make_model(x: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> _Model:
-    d = x.shape[0]
-    m = np.zeros((d, 3, _N_PAR))
-    m[:, 0, 2] = 1.0
-    m[:, 0, 3] = x
-    m[:, 0, 4] = x * x
-    m[:, 1, 0] = 1.0
-    m[:, 1, 1] = x
-    m[:, 2, 5] = 1.0
-    return _Model(x, x * x, mu, 1.0 / (sd * sd), m)
+    return _Model(x, x * x, mu, 1.0 / (sd * sd), x[:, None] ** np.arange(5))
 
 
 def _log_post(model: _Model, theta: np.ndarray, cnt: np.ndarray) -> np.ndarray:
@@ -289,8 +294,7 @@ def _log_post_derivs(model: _Model, theta: np.ndarray, cnt: np.ndarray
     :math:`d\\kappa/d\\psi = (1-\\kappa^2)/2`; then
     :math:`\\partial \\log(1+sf) = s f'/A` and
     :math:`\\partial^2 \\log(1+sf) = s f''/A - f' f'^\\top / A^2` with
-    :math:`A = 1 + s f`. The chain rule to :math:`\\theta` is linear
-    (``model.design``).
+    :math:`A = 1 + s f`. The chain rule to :math:`\\theta` is linear.
     """
     x, x2 = model.x, model.x2
     eta_t = theta[:, 0:1] + theta[:, 1:2] * x
@@ -335,9 +339,32 @@ def _log_post_derivs(model: _Model, theta: np.ndarray, cnt: np.ndarray
         for i in range(3):
             for j in range(3):
                 h[..., i, j] += r * (s * f2[i][j] - f1[i] * f1[j] / big_a)
-    m = model.design
-    grad = np.einsum("sdi,dij->sj", g, m)
-    hess = np.einsum("dai,sdab,dbj->sij", m, h, m)
+    # chain rule: eta_T = alpha + beta x, eta_E = gamma + zeta x + eta x^2, so every entry of the
+    # gradient and Hessian in theta is a sum over doses of a per-dose term times a power of x
+    # (written out, not einsum: faster, and each state's sums run in the same order in any batch)
+    xp = model.powers                                        # (D, 5): 1, x, ..., x^4
+
+    def moment(v: np.ndarray) -> np.ndarray:                 # (S, D) -> (S, 5): sum_d v_d x_d^k
+        return (v[:, :, None] * xp).sum(axis=1)
+
+    g_e, g_t = moment(g[..., 0]), moment(g[..., 1])
+    grad = np.stack([g_t[:, 0], g_t[:, 1], g_e[:, 0], g_e[:, 1], g_e[:, 2], g[..., 2].sum(axis=1)], axis=1)
+    hee, htt, het = moment(h[..., 0, 0]), moment(h[..., 1, 1]), moment(h[..., 0, 1])
+    hep, htp = moment(h[..., 0, 2]), moment(h[..., 1, 2])
+    hess = np.empty((theta.shape[0], _N_PAR, _N_PAR))
+    e_idx = (2, 3, 4)  # gamma, zeta, eta: powers 0, 1, 2 of x
+    t_idx = (0, 1)     # alpha, beta: powers 0, 1
+    for i, a in enumerate(e_idx):
+        for j, b in enumerate(e_idx):
+            hess[:, a, b] = hee[:, i + j]
+        for j, b in enumerate(t_idx):
+            hess[:, a, b] = hess[:, b, a] = het[:, i + j]
+        hess[:, a, 5] = hess[:, 5, a] = hep[:, i]
+    for i, a in enumerate(t_idx):
+        for j, b in enumerate(t_idx):
+            hess[:, a, b] = htt[:, i + j]
+        hess[:, a, 5] = hess[:, 5, a] = htp[:, i]
+    hess[:, 5, 5] = h[..., 2, 2].sum(axis=1)
     dev = theta - model.mu
     lp = ll.sum(axis=1) - 0.5 * (dev * dev * model.prec).sum(axis=1)
     grad = grad - dev * model.prec
@@ -345,15 +372,62 @@ def _log_post_derivs(model: _Model, theta: np.ndarray, cnt: np.ndarray
     return lp, grad, hess
 
 
-def _ascent_direction(grad: np.ndarray, hess: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray,
-                                                                                 np.ndarray]:
-    """Newton direction with the eigenvalues of :math:`-H` floored; also the root of the inverse."""
-    w, v = np.linalg.eigh(-hess)
-    w = np.maximum(w, floor)
-    proj = np.einsum("sji,sj->si", v, grad) / w
-    step = np.einsum("sij,sj->si", v, proj)
-    root = v / np.sqrt(w)[:, None, :]  # root @ root.T = (-H)^-1 (floored)
-    return step, root, w
+def _cholesky_rows(a: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lower Cholesky factors of a batch of symmetric matrices, state by state.
+
+    Written out over the (small, fixed) matrix size so that each state's
+    arithmetic is the same in any batch; ``ok`` is False where a pivot falls
+    below ``floor`` (not safely positive definite).
+    """
+    s, n = a.shape[0], a.shape[1]
+    low = np.zeros_like(a)
+    ok = np.ones(s, bool)
+    for j in range(n):
+        d = a[:, j, j] - (low[:, j, :j] ** 2).sum(axis=1)
+        ok &= d > floor
+        ljj = np.sqrt(np.where(d > floor, d, 1.0))
+        low[:, j, j] = ljj
+        for i in range(j + 1, n):
+            low[:, i, j] = (a[:, i, j] - (low[:, i, :j] * low[:, j, :j]).sum(axis=1)) / ljj
+    return low, ok
+
+
+def _lower_inverse(low: np.ndarray) -> np.ndarray:
+    """Inverses of a batch of lower-triangular matrices by forward substitution."""
+    n = low.shape[1]
+    inv = np.zeros_like(low)
+    for j in range(n):
+        inv[:, j, j] = 1.0 / low[:, j, j]
+        for i in range(j + 1, n):
+            inv[:, i, j] = -(low[:, i, j:i] * inv[:, j:i, j]).sum(axis=1) / low[:, i, i]
+    return inv
+
+
+def _ascent_direction(grad: np.ndarray, hess: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Newton ascent direction and a root ``R`` with ``R R' = (-H)^-1``.
+
+    Where :math:`-H` is positive definite this is the Cholesky factor
+    (:math:`R = L^{-\\top}`); elsewhere the eigenvalues of :math:`-H` are
+    floored at ``floor`` (modified Newton, Nocedal & Wright 2006, section 3.4),
+    which keeps the step an ascent direction.
+    """
+    neg = -hess
+    low, ok = _cholesky_rows(neg, floor)
+    root = np.empty_like(neg)
+    step = np.empty_like(grad)
+    if ok.any():
+        inv = _lower_inverse(low[ok])                       # L^-1
+        root[ok] = inv.transpose(0, 2, 1)                   # L^-T
+        tmp = (inv * grad[ok][:, None, :]).sum(axis=2)       # L^-1 g
+        step[ok] = (root[ok] * tmp[:, None, :]).sum(axis=2)  # L^-T L^-1 g = (-H)^-1 g
+    bad = ~ok
+    if bad.any():
+        w, v = np.linalg.eigh(neg[bad])
+        w = np.maximum(w, floor)
+        proj = (v * grad[bad][:, :, None]).sum(axis=1) / w
+        step[bad] = (v * proj[:, None, :]).sum(axis=2)
+        root[bad] = v / np.sqrt(w)[:, None, :]
+    return step, root
 
 
 def laplace_mode(model: _Model, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -375,8 +449,8 @@ def laplace_mode(model: _Model, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray
             break
         th, c = theta[act], cnt[act]
         lp, grad, hess = _log_post_derivs(model, th, c)
-        step, rt, _ = _ascent_direction(grad, hess, floor)
-        dec = np.einsum("si,si->s", grad, step)
+        step, rt = _ascent_direction(grad, hess, floor)
+        dec = (grad * step).sum(axis=1)
         fin = dec < _NEWTON_TOL
         root[act[fin]] = rt[fin]
         done[act[fin]] = True
@@ -526,7 +600,7 @@ class EffToxEngine:
         scale = np.full(s, st.scale)
         if st.pilot_points:
             # one adaptive step: centre and shape the proposal on the pilot's weighted moments
-            pilot = self._run(cnt, mode, root, mode, st.pilot_points, scale, False)
+            pilot = self._run(cnt, mode, root, mode, st.pilot_points, scale, False, cov=True)
             chol, ok = _safe_cholesky(pilot.theta_cov)
             use = ok & (pilot.ess >= _PILOT_MIN_ESS)
             centre = np.where(use[:, None], pilot.theta_mean, mode)
@@ -534,7 +608,7 @@ class EffToxEngine:
             scale = np.where(use, st.pilot_scale, st.scale)
         todo = np.arange(s)
         for li, n_pts in enumerate(st.levels):
-            res = self._run(cnt[todo], centre[todo], root[todo], mode[todo], n_pts, scale[todo], full)
+            res = self._run(cnt[todo], centre[todo], root[todo], mode[todo], n_pts, scale[todo], full, cov=full)
             low = res.ess < st.min_ess
             last = li == len(st.levels) - 1
             keep = np.ones(todo.size, bool) if last else ~low
@@ -556,7 +630,7 @@ class EffToxEngine:
         return out
 
     def _run(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray, n_pts: int,
-             scale: np.ndarray, full: bool) -> PosteriorSummary:
+             scale: np.ndarray, full: bool, cov: bool = False) -> PosteriorSummary:
         s = cnt.shape[0]
         per = max(1, self.settings.chunk_elements // (n_pts * self.n_doses))
         bounds = [(a, min(a + per, s)) for a in range(0, s, per)]
@@ -564,7 +638,7 @@ class EffToxEngine:
 
         def work(b: tuple[int, int]) -> PosteriorSummary:
             a, z = b
-            return self._is_chunk(cnt[a:z], centre[a:z], root[a:z], mode[a:z], pts, scale[a:z], full)
+            return self._is_chunk(cnt[a:z], centre[a:z], root[a:z], mode[a:z], pts, scale[a:z], full, cov)
 
         if self.settings.n_threads > 1 and len(bounds) > 1:
             with ThreadPoolExecutor(max_workers=min(self.settings.n_threads, len(bounds))) as ex:
@@ -574,7 +648,7 @@ class EffToxEngine:
         return PosteriorSummary(*(np.concatenate([getattr(q, f) for q in parts]) for f in _SUMMARY_FIELDS))
 
     def _is_chunk(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray, pts: _PointSet,
-                  scale: np.ndarray, full: bool) -> PosteriorSummary:
+                  scale: np.ndarray, full: bool, cov: bool) -> PosteriorSummary:
         m = self._model
         ft = pts.t.dtype.type
         s, d = cnt.shape[0], self.n_doses
@@ -604,12 +678,12 @@ class EffToxEngine:
             ll += cf[:, :, 3, None] * np.log(np.maximum(qet * qtt * (ft(1.0) + ke * tt), tiny))
             log_lik = ll.sum(axis=1)
         dev = (theta - m.mu.astype(ft)[:, None]) * np.sqrt(m.prec).astype(ft)[:, None]
-        log_w = log_lik.astype(float) - 0.5 * (dev * dev).sum(axis=1, dtype=float) - pts.log_q
+        log_w = log_lik - ft(0.5) * (dev * dev).sum(axis=1) - pts.log_q
         log_w -= log_w.max(axis=1, keepdims=True)
         w = np.exp(log_w)
         w /= w.sum(axis=1, keepdims=True)
-        ess = 1.0 / (w * w).sum(axis=1)
-        wc = w.astype(ft)[:, :, None]
+        ess = 1.0 / (w * w).sum(axis=1, dtype=float)
+        wc = w[:, :, None]
         prob_eff = np.matmul(e, wc)[..., 0].astype(float)
         prob_tox = np.matmul(t, wc)[..., 0].astype(float)
         lo_e = ft(math.log(self.efficacy_hurdle / (1.0 - self.efficacy_hurdle)))
@@ -617,8 +691,11 @@ class EffToxEngine:
         acc_e = np.matmul((eta_e > lo_e).astype(ft), wc)[..., 0].astype(float)
         acc_t = np.matmul((eta_t < lo_t).astype(ft), wc)[..., 0].astype(float)
         theta_mean = np.matmul(theta, wc)[..., 0].astype(float)
-        dth = (theta - theta_mean.astype(ft)[:, :, None])
-        theta_cov = np.matmul(dth * wc.transpose(0, 2, 1), dth.transpose(0, 2, 1)).astype(float)
+        if cov:
+            dth = (theta - theta_mean.astype(ft)[:, :, None])
+            theta_cov = np.matmul(dth * wc.transpose(0, 2, 1), dth.transpose(0, 2, 1)).astype(float)
+        else:
+            theta_cov = np.full((s, _N_PAR, _N_PAR), np.nan)
         plug = _utility(prob_eff, prob_tox, self.eff0, self.tox1, self.p)
         if full:
             p = ft(self.p)
@@ -632,11 +709,39 @@ class EffToxEngine:
             obd = np.zeros((s, d))
             for j in range(d):
                 obd[:, j] = np.matmul((best == j).astype(ft)[:, None, :], wc)[:, 0, 0]
+            # Monte Carlo SEs of the weighted means (delta method, IID formula): var = sum w^2 (f - mean)^2
+            w2 = (w * w).astype(ft)[:, :, None]
+
+            def se(f: np.ndarray, mean: np.ndarray) -> np.ndarray:
+                dev_f = f - mean.astype(ft)[:, :, None]
+                return np.sqrt(np.matmul(dev_f * dev_f, w2)[..., 0].astype(float))
+
+            de, dt = _utility_grad(prob_eff, prob_tox, self.eff0, self.tox1, self.p)
+            lin = de.astype(ft)[:, :, None] * e + dt.astype(ft)[:, :, None] * t  # linearised plug-in utility
+            ses = (se(e, prob_eff), se(t, prob_tox), se((eta_e > lo_e).astype(ft), acc_e),
+                   se((eta_t < lo_t).astype(ft), acc_t), se(lin, de * prob_eff + dt * prob_tox), se(u, post_u))
         else:
             post_u = np.full((s, d), np.nan)
             obd = np.full((s, d), np.nan)
-        return PosteriorSummary(prob_eff, prob_tox, acc_e, acc_t, plug, post_u, obd, theta_mean, theta_cov,
+            ses = tuple(np.full((s, d), np.nan) for _ in range(6))
+        return PosteriorSummary(prob_eff, prob_tox, acc_e, acc_t, plug, post_u, obd, *ses, theta_mean, theta_cov,
                                 mode.copy(), ess, np.full(s, n_pts, np.int64))
+
+
+def _utility_grad(e: np.ndarray, t: np.ndarray, eff0: float, tox1: float, p: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """:math:`(\\partial u/\\partial\\pi_E, \\partial u/\\partial\\pi_T)`.
+
+    With :math:`a = ((1-\\pi_E)/(1-e_0))^p`, :math:`b = (\\pi_T/t_1)^p`:
+    :math:`\\partial u/\\partial\\pi_E = (a+b)^{1/p-1} a/(1-\\pi_E)` and
+    :math:`\\partial u/\\partial\\pi_T = -(a+b)^{1/p-1} b/\\pi_T`.
+    """
+    e = np.clip(e, 0.0, 1.0 - 1e-12)
+    t = np.clip(t, 1e-12, 1.0)
+    a = ((1.0 - e) / (1.0 - eff0)) ** p
+    b = (t / tox1) ** p
+    c = (a + b) ** (1.0 / p - 1.0)
+    return c * a / (1.0 - e), -c * b / t
 
 
 def _sigmoid_pair(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -669,7 +774,7 @@ def _t_points(st: EngineSettings) -> dict[int, _PointSet]:
     log_q = -0.5 * (st.df + _N_PAR) * np.log1p((tv * tv).sum(axis=1) / st.df)
     out = {}
     for n in sorted({*st.levels, st.pilot_points} - {0}):
-        out[n] = _PointSet(np.ascontiguousarray(tv[:n].T, dtype=st.dtype), np.ascontiguousarray(log_q[:n]))
+        out[n] = _PointSet(np.ascontiguousarray(tv[:n].T, dtype=st.dtype), np.ascontiguousarray(log_q[:n], st.dtype))
     return out
 
 
@@ -692,8 +797,7 @@ def _safe_cholesky(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _empty_summary(s: int, d: int) -> PosteriorSummary:
     nan = np.nan
     return PosteriorSummary(
-        np.full((s, d), nan), np.full((s, d), nan), np.full((s, d), nan), np.full((s, d), nan),
-        np.full((s, d), nan), np.full((s, d), nan), np.full((s, d), nan), np.full((s, _N_PAR), nan),
+        *(np.full((s, d), nan) for _ in range(13)), np.full((s, _N_PAR), nan),
         np.full((s, _N_PAR, _N_PAR), nan), np.full((s, _N_PAR), nan), np.full(s, nan), np.zeros(s, np.int64),
     )
 
