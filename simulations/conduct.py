@@ -397,6 +397,17 @@ class NextDose:
     notes: tuple[str, ...] = ()
     states: States | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary (the per-dose table as a list of records, NaN as None)."""
+        table = [{k: _native(v) for k, v in row.items()} for row in self.table.to_dict(orient="records")]
+        return {
+            "design": self.design, "n_patients": self.n_patients, "current_dose": self.current_dose,
+            "last_cohort": {"n": self.last_cohort_n, "dlt": self.last_cohort_dlt},
+            "next_dose": self.next_dose, "cohort_size": self.cohort_size, "stop": self.stop,
+            "reason": self.reason, "selected_now": self.selected_now, "doses": table,
+            "details": {k: _native(v) for k, v in self.details.items()}, "notes": list(self.notes),
+        }
+
 
 def next_dose(
     design: Design,
@@ -591,6 +602,15 @@ def format_next_dose(result: NextDose, *, digits: int = 2) -> str:
     for note in result.notes:
         lines.append(f"Note: {note}")
     return "\n".join(lines)
+
+
+def _native(v: Any) -> Any:
+    """Plain Python value for JSON: numpy scalars unwrapped, NaN/NA as None."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is pd.NA or (isinstance(v, float) and v != v):
+        return None
+    return v
 
 
 def _fmt(v: Any, digits: int) -> str:

@@ -73,6 +73,10 @@ def test_cart_example_3_eliminated_dose_is_not_re_entered() -> None:
     assert r.selected_now == 2
     text = format_next_dose(r)
     assert "DECISION: next cohort of 3 at dose 2" in text
+    import json
+
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["next_dose"] == 2 and d["doses"][2]["eliminated"] is True and d["doses"][4]["p_isotonic"] is None
 
 
 def test_cart_all_toxic_stops() -> None:
