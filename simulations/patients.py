@@ -40,11 +40,19 @@ def scenario_key(name: str) -> int:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Patients:
-    """Latent uniforms ``(T, N)`` for ``T`` trials of up to ``N`` patients."""
+    """Latent uniforms ``(T, N)`` for ``T`` trials of up to ``N`` patients.
+
+    ``u_arrival`` drives the accrual process of the time-aware engine
+    (:mod:`escalade.simulations.timed`): the ``k``-th arrival of a trial uses
+    ``u_arrival[:, k]``. It comes from its own stream (child 3 of the chunk's
+    seed sequence), so drawing it never changes ``u_tox``, ``u_eff`` or
+    ``u_onset``; ``None`` when the patients were built without it.
+    """
 
     u_tox: np.ndarray
     u_eff: np.ndarray
     u_onset: np.ndarray
+    u_arrival: np.ndarray | None = None
 
     @property
     def capacity(self) -> int:
@@ -83,4 +91,9 @@ def draw_patients(
         z_e = rho * z_t + np.sqrt(1.0 - rho * rho) * z_e
     onset_rng = np.random.default_rng(onset_ss)
     u_onset = np.concatenate([onset_rng.random((n_trials, BLOCK)) for _ in range(n_blocks)], axis=1)
-    return Patients(special.ndtr(z_t), special.ndtr(z_e), u_onset)
+    # Arrivals: a fourth, independent child stream, spawned after the first three so that
+    # the existing draws (and every result computed from them) stay bit-identical.
+    (arrival_ss,) = ss.spawn(1)
+    arrival_rng = np.random.default_rng(arrival_ss)
+    u_arrival = np.concatenate([arrival_rng.random((n_trials, BLOCK)) for _ in range(n_blocks)], axis=1)
+    return Patients(special.ndtr(z_t), special.ndtr(z_e), u_onset, u_arrival)

@@ -1,0 +1,386 @@
+"""Time-to-event Bayesian optimal interval design (TITE-BOIN).
+
+Yuan, Lin, Li, Nie & Warren (2018), Clin Cancer Res 24:4921-4930. TITE-BOIN
+decides for a new cohort while some patients' DLT outcomes are still pending,
+and reduces to BOIN (:mod:`escalade.design.boin`: same boundaries
+:math:`\\lambda_e, \\lambda_d`, elimination and final selection) when none is.
+
+At the current dose let :math:`n` patients be treated, :math:`y` of them with
+an observed DLT, :math:`c` *pending* (no DLT yet, window not complete), and
+:math:`\\mathrm{STFT} = \\sum_{i\\ \\mathrm{pending}} u_i / W` their standardized total
+follow-up time. A pending patient followed for :math:`u_i` of the window
+:math:`W` has a DLT (under uniform onset) with probability
+:math:`(1 - u_i/W)\\,p / (1 - p\\,u_i/W)`, which the paper approximates by
+:math:`(1 - u_i/W)\\,\\tilde p / (1 - \\tilde p)` with :math:`\\tilde p` the
+posterior mean from the completed patients under a Beta(:math:`\\phi/2`,
+:math:`1 - \\phi/2`) prior. The imputed DLT rate is
+
+.. math::
+
+    \\tilde p = \\frac{y + \\phi/2}{n - c + 1}, \\qquad
+    \\hat p = \\frac{y + (c - \\mathrm{STFT})\\,\\tilde p / (1 - \\tilde p)}{n},
+
+and :math:`\\hat p` takes the place of :math:`y/n` in BOIN's rule. Solving for
+STFT gives the pre-tabulated rules (:func:`tite_boin_rules`): escalate iff
+:math:`\\mathrm{STFT} \\ge c - (n\\lambda_e - y)(1-\\tilde p)/\\tilde p`, de-escalate
+iff :math:`\\mathrm{STFT} \\le c - (n\\lambda_d - y)(1-\\tilde p)/\\tilde p`.
+
+What is implemented, in order, at a decision with data pending at the
+current dose (checked against the published decision table for
+:math:`\\phi = 0.2` reproduced in Table 1 of PMC9260438, which cites the paper):
+
+1. *Elimination* (as BOIN): dose :math:`j` and higher are eliminated once
+   :math:`n_j \\ge 3` and :math:`\\Pr(p_j > \\phi \\mid y_j, n_j) > 0.95` with the
+   *observed* DLTs and all treated patients (a pending patient can only add a
+   DLT). All doses eliminated: stop. The current dose eliminated (a late DLT
+   at a lower dose): go to the highest admissible lower dose.
+2. *Certain de-escalation*: :math:`y/n` already at or above BOIN's
+   de-escalation boundary: de-escalate, whatever is pending (pending outcomes
+   can only raise :math:`\\hat p`).
+3. *Accrual suspension*: more than ``max_pending`` (50%) of the patients at the
+   current dose pending (and neither rule 1 nor 2 moves down): suspend accrual
+   until more outcomes are known.
+4. Otherwise, when :math:`y/n < \\phi` only escalation is considered
+   (escalate if :math:`\\hat p \\le \\lambda_e`, else stay); when :math:`y/n > \\phi`
+   only de-escalation (de-escalate if :math:`\\hat p \\ge \\lambda_d`, else stay);
+   :math:`y/n = \\phi`: stay. This split is what the published tables show
+   (e.g. :math:`n = 6, y = 1, c \\le 3` for :math:`\\phi = 0.2`: stay whatever the
+   STFT); the paper's plain rule would also de-escalate on imputed DLTs alone
+   when :math:`y/n < \\phi` -- set ``deescalate_below_target=True`` for that.
+5. BOIN's ``n_earlystop`` and ``extrasafe`` stops as in :mod:`~escalade.design.boin`.
+
+With nothing pending at the current dose the rule is BOIN's, including the
+package's tie handling of :math:`\\lambda_d n`. Final selection: ``BOIN::select.mtd``
+on the complete data once every patient's window has ended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from escalade.design.base import Decisions, IntArray, States, StopReason
+from escalade.design.boin import BoinBoundaries, BoinConfig, BoinDesign
+from escalade.design.config import check_int, check_probability
+from escalade.design.tite_crm import FollowUp, TiteDecisions
+from escalade.scenarios.errors import ConfigError
+
+__all__ = ["TiteBoinConfig", "TiteBoinDesign", "TiteBoinRule", "tite_boin_rules", "format_tite_table",
+           "imputed_rate", "register_design"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TiteBoinConfig:
+    """TITE-BOIN parameters: BOIN's (names and defaults of the ``BOIN`` package) plus two.
+
+    ``max_pending`` is the accrual-suspension threshold: suspend when more
+    than this fraction of the patients at the current dose is pending (0.5 in
+    the paper). ``deescalate_below_target`` (default False, as the published
+    tables) lets imputed DLTs alone trigger de-escalation when :math:`y/n < \\phi`.
+    """
+
+    target: float
+    n_doses: int
+    cohort_size: int = 3
+    max_n: int = 30
+    start_dose: int = 0
+    p_saf: float | None = None
+    p_tox: float | None = None
+    cutoff_eli: float = 0.95
+    extrasafe: bool = False
+    offset: float = 0.05
+    n_earlystop: int = 100
+    bound_mtd: bool = False
+    max_pending: float = 0.5
+    deescalate_below_target: bool = False
+
+    def __post_init__(self) -> None:
+        boin = self.boin()  # validates the shared fields, fills p_saf/p_tox
+        object.__setattr__(self, "p_saf", boin.p_saf)
+        object.__setattr__(self, "p_tox", boin.p_tox)
+        check_probability("max_pending", self.max_pending)
+        if self.max_pending >= 1.0:
+            raise ConfigError("max_pending", self.max_pending,
+                              "must be below 1 (suspend when more than this fraction is pending; paper: 0.5)")
+        if not isinstance(self.deescalate_below_target, bool):
+            raise ConfigError("deescalate_below_target", self.deescalate_below_target, "must be true or false")
+
+    def boin(self) -> BoinConfig:
+        """The equivalent BOIN configuration (complete data)."""
+        return BoinConfig(target=self.target, n_doses=self.n_doses, cohort_size=self.cohort_size,
+                          max_n=self.max_n, start_dose=self.start_dose, p_saf=self.p_saf, p_tox=self.p_tox,
+                          cutoff_eli=self.cutoff_eli, extrasafe=self.extrasafe, offset=self.offset,
+                          n_earlystop=self.n_earlystop, bound_mtd=self.bound_mtd)
+
+    @property
+    def lambda_e(self) -> float:
+        return self.boin().lambda_e
+
+    @property
+    def lambda_d(self) -> float:
+        return self.boin().lambda_d
+
+
+def imputed_rate(n: Any, y: Any, c: Any, stft: Any, target: float) -> np.ndarray:
+    """TITE-BOIN's :math:`\\hat p` (module docstring); ``y/n`` when nothing is pending.
+
+    >>> round(float(imputed_rate(9, 1, 3, 0.77, 0.2)), 4)  # at the escalation threshold of Table 1
+    0.1571
+    """
+    n = np.asarray(n, float)
+    y = np.asarray(y, float)
+    c = np.asarray(c, float)
+    stft = np.asarray(stft, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pt = (y + target / 2.0) / (n - c + 1.0)
+        odds = pt / (1.0 - pt)
+        return np.where(n > 0, (y + (c - stft) * odds) / n, 0.0)
+
+
+def _thresholds(n: Any, y: Any, c: Any, target: float, lam: float) -> np.ndarray:
+    """STFT at which :math:`\\hat p` equals ``lam``: :math:`c - (n\\lambda - y)(1-\\tilde p)/\\tilde p`."""
+    n = np.asarray(n, float)
+    y = np.asarray(y, float)
+    c = np.asarray(c, float)
+    pt = (y + target / 2.0) / (n - c + 1.0)
+    return c - (n * lam - y) * (1.0 - pt) / pt
+
+
+@dataclass(frozen=True, slots=True)
+class TiteBoinDesign:
+    """TITE-BOIN as a decision on pending data (``markov`` False; see the module docstring).
+
+    :meth:`decide` (complete data) and :meth:`select` are BOIN's.
+    """
+
+    config: TiteBoinConfig
+    kind: ClassVar[str] = "tite_boin"
+    markov: ClassVar[bool] = False
+    uses_efficacy: ClassVar[bool] = False
+    memoise: ClassVar[bool] = False
+    _boin: BoinDesign = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_boin", BoinDesign(self.config.boin()))
+
+    @property
+    def boundaries(self) -> BoinBoundaries:
+        return self._boin.boundaries
+
+    @property
+    def n_doses(self) -> int:
+        return self.config.n_doses
+
+    @property
+    def max_n(self) -> int:
+        return self.config.max_n
+
+    def start(self) -> tuple[int, int]:
+        return self.config.start_dose, self.config.cohort_size
+
+    def decide(self, states: States) -> Decisions:
+        """Complete data: exactly BOIN."""
+        return self._boin.decide(states)
+
+    def select(self, states: States) -> IntArray:
+        return self._boin.select(states)
+
+    def decide_tite(self, states: States, followup: FollowUp) -> TiteDecisions:
+        """Next dose, stop or accrual suspension for every trial, on pending data."""
+        cfg, b = self.config, self.boundaries
+        s = states.n_states
+        d = states.current
+        top = cfg.n_doses - 1
+        rows = np.arange(s)
+        at_d = followup.pending & (followup.dose == d[:, None])
+        c = at_d.sum(axis=1)
+        stft = np.where(at_d, followup.fraction, 0.0).sum(axis=1)
+        n = states.at_current(states.n)
+        y = states.at_current(states.tox)
+        m = np.minimum(n, b.n_max)
+        elim = self._boin.eliminated(states)
+
+        deesc_obs = y >= b.deescalate[m]
+        cur_elim = elim[rows, d]
+        has_p = c > 0
+        suspend = has_p & ~deesc_obs & ~cur_elim & (c > cfg.max_pending * n)
+        phat = imputed_rate(n, y, c, stft, cfg.target)
+        below = y < cfg.target * n
+        above = y > cfg.target * n
+        esc_p = phat <= b.lambda_e
+        deesc_p = phat >= b.lambda_d
+        if not cfg.deescalate_below_target:
+            esc_p &= below
+            deesc_p &= above
+        esc = np.where(has_p, esc_p, y <= b.escalate[m])
+        deesc = deesc_obs | (has_p & deesc_p & ~esc_p)
+
+        nxt_elim = elim[rows, np.minimum(d + 1, top)]
+        nxt = np.where(esc & (d < top), np.where(nxt_elim, d, d + 1), np.where(deesc & (d > 0), d - 1, d))
+        # the current dose eliminated by a (late) DLT at a lower dose: highest admissible dose below
+        admissible_below = np.where(~elim & (np.arange(cfg.n_doses) < d[:, None]), np.arange(cfg.n_doses), -1)
+        nxt = np.where(cur_elim, np.maximum(admissible_below.max(axis=1), 0), nxt)
+        out = Decisions.go(nxt.astype(np.int64), cfg.cohort_size)
+        out = out.with_stop(elim[:, 0], StopReason.ALL_TOXIC)
+        if cfg.extrasafe:
+            n1 = np.minimum(states.n[:, 0], b.n_max)
+            safe_stop = (d == 0) & (states.n[:, 0] >= 3) & (states.tox[:, 0] >= b.extrasafe_stop[n1])
+            out = out.with_stop(safe_stop, StopReason.ALL_TOXIC)
+        if cfg.n_earlystop <= cfg.max_n:
+            out = out.with_stop((n >= cfg.n_earlystop) & (nxt == d) & ~suspend, StopReason.N_AT_DOSE)
+        return TiteDecisions(out, suspend & ~out.stop)
+
+
+# ----------------------------------------------------------------------------------------------
+# The pre-tabulated decision rules
+# ----------------------------------------------------------------------------------------------
+
+Action = Literal["escalate", "stay", "de-escalate", "de-escalate & eliminate", "suspend", "depends on STFT"]
+
+
+@dataclass(frozen=True, slots=True)
+class TiteBoinRule:
+    """One row of the TITE-BOIN decision table.
+
+    For ``n`` patients at the current dose with ``y`` observed DLTs (``y ..
+    y_max`` for the grouped eliminating counts) and ``pending_min ..
+    pending_max`` patients pending: ``action``. For ``"depends on STFT"``:
+    escalate if STFT >= ``escalate_at``, de-escalate if STFT <= ``deescalate_at``
+    (either may be None), otherwise stay.
+    """
+
+    n: int
+    y: int
+    pending_min: int
+    pending_max: int
+    action: Action
+    escalate_at: float | None = None
+    deescalate_at: float | None = None
+    y_max: int | None = None
+
+
+def tite_boin_rules(config: TiteBoinConfig, n_values: Any = None) -> list[TiteBoinRule]:
+    """The decision table for ``n`` patients at the current dose (default: every
+    cohort multiple up to ``max_n``); consecutive pending counts that share an
+    unconditional action are grouped.
+
+    Examples
+    --------
+    Row ``n = 9, y = 1, c = 3`` of the published table for target 0.2 (escalate
+    if STFT >= 0.77, else stay):
+
+    >>> cfg = TiteBoinConfig(target=0.2, n_doses=5)
+    >>> [(r.action, round(r.escalate_at, 2)) for r in tite_boin_rules(cfg, [9]) if r.y == 1 and r.pending_min == 3]
+    [('depends on STFT', 0.77)]
+    """
+    cfg = config
+    b = BoinDesign(cfg.boin()).boundaries
+    if n_values is None:
+        n_values = range(cfg.cohort_size, cfg.max_n + 1, cfg.cohort_size)
+    rules: list[TiteBoinRule] = []
+    for n in n_values:
+        n = int(n)
+        m = min(n, b.n_max)
+        elim_y = int(b.eliminate[m]) if n >= 3 else n + 1
+        for y in range(0, min(n, elim_y) + 1):
+            if y == elim_y:
+                rules.append(TiteBoinRule(n, y, 0, n - y, "de-escalate & eliminate", y_max=n))
+                continue
+            cells = [(c, *_cell(cfg, b, n, y, c)) for c in range(0, n - y + 1)]
+            start = 0
+            for i in range(1, len(cells) + 1):
+                if i == len(cells) or cells[i][1:] != cells[start][1:] or cells[start][1] == "depends on STFT":
+                    _, action, te, td = cells[start]
+                    rules.append(TiteBoinRule(n, y, cells[start][0], cells[i - 1][0], action, te, td))
+                    start = i
+    return rules
+
+
+def _cell(cfg: TiteBoinConfig, b: BoinBoundaries, n: int, y: int, c: int
+          ) -> tuple[Action, float | None, float | None]:
+    """Action for ``(n, y, c)``, as :meth:`TiteBoinDesign.decide_tite` (same order of rules)."""
+    m = min(n, b.n_max)
+    if y >= b.deescalate[m]:
+        return "de-escalate", None, None
+    if c > cfg.max_pending * n:
+        return "suspend", None, None
+    if c == 0:
+        return ("escalate" if y <= b.escalate[m] else "stay"), None, None
+    below, above = y < cfg.target * n, y > cfg.target * n
+    te = td = None
+    if below or cfg.deescalate_below_target:
+        t = float(_thresholds(n, y, c, cfg.target, b.lambda_e))
+        if t <= 0:
+            return "escalate", None, None
+        te = t if t < c else None
+    if above or cfg.deescalate_below_target:
+        t = float(_thresholds(n, y, c, cfg.target, b.lambda_d))
+        if t >= c:
+            return "de-escalate", None, None
+        td = t if t >= 0 else None
+    if te is None and td is None:
+        return "stay", None, None
+    return "depends on STFT", te, td
+
+
+def format_tite_table(config: TiteBoinConfig, n_values: Any = None, *, digits: int = 2) -> str:
+    """The TITE-BOIN decision table as text (``escalade boundaries --tite``).
+
+    Columns as in the published tables: patients treated at the current dose,
+    DLTs observed, patients pending, and the escalate / stay / de-escalate
+    entries ("Y", "Y & elim", or an STFT condition), or "suspend accrual".
+    """
+    cfg = config
+    rows = [("n", "DLTs", "pending", "escalate", "stay", "de-escalate")]
+    for r in tite_boin_rules(cfg, n_values):
+        ys = f">={r.y}" if r.y_max is not None and r.y_max > r.y else str(r.y)
+        if r.pending_min == r.pending_max:
+            pend = str(r.pending_min)
+        elif r.pending_min == 0:
+            pend = f"<={r.pending_max}"
+        elif r.pending_max == r.n - r.y:
+            pend = f">={r.pending_min}"
+        else:
+            pend = f"{r.pending_min}-{r.pending_max}"
+        esc = stay = de = ""
+        if r.action == "escalate":
+            esc = "Y"
+        elif r.action == "stay":
+            stay = "Y"
+        elif r.action == "de-escalate":
+            de = "Y"
+        elif r.action == "de-escalate & eliminate":
+            de = "Y & elim"
+        elif r.action == "depends on STFT":
+            te, td = r.escalate_at, r.deescalate_at
+            esc = "" if te is None else f"STFT>={te:.{digits}f}"
+            de = "" if td is None else f"STFT<={td:.{digits}f}"
+            if te is not None and td is not None:
+                stay = f"{td:.{digits}f}<STFT<{te:.{digits}f}"
+            elif te is not None:
+                stay = f"STFT<{te:.{digits}f}"
+            else:
+                stay = f"STFT>{td:.{digits}f}"
+        else:
+            esc = "suspend accrual"
+        rows.append((str(r.n), ys, pend, esc, stay, de))
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+    lines = [
+        f"TITE-BOIN decision table: target {cfg.target:g}, lambda_e {cfg.lambda_e:.4f}, "
+        f"lambda_d {cfg.lambda_d:.4f}; suspend accrual when more than {cfg.max_pending:.0%} of the "
+        f"patients at the current dose are pending",
+        "STFT = standardized total follow-up time of the pending patients (sum of follow-up / DLT window).",
+    ]
+    for i, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def register_design(register: Any) -> None:
+    """Registry hook (see :mod:`escalade.design.registry`)."""
+    register("tite_boin", TiteBoinConfig, TiteBoinDesign, aliases=("titeboin", "tite-boin"))
+

@@ -1,0 +1,461 @@
+"""The time-aware trial engine: accrual, DLT onset times, waiting and pending data.
+
+Trials run on a calendar (days). Everything is vectorised across trials; Python
+loops run over cohorts and decision times only (DESIGN.md section 4).
+
+Time model
+----------
+* **Arrivals.** Patient ``k`` of a trial (0-based) arrives at ``a_k`` days after
+  the trial opens, from the study's accrual process (:func:`arrival_days`):
+  ``poisson`` (exponential gaps of mean ``30.4375 / rate_per_month`` days, from
+  the dedicated uniforms ``Patients.u_arrival``), ``fixed`` (one arrival every
+  ``30.4375 / rate_per_month`` days, the first after one gap, as
+  ``dfcrm::titesim``), or ``list`` (the given days, then fixed gaps).
+* **Outcomes.** At dose ``d`` the patient has a DLT within the window iff
+  ``u_tox < p_tox[d]``, at :math:`W\\,F^{-1}(u_{onset})` days after dosing
+  (:func:`onset_fraction`: uniform; ``early`` = Beta(1, 3), most DLTs in the first
+  week or two, as CRS; ``late`` = Beta(3, 1)); a response (``u_eff < p_eff[d]``)
+  is known ``response_days`` after dosing.
+* **Waiting.** Nobody is lost: a patient who arrives while the trial is closed
+  to enrolment waits and is dosed when it reopens (a queue). Every patient dosed
+  later than they arrived counts as one *accrual suspension* in
+  :attr:`~escalade.simulations.outcomes.TrialOutcomes.suspensions`.
+* **Duration** (:attr:`TrialOutcomes.duration`): from the first patient's dosing
+  to the end of the last patient's follow-up: the DLT window, or, for designs
+  that use efficacy, the later of the window and the response assessment.
+
+Enrolment rules
+---------------
+*Designs with complete data* (``design.markov`` True: 3+3, BOIN, CRM, BOIN12,
+EffTox) enrol by **cohort** and wait for **full follow-up**: the patients of a
+cohort are dosed as they arrive, then the trial closes until every one of them
+has a complete outcome -- a DLT (observed at onset) or the end of the DLT
+window, and for efficacy designs also the response assessment -- and the
+design decides on complete data. The decisions, and so every count, are those
+of the untimed engine :func:`~escalade.simulations.trial.run_trials` on the same
+patients; time only adds duration and suspensions.
+
+*Designs on pending data* (``design.markov`` False: TITE-CRM, TITE-BOIN) decide
+at the arrival of each cohort's first patient, with ``design.decide_tite`` on
+the data observed by then (:class:`~escalade.design.tite_crm.FollowUp`); when a
+design suspends accrual, the trial closes until the next pending patient's
+outcome becomes known (a DLT or a completed window) and asks again. Cohort
+members after the first are dosed on arrival.
+
+*Staggering* (``timing.enrolment = "stagger"``): the first patient dosed at a
+dose level never given before (a *sentinel*) is observed alone for
+``stagger_days``: no other patient is dosed before then (the others of the
+cohort wait). ``stagger_scope="cohort"`` applies the sentinel rule to every
+cohort instead (the wording of :class:`~escalade.scenarios.study.Timing`).
+A DLT in the sentinel does not stop the others being dosed afterwards; the
+design's own rules react to it at the next decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+
+from escalade.design.base import NO_DOSE, Design, States, StopReason
+from escalade.scenarios.study import Timing
+from escalade.simulations.outcomes import TrialOutcomes
+from escalade.simulations.patients import Patients, draw_patients
+from escalade.simulations.trial import decide_memoised, select_memoised
+
+__all__ = ["DAYS_PER_MONTH", "arrival_days", "onset_fraction", "run_timed_trials", "simulate_timed"]
+
+log = logging.getLogger(__name__)
+
+#: Days in a month (365.25 / 12) for accrual rates given per month.
+DAYS_PER_MONTH = 30.4375
+
+_DELAY_TOL = 1e-9  # days: a patient dosed later than arrival + this waited
+
+
+def arrival_days(timing: Timing, u_arrival: np.ndarray) -> np.ndarray:
+    """``(T, N)`` arrival days of every patient slot (non-decreasing along patients).
+
+    Examples
+    --------
+    >>> arrival_days(Timing(accrual="fixed", rate_per_month=DAYS_PER_MONTH / 14), np.zeros((1, 3))).tolist()
+    [[14.0, 28.0, 42.0]]
+    """
+    u = np.asarray(u_arrival, float)
+    t, n = u.shape
+    gap = DAYS_PER_MONTH / float(timing.rate_per_month)
+    if timing.accrual == "poisson":
+        return np.cumsum(-np.log1p(-u) * gap, axis=1)
+    if timing.accrual == "fixed":
+        return np.broadcast_to((np.arange(n) + 1.0) * gap, (t, n)).copy()
+    if timing.accrual == "list":
+        days = np.asarray(timing.arrival_days, float)
+        k = np.arange(n)
+        extra = days[-1] + (k - days.size + 1) * gap
+        row = np.where(k < days.size, days[np.minimum(k, days.size - 1)], extra)
+        return np.broadcast_to(row, (t, n)).copy()
+    raise ValueError(f"timing.accrual must be one of poisson, fixed, list; got {timing.accrual!r}")
+
+
+def onset_fraction(u_onset: np.ndarray, distribution: str) -> np.ndarray:
+    """DLT onset as a fraction of the window: the quantile :math:`F^{-1}(u)`.
+
+    ``uniform``: :math:`u`; ``early`` (Beta(1, 3), :math:`F(x) = 1 - (1-x)^3`):
+    :math:`1 - (1-u)^{1/3}`; ``late`` (Beta(3, 1), :math:`F(x) = x^3`): :math:`u^{1/3}`.
+
+    >>> onset_fraction(np.array([0.875]), "late").round(3).tolist(), onset_fraction(np.array([0.875]), "early").round(3).tolist()
+    ([0.956], [0.5])
+    """
+    u = np.asarray(u_onset, float)
+    if distribution == "uniform":
+        return u.copy()
+    if distribution == "early":
+        return 1.0 - np.cbrt(1.0 - u)
+    if distribution == "late":
+        return np.cbrt(u)
+    raise ValueError(f"timing.dlt_onset must be one of uniform, early, late; got {distribution!r}")
+
+
+class _Timeline:
+    """Per-patient calendar and outcomes of ``T`` trials (patients on the last axis)."""
+
+    def __init__(self, design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: Patients, timing: Timing,
+                 window: float, response: float, stagger_scope: str) -> None:
+        t, n = patients.u_tox.shape
+        self.design = design
+        self.p_tox, self.p_eff = p_tox, p_eff
+        self.pts = patients
+        self.window = float(window)
+        self.response = float(response)
+        self.arrival = arrival_days(timing, patients.u_arrival)
+        self.onset = self.window * onset_fraction(patients.u_onset, timing.dlt_onset)
+        self.stagger = float(timing.stagger_days) if timing.enrolment == "stagger" else 0.0
+        self.stagger_all = stagger_scope == "cohort"
+        self.dose = np.full((t, n), NO_DOSE, np.int64)
+        self.dosed_at = np.full((t, n), np.inf)
+        self.tox = np.zeros((t, n), bool)
+        self.eff = np.zeros((t, n), bool)
+        self.tried = np.zeros((t, design.n_doses), bool)
+        self.follow_len = self.window
+        if getattr(design, "uses_efficacy", False):
+            self.follow_len = max(self.window, self.response)
+
+    def dose_cohort(self, rows: np.ndarray, pos: np.ndarray, size: np.ndarray, dose: np.ndarray,
+                    t_open: np.ndarray) -> np.ndarray:
+        """Dose ``size[i]`` patients from slot ``pos[i]`` of trial ``rows[i]`` at ``dose[i]``.
+
+        Patients are dosed at ``max(arrival, t_open)`` (the sentinel rule delays
+        the others). Returns the time before which nobody else may be dosed
+        (the end of a sentinel's observation, else ``-inf``).
+        """
+        width = int(size.max())
+        offs = np.arange(width)
+        cols = np.minimum(pos[:, None] + offs, self.arrival.shape[1] - 1)
+        mask = offs[None, :] < size[:, None]
+        arr = np.take_along_axis(self.arrival[rows], cols, axis=1)
+        dt = np.maximum(arr, t_open[:, None])
+        hold = np.full(rows.size, -np.inf)
+        if self.stagger > 0:
+            sentinel = self.stagger_all | ~self.tried[rows, dose]
+            gate = np.where(sentinel, dt[:, 0] + self.stagger, -np.inf)
+            dt[:, 1:] = np.maximum(dt[:, 1:], gate[:, None])
+            hold = gate
+        r, k = np.nonzero(mask)
+        trial, col, d = rows[r], cols[r, k], dose[r]
+        self.dose[trial, col] = d
+        self.dosed_at[trial, col] = dt[r, k]
+        self.tox[trial, col] = self.pts.u_tox[trial, col] < self.p_tox[d]
+        self.eff[trial, col] = self.pts.u_eff[trial, col] < self.p_eff[d]
+        self.tried[rows, dose] = True
+        return hold
+
+    def outcome_known(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Day each patient's outcome is complete: DLT onset or window end (+ response for efficacy designs)."""
+        dt = self.dosed_at[rows, cols]
+        tox = self.tox[rows, cols]
+        done = dt + np.where(tox, self.onset[rows, cols], self.window)
+        if getattr(self.design, "uses_efficacy", False):
+            done = np.maximum(done, dt + self.response)
+        return done
+
+    def observed(self, rows: np.ndarray, t_now: np.ndarray, width: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Data of trials ``rows`` at days ``t_now``: dose, DLT seen, follow-up fraction, response seen, treated."""
+        dose = self.dose[rows, :width]
+        treated = dose >= 0
+        elapsed = t_now[:, None] - self.dosed_at[rows, :width]
+        elapsed = np.where(treated, np.maximum(elapsed, 0.0), 0.0)
+        onset = self.onset[rows, :width]
+        # an event at t_now counts as observed at t_now (tolerance for round-off in day sums)
+        dlt = treated & self.tox[rows, :width] & (onset <= elapsed + _DELAY_TOL)
+        done = elapsed >= self.window - _DELAY_TOL
+        frac = np.where(dlt, onset / self.window, np.where(done, 1.0, np.minimum(elapsed / self.window, 1.0)))
+        eff = treated & self.eff[rows, :width] & (elapsed >= self.response - _DELAY_TOL)
+        return dose, dlt, frac, eff, treated
+
+    def finish(self, reason: np.ndarray, cohorts: np.ndarray, current: np.ndarray, last_n: np.ndarray,
+               last_tox: np.ndarray) -> TrialOutcomes:
+        design = self.design
+        t_count = self.dose.shape[0]
+        nd = design.n_doses
+        treated = self.dose >= 0
+        onehot = (self.dose[:, :, None] == np.arange(nd)) & treated[:, :, None]
+        n = onehot.sum(axis=1).astype(np.int64)
+        tox = (onehot & self.tox[:, :, None]).sum(axis=1).astype(np.int64)
+        eff = (onehot & self.eff[:, :, None]).sum(axis=1).astype(np.int64)
+        both = (onehot & (self.tox & self.eff)[:, :, None]).sum(axis=1).astype(np.int64)
+        final = States(n, tox, eff, both, current, last_n, last_tox)
+        selected = select_memoised(design, final)
+        selected = np.where((selected >= 0) & (selected < nd), selected, NO_DOSE)
+        first = np.where(treated[:, 0], self.dosed_at[:, 0], 0.0)
+        end = np.where(treated, self.dosed_at + self.follow_len, -np.inf).max(axis=1)
+        duration = np.where(treated.any(axis=1), end - first, 0.0)
+        waited = treated & (self.dosed_at > self.arrival + _DELAY_TOL)
+        return TrialOutcomes(selected, reason, n, tox, eff, both, cohorts,
+                             np.full(t_count, 1.0 / max(t_count, 1)), trial=np.arange(t_count),
+                             duration=duration, suspensions=waited.sum(axis=1).astype(np.int64))
+
+
+def run_timed_trials(
+    design: Design,
+    p_tox: np.ndarray,
+    p_eff: np.ndarray,
+    patients: Patients,
+    timing: Timing,
+    *,
+    dlt_window_days: float,
+    response_days: float,
+    stagger_scope: Literal["new_dose", "cohort"] = "new_dose",
+) -> TrialOutcomes:
+    """Run every trial of ``patients`` on a calendar (see the module docstring).
+
+    Parameters
+    ----------
+    design
+        A design with complete-data decisions (``markov`` True) or one that
+        decides on pending data (``markov`` False, with ``decide_tite``).
+    p_tox, p_eff
+        True probability of a DLT (within the window) and of response per dose.
+    patients
+        Latent uniforms with ``u_arrival`` (:func:`~escalade.simulations.patients.draw_patients`).
+    timing
+        The study's :class:`~escalade.scenarios.study.Timing` (accrual, onset, enrolment).
+    dlt_window_days, response_days
+        The DLT assessment window and the time of the response assessment.
+    stagger_scope
+        ``"new_dose"``: the sentinel rule applies to the first patient at each
+        dose never given before; ``"cohort"``: to the first patient of every cohort.
+
+    Returns
+    -------
+    TrialOutcomes
+        As :func:`~escalade.simulations.trial.run_trials`, with ``duration``
+        (days) and ``suspensions`` (patients who waited) filled.
+    """
+    p_tox = np.asarray(p_tox, float)
+    p_eff = np.asarray(p_eff, float)
+    nd = design.n_doses
+    if p_tox.shape != (nd,) or p_eff.shape != (nd,):
+        raise ValueError(f"true curves need {nd} values; got {p_tox.shape} and {p_eff.shape}")
+    if patients.u_arrival is None:
+        raise ValueError("patients carry no arrival uniforms (u_arrival); draw them with "
+                         "escalade.simulations.patients.draw_patients")
+    if patients.capacity < int(design.max_n):
+        raise ValueError(f"patients hold {patients.capacity} per trial; the design needs {design.max_n}")
+    if not dlt_window_days > 0 or not response_days >= 0:
+        raise ValueError(f"dlt_window_days must be > 0 and response_days >= 0; got {dlt_window_days}, "
+                         f"{response_days}")
+    if stagger_scope not in ("new_dose", "cohort"):
+        raise ValueError(f"stagger_scope must be 'new_dose' or 'cohort'; got {stagger_scope!r}")
+    line = _Timeline(design, p_tox, p_eff, patients, timing, dlt_window_days, response_days, stagger_scope)
+    if getattr(design, "markov", True):
+        return _run_complete(design, line)
+    if not hasattr(design, "decide_tite"):
+        raise TypeError(f"design '{design.kind}' is not Markov but has no decide_tite(states, followup)")
+    return _run_pending(design, line)
+
+
+def _run_complete(design: Design, line: _Timeline) -> TrialOutcomes:
+    """Cohorts wait for full follow-up; decisions as the untimed engine's."""
+    t_count = line.dose.shape[0]
+    nd = design.n_doses
+    max_n = int(design.max_n)
+    n = np.zeros((t_count, nd), np.int64)
+    tox = np.zeros_like(n)
+    eff = np.zeros_like(n)
+    both = np.zeros_like(n)
+    last_n = np.zeros(t_count, np.int64)
+    last_tox = np.zeros(t_count, np.int64)
+    pos = np.zeros(t_count, np.int64)
+    cohorts = np.zeros(t_count, np.int64)
+    reason = np.zeros(t_count, np.int8)
+    open_at = np.zeros(t_count)
+    d0, size0 = design.start()
+    dose = np.full(t_count, d0, np.int64)
+    size = np.full(t_count, size0, np.int64)
+    current = dose.copy()
+    live = np.arange(t_count)
+    for _step in range(max_n + 1):
+        if live.size == 0:
+            break
+        c = np.minimum(size[live], max_n - pos[live])
+        if np.any(c < 1):
+            raise RuntimeError(f"design '{design.kind}' asked for a cohort of size < 1")
+        d = dose[live]
+        p0 = pos[live].copy()
+        line.dose_cohort(live, p0, c, d, open_at[live])
+        width = int(c.max())
+        offs = np.arange(width)
+        mask = offs[None, :] < c[:, None]
+        cols = np.minimum(p0[:, None] + offs, line.dose.shape[1] - 1)
+        rows = np.broadcast_to(live[:, None], cols.shape)
+        t_tox = line.tox[rows, cols] & mask
+        t_eff = line.eff[rows, cols] & mask
+        known = np.where(mask, line.outcome_known(rows, cols), -np.inf)
+        open_at[live] = known.max(axis=1)
+        nt = t_tox.sum(axis=1)
+        n[live, d] += c
+        tox[live, d] += nt
+        eff[live, d] += t_eff.sum(axis=1)
+        both[live, d] += (t_tox & t_eff).sum(axis=1)
+        pos[live] += c
+        cohorts[live] += 1
+        current[live] = d
+        last_n[live] = c
+        last_tox[live] = nt
+        full = pos[live] >= max_n
+        reason[live[full]] = StopReason.MAX_SAMPLE_SIZE
+        live = live[~full]
+        if live.size == 0:
+            break
+        states = States(n[live], tox[live], eff[live], both[live], current[live], last_n[live], last_tox[live])
+        dec = decide_memoised(design, states)
+        reason[live[dec.stop]] = dec.reason[dec.stop]
+        go = ~dec.stop
+        dose[live[go]] = dec.dose[go]
+        size[live[go]] = dec.cohort_size[go]
+        live = live[go]
+    else:  # pragma: no cover - every cohort enrols >= 1 patient
+        raise RuntimeError("timed trial loop did not terminate")
+    return line.finish(reason, cohorts, current, last_n, last_tox)
+
+
+def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
+    """Decide at each cohort's arrival on pending data; wait where the design suspends."""
+    from escalade.design.tite_crm import FollowUp
+
+    t_count = line.dose.shape[0]
+    nd = design.n_doses
+    max_n = int(design.max_n)
+    pos = np.zeros(t_count, np.int64)
+    cohorts = np.zeros(t_count, np.int64)
+    reason = np.zeros(t_count, np.int8)
+    open_at = np.zeros(t_count)
+    current = np.zeros(t_count, np.int64)
+    last_n = np.zeros(t_count, np.int64)
+    last_start = np.zeros(t_count, np.int64)
+    d0, size0 = design.start()
+    dose = np.full(t_count, d0, np.int64)
+    size = np.full(t_count, size0, np.int64)
+    live = np.arange(t_count)
+    pending_decision = np.zeros(t_count, bool)  # False: the next cohort's dose is already fixed (first cohort)
+    limit = 4 * max_n + 10
+    for _step in range(limit):
+        if live.size == 0:
+            break
+        ask = live[pending_decision[live]]
+        if ask.size:
+            t_now = np.maximum(line.arrival[ask, pos[ask]], open_at[ask])
+            width = int(pos[ask].max())
+            pdose, dlt, frac, effo, treated = line.observed(ask, t_now, width)
+            onehot = (pdose[:, :, None] == np.arange(nd)) & treated[:, :, None]
+            n_ = onehot.sum(axis=1).astype(np.int64)
+            y_ = (onehot & dlt[:, :, None]).sum(axis=1).astype(np.int64)
+            e_ = (onehot & effo[:, :, None]).sum(axis=1).astype(np.int64)
+            b_ = (onehot & (dlt & effo)[:, :, None]).sum(axis=1).astype(np.int64)
+            in_last = (np.arange(width)[None, :] >= last_start[ask, None]) & treated
+            lt = (dlt & in_last).sum(axis=1).astype(np.int64)
+            states = States(n_, y_, e_, b_, current[ask], last_n[ask], lt)
+            follow = FollowUp(np.where(treated, pdose, NO_DOSE), dlt, frac)
+            out = design.decide_tite(states, follow)
+            dec, susp = out.decisions, np.asarray(out.suspend, bool)
+            stop = dec.stop & ~susp
+            reason[ask[stop]] = dec.reason[stop]
+            if susp.any():
+                rows = ask[susp]
+                known = line.outcome_known(np.broadcast_to(rows[:, None], (rows.size, width)),
+                                           np.broadcast_to(np.arange(width), (rows.size, width)))
+                known = np.where(treated[susp], known, np.inf)
+                nxt = np.where(known > t_now[susp, None] + _DELAY_TOL, known, np.inf).min(axis=1)
+                if not np.all(np.isfinite(nxt)):
+                    raise RuntimeError(f"design '{design.kind}' suspended accrual with no outcome pending")
+                open_at[rows] = nxt
+            go = ~stop & ~susp
+            dose[ask[go]] = dec.dose[go]
+            size[ask[go]] = dec.cohort_size[go]
+            open_at[ask[go]] = t_now[go]
+            ready = np.zeros(t_count, bool)
+            ready[ask[go]] = True
+            ready[live[~pending_decision[live]]] = True
+            live = live[~np.isin(live, ask[stop])]
+        else:
+            ready = np.zeros(t_count, bool)
+            ready[live] = True
+        enrol = live[ready[live]]
+        if enrol.size:
+            c = np.minimum(size[enrol], max_n - pos[enrol])
+            if np.any(c < 1):
+                raise RuntimeError(f"design '{design.kind}' asked for a cohort of size < 1")
+            hold = line.dose_cohort(enrol, pos[enrol], c, dose[enrol], open_at[enrol])
+            open_at[enrol] = np.maximum(open_at[enrol], hold)
+            last_start[enrol] = pos[enrol]
+            pos[enrol] += c
+            cohorts[enrol] += 1
+            current[enrol] = dose[enrol]
+            last_n[enrol] = c
+            pending_decision[enrol] = True
+            full = enrol[pos[enrol] >= max_n]
+            reason[full] = StopReason.MAX_SAMPLE_SIZE
+            live = live[~np.isin(live, full)]
+    else:
+        raise RuntimeError(f"timed trial loop for design '{design.kind}' did not finish in {limit} steps")
+    last_tox = np.zeros(t_count, np.int64)
+    cols = np.arange(line.dose.shape[1])[None, :]
+    in_last = (cols >= last_start[:, None]) & (cols < pos[:, None])
+    last_tox = (line.tox & in_last).sum(axis=1).astype(np.int64)
+    return line.finish(reason, cohorts, current, last_n, last_tox)
+
+
+def simulate_timed(
+    design: Design,
+    p_tox: np.ndarray,
+    p_eff: np.ndarray | None = None,
+    *,
+    timing: Timing,
+    dlt_window_days: float,
+    response_days: float = 90.0,
+    n_trials: int,
+    seed: int,
+    association: float = 0.0,
+    chunk_size: int = 1000,
+    scenario: int = 0,
+    stagger_scope: Literal["new_dose", "cohort"] = "new_dose",
+) -> TrialOutcomes:
+    """Simulate ``n_trials`` timed trials in one process (tests, benches).
+
+    Chunks and seeds are laid out as the parallel runner lays them out, so the
+    result equals the runner's for the same ``seed`` and ``scenario`` key.
+    """
+    p_tox = np.asarray(p_tox, float)
+    p_eff = np.zeros_like(p_tox) if p_eff is None else np.asarray(p_eff, float)
+    parts = []
+    for chunk, start in enumerate(range(0, n_trials, chunk_size)):
+        size = min(chunk_size, n_trials - start)
+        pts = draw_patients(seed, scenario, chunk, size, design.max_n, association)
+        out = run_timed_trials(design, p_tox, p_eff, pts, timing, dlt_window_days=dlt_window_days,
+                               response_days=response_days, stagger_scope=stagger_scope)
+        parts.append(TrialOutcomes(out.selected, out.reason, out.n, out.tox, out.eff, out.both, out.cohorts,
+                                   out.weight, trial=out.trial + start, duration=out.duration,
+                                   suspensions=out.suspensions))
+    return TrialOutcomes.concat(parts)
