@@ -358,7 +358,7 @@ def _expand(
         if not keep_zero:
             nz = pk > 0.0
             par, out, pk = par[nz], out[nz], pk[nz]
-        child = m[par].copy()
+        child = m[par]  # fancy indexing copies
         dd = dose[par]
         rows = np.arange(par.shape[0])
         b, t, e = cells[out, 0], cells[out, 1], cells[out, 2]
