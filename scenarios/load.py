@@ -214,7 +214,7 @@ class _Ctx:
 
     def mapping(self, obj: Any, path: str, keys: set[str] | Mapping[str, str], required: set[str]) -> dict:
         if not isinstance(obj, dict):
-            raise self.err(path, obj, f"must be a mapping with keys {sorted(keys)}")
+            raise self.err(path or "file", obj, f"must be a mapping with keys {sorted(keys)}")
         for k in obj:
             if not isinstance(k, str) or k not in keys:
                 raise self.err(f"{path}.{_key_text(k)}" if path else _key_text(k), MISSING,
