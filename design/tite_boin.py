@@ -126,8 +126,8 @@ class TiteBoinConfig:
 def imputed_rate(n: Any, y: Any, c: Any, stft: Any, target: float) -> np.ndarray:
     """TITE-BOIN's :math:`\\hat p` (module docstring); ``y/n`` when nothing is pending.
 
-    >>> round(float(imputed_rate(9, 1, 3, 0.77, 0.2)), 4)  # at the escalation threshold of Table 1
-    0.1571
+    >>> round(float(imputed_rate(9, 1, 3, 0.7732, 0.2)), 4)  # at the escalation threshold (lambda_e)
+    0.1572
     """
     n = np.asarray(n, float)
     y = np.asarray(y, float)

@@ -31,14 +31,15 @@ section 3): with :math:`z` observed DLTs at sorted times :math:`t_{(1)} \\le \\d
         z + \\dfrac{u_i - t_{(z)}}{W - t_{(z)}} & m = z,
     \\end{cases}
 
-capped at 1 (linear when :math:`z = 0`). The posterior mean of :math:`\\beta`
-and its variance are integrated by the trapezoid rule on a fixed uniform grid
-(step 0.05) on :math:`[-10, 10]` (``dfcrm`` integrates the same integrands
-adaptively with QUADPACK; the prior mass outside :math:`\\pm 10` is below
-:math:`10^{-16}`). On ``dfcrm``'s reference fits the two agree to about
-:math:`10^{-9}`.
-Estimates are plug-in: :math:`\\hat p_k = p_k(\\hat\\beta)`; the recommended level is
-the one whose :math:`\\hat p_k` is closest to the target (ties: the lower level).
+capped at 1 (linear when :math:`z = 0`). The posterior mean and variance of
+:math:`\\beta` are integrated as :mod:`escalade.design.crm` integrates the CRM's,
+on the same fixed grid (:class:`~escalade.design.crm.CrmModel`); the weighted
+likelihood adds, to the CRM's count terms, one term
+:math:`\\log(1 - w_i p_{\\ell_i})` per partially followed patient. Estimates are
+plug-in, :math:`\\hat p_k = p_k(\\hat\\beta)`, and the recommended level is dfcrm's
+(:func:`~escalade.design.crm.crm_mtd`). The trial rules are the CRM's
+(:mod:`escalade.design.crm_rules`), with ``titesim``'s defaults: no skipping
+above the current dose, no coherence rule, no early stop.
 
 Pending data
 ------------
@@ -59,11 +60,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
 from escalade.design.base import NO_DOSE, BoolArray, Decisions, FloatArray, IntArray, States
-from escalade.design.config import check_fraction, check_int, check_positive, check_probability
-from escalade.scenarios.errors import ConfigError
+from escalade.design.crm import CrmConfig, CrmModel, crm_mtd, design_intervals
+from escalade.design.crm_rules import Coherence, MinSampleSize, NoSkip, RuleContext, SafetyStop, StopAtN, apply_rules
+from escalade.scenarios.errors import ConfigError, did_you_mean
 
 __all__ = [
     "FollowUp",
@@ -73,17 +75,9 @@ __all__ = [
     "TiteCrmDesign",
     "TiteCrmFit",
     "titecrm",
+    "weighted_posterior",
     "register_design",
 ]
-
-#: Spacing of the uniform quadrature grid on [-BETA_LIMIT, BETA_LIMIT] (trapezoid rule).
-#: For a smooth integrand that vanishes at both ends the rule converges geometrically,
-#: with relative error about 2 exp(-2 pi^2 sd^2 / h^2) for a near-Gaussian posterior of
-#: standard deviation sd: below 1e-15 while sd >= 0.07 (the logistic model reaches
-#: sd 0.07 only after ~150 patients; the empiric model's posterior is wider).
-GRID_STEP = 0.05
-BETA_LIMIT = 10.0
-
 
 # ----------------------------------------------------------------------------------------------
 # Pending data
@@ -201,87 +195,45 @@ def tite_weights(follow: FollowUp, scheme: Literal["linear", "adaptive"] = "line
 
 
 # ----------------------------------------------------------------------------------------------
-# Model and posterior on a fixed grid
+# The weighted posterior, on the CRM's grid
 # ----------------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _grid(step: float = GRID_STEP, limit: float = BETA_LIMIT) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and log trapezoid weights on ``[-limit, limit]``."""
-    n = int(round(2 * limit / step)) + 1
-    x = np.linspace(-limit, limit, n)
-    w = np.full(n, step)
-    w[[0, -1]] = step / 2
-    return x, np.log(w)
-
-
-def _log_p(beta: np.ndarray, skeleton: np.ndarray, model: str, intcpt: float) -> tuple[np.ndarray, np.ndarray]:
-    """``log p_k(beta)`` and ``log(1 - p_k(beta))``, shape ``(D, G)`` (or broadcast)."""
-    beta = np.asarray(beta, float)
-    sk = np.asarray(skeleton, float)[:, None] if beta.ndim == 1 else np.asarray(skeleton, float)
-    if model == "empiric":
-        logp = np.exp(beta) * np.log(sk)
-        log1m = np.log(-np.expm1(logp))
-    else:
-        x = special.logit(sk) - intcpt
-        eta = intcpt + np.exp(beta) * x
-        logp = -np.logaddexp(0.0, -eta)
-        log1m = -np.logaddexp(0.0, eta)
-    return logp, log1m
-
-
-def _prob(beta: np.ndarray, skeleton: np.ndarray, model: str, intcpt: float) -> np.ndarray:
-    """``p_k(beta_s)`` for a vector of ``beta`` (one per state): shape ``(S, D)``."""
-    b = np.asarray(beta, float)[:, None]
-    sk = np.asarray(skeleton, float)[None, :]
-    if model == "empiric":
-        return sk ** np.exp(b)
-    return special.expit(intcpt + np.exp(b) * (special.logit(sk) - intcpt))
-
-
-@dataclass(frozen=True, slots=True)
-class _Moments:
-    mean: np.ndarray
-    var: np.ndarray
-
-
-@functools.cache
-def _model_grid(skeleton: tuple[float, ...], model: str, intcpt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``log p``, ``log(1 - p)`` and ``p`` on the grid, ``(D, G)`` each (computed once per model)."""
-    beta, _ = _grid()
-    logp, log1m = _log_p(beta, np.asarray(skeleton, float), model, intcpt)
-    return logp, log1m, np.exp(logp)
-
-
-def _posterior(
-    y: np.ndarray, n_complete_nondlt: np.ndarray, part_dose: np.ndarray, part_w: np.ndarray, *,
-    skeleton: np.ndarray, model: str, intcpt: float, scale: float,
-) -> _Moments:
-    """Posterior mean and variance of beta for ``S`` weighted likelihoods.
+def weighted_posterior(model: CrmModel, y: Any, n_complete_nondlt: Any, part_dose: Any, part_w: Any
+                       ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Posterior mean and variance of :math:`\\beta`, and :math:`\\Pr(p_1 > \\phi)`, for ``S`` weighted likelihoods.
 
     ``y[s, k]`` DLTs and ``n_complete_nondlt[s, k]`` weight-1 non-DLT patients
-    per dose enter as counts (one matrix product each); ``part_dose``/``part_w``
-    ``(S, P)`` are the partially followed non-DLT patients (weight < 1; padding
-    has weight 0 and contributes nothing).
+    per dose enter as counts (one matrix product, as the CRM); ``part_dose`` and
+    ``part_w`` ``(S, P)`` are the partially followed non-DLT patients (padding
+    has weight 0 and adds nothing). Integration as
+    :meth:`escalade.design.crm.CrmModel.posterior` (same grid and weights).
     """
-    beta, logw = _grid()
-    logp, log1m, prob = _model_grid(tuple(float(v) for v in skeleton), model, float(intcpt))  # (D, G)
-    ll = np.asarray(y, float) @ logp + np.asarray(n_complete_nondlt, float) @ log1m
-    if part_w.size:
-        p = prob[np.maximum(part_dose, 0)]                        # (S, P, G)
-        ll = ll + np.log1p(-part_w[:, :, None] * p).sum(axis=1)
-    lp = ll - beta**2 / (2.0 * scale**2) + logw
-    lp -= lp.max(axis=1, keepdims=True)
-    wts = np.exp(lp)
-    wts /= wts.sum(axis=1, keepdims=True)
-    m1 = wts @ beta
-    m2 = wts @ beta**2
-    return _Moments(m1, np.maximum(m2 - m1 * m1, 0.0))
+    g = model._grid()  # the CRM's quadrature tables (cached per model)
+    d = model.n_doses
+    counts = np.concatenate([np.atleast_2d(np.asarray(y, float)),
+                             np.atleast_2d(np.asarray(n_complete_nondlt, float))], axis=1)
+    ll = counts @ g.log_pq
+    pw = np.asarray(part_w, float)
+    if pw.size:
+        p = _prob_table(model)[np.maximum(np.asarray(part_dose, np.int64), 0)]  # (S, P, G)
+        ll += np.log1p(-pw[:, :, None] * p).sum(axis=1)
+    ll += g.log_prior
+    ll -= ll.max(axis=1, keepdims=True)
+    np.maximum(ll, _EXP_FLOOR, out=ll)
+    np.exp(ll, out=ll)
+    m = ll @ g.weights
+    mean = m[:, 1] / m[:, 0]
+    return mean, m[:, 2] / m[:, 0] - mean**2, m[:, 3] / m[:, 0]
 
 
-def _closest(ptox: np.ndarray, target: float) -> IntArray:
-    """Level with ptox closest to the target (ties: the lowest, as R's ``order``)."""
-    return np.argmin(np.abs(ptox - target), axis=1).astype(np.int64)
+_EXP_FLOOR = -300.0  # as the CRM: relative densities below e^-300 are floored (no slow underflow)
+
+
+@functools.cache
+def _prob_table(model: CrmModel) -> np.ndarray:
+    """``p_k(beta_g)``, ``(D, G)``, from the model's grid (computed once per model)."""
+    return np.exp(model._grid().log_pq[: model.n_doses])
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +255,7 @@ class TiteCrmFit:
 
 def titecrm(
     level: Any, tox: Any, followup: Any, obswin: float, *, skeleton: Any, target: float,
-    model: Literal["empiric", "logistic"] = "empiric", intcpt: float = 3.0, scale: float = math.sqrt(1.34),
+    model: Literal["empiric", "logistic"] = "empiric", intercept: float = 3.0, prior_var: float = 1.34,
     scheme: Literal["linear", "adaptive"] = "linear", conf_level: float = 0.9,
 ) -> TiteCrmFit:
     """Fit TITE-CRM to one trial's data, as ``dfcrm::titecrm(..., method = "bayes")``.
@@ -314,6 +266,8 @@ def titecrm(
         0-based dose level of each patient (``dfcrm`` uses 1-based levels).
     tox, followup, obswin
         DLT indicators, follow-up times and the observation window (same unit).
+    intercept, prior_var
+        dfcrm's ``intcpt`` and ``scale^2``.
 
     Examples
     --------
@@ -325,19 +279,17 @@ def titecrm(
     >>> round(fit.estimate, 6), fit.mtd + 1
     (-0.132787, 3)
     """
-    sk = np.asarray(skeleton, float)
+    m = CrmModel(skeleton=tuple(float(v) for v in skeleton), target=float(target), model=model,
+                 intercept=float(intercept), prior_var=float(prior_var), conf_level=float(conf_level))
     follow = FollowUp.one(level, tox, followup, obswin)
     w = tite_weights(follow, scheme)
-    d = sk.size
-    y, c, pd_, pw = _counts_and_partial(follow, w, d)
-    mom = _posterior(y, c, pd_, pw, skeleton=sk, model=model, intcpt=intcpt, scale=scale)
-    est, var = float(mom.mean[0]), float(mom.var[0])
+    y, c, pd_, pw = _counts_and_partial(follow, w, m.n_doses)
+    mean, var, _ = weighted_posterior(m, y, c, pd_, pw)
+    est, v = float(mean[0]), float(var[0])
     z = stats.norm.ppf(0.5 + conf_level / 2.0)
-    sd = math.sqrt(var)
-    ptox = _prob(np.array([est]), sk, model, intcpt)[0]
-    lo = _prob(np.array([est + z * sd]), sk, model, intcpt)[0]
-    hi = _prob(np.array([est - z * sd]), sk, model, intcpt)[0]
-    return TiteCrmFit(w[0], est, var, ptox, lo, hi, int(_closest(ptox[None, :], target)[0]))
+    sd = math.sqrt(max(v, 0.0))
+    ptox = m.ptox(np.array([est, est + z * sd, est - z * sd]))
+    return TiteCrmFit(w[0], est, v, ptox[0], ptox[1], ptox[2], int(crm_mtd(ptox[0], target)))
 
 
 def _counts_and_partial(follow: FollowUp, w: np.ndarray, n_doses: int
@@ -368,71 +320,79 @@ def _counts_and_partial(follow: FollowUp, w: np.ndarray, n_doses: int
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TiteCrmConfig:
-    """TITE-CRM parameters, named as ``dfcrm::titesim``'s arguments.
+    """TITE-CRM parameters: the CRM's (:class:`~escalade.design.crm.CrmConfig`, same
+    names and defaults) plus the weight ``scheme``, with ``dfcrm::titesim``'s rules.
 
-    ``skeleton`` is dfcrm's ``prior``; ``start_dose`` its ``x0`` (0-based);
-    ``restrict`` forbids skipping an untried dose when escalating (the next
-    dose is at most one level above the last patient's). ``scale`` is the
-    prior standard deviation of :math:`\\beta` (:math:`\\sqrt{1.34}`).
+    ``intercept`` and ``prior_var`` are dfcrm's ``intcpt`` and ``scale^2``;
+    ``start_dose`` its ``x0`` (0-based); ``no_skip="current"`` its ``restrict``
+    (at most one level above the last cohort's dose). ``coherence`` is off, as
+    in ``titesim`` ("fraction"/"any" apply to the DLTs *observed* in the last
+    cohort). The optional stopping rules are the CRM's, evaluated on the
+    weighted posterior: ``safety_threshold`` (stop when
+    :math:`\\Pr(p_1 > \\phi \\mid \\text{data}) >` threshold after ``safety_min_n``
+    patients), ``stop_n_at_dose``, ``min_n``. Only ``method = "bayes"``.
     """
 
-    skeleton: tuple[float, ...]
     target: float
     n_doses: int
-    model: Literal["empiric", "logistic"] = "empiric"
-    intcpt: float = 3.0
-    scale: float = math.sqrt(1.34)
-    scheme: Literal["linear", "adaptive"] = "linear"
+    skeleton: tuple[float, ...]
     cohort_size: int = 1
-    max_n: int = 24
+    max_n: int = 30
     start_dose: int = 0
-    restrict: bool = True
+    model: Literal["empiric", "logistic"] = "empiric"
+    intercept: float = 3.0
+    prior_var: float = 1.34
+    scheme: Literal["linear", "adaptive"] = "linear"
     conf_level: float = 0.9
+    no_skip: Literal["current", "tried", "off"] = "current"
+    coherence: Literal["fraction", "any", "off"] = "off"
+    safety_threshold: float | None = None
+    safety_min_n: int = 3
+    stop_n_at_dose: int | None = None
+    min_n: int = 0
 
     def __post_init__(self) -> None:
-        sk = self.skeleton
-        if isinstance(sk, (str, bytes)) or not hasattr(sk, "__len__"):
-            raise ConfigError("skeleton", sk, "must be a list of prior DLT probabilities, one per dose")
-        sk = tuple(float(v) if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
-                   else v for v in sk)
-        object.__setattr__(self, "skeleton", sk)
-        check_int("n_doses", self.n_doses, low=1)
-        if len(sk) != self.n_doses:
-            raise ConfigError("skeleton", list(sk), f"must have one value per dose ({self.n_doses}); got {len(sk)}")
-        for i, v in enumerate(sk):
-            check_fraction(f"skeleton[{i}]", v)
-        if any(not b > a for a, b in zip(sk, sk[1:])):
-            raise ConfigError("skeleton", list(sk), "must increase strictly (e.g. from dfcrm::getprior)")
-        check_fraction("target", self.target)
-        if self.model not in ("empiric", "logistic"):
-            raise ConfigError("model", self.model, "must be one of 'empiric', 'logistic'")
+        crm = self.crm()  # validates every shared field
+        object.__setattr__(self, "skeleton", crm.skeleton)
         if self.scheme not in ("linear", "adaptive"):
-            raise ConfigError("scheme", self.scheme, "must be one of 'linear', 'adaptive'")
-        check_positive("scale", self.scale)
-        if not isinstance(self.intcpt, (int, float)) or isinstance(self.intcpt, bool) or not math.isfinite(self.intcpt):
-            raise ConfigError("intcpt", self.intcpt, "must be a finite number (dfcrm default 3)")
-        if self.model == "logistic" and any(special.logit(v) - self.intcpt >= 0 for v in sk):
-            raise ConfigError("skeleton", list(sk), f"needs logit(skeleton) < intcpt = {self.intcpt} for the "
-                                                    "logistic model (as dfcrm); raise intcpt or lower the skeleton")
-        check_int("cohort_size", self.cohort_size, low=1)
-        check_int("max_n", self.max_n, low=1)
-        check_int("start_dose", self.start_dose, low=0, high=self.n_doses - 1,
-                  what=f"a 0-based dose index in [0, {self.n_doses - 1}]")
-        if not isinstance(self.restrict, bool):
-            raise ConfigError("restrict", self.restrict, "must be true or false")
-        check_probability("conf_level", self.conf_level)
+            raise ConfigError("scheme", self.scheme,
+                              f"must be one of ['linear', 'adaptive']{did_you_mean(str(self.scheme), ('linear', 'adaptive'))}")
+
+    def crm(self) -> CrmConfig:
+        """The CRM configuration with the same model and rules (complete data)."""
+        return CrmConfig(target=self.target, n_doses=self.n_doses, skeleton=self.skeleton,
+                         cohort_size=self.cohort_size, max_n=self.max_n, start_dose=self.start_dose,
+                         model=self.model, intercept=self.intercept, prior_var=self.prior_var, method="bayes",
+                         conf_level=self.conf_level, no_skip=self.no_skip, coherence=self.coherence,
+                         safety_threshold=self.safety_threshold, safety_min_n=self.safety_min_n,
+                         stop_n_at_dose=self.stop_n_at_dose, min_n=self.min_n)
+
+
+def _crm_rules(c: TiteCrmConfig) -> tuple[Any, ...]:
+    rules: list[Any] = []
+    if c.no_skip != "off":
+        rules.append(NoSkip(c.no_skip))
+    if c.coherence != "off":
+        rules.append(Coherence(c.coherence))
+    if c.safety_threshold is not None:
+        rules.append(SafetyStop(c.safety_threshold, c.safety_min_n))
+    if c.stop_n_at_dose is not None:
+        rules.append(StopAtN(c.stop_n_at_dose))
+    if c.min_n > 0:
+        rules.append(MinSampleSize(c.min_n))
+    return tuple(rules)
 
 
 @dataclass(frozen=True, slots=True)
 class TiteCrmDesign:
     """TITE-CRM as ``dfcrm::titesim`` runs it (one-stage, Bayesian).
 
-    At each decision (the arrival of the next cohort) the weighted posterior
-    of all patients so far gives the level closest to the target; with
-    ``restrict`` the next dose is at most one level above the last patient's
-    (de-escalation is unrestricted; no coherence rule, as ``titesim``). There
-    is no early stopping: the trial ends at ``max_n``, and :meth:`select` is the
-    recommended level of the fit to the complete data (all weights 1).
+    At each decision (the arrival of the next cohort) the weighted posterior of
+    all patients so far gives the level closest to the target; the CRM's rules
+    then apply (default: at most one level above the last cohort's dose;
+    de-escalation unrestricted; no coherence rule; no early stop). The trial
+    ends at ``max_n``; :meth:`select` is the recommended level of the fit to the
+    complete data (all weights 1), or none where the safety rule holds.
     """
 
     config: TiteCrmConfig
@@ -440,10 +400,14 @@ class TiteCrmDesign:
     markov: ClassVar[bool] = False
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
-    _skeleton: np.ndarray = field(init=False, repr=False)
+    model: CrmModel = field(init=False)
+    rules: tuple[Any, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_skeleton", np.asarray(self.config.skeleton, float))
+        crm = self.config.crm()
+        object.__setattr__(self, "model", CrmModel.from_config(crm, design_intervals(crm)))
+        object.__setattr__(self, "rules", _crm_rules(self.config))
+        _prob_table(self.model)  # build the tables now, not inside the first batch
 
     @property
     def n_doses(self) -> int:
@@ -456,34 +420,32 @@ class TiteCrmDesign:
     def start(self) -> tuple[int, int]:
         return self.config.start_dose, self.config.cohort_size
 
-    def _mtd(self, y: np.ndarray, c: np.ndarray, pd_: np.ndarray, pw: np.ndarray) -> IntArray:
-        cfg = self.config
-        mom = _posterior(y, c, pd_, pw, skeleton=self._skeleton, model=cfg.model, intcpt=cfg.intcpt,
-                         scale=cfg.scale)
-        return _closest(_prob(mom.mean, self._skeleton, cfg.model, cfg.intcpt), cfg.target)
-
-    def _next(self, mtd: IntArray, current: IntArray) -> Decisions:
-        nxt = np.minimum(mtd, current + 1) if self.config.restrict else mtd
-        return Decisions.go(nxt.astype(np.int64), self.config.cohort_size)
+    def _decide(self, states: States, y: Any, c: Any, pd_: Any, pw: Any) -> Decisions:
+        mean, _, prob = weighted_posterior(self.model, y, c, pd_, pw)
+        mtd = crm_mtd(self.model.ptox(mean), self.config.target)
+        ctx = RuleContext(states, mtd, self.config.target, prob)
+        return apply_rules(self.rules, ctx, self.config.cohort_size)
 
     def decide(self, states: States) -> Decisions:
-        """Complete data (every weight 1): the CRM with ``titesim``'s restriction."""
-        y = states.tox.astype(float)
-        mtd = self._mtd(y, states.n - y, np.zeros((states.n_states, 0), np.int64), np.zeros((states.n_states, 0)))
-        return self._next(mtd, states.current)
+        """Complete data (every weight 1): the CRM with these rules."""
+        s = states.n_states
+        return self._decide(states, states.tox, states.n - states.tox, np.zeros((s, 0), np.int64), np.zeros((s, 0)))
 
     def decide_tite(self, states: States, followup: FollowUp) -> TiteDecisions:
         """Pending data: the weighted posterior of :class:`FollowUp` (never suspends)."""
         w = tite_weights(followup, self.config.scheme)
         y, c, pd_, pw = _counts_and_partial(followup, w, self.n_doses)
-        dec = self._next(self._mtd(y, c, pd_, pw), states.current)
-        return TiteDecisions(dec, np.zeros(states.n_states, bool))
+        return TiteDecisions(self._decide(states, y, c, pd_, pw), np.zeros(states.n_states, bool))
 
     def select(self, states: States) -> IntArray:
-        y = states.tox.astype(float)
         s = states.n_states
-        mtd = self._mtd(y, states.n - y, np.zeros((s, 0), np.int64), np.zeros((s, 0)))
-        return np.where(states.total_n > 0, mtd, NO_DOSE)
+        mean, _, prob = weighted_posterior(self.model, states.tox, states.n - states.tox,
+                                           np.zeros((s, 0), np.int64), np.zeros((s, 0)))
+        sel = crm_mtd(self.model.ptox(mean), self.config.target)
+        c = self.config
+        if c.safety_threshold is not None:
+            sel = np.where((states.total_n >= c.safety_min_n) & (prob > c.safety_threshold), NO_DOSE, sel)
+        return np.where(states.total_n > 0, sel, NO_DOSE).astype(np.int64)
 
 
 def register_design(register: Any) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -124,8 +122,9 @@ def test_complete_data_decide_matches_pending_decide_with_everyone_followed() ->
     ({"skeleton": [0.1, 0.3, 0.2, 0.4, 0.5]}, "skeleton"),
     ({"skeleton": [0.1, 0.2, 0.3]}, "skeleton"),
     ({"skeleton": [0.1, 0.2, 0.3, 0.4, 0.5], "scheme": "quadratic"}, "scheme"),
-    ({"skeleton": [0.1, 0.2, 0.3, 0.4, 0.99], "model": "logistic", "intcpt": 3}, "skeleton"),
-    ({"skeleton": [0.1, 0.2, 0.3, 0.4, 0.5], "scale": -1.0}, "scale"),
+    ({"skeleton": [0.1, 0.2, 0.3, 0.4, 0.99], "model": "logistic", "intercept": 3}, "intercept"),
+    ({"skeleton": [0.1, 0.2, 0.3, 0.4, 0.5], "prior_var": -1.0}, "prior_var"),
+    ({"skeleton": [0.1, 0.2, 0.3, 0.4, 0.5], "no_skip": "never"}, "no_skip"),
 ])
 def test_config_errors_name_the_field(params, field) -> None:
     with pytest.raises(ConfigError) as exc:
@@ -133,7 +132,23 @@ def test_config_errors_name_the_field(params, field) -> None:
     assert exc.value.field == field
 
 
-def test_defaults_are_dfcrms() -> None:
+def test_defaults_are_titesims() -> None:
     c = TiteCrmConfig(skeleton=(0.1, 0.2, 0.3), target=0.2, n_doses=3)
-    assert (c.model, c.intcpt, c.scheme, c.restrict, c.cohort_size) == ("empiric", 3.0, "linear", True, 1)
-    assert c.scale == pytest.approx(math.sqrt(1.34))
+    assert (c.model, c.intercept, c.prior_var, c.scheme, c.cohort_size) == ("empiric", 3.0, 1.34, "linear", 1)
+    assert (c.no_skip, c.coherence, c.safety_threshold) == ("current", "off", None)  # titesim: restrict only
+
+
+def test_safety_stop_on_the_weighted_posterior() -> None:
+    # Three patients at the lowest dose, all with DLTs: Pr(p_1 > 0.25) is large under the
+    # (weighted) posterior, so the optional safety rule stops the trial with no dose.
+    design = TiteCrmDesign(TiteCrmConfig(skeleton=(0.08, 0.16, 0.25, 0.35, 0.46), target=0.25, n_doses=5,
+                                         safety_threshold=0.9, safety_min_n=3))
+    states = States.from_counts([[3, 0, 0, 0, 0]], [[3, 0, 0, 0, 0]], current=0)
+    follow = FollowUp(np.array([[0, 0, 0]]), np.ones((1, 3), bool), np.array([[0.2, 0.3, 0.1]]))
+    dec = design.decide_tite(states, follow).decisions
+    assert dec.stop[0] and design.select(states)[0] == -1
+    # one DLT and two non-DLT patients followed for a tenth of the window (weights 0.1):
+    # Pr(p_1 > 0.25) = 0.78 < 0.9, no stop; the same patients fully followed: 0.55
+    follow = FollowUp(np.array([[0, 0, 0]]), np.array([[True, False, False]]), np.array([[0.2, 0.1, 0.1]]))
+    states = States.from_counts([[3, 0, 0, 0, 0]], [[1, 0, 0, 0, 0]], current=0)
+    assert not design.decide_tite(states, follow).decisions.stop[0]
