@@ -229,10 +229,13 @@ def test_quadrature_error_below_1e9(model: str, prior_var: float) -> None:
         assert abs(cdf[i] - ref[2]) < 1e-9, (i, cdf[i], ref[2])
 
 
+@pytest.mark.parametrize("safety", [None, 0.9], ids=["means", "with-cdf"])
 @pytest.mark.parametrize("model", ["empiric", "logistic"])
-def test_design_grid_agrees_with_fine_grid(model: str) -> None:
-    # The design's coarser grid (step from max_n, design_intervals) on random trials of max_n patients
-    cfg = CrmConfig(target=0.25, n_doses=6, skeleton=getprior(0.05, 0.25, 3, 6, model), model=model, max_n=60)
+def test_design_grid_agrees_with_fine_grid(model: str, safety: float | None) -> None:
+    # The design's coarser grid (step from max_n, design_intervals) on random trials of max_n patients;
+    # the posterior CDF is only used (and only accurate to 1e-9) when the safety rule is on.
+    cfg = CrmConfig(target=0.25, n_doses=6, skeleton=getprior(0.05, 0.25, 3, 6, model), model=model, max_n=60,
+                    safety_threshold=safety)
     coarse = CrmDesign(cfg).model
     fine = CrmModel.from_config(cfg, 4000)
     assert coarse.n_intervals == design_intervals(cfg) < fine.n_intervals
@@ -240,8 +243,30 @@ def test_design_grid_agrees_with_fine_grid(model: str) -> None:
     n = np.array([rng.multinomial(60, rng.dirichlet(np.full(6, 0.5))) for _ in range(800)])
     y = rng.binomial(n, np.sort(rng.uniform(0, 0.9, size=(800, 6)), axis=1))
     a, b = coarse.posterior(n, y), fine.posterior(n, y)
-    for u, v in zip(a, b):
-        np.testing.assert_allclose(u, v, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(a[0], b[0], rtol=0, atol=1e-9)   # mean
+    np.testing.assert_allclose(a[1], b[1], rtol=0, atol=1e-9)   # variance
+    if safety is not None:
+        np.testing.assert_allclose(a[2], b[2], rtol=0, atol=1e-9)
+
+
+def test_mle_is_the_maximiser() -> None:
+    # batched safeguarded Newton against scipy's bounded scalar minimiser, state by state
+    from scipy import optimize
+
+    for model in ("empiric", "logistic"):
+        m = CrmModel(skeleton=tuple(SKELETONS["sk6"]), target=0.2, model=model, method="mle")
+        rng = np.random.default_rng(4)
+        n = rng.integers(0, 7, size=(60, 6))
+        y = rng.binomial(n, 0.35)
+        est = m.mle(n, y)
+        for i in range(60):
+            if y[i].sum() == 0 or y[i].sum() == n[i].sum():
+                assert np.isnan(est[i])
+                continue
+            f = lambda b: -float(np.sum(np.where(y[i] > 0, y[i] * np.log(m.ptox(b)), 0)  # noqa: E731
+                                        + np.where(n[i] > y[i], (n[i] - y[i]) * np.log1p(-m.ptox(b)), 0)))
+            ref = optimize.minimize_scalar(f, bounds=(-10, 10), method="bounded", options={"xatol": 1e-12}).x
+            assert est[i] == pytest.approx(ref, abs=1e-7), (model, i)
 
 
 def test_batched_equals_one_at_a_time() -> None:
