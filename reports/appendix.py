@@ -25,6 +25,7 @@ from escalade.reports.errors import ReportDependencyError
 from escalade.reports.formatting import dose_display
 from escalade.reports.load import RunData
 from escalade.reports.methods import methods_section
+from escalade.reports.optimal import optimal_doses
 from escalade.reports.tables import Cell, Table, scenario_tables, scenario_truth_table
 from escalade.reports.templating import render
 
@@ -144,11 +145,16 @@ def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
     """Everything the template needs, computed from the run (figures rendered here)."""
     gen = (generated or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     sections = [{"id": i, "title": f"{k + 1}. {t}"} for k, (i, t) in enumerate(SECTIONS)]
+    optimal = optimal_doses(run)
     scen_sections = []
     for k, s in enumerate(run.scenarios):
         tables = [replace(t, id=f"s{k + 1}-{t.id}") for t in scenario_tables(run, s)]
-        scen_sections.append({"name": s.name, "description": s.description,
-                              "mtd": dose_display(run.doses[s.true_mtd]), "tables": tables})
+        mtd = dose_display(run.doses[s.true_mtd])
+        if optimal is not None:
+            obd = optimal.get(s.name)
+            mtd += "; EffTox optimal dose (true utility): " + ("none" if obd is None else
+                                                                dose_display(run.doses[obd]))
+        scen_sections.append({"name": s.name, "description": s.description, "mtd": mtd, "tables": tables})
     ctx: dict[str, Any] = {
         "title": run.title,
         "version": _version(),
@@ -158,11 +164,11 @@ def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
         "summary_facts": _summary_facts(run, gen),
         "conclusion": conclusion(run),
         "methods": [methods_section(run, d, i) for i, d in enumerate(run.designs)],
-        "truth_table": scenario_truth_table(run),
+        "truth_table": scenario_truth_table(run, optimal),
         "scenario_notes": [(s.name, s.description) for s in run.scenarios if s.description]
                           + [(s.name, f"tox\u2013response association {s.association:g}")
                              for s in run.scenarios if s.association],
-        "curves_figure": plots.scenario_curves_figure(run),
+        "curves_figure": plots.scenario_curves_figure(run, optimal),
         "oc_intro": _oc_intro(run),
         "scenario_sections": scen_sections,
         "summary_figure": plots.summary_figure(run),

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from escalade.reports.formatting import fmt_number
 from escalade.reports.load import RunData, ScenarioInfo
+from escalade.reports.pairing import paired_from_trials
 from escalade.reports.tables import FLAG_Z
 
 __all__ = ["conclusion", "has_acceptable_dose"]
@@ -51,14 +52,18 @@ def _pct_range(vals: Sequence[float]) -> str:
 def _difference(run: RunData, s: str, a: str, b: str, m: str) -> tuple[float, float, bool]:
     """Difference ``a - b`` of metric ``m``, its SE, and whether the SE is paired.
 
-    Taken from ``paired.csv`` where it holds the pair (either order); otherwise
-    the independent-samples SE :math:`\\sqrt{se_a^2 + se_b^2}` from ``oc.csv``.
+    Taken from ``paired.csv`` where it holds the pair (either order), else
+    paired trial by trial from ``trials.parquet``; otherwise (exact runs) the
+    SE :math:`\\sqrt{se_a^2 + se_b^2}` from ``oc.csv``.
     """
     p = run.paired
     for x, y, sign in ((a, b, 1.0), (b, a, -1.0)):
         r = p[(p["scenario"] == s) & (p["design"] == x) & (p["versus"] == y) & (p["metric"] == m)]
         if not r.empty:
             return sign * float(r["difference"].iloc[0]), float(r["se"].iloc[0]), True
+    got = paired_from_trials(run, s, a, b, m)
+    if got is not None:
+        return got[0], got[1], True
     ca, cb = run.cell(s, a, m), run.cell(s, b, m)
     if ca is None or cb is None:
         return math.nan, math.nan, False
@@ -85,6 +90,7 @@ def _pcs_sentences(run: RunData, scen: list[ScenarioInfo]) -> list[str]:
            f"{run.target:g}, {leader} selected the true MTD most often in {wins[leader]} of {len(scen)} "
            f"({leader}: {_pct_range(pcs[leader])} of trials; "
            + "; ".join(f"{d}: {_pct_range(pcs[d])}" for d in names if d != leader) + ")."]
+    clauses, kinds = [], set()
     for other in names:
         if other == leader:
             continue
@@ -92,17 +98,27 @@ def _pcs_sentences(run: RunData, scen: list[ScenarioInfo]) -> list[str]:
         ok = [(d, se, paired) for d, se, paired in diffs if math.isfinite(d)]
         if not ok:
             continue
-        clear_up = sum(1 for d, se, _ in ok if d > FLAG_Z * se)
-        clear_down = sum(1 for d, se, _ in ok if d < -FLAG_Z * se)
-        lo = min(ok, key=lambda t: t[0])
-        hi = max(ok, key=lambda t: t[0])
-        kind = "paired on the same virtual patients" if all(p for _, _, p in ok) else "with Monte Carlo SE"
-        text = (f"Compared with {other} ({kind}), the difference in correct selection ranged from "
-                f"{fmt_number(lo[0], 1, sign=True)} (SE {fmt_number(lo[1], 1)}) to "
-                f"{fmt_number(hi[0], 1, sign=True)} (SE {fmt_number(hi[1], 1)}) percentage points; "
-                f"it exceeded {FLAG_Z:g} standard errors in favour of {leader} in {clear_up} of {len(ok)} scenarios")
-        text += f" and in favour of {other} in {clear_down}." if clear_down else "."
-        out.append(text)
+        up = sum(1 for d, se, _ in ok if d > FLAG_Z * se)
+        down = sum(1 for d, se, _ in ok if d < -FLAG_Z * se)
+        lo, hi = min(ok, key=lambda t: t[0]), max(ok, key=lambda t: t[0])
+        kinds.add(all(p for _, _, p in ok))
+        span = (f"{fmt_number(lo[0], 1, sign=True)} (SE {fmt_number(lo[1], 1)}) to "
+                f"{fmt_number(hi[0], 1, sign=True)} (SE {fmt_number(hi[1], 1)})")
+        clauses.append((other, span, up, down, len(ok)))
+    if not clauses:
+        return out
+    kind = "paired on the same virtual patients" if kinds == {True} else "with independent-samples SEs"
+    if len(clauses) == 1:
+        other, span, up, down, n = clauses[0]
+        text = (f"Compared with {other} ({kind}), the difference in correct selection ranged from {span} "
+                f"percentage points; it exceeded {FLAG_Z:g} standard errors in favour of {leader} in {up} of {n} "
+                f"scenarios")
+        out.append(text + (f" and in favour of {other} in {down}." if down else "."))
+    else:
+        parts = [f"{span} versus {other} (more than {FLAG_Z:g} SE in favour of {leader} in {up} of {n} scenarios"
+                 + (f", in favour of {other} in {down})" if down else ")") for other, span, up, down, n in clauses]
+        out.append(f"The difference in correct selection between {leader} and each other design ({kind}) ranged "
+                   f"over the scenarios from " + "; ".join(parts) + " percentage points.")
     return out
 
 
@@ -124,12 +140,20 @@ def _safety_sentences(run: RunData, scen: list[ScenarioInfo]) -> list[str]:
            f"{_ranges(run, scen, 'overdose_selection_pct', '%')}, and the mean number of patients treated above "
            f"the true MTD from {_ranges(run, scen, 'patients_above_mtd', '')}."]
     base = names[0]
+    counts = []
     for other in names[1:]:
         diffs = [_difference(run, s.name, other, base, "overdose_selection_pct") for s in scen]
         more = sum(1 for d, se, _ in diffs if math.isfinite(d) and d > FLAG_Z * se)
         less = sum(1 for d, se, _ in diffs if math.isfinite(d) and d < -FLAG_Z * se)
+        counts.append((other, more, less))
+    if len(counts) == 1:
+        other, more, less = counts[0]
         out.append(f"{other} selected a dose above the true MTD clearly more often than {base} in {more} and "
                    f"clearly less often in {less} of these {len(scen)} scenarios.")
+    elif counts:
+        out.append(f"Compared with {base}, a dose above the true MTD was selected clearly (> {FLAG_Z:g} SE) more "
+                   f"often in " + _join([f"{m} scenarios by {o}" for o, m, _ in counts]) + " and clearly less "
+                   f"often in " + _join([f"{lo} by {o}" for o, _, lo in counts]) + f", out of {len(scen)}.")
     out.append(f"The mean sample size ranged from {_ranges(run, run.scenarios, 'sample_size', '')} "
                f"(number of patients, over all {len(run.scenarios)} scenarios).")
     return out
@@ -151,6 +175,27 @@ def _toxic_sentences(run: RunData, toxic: list[ScenarioInfo]) -> list[str]:
     return out
 
 
+def _optimal_sentences(run: RunData) -> list[str]:
+    from escalade.reports.optimal import efftox_design, optimal_doses
+
+    design, optimal = efftox_design(run), optimal_doses(run)
+    if design is None or optimal is None:
+        return []
+    have = [(s, optimal[s.name]) for s in run.scenarios if optimal.get(s.name) is not None]
+    if not have:
+        return []
+    sel = []
+    for s, j in have:
+        c = run.cell(s.name, design.name, "select_pct", run.doses[j].label)
+        if c is not None and not c.missing:
+            sel.append(c.value)
+    if not sel:
+        return []
+    return [f"{design.name} aims at the dose with the best efficacy-toxicity trade-off rather than the MTD; it "
+            f"selected that optimal dose (by its utility and the true curves) in {_pct_range(sel)} of trials "
+            f"across the {len(sel)} scenarios that have one."]
+
+
 def conclusion(run: RunData) -> str:
     """A one-paragraph conclusion in plain language, generated from ``oc.csv`` and ``paired.csv``.
 
@@ -166,7 +211,8 @@ def conclusion(run: RunData) -> str:
     """
     ok = [s for s in run.scenarios if has_acceptable_dose(s, run.target)]
     toxic = [s for s in run.scenarios if not has_acceptable_dose(s, run.target)]
-    sentences = _pcs_sentences(run, ok) + _safety_sentences(run, ok) + _toxic_sentences(run, toxic)
+    sentences = (_pcs_sentences(run, ok) + _safety_sentences(run, ok) + _optimal_sentences(run)
+                 + _toxic_sentences(run, toxic))
     basis = ("exact enumeration" if run.oc["exact"].all() else
              f"{run.n_trials} simulated trials per scenario and design (seed {run.seed})")
     sentences.append(f"All figures are based on {basis}; differences smaller than {FLAG_Z:g} standard errors "

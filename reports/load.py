@@ -107,6 +107,7 @@ class RunData:
     designs: tuple[DesignInfo, ...]
     study_settings: Mapping[str, Any] = field(default_factory=dict)
     _index: dict[tuple[str, str, str, str], OcCell] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def title(self) -> str:
@@ -143,6 +144,17 @@ class RunData:
     def cell(self, scenario: str, design: str, metric: str, dose: str = "") -> OcCell | None:
         """The stored value of one characteristic, or ``None`` when the run has no such row."""
         return self._index.get((scenario, design, metric, dose))
+
+    def trials(self) -> pd.DataFrame | None:
+        """``trials.parquet`` (read once, on first use), or ``None`` when it is missing or unreadable."""
+        if "trials" not in self._cache:
+            f = self.path / "trials.parquet"
+            try:
+                self._cache["trials"] = pd.read_parquet(f)
+            except (OSError, ValueError, ImportError) as exc:
+                log.warning("%s cannot be read (%s); differences between designs use unpaired SEs", f, exc)
+                self._cache["trials"] = None
+        return self._cache["trials"]
 
     def stop_reasons(self) -> list[str]:
         """Stop reasons that occur in the run, in order of first appearance."""

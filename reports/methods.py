@@ -155,6 +155,6 @@ def methods_section(run: RunData, design: DesignInfo, index: int) -> MethodsSect
         return generic_methods(run, design, index)
     try:
         return writer(run, design, index)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError) as exc:
         log.warning("methods text for %s (%s) fell back to the parameter list: %s", design.name, design.kind, exc)
         return generic_methods(run, design, index)

@@ -16,7 +16,7 @@ import io
 import logging
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -109,8 +109,8 @@ def _mark_mtd(ax, j: int, ticks: Sequence[str]) -> None:
             lab.set_fontweight("bold")
 
 
-def scenario_curves_figure(run: RunData) -> FigureImage:
-    """True P(DLT) and P(response) by dose, one panel per scenario, true MTD marked."""
+def scenario_curves_figure(run: RunData, optimal: Mapping[str, int | None] | None = None) -> FigureImage:
+    """True P(DLT) and P(response) by dose, one panel per scenario, true MTD (and EffTox optimal dose) marked."""
     ns = len(run.scenarios)
     ncol = min(4, ns)
     nrow = math.ceil(ns / ncol)
@@ -130,6 +130,10 @@ def scenario_curves_figure(run: RunData) -> FigureImage:
         ax.axhline(run.target, color="#000000", linestyle=":", linewidth=1, label=f"target {run.target:g}")
         ax.plot([s.true_mtd], [s.p_dlt[s.true_mtd]], marker="*", markersize=13, color="#000000",
                 linestyle="none", label="true MTD")
+        obd = None if optimal is None else optimal.get(s.name)
+        if obd is not None:
+            ax.plot([obd], [s.p_response[obd]], marker="D", markersize=8, markerfacecolor="none",
+                    markeredgecolor="#000000", markeredgewidth=1.5, linestyle="none", label="optimal dose (EffTox)")
         ax.set_xticks(x, ticks, fontsize=_FONT["tick"] - 1)
         _mark_mtd(ax, s.true_mtd, ticks)
         ax.set_ylim(0, 1)
@@ -140,12 +144,19 @@ def scenario_curves_figure(run: RunData) -> FigureImage:
         _style(ax)
         if k % ncol == 0:
             ax.set_ylabel("Probability", fontsize=_FONT["label"])
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles, labels = [], []
+    for ax in axes.flat:  # the optimal-dose marker may be absent from the first panel
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
     fig.legend(handles, labels, loc="outside upper center", ncol=len(labels), fontsize=_FONT["legend"],
                frameon=False)
     fig.supxlabel(xlabel, fontsize=_FONT["label"])
     caption = (f"True probability of a DLT (solid) and of response (dashed) at each dose; dotted line: target "
                f"DLT rate {run.target:g}; star and shading: the true MTD.")
+    if optimal is not None:
+        caption += " Open diamond: the optimal dose by the EffTox design's utility."
     return FigureImage("fig-scenarios", "True dose-toxicity and dose-response curves", caption, png_bytes(fig),
                        "True DLT and response probabilities by dose for each scenario")
 

@@ -96,23 +96,38 @@ def _oc_cell(run: RunData, scenario: str, design: str, metric: str, dose: str = 
                 c.exact, key, css)
 
 
-def scenario_truth_table(run: RunData) -> Table:
-    """True DLT and response probabilities per dose for every scenario (true MTD marked)."""
+def scenario_truth_table(run: RunData, optimal: Mapping[str, int | None] | None = None) -> Table:
+    """True DLT and response probabilities per dose for every scenario.
+
+    The true MTD is shaded in the P(DLT) row; with ``optimal`` (EffTox's optimal
+    dose per scenario, :mod:`escalade.reports.optimal`) that dose is marked in the
+    P(response) row and listed in an extra column.
+    """
     cols = ["Scenario", "Curve"] + [d.label for d in run.doses] + ["True MTD"]
+    if optimal is not None:
+        cols.append("Optimal dose (EffTox)")
     rows: list[list[Cell]] = []
     for s in run.scenarios:
         mtd_label = run.doses[s.true_mtd].label
+        obd = None if optimal is None else optimal.get(s.name)
         for curve, probs in (("P(DLT)", s.p_dlt), ("P(response)", s.p_response)):
             row = [_head(s.name if curve == "P(DLT)" else "", "scenario"), _head(curve)]
             for j, p in enumerate(probs):
+                css = "mtd" if curve == "P(DLT)" and j == s.true_mtd else ""
+                css = "obd" if curve == "P(response)" and j == obd else css
                 row.append(Cell(fmt_number(p, 2), p, None, True, {"scenario": s.name, "curve": curve,
-                                                                   "dose": run.doses[j].label},
-                                "mtd" if j == s.true_mtd else ""))
+                                                                   "dose": run.doses[j].label}, css))
             row.append(Cell(mtd_label if curve == "P(DLT)" else "", css="mtd-label"))
+            if optimal is not None:
+                text = "" if curve == "P(response)" else ("none" if obd is None else run.doses[obd].label)
+                row.append(Cell(text, css="mtd-label"))
             rows.append(row)
     doses = "; ".join(dose_display(d) for d in run.doses)
     note = (f"True MTD (shaded) = the dose whose true DLT probability is closest to the target "
             f"{run.target:g} (ties: the lower dose). Doses: {doses}.")
+    if optimal is not None:
+        note += (" Optimal dose (outlined): the dose of highest true EffTox utility among the doses whose true "
+                 "response and DLT rates meet the design's hurdles.")
     return Table("scenarios-table", "True probabilities by dose", cols, rows, note)
 
 

@@ -105,14 +105,27 @@ def _run(study: Path, out: Path, *extra: str) -> Path:
 
 
 def _hostile_study(tmp: Path) -> Path:
-    text = EXAMPLE.read_text(encoding="utf-8")
-    text = text.replace('title: "CAR-T cells in relapsed/refractory hematologic malignancies: dose escalation"',
-                        f"title: {json.dumps(HOSTILE_TITLE)}")
-    text = text.replace('- name: "MTD at DL2"', f"- name: {json.dumps(HOSTILE_SCENARIO)}")
-    text = text.replace("- name: BOIN", f"- name: {json.dumps(HOSTILE_DESIGN)}")
-    text = text.replace('- name: "MTD at DL4"', '- name: "=HYPERLINK(\\"http://example.com\\")"')
-    text = text.replace('unit: "CAR+ T cells/kg"', 'unit: "cells/kg <i>&amp;</i> $"')
-    assert HOSTILE_SCENARIO.split("&")[0].strip() not in EXAMPLE.read_text()
+    """A small study whose title, scenario, design and unit strings try to inject markup, mathtext, formulas."""
+    q = json.dumps
+    text = f"""
+study: {{title: {q(HOSTILE_TITLE)}, target: 0.3, cohort_size: 3, max_n: 18, start_dose: 1}}
+doses:
+  - {{label: DL1, amount: 1.0e+5, unit: {q("cells/kg <i>&amp;</i> $")}}}
+  - {{label: DL2, amount: 3.0e+5, unit: {q("cells/kg <i>&amp;</i> $")}}}
+  - {{label: DL3, amount: 1.0e+6, unit: {q("cells/kg <i>&amp;</i> $")}}}
+designs:
+  - {{name: "3+3", design: "3+3"}}
+  - {{name: {q(HOSTILE_DESIGN)}, design: boin}}
+scenarios:
+  - name: {q(HOSTILE_SCENARIO)}
+    description: {q("</p><script>alert(3)</script>")}
+    p_dlt: [0.10, 0.30, 0.50]
+    p_response: [0.20, 0.40, 0.50]
+  - name: {q('=HYPERLINK("http://example.com")')}
+    p_dlt: [0.05, 0.15, 0.30]
+    p_response: [0.20, 0.40, 0.50]
+simulation: {{n_trials: 100, seed: 3}}
+"""
     path = tmp / "hostile.yaml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -549,3 +562,71 @@ def test_plots_use_okabe_ito_and_are_reproducible(example: dict) -> None:
     run = load_run(example["run"])
     one = plots.summary_figure(run).png
     assert one == plots.summary_figure(run).png and one[:4] == b"\x89PNG"
+
+
+def _with_designs(example: dict, tmp_path: Path, specs: list[tuple[str, str, dict]]) -> "RunData":  # noqa: F821
+    """A copy of the example run whose manifest lists more designs (built by the registry, as a run records them)."""
+    from escalade.design.registry import build_design, config_to_dict
+    from escalade.reports.load import load_run
+    from escalade.scenarios.load import load_study
+
+    run_dir = tmp_path / "more"
+    shutil.copytree(example["run"], run_dir, ignore=shutil.ignore_patterns("report.*", "units", "trials.parquet"))
+    man = json.loads((run_dir / "manifest.json").read_text())
+    defaults = load_study(EXAMPLE).design_defaults()
+    for name, kind, params in specs:
+        cfg = build_design(kind, params, defaults).config
+        man["designs"].append({"name": name, "design": kind, "params_given": params,
+                               "params": json.loads(json.dumps(config_to_dict(cfg), default=list))})
+    (run_dir / "manifest.json").write_text(json.dumps(man))
+    oc = pd.read_csv(run_dir / "oc.csv")
+    extra = [oc[oc.design == "BOIN"].assign(design=name) for name, _, _ in specs]
+    pd.concat([oc, *extra]).to_csv(run_dir / "oc.csv", index=False)
+    return load_run(run_dir)
+
+
+def test_crm_and_efftox_methods(example: dict, tmp_path: Path) -> None:
+    pytest.importorskip("escalade.design.crm")
+    pytest.importorskip("escalade.design.efftox")
+    from escalade.design.crm import CrmConfig, CrmModel
+    from escalade.reports.methods import methods_section
+    from escalade.reports.optimal import optimal_doses
+
+    skeleton = [0.08, 0.16, 0.30, 0.44, 0.57]
+    run = _with_designs(example, tmp_path, [("CRM", "crm", {"skeleton": skeleton}),
+                                            ("EffTox", "efftox", {"efficacy_hurdle": 0.3, "toxicity_hurdle": 0.35})])
+    crm = methods_section(run, run.designs[2], 2)
+    assert crm.specific and "continual reassessment method" in crm.paragraphs[0]
+    table = crm.decision_tables[0]
+    assert [row[1].value for row in table.rows] == skeleton
+    # prior 90% interval = p_k at the 5th/95th percentiles of beta ~ N(0, 1.34), empiric model
+    m = CrmModel.from_config(CrmConfig(target=0.3, n_doses=5, skeleton=tuple(skeleton)))
+    lo = m.ptox(1.6448536269514722 * math.sqrt(1.34))
+    assert table.rows[4][2].text.startswith(f"{lo[4]:.3f} \u2013")
+    eff = methods_section(run, run.designs[3], 3)
+    assert eff.specific and eff.figures and eff.figures[0].png[:4] == b"\x89PNG"
+    params = run.designs[3].params
+    assert [row[1].value for row in eff.decision_tables[0].rows] == pytest.approx(params["prior_mean"])
+    assert f"p = {params['contour_p']:.4f}" in eff.paragraphs[3]
+    optimal = optimal_doses(run)
+    assert optimal is not None and optimal["All doses too toxic"] is None
+    for s in run.scenarios:  # the optimal dose is acceptable by the hurdles
+        j = optimal[s.name]
+        assert j is None or (s.p_response[j] >= 0.3 and s.p_dlt[j] <= 0.35)
+
+
+def test_paired_differences_from_trials_equal_paired_csv(example: dict) -> None:
+    from escalade.reports.load import load_run
+    from escalade.reports.pairing import PAIRABLE, paired_from_trials
+
+    run = load_run(example["run"])
+    p = example["paired"]
+    checked = 0
+    for r in p[p.metric.isin(PAIRABLE)].itertuples(index=False):
+        got = paired_from_trials(run, r.scenario, r.design, r.versus, r.metric)
+        assert got is not None
+        assert got[0] == pytest.approx(r.difference, abs=1e-9) and got[1] == pytest.approx(r.se, abs=1e-9)
+        flipped = paired_from_trials(run, r.scenario, r.versus, r.design, r.metric)
+        assert flipped[0] == pytest.approx(-r.difference, abs=1e-9)
+        checked += 1
+    assert checked == len(run.scenarios) * len(PAIRABLE)

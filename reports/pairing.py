@@ -1,0 +1,65 @@
+"""Paired differences between any two designs, from the stored trial-level results.
+
+``paired.csv`` compares every design with the first one only. Every design saw
+the same virtual patients in trial ``i`` of a scenario (common random numbers),
+so the difference between any two designs can be paired trial by trial from
+``trials.parquet``: for a per-trial quantity :math:`x`, the difference of means
+:math:`\\bar x_A - \\bar x_B` has standard error :math:`s_{x_A - x_B}/\\sqrt{T}`.
+This reads stored results only; nothing is simulated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from escalade.reports.load import RunData
+
+__all__ = ["PAIRABLE", "paired_from_trials"]
+
+#: Metrics that can be recomputed per trial from ``trials.parquet``.
+PAIRABLE: tuple[str, ...] = ("correct_selection_pct", "select_none_pct", "overdose_selection_pct",
+                             "sample_size", "dlts", "patients_above_mtd")
+
+
+def _per_trial(df: pd.DataFrame, metric: str, mtd1: int, n_doses: int) -> np.ndarray:
+    sel = df["selected_dose"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    if metric == "correct_selection_pct":
+        return 100.0 * (sel == mtd1)
+    if metric == "select_none_pct":
+        return 100.0 * np.isnan(sel)
+    if metric == "overdose_selection_pct":
+        return 100.0 * (np.nan_to_num(sel, nan=0.0) > mtd1)
+    if metric == "patients_above_mtd":
+        cols = [f"n_{j}" for j in range(mtd1 + 1, n_doses + 1)]
+        return df[cols].sum(axis=1).to_numpy(float) if cols else np.zeros(len(df))
+    return df[metric].to_numpy(float)
+
+
+def paired_from_trials(run: RunData, scenario: str, a: str, b: str, metric: str) -> tuple[float, float] | None:
+    """Difference ``a - b`` of ``metric`` in ``scenario`` and its paired SE, or ``None`` if it cannot be paired.
+
+    It cannot be paired when the metric is not in :data:`PAIRABLE`, the trials
+    file is missing, either design was enumerated exactly, or the two designs
+    do not hold the same trials.
+    """
+    if metric not in PAIRABLE:
+        return None
+    trials = run.trials()
+    if trials is None:
+        return None
+    info = next((s for s in run.scenarios if s.name == scenario), None)
+    if info is None:
+        return None
+    rows = trials[trials["scenario"] == scenario]
+    da = rows[rows["design"] == a].sort_values("trial")
+    db = rows[rows["design"] == b].sort_values("trial")
+    if da.empty or len(da) != len(db) or da["exact"].any() or db["exact"].any():
+        return None
+    if not np.array_equal(da["trial"].to_numpy(), db["trial"].to_numpy()) or len(da) < 2:
+        return None
+    n_doses = len(run.doses)
+    d = _per_trial(da, metric, info.true_mtd + 1, n_doses) - _per_trial(db, metric, info.true_mtd + 1, n_doses)
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
