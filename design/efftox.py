@@ -51,6 +51,30 @@ Dose :math:`k` is *acceptable* when
 given so far. The next cohort (and the final recommendation) goes to the
 acceptable dose of highest utility; with none acceptable the trial stops.
 See :class:`EffToxDesign` for the ranking options.
+
+Priors
+------
+Either the twelve hyperparameters directly, or elicited prior mean
+probabilities per dose plus a target effective sample size, from which
+:func:`prior_from_ess` computes them by least squares penalised by the ESS
+(Thall et al. 2014). Defaults: the prostate cancer example of Thall et al.
+(2014) as trialr gives it (:data:`EXAMPLE_PRIOR`).
+
+Where escalade differs from trialr
+----------------------------------
+* Posterior: deterministic quasi-Monte Carlo importance sampling
+  (:mod:`escalade.design.efftox_engine`) instead of NUTS draws, so that a
+  state always gets the same decision (memoisation). Its error against long
+  Stan runs is about 0.002 on posterior means and 0.005 on utilities,
+  smaller than that of trialr's default 4 x 1000 draws (about 0.012 on
+  utilities). The same model in PyMC (:mod:`escalade.design.efftox_pymc`) is
+  the NUTS reference.
+* :math:`p` is solved exactly (trialr stops ``uniroot`` at about 1e-4: its p
+  is 5e-6 smaller, which moves utilities by about 3e-6); ``p=...`` reproduces
+  trialr's value when needed.
+* No data: the first cohort goes to ``start_dose`` without a fit (trialr needs
+  the user's ``first_dose``; its acceptable set is NA), and :meth:`EffToxDesign.select`
+  gives no dose.
 """
 
 from __future__ import annotations
@@ -70,7 +94,7 @@ from escalade.design.config import check_fraction, check_int, check_positive, ch
 from escalade.scenarios.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from escalade.design.efftox_engine import EffToxEngine, PosteriorSummary
+    from escalade.design.efftox_engine import EffToxEngine, EngineSettings, PosteriorSummary
 
 __all__ = [
     "CELLS",
@@ -85,6 +109,7 @@ __all__ = [
     "prior_ess",
     "EffToxConfig",
     "EffToxFit",
+    "EffToxExplanation",
     "EffToxDesign",
     "apply_rules",
     "cell_counts",
@@ -296,7 +321,8 @@ class EffToxPrior:
     def prob_moments(self, coded: ArrayLike) -> dict[str, tuple[FloatArray, FloatArray]]:
         """Prior mean and variance of :math:`\\pi_E(x_j)` and :math:`\\pi_T(x_j)` (keys ``"eff"``, ``"tox"``).
 
-        :math:`\\operatorname{logit}\\pi_T(x) \\sim N(\\mu_\\alpha + \\mu_\\beta x, \\sigma_\\alpha^2 + \\sigma_\\beta^2 x^2)`
+        :math:`\\operatorname{logit}\\pi_T(x) \\sim
+        N(\\mu_\\alpha + \\mu_\\beta x, \\sigma_\\alpha^2 + \\sigma_\\beta^2 x^2)`
         and :math:`\\operatorname{logit}\\pi_E(x) \\sim N(\\mu_\\gamma + \\mu_\\zeta x + \\mu_\\eta x^2,
         \\sigma_\\gamma^2 + \\sigma_\\zeta^2 x^2 + \\sigma_\\eta^2 x^4)` exactly, so the
         moments are one-dimensional integrals (no Monte Carlo).
@@ -598,9 +624,12 @@ class EffToxConfig:
                     raise ConfigError(name, None, "is needed with the other elicited prior probabilities")
             object.__setattr__(self, "prior_prob_eff", tuple(float(v) for v in self.prior_prob_eff))
             object.__setattr__(self, "prior_prob_tox", tuple(float(v) for v in self.prior_prob_tox))
-            return prior_from_ess(self.doses, prob_eff=self.prior_prob_eff, prob_tox=self.prior_prob_tox,
-                                  ess_eff=self.prior_ess_eff, ess_tox=self.prior_ess_tox, eta_mean=self.eta_mean,
-                                  eta_sd=self.eta_sd, psi_mean=self.psi_mean, psi_sd=self.psi_sd)
+            prior = prior_from_ess(self.doses, prob_eff=self.prior_prob_eff, prob_tox=self.prior_prob_tox,
+                                   ess_eff=self.prior_ess_eff, ess_tox=self.prior_ess_tox, eta_mean=self.eta_mean,
+                                   eta_sd=self.eta_sd, psi_mean=self.psi_mean, psi_sd=self.psi_sd)
+            log.info("EffTox prior from elicited means (ESS %.2f / %.2f): %s", self.prior_ess_eff,
+                     self.prior_ess_tox, {k: round(v, 4) for k, v in prior.as_dict().items()})
+            return prior
 
         def value(name: str) -> float:
             v = getattr(self, name)
@@ -687,6 +716,38 @@ def apply_rules(config: EffToxConfig, n: ArrayLike, prob_acc_eff: ArrayLike, pro
     best = np.argmax(np.where(acceptable, score, -np.inf), axis=1)  # first maximum: ties go to the lowest dose
     rec = np.where(acceptable.any(axis=1), best, NO_DOSE).astype(np.int64)
     return in_range, acceptable, rec
+
+
+@dataclass(frozen=True, slots=True)
+class EffToxExplanation:
+    """Per-dose posterior summaries and rules of one state, with the engine's diagnostics.
+
+    :meth:`table` gives the per-dose columns; the float and text fields are
+    the scalars (``ess`` is the importance-sampling ESS, or the smallest bulk
+    ESS of a NUTS fit, whose ``max_rhat`` and ``divergences`` are also given).
+    """
+
+    prob_eff: tuple[float, ...]
+    prob_tox: tuple[float, ...]
+    prob_acc_eff: tuple[float, ...]
+    prob_acc_tox: tuple[float, ...]
+    utility: tuple[float, ...]
+    post_utility: tuple[float, ...]
+    prob_obd: tuple[float, ...]
+    in_range: tuple[bool, ...]
+    acceptable: tuple[bool, ...]
+    contour_p: float
+    rank_by: str
+    engine: str
+    ess: float
+    max_rhat: float | None = None
+    divergences: float | None = None
+
+    def table(self) -> dict[str, list[Any]]:
+        """One column per quantity, one row per dose (trialr's names)."""
+        names = ("prob_eff", "prob_tox", "prob_acc_eff", "prob_acc_tox", "utility", "post_utility", "prob_obd",
+                 "in_range", "acceptable")
+        return {n: list(getattr(self, n)) for n in names}
 
 
 class _Cache:
@@ -811,6 +872,36 @@ class EffToxDesign:
             for i, r in zip(idx.tolist(), rec.tolist()):
                 cache[keys[i]] = r
         return out[inverse]
+
+    def explain(self, states: States, *, mcmc: bool = False, **sample_kwargs: Any) -> "EffToxExplanation":
+        """Everything behind the decision for one state (conduct mode, reports).
+
+        With ``mcmc=True`` the posterior comes from NUTS
+        (:func:`escalade.design.efftox_pymc.sample_posterior`, needs PyMC) and the
+        explanation carries its ArviZ diagnostics; ``sample_kwargs`` go to it.
+        """
+        if states.n_states != 1:
+            raise ValueError(f"explain takes one state; got {states.n_states}")
+        c = self.config
+        if mcmc:
+            from escalade.design.efftox_pymc import sample_posterior
+
+            f = sample_posterior(c, states, **sample_kwargs)
+            cols = (f.prob_eff, f.prob_tox, f.prob_acc_eff, f.prob_acc_tox, f.utility, f.post_utility, f.prob_obd)
+            return EffToxExplanation(*(tuple(float(v) for v in a) for a in cols),
+                                     tuple(bool(v) for v in f.in_range), tuple(bool(v) for v in f.acceptable),
+                                     contour_p=c.contour_p, rank_by=c.rank_by,
+                                     engine=f"NUTS (PyMC), {f.idata.posterior.sizes['chain']} chains x "
+                                            f"{f.idata.posterior.sizes['draw']} draws",
+                                     ess=f.min_ess_bulk, max_rhat=f.max_rhat, divergences=float(f.divergences))
+        fit = self.fit(states)
+        s = fit.summary
+        cols = (s.prob_eff, s.prob_tox, s.prob_acc_eff, s.prob_acc_tox, s.utility, s.post_utility, s.prob_obd)
+        return EffToxExplanation(*(tuple(float(v) for v in a[0]) for a in cols),
+                                 tuple(bool(v) for v in fit.in_range[0]), tuple(bool(v) for v in fit.acceptable[0]),
+                                 contour_p=c.contour_p, rank_by=c.rank_by,
+                                 engine=f"importance sampling, {int(s.n_points[0])} quasi-random points",
+                                 ess=float(s.ess[0]))
 
     def decide(self, states: States) -> Decisions:
         rec = self.recommend(states)

@@ -81,7 +81,8 @@ _EIG_FLOOR: Final[float] = 1e-6   # floor of -H's eigenvalues, relative to the s
 _ETA_CLIP: Final[float] = 80.0    # |logit| beyond which sigmoid is 0 or 1 in float32; keeps exp finite
 _TINY: Final[dict[type, float]] = {np.float32: 1e-30, np.float64: 1e-300}  # floor of cell probabilities
 _PILOT_MIN_ESS: Final[float] = 30.0  # pilot ESS needed to trust its moments for the main proposal
-_STATE_BLOCK: Final[int] = 8192   # states per mode-finding block (bounds memory)
+_STATE_BLOCK: Final[int] = 8192   # states per block (bounds the memory of mode finding)
+_MIN_STATES_PER_THREAD: Final[int] = 16  # smaller batches are not worth a thread
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,8 +117,8 @@ class EngineSettings:
         States are processed in chunks of about this many (state, point, dose)
         elements (about 20 work arrays of this size); small chunks stay in cache.
     n_threads
-        Threads over chunks (NumPy releases the GIL in its kernels). Results do
-        not depend on it.
+        Threads, each taking a contiguous group of the batch's states (NumPy
+        releases the GIL in its kernels). Results do not depend on it.
     dtype
         ``numpy.float32`` (default) or ``numpy.float64`` for the per-point work.
     """
@@ -186,7 +187,7 @@ class PosteriorSummary:
         ``(S, D)`` Monte Carlo standard errors of the above (NaN when not
         requested): the delta-method variance of a self-normalised importance
         sampling mean, :math:`\\sum_i \\bar w_i^2 (f_i - \\hat f)^2` (Owen 2013,
-        *Monte Carlo theory, methods and examples*, eq. 9.8), linearising the
+        *Monte Carlo theory, methods and examples*, ch. 9), linearising the
         plug-in utility; an IID formula, so conservative for the quasi-random points.
     theta_mean, theta_cov
         ``(S, 6)`` posterior means and ``(S, 6, 6)`` covariances (NaN unless
@@ -584,9 +585,21 @@ class EffToxEngine:
         cnt = cnt.astype(np.int64)
         s = cnt.shape[0]
         out = _empty_summary(s, self.n_doses)
-        for a in range(0, s, _STATE_BLOCK):
-            z = min(a + _STATE_BLOCK, s)
-            _fill(out, np.arange(a, z), self._summarise_block(cnt[a:z], full))
+        # contiguous groups of states, one per thread (each state is computed the same way in any group)
+        n_groups = max(1, min(self.settings.n_threads, s // _MIN_STATES_PER_THREAD))
+        size = min(_STATE_BLOCK, -(-s // n_groups))
+        bounds = [(a, min(a + size, s)) for a in range(0, s, size)]
+
+        def work(b: tuple[int, int]) -> PosteriorSummary:
+            return self._summarise_block(cnt[b[0]:b[1]], full)
+
+        if n_groups > 1:
+            with ThreadPoolExecutor(max_workers=n_groups) as ex:
+                parts = list(ex.map(work, bounds))
+        else:
+            parts = [work(b) for b in bounds]
+        for (a, z), part in zip(bounds, parts):
+            _fill(out, np.arange(a, z), part)
         return out
 
     # -- internals ----------------------------------------------------------------------------
@@ -636,15 +649,8 @@ class EffToxEngine:
         bounds = [(a, min(a + per, s)) for a in range(0, s, per)]
         pts = self._points[n_pts]
 
-        def work(b: tuple[int, int]) -> PosteriorSummary:
-            a, z = b
-            return self._is_chunk(cnt[a:z], centre[a:z], root[a:z], mode[a:z], pts, scale[a:z], full, cov)
-
-        if self.settings.n_threads > 1 and len(bounds) > 1:
-            with ThreadPoolExecutor(max_workers=min(self.settings.n_threads, len(bounds))) as ex:
-                parts = list(ex.map(work, bounds))
-        else:
-            parts = [work(b) for b in bounds]
+        parts = [self._is_chunk(cnt[a:z], centre[a:z], root[a:z], mode[a:z], pts, scale[a:z], full, cov)
+                 for a, z in bounds]
         return PosteriorSummary(*(np.concatenate([getattr(q, f) for q in parts]) for f in _SUMMARY_FIELDS))
 
     def _is_chunk(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray, pts: _PointSet,

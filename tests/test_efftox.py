@@ -133,7 +133,8 @@ def test_joint_probabilities() -> None:
     # the reference README's formula term by term: pi_ab = ... + (-1)^(a+b) e(1-e)t(1-t)(e^psi-1)/(e^psi+1)
     k = (np.exp(psi) - 1) / (np.exp(psi) + 1)
     for j, (a, b) in enumerate([(1, 1), (1, 0), (0, 1), (0, 0)]):
-        ref = e ** a * (1 - e) ** (1 - a) * t ** b * (1 - t) ** (1 - b) + (-1) ** (a + b) * e * (1 - e) * t * (1 - t) * k
+        indep = e ** a * (1 - e) ** (1 - a) * t ** b * (1 - t) ** (1 - b)
+        ref = indep + (-1) ** (a + b) * e * (1 - e) * t * (1 - t) * k
         np.testing.assert_allclose(cells[:, j], ref, rtol=1e-12, atol=1e-15)
     # margins are piE and piT whatever psi
     np.testing.assert_allclose(cells[:, 0] + cells[:, 1], e, atol=1e-15)
@@ -444,6 +445,20 @@ def test_simulated_trials_follow_the_rules() -> None:
     assert np.array_equal(out.selected, again.selected) and np.array_equal(out.n, again.n)
 
 
+def test_explain_feeds_conduct_mode(design: EffToxDesign) -> None:
+    from escalade.simulations.conduct import Patient, next_dose
+
+    ex = design.explain(parse_outcomes("1NNE 2EEB", n_doses=5))
+    tab = ex.table()
+    assert set(tab) >= {"prob_eff", "prob_tox", "utility", "post_utility", "acceptable"}
+    assert tab["acceptable"] == [True, True, True, False, False] and ex.max_rhat is None and ex.ess > 2000
+    # the same data as patient rows (dose, DLT, response), through the conduct-mode entry point
+    rows = [(0, 0, 0), (0, 0, 0), (0, 0, 1), (1, 0, 1), (1, 0, 1), (1, 1, 1)]
+    res = next_dose(design, [Patient(str(i), d, bool(t), bool(r), i + 2) for i, (d, t, r) in enumerate(rows)])
+    assert (res.next_dose, res.stop, res.selected_now) == (3, False, 3)
+    assert "utility" in res.table.columns and res.details["ess"] == pytest.approx(ex.ess)
+
+
 def test_design_pickles_without_its_cache(design: EffToxDesign) -> None:
     import pickle
 
@@ -495,6 +510,7 @@ def _compare_with_pymc(design: EffToxDesign, name: str, draws: int, chains: int)
         assert mc.acceptable.tolist() == fit.acceptable[0].tolist()
         assert mc.recommended == fit.recommended[0]
     assert set(mc.summary.index) >= {"alpha", "beta", "gamma", "zeta", "eta", "psi"}
+    assert {"r_hat", "ess_bulk", "ess_tail", "mcse_mean"} <= set(mc.summary.columns)
 
 
 def test_engine_agrees_with_pymc_nuts(design: EffToxDesign) -> None:
@@ -506,3 +522,11 @@ def test_engine_agrees_with_pymc_nuts(design: EffToxDesign) -> None:
 @pytest.mark.parametrize("name", DATASETS)
 def test_engine_agrees_with_pymc_nuts_on_every_data_set(design: EffToxDesign, name: str) -> None:
     _compare_with_pymc(design, name, draws=2500, chains=4)
+
+
+@pytest.mark.slow
+def test_explain_with_nuts_carries_arviz_diagnostics(design: EffToxDesign) -> None:
+    pytest.importorskip("pymc")
+    ex = design.explain(parse_outcomes("1N 2E 3B", n_doses=5), mcmc=True, draws=1000, chains=2, seed=5)
+    assert ex.engine.startswith("NUTS") and ex.max_rhat < 1.01 and ex.divergences == 0 and ex.ess > 400
+    assert ex.acceptable == (True, True, True, True, False)
