@@ -45,15 +45,13 @@ def _designs() -> list:
 
 
 def _random_states(rng: np.random.Generator, s: int, cohort: int = 3) -> States:
+    """Random but consistent states: the four tox x eff cells of each dose add up to n."""
     n = rng.integers(0, 3, size=(s, N_DOSES)) * cohort
-    tox = rng.binomial(n, 0.3)
-    eff = rng.binomial(n, 0.4)
-    both = rng.binomial(np.minimum(tox, eff), 0.5)
     current = np.array([rng.choice(np.nonzero(row)[0]) if row.any() else 0 for row in n])
     n[np.arange(s), current] = np.maximum(n[np.arange(s), current], cohort)
-    tox = np.minimum(tox, n)
-    eff = np.minimum(eff, n)
-    both = np.minimum(both, np.minimum(tox, eff))
+    cells = np.stack([rng.multinomial(k, [0.15, 0.15, 0.3, 0.4]) for k in n.ravel()]).reshape(s, N_DOSES, 4)
+    both, tox_only, eff_only = cells[..., 0], cells[..., 1], cells[..., 2]
+    tox, eff = both + tox_only, both + eff_only
     last_tox = np.minimum(rng.integers(0, 2, size=s), tox[np.arange(s), current])
     return States.from_counts(n, tox, eff, both, current=current, last_n=cohort, last_tox=last_tox)
 
