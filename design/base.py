@@ -286,12 +286,17 @@ class Design(Protocol):
     memoise
         True when a decision is costly enough that the engine should decide
         each distinct state once (BOIN and 3+3 are table look-ups: False).
+    state_fields
+        ``"counts"`` when neither ``decide`` nor ``select`` reads the last
+        cohort (``last_n``, ``last_tox``), so that exact enumeration may merge
+        states that differ only there; ``"all"`` otherwise.
     """
 
     kind: ClassVar[str]
     markov: ClassVar[bool]
     uses_efficacy: ClassVar[bool]
     memoise: ClassVar[bool]
+    state_fields: str
 
     @property
     def config(self) -> Any: ...

@@ -193,6 +193,7 @@ class BoinDesign:
     markov: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
+    state_fields: ClassVar[str] = "counts"
     boundaries: BoinBoundaries = field(init=False)
 
     def __post_init__(self) -> None:

@@ -58,6 +58,7 @@ class ThreePlusThreeDesign:
     markov: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
+    state_fields: ClassVar[str] = "counts"
 
     @property
     def n_doses(self) -> int:

@@ -29,7 +29,9 @@ class TrialOutcomes:
     reason
         ``(T,)`` :class:`~escalade.design.base.StopReason` value.
     n, tox, eff, both
-        ``(T, D)`` patients, DLTs, responders, DLT-and-response per dose.
+        ``(T, D)`` patients, DLTs, responders, DLT-and-response per dose. For
+        exact enumeration of a design that ignores response, ``eff`` and
+        ``both`` are floats: the exact expected counts given the row's state.
     cohorts
         ``(T,)`` number of cohorts enrolled.
     weight

@@ -1,0 +1,103 @@
+"""``escalade paths`` and ``escalade next-dose``: the designs' rules, applied by hand.
+
+``paths`` prints every path of the next cohorts with the dose each leads to
+(for a protocol's dose-transition table); ``next-dose`` answers "what dose for
+the next cohort?" for a live trial's patient data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser"]
+
+
+def _study_design(study_path: str, name: str) -> tuple[Any, Any]:
+    """The study and its design called ``name`` (or of that kind)."""
+    from escalade.design.registry import build_study_designs
+    from escalade.scenarios.errors import StudyError, did_you_mean
+    from escalade.scenarios.load import load_study
+
+    study = load_study(study_path)
+    designs = build_study_designs(study)
+    for spec, d in designs:
+        if spec.name == name:
+            return study, d
+    for spec, d in designs:
+        if d.kind == name.lower():
+            return study, d
+    names = [spec.name for spec, _ in designs]
+    raise StudyError(study_path, "--design", name,
+                     f"is not a design of this study{did_you_mean(name, names)}; choose one of {names}")
+
+
+def _scenario(study: Any, name: str | None) -> Any:
+    from escalade.scenarios.errors import StudyError, did_you_mean
+
+    if name is None:
+        return None
+    for s in study.scenarios:
+        if s.name == name:
+            return s
+    names = [s.name for s in study.scenarios]
+    raise StudyError(study.source, "--scenario", name,
+                     f"is not a scenario of this study{did_you_mean(name, names)}; choose one of {names}")
+
+
+def _cmd_paths(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from escalade.simulations.paths import dose_paths, format_paths, plot_paths
+
+    study, design = _study_design(args.study, args.design)
+    scen = _scenario(study, args.scenario)
+    kw: dict[str, Any] = {}
+    if scen is not None:
+        kw = {"p_tox": scen.p_dlt, "p_eff": scen.p_response, "association": scen.association}
+    paths = dose_paths(design, args.cohorts, args.history or "", **kw)
+    print(format_paths(paths, ascii=args.ascii, max_lines=args.max_lines))
+    if args.csv:
+        paths.to_csv(args.csv)
+        print(f"\ntable written to {args.csv}")
+    if args.figure:
+        plot_paths(paths, args.figure)
+        print(f"figure written to {args.figure}")
+    return 0
+
+
+def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from escalade.simulations.conduct import format_next_dose, next_dose
+
+    study, design = _study_design(args.study, args.design)
+    result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels())
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print(format_next_dose(result))
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``paths`` and ``next-dose`` sub-commands."""
+    p = sub.add_parser("paths", help="dose-transition pathways of the next cohorts")
+    p.add_argument("study", help="study file (YAML)")
+    p.add_argument("--design", required=True, help="design name (or kind) in the study file")
+    p.add_argument("--cohorts", type=int, default=2, help="number of further cohorts (default 2)")
+    p.add_argument("--from", dest="history", default="",
+                   help='trial so far, e.g. "1NNN 2NTN" (dose, then N/T per patient; E/B for phase I/II)')
+    p.add_argument("--scenario", help="name of a scenario: adds each path's probability under it")
+    p.add_argument("--csv", help="write the table of paths to this CSV file")
+    p.add_argument("--figure", help="draw the tree to this file (.png, .pdf, .svg)")
+    p.add_argument("--ascii", action="store_true", help="ASCII tree (no box-drawing characters)")
+    p.add_argument("--max-lines", type=int, default=None, help="print at most this many lines of the tree")
+    p.set_defaults(func=_cmd_paths)
+
+    n = sub.add_parser("next-dose", help="next dose for a live trial's patient data")
+    n.add_argument("--study", required=True, help="study file (YAML) defining the design")
+    n.add_argument("--design", required=True, help="design name (or kind) in the study file")
+    n.add_argument("--data", required=True,
+                   help="patients CSV: id, dose_level (1-based), dlt (0/1), response (0/1, optional), dates")
+    n.add_argument("--json", action="store_true", help="print the answer as JSON")
+    n.set_defaults(func=_cmd_next_dose)
