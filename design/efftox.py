@@ -804,8 +804,8 @@ class EffToxDesign:
     markov: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = True
     memoise: ClassVar[bool] = True
-    engine: "EffToxEngine" = field(init=False, repr=False)
-    _cache: _Cache = field(init=False, repr=False)
+    engine: "EffToxEngine" = field(init=False, repr=False, compare=False)
+    _cache: _Cache = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from escalade.design.efftox_engine import EffToxEngine

@@ -77,6 +77,7 @@ _NEWTON_MAX_ITER: Final[int] = 60
 _NEWTON_TOL: Final[float] = 1e-12  # Newton decrement g' (-H)^-1 g at which the mode counts as found
 _LINE_SEARCH_STEPS: Final[int] = 40
 _ARMIJO_C: Final[float] = 1e-4
+_MAX_STEP: Final[float] = 3.0     # longest first trial step of a Newton iteration, in prior SDs
 _EIG_FLOOR: Final[float] = 1e-6   # floor of -H's eigenvalues, relative to the smallest prior precision
 _ETA_CLIP: Final[float] = 80.0    # |logit| beyond which sigmoid is 0 or 1 in float32; keeps exp finite
 _TINY: Final[dict[type, float]] = {np.float32: 1e-30, np.float64: 1e-300}  # floor of cell probabilities
@@ -270,10 +271,12 @@ def _log_post(model: _Model, theta: np.ndarray, cnt: np.ndarray) -> np.ndarray:
     c11, c10, c01, c00 = cnt[..., 0], cnt[..., 1], cnt[..., 2], cnt[..., 3]
     n = c11 + c10 + c01 + c00
     ll = (c11 + c10) * eta_e + (c11 + c01) * eta_t - n * (sp_e + sp_t)
-    ll = ll + c11 * np.log1p(k * qe * qt) + c10 * np.log1p(-k * qe * t) \
-        + c01 * np.log1p(-k * e * qt) + c00 * np.log1p(k * e * t)
+    with np.errstate(divide="ignore", invalid="ignore"):  # far trial points of a line search may give -inf
+        ll = ll + c11 * np.log1p(k * qe * qt) + c10 * np.log1p(-k * qe * t) \
+            + c01 * np.log1p(-k * e * qt) + c00 * np.log1p(k * e * t)
     dev = theta - model.mu
-    return ll.sum(axis=1) - 0.5 * (dev * dev * model.prec).sum(axis=1)
+    lp = ll.sum(axis=1) - 0.5 * (dev * dev * model.prec).sum(axis=1)
+    return np.where(np.isnan(lp), -np.inf, lp)
 
 
 def _log_post_derivs(model: _Model, theta: np.ndarray, cnt: np.ndarray
@@ -459,7 +462,9 @@ def laplace_mode(model: _Model, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray
         if not go.any():
             break
         idx, th, c, step, lp, dec = act[go], th[go], c[go], step[go], lp[go], dec[go]
-        alpha = np.ones(idx.size)
+        # first trial step at most _MAX_STEP prior SDs in any coordinate (keeps trial points sane)
+        reach = np.abs(step * np.sqrt(model.prec)).max(axis=1)
+        alpha = np.minimum(1.0, _MAX_STEP / np.maximum(reach, 1e-300))
         pending = np.ones(idx.size, bool)
         new = th.copy()
         for _ls in range(_LINE_SEARCH_STEPS):
