@@ -188,8 +188,11 @@ def test_state_fields_counts_merges_more_and_changes_nothing() -> None:
     class Declared(CountingDesign):
         state_fields = "counts"
 
+    class Undeclared(CountingDesign):
+        state_fields = "all"
+
     base = BoinDesign(BoinConfig(target=0.25, n_doses=5, max_n=18))
-    a, b = CountingDesign(base), Declared(base)
+    a, b = Undeclared(base), Declared(base)
     ea, eb = exact_outcomes(a, CURVE_A), exact_outcomes(b, CURVE_A)
     assert eb.n_decided < 0.8 * ea.n_decided
     np.testing.assert_allclose(_recommend(ea, 5), _recommend(eb, 5), atol=1e-15)
