@@ -167,6 +167,9 @@ def test_mtd_rule() -> None:
     assert crm_mtd([0.01, 0.05, 0.1], 0.25) == 2
     assert crm_mtd([0.3, 0.4, 0.5], 0.25) == 0
     assert crm_mtd([0.125, 0.375, 0.5], 0.25) == 0   # exact tie (binary fractions): the lower dose
+    # the all-above / all-below rules are stated as dfcrm writes them, not derived from monotonicity
+    assert crm_mtd([0.3, 0.26, 0.5], 0.25) == 0
+    assert crm_mtd([0.1, 0.24, 0.2], 0.25) == 2
     assert crm_mtd([[0.1, 0.26, 0.5], [0.3, 0.4, 0.5]], 0.25).tolist() == [1, 0]
 
 

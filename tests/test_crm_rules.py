@@ -66,6 +66,14 @@ def test_coherence_fraction_and_any() -> None:
     assert _one(_design(target=0.4, no_skip="off", coherence="any"), n, tox, current=1, last_tox=0)[0] >= 2
 
 
+def test_coherence_fraction_equal_to_target_blocks_escalation() -> None:
+    # dfcrm crmsim: sum(y[last cohort]) / mcohort >= target (1/4 == 0.25 exactly)
+    n, tox = [4, 4, 0, 0, 0], [0, 1, 0, 0, 0]
+    free = _design(target=0.25, no_skip="off", coherence="off", cohort_size=4)
+    assert _one(free, n, tox, current=1, last_n=4, last_tox=1)[0] >= 2
+    assert _one(_design(target=0.25, no_skip="off", cohort_size=4), n, tox, current=1, last_n=4, last_tox=1)[0] == 1
+
+
 def test_start_up_until_first_dlt_then_model() -> None:
     d = _design(startup=(0, 0, 1, 1, 2, 2, 3, 3, 4, 4), no_skip="off", coherence="off")
     assert d.start() == (0, 3)
@@ -99,6 +107,9 @@ def test_stop_at_n_at_recommended_dose_and_min_n() -> None:
     d = _design(stop_n_at_dose=9)
     dose, stop, reason = _one(d, n, tox, 1, last_tox=1)
     assert stop and dose == NO_DOSE and reason == StopReason.N_AT_DOSE
+    # the count is taken at the recommended dose, not at the current one
+    assert _one(d, n, tox, 0, last_tox=0)[1]
+    assert not _one(d, [9, 3, 0, 0, 0], [2, 0, 0, 0, 0], 0, last_tox=0)[1]
     assert d.select(States.from_counts(n, tox, current=1))[0] == 1
     assert _one(_design(stop_n_at_dose=9, min_n=15), n, tox, 1, last_tox=1)[:2] == (1, False)
     assert _one(_design(stop_n_at_dose=9, min_n=12), n, tox, 1, last_tox=1)[1]
@@ -106,9 +117,12 @@ def test_stop_at_n_at_recommended_dose_and_min_n() -> None:
 
 def test_safety_stop_is_not_held_and_wins_over_n_at_dose() -> None:
     st_ = States.from_counts([9, 0, 0, 0, 0], [6, 0, 0, 0, 0], current=0, last_n=3, last_tox=3)
-    d = _design(safety_threshold=0.9, stop_n_at_dose=9, min_n=30)
-    dec = d.decide(st_)
-    assert dec.stop[0] and dec.reason[0] == StopReason.ALL_TOXIC
+    for min_n in (0, 30):  # both rules fire; with min_n = 30 only the safety stop may
+        d = _design(safety_threshold=0.9, stop_n_at_dose=9, min_n=min_n)
+        dec = d.decide(st_)
+        assert dec.stop[0] and dec.reason[0] == StopReason.ALL_TOXIC
+    assert _one(_design(stop_n_at_dose=9), [9, 0, 0, 0, 0], [6, 0, 0, 0, 0], 0, last_tox=3)[2] \
+        == StopReason.N_AT_DOSE
 
 
 def test_only_one_rule_may_replace_the_dose() -> None:
