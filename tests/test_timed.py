@@ -208,3 +208,28 @@ def test_simulate_timed_is_deterministic_and_needs_arrivals() -> None:
     with pytest.raises(ValueError, match="u_arrival"):
         run_timed_trials(tb, P_TOX, P_EFF, Patients(pts.u_tox, pts.u_eff, pts.u_onset), timing,
                          dlt_window_days=28, response_days=90)
+
+
+def test_time_characteristics_rows_and_quantile_errors() -> None:
+    from escalade.simulations.oc_time import TIME_METRICS, time_characteristics, weighted_quantile
+    from escalade.simulations.outcomes import TrialOutcomes
+
+    # durations from an exponential of mean 100 days: the median (100 log 2) within 3 of its stated
+    # SEs, and that SE close to the asymptotic sqrt(q(1-q)/T)/f(x_q) = 100/sqrt(T) (within 25%)
+    t = 4000
+    dur = np.random.default_rng(1).exponential(100.0, t)
+    z = np.zeros((t, 2), np.int64)
+    out = TrialOutcomes(np.zeros(t, np.int64), np.ones(t, np.int8), z, z, z, z, np.ones(t, np.int64),
+                        np.full(t, 1.0 / t), duration=dur, suspensions=(dur > 150).astype(np.int64))
+    df = time_characteristics(out, scenario="s", design="d").set_index("metric")
+    assert list(df.index) == list(TIME_METRICS)
+    assert list(df.columns) == ["scenario", "design", "dose", "value", "se", "exact"]
+    med, se = df.loc["duration_days_median", ["value", "se"]]
+    assert abs(med - 100 * np.log(2)) < 3 * se
+    assert se == pytest.approx(100 / np.sqrt(t), rel=0.25)
+    assert df.loc["duration_days", "value"] == pytest.approx(dur.mean())
+    assert df.loc["suspended_pct", "value"] == pytest.approx(100 * np.mean(dur > 150))
+    assert df.loc["duration_days_p10", "value"] < med < df.loc["duration_days_p90", "value"]
+    assert weighted_quantile(np.array([5.0, 1.0]), np.array([0.9, 0.1]), 0.5) == 5.0
+    untimed = TrialOutcomes(out.selected, out.reason, z, z, z, z, out.cohorts, out.weight)
+    assert time_characteristics(untimed).empty

@@ -1,0 +1,439 @@
+"""BOIN12: Bayesian optimal interval phase I/II design for utility-based dose finding.
+
+Lin, Zhou, Yan, Li & Yuan (2020), JCO Precision Oncology 4:1393-1402. The
+rules follow the paper and, where the paper leaves details open, the authors'
+simulation code (as distributed with the BOIN12 web application at
+trialdesign.org); each such choice is marked *software* below.
+
+Utility (paper, Table 1): with toxicity :math:`T` and efficacy :math:`E`,
+:math:`u(T=0, E=1) = 100`, :math:`u(T=1, E=0) = 0`, and by default
+:math:`u_{11} = u(T=1, E=1) = 60`, :math:`u_{00} = u(T=0, E=0) = 40`. At a dose
+with :math:`n` patients and outcome counts :math:`y_{TE}`, the utility is treated
+as a quasi-binomial probability with :math:`x = \\sum u_{TE}\\, y_{TE} / 100`
+quasi-events, whose posterior under a Beta(1, 1) prior is
+Beta(:math:`1 + x`, :math:`1 + n - x`). The benchmark is half-way between the
+highest unacceptable utility :math:`\\bar u` (toxicity :math:`\\phi_T`, efficacy
+:math:`\\phi_E`, independent) and 100:
+
+.. math::
+
+    \\bar u = 100(1-\\phi_T)\\phi_E + u_{11}\\phi_T\\phi_E + u_{00}(1-\\phi_T)(1-\\phi_E),
+    \\qquad u_b = \\bar u + (100 - \\bar u)/2,
+
+and the desirability of a dose is :math:`\\Pr(u/100 > u_b/100 \\mid \\text{data})`.
+The paper tabulates its rank among all :math:`(n, y_T, y_E)` (the *rank-based
+desirability score*, :func:`boin12_rds_table`, its Table 3); ranks preserve
+the order, so the design compares the probabilities themselves.
+
+Admissibility (paper): dose :math:`j` is eliminated, once :math:`n_j \\ge 3`, if
+:math:`\\Pr(p_{T,j} > \\phi_T \\mid \\text{data}) > c_T = 0.95` (with all higher
+doses) or :math:`\\Pr(p_{E,j} < \\phi_E \\mid \\text{data}) > c_E = 0.9` (that dose
+only), Beta(1, 1) priors.
+
+Dose finding, at current dose :math:`j` with :math:`\\hat p_T = y_T/n` and BOIN's
+boundaries :math:`\\lambda_e, \\lambda_d` for :math:`\\phi_T` (paper, Table 2):
+
+1. stop if the lowest dose is eliminated for toxicity (all doses too toxic), or
+   every dose is eliminated (no acceptable dose); stop when :math:`n_j` reaches
+   ``n_earlystop`` (*software*: whatever the rule would do next);
+2. :math:`\\hat p_T \\ge \\lambda_d` (BOIN's de-escalation boundary): de-escalate to
+   the highest admissible lower dose (*software*: stay if there is none and
+   :math:`j` is admissible, else stop);
+3. otherwise choose, by desirability, among :math:`j`, the highest admissible
+   dose below :math:`j` and -- if :math:`n_j < N^* = 6`, or :math:`\\hat p_T \\le
+   \\lambda_e` -- the lowest admissible dose above :math:`j` (*software*: admissible
+   neighbours skip eliminated doses). An untried dose has the prior desirability
+   :math:`1 - u_b/100`. Ties go to the higher dose (the software breaks them at
+   random; the web application, per the R package ``escalation``, to the higher
+   dose). The choice eliminated: stop;
+4. dose exploration (paper's Supplement; *software*): if :math:`n_j \\ge 9` and
+   :math:`\\hat p_T < \\lambda_d` and the next admissible higher dose is untried,
+   escalate to it.
+
+Final selection of the optimal biological dose (OBD; *software*): the toxicity
+estimate is the isotonic fit :math:`\\tilde p_T` of :math:`(y_T + 0.05)/(n + 0.1)`
+(weights :math:`n + 0.1`); the MTD is the dose whose :math:`\\tilde p_T` is closest
+to :math:`\\phi_T` (ties as ``BOIN::select.mtd``); the efficacy estimate
+:math:`\\tilde p_E` is the unimodal (umbrella) isotonic fit of
+:math:`(y_E + 0.05)/(n + 0.1)` (weights :math:`n + 0.5`) averaged over the mode's
+position with weights proportional to the binomial likelihood of each fit;
+the OBD maximises :math:`\\hat u = 100(1-\\tilde p_T)\\tilde p_E + u_{11}\\tilde p_T\\tilde
+p_E + u_{00}(1-\\tilde p_T)(1-\\tilde p_E)` among admissible doses at or below the
+MTD (ties: the higher dose). Deviations from the software, all deliberate:
+only treated doses enter the fits (the software also fits untried doses at
+0.5); its small dose-index jitters (:math:`+0.001 j` on :math:`\\tilde p_T`,
+:math:`+0.01 j` on :math:`\\tilde p_E`, which shift estimates, not only ties) are
+replaced by the tie rules above; the software's utility
+:math:`u_{11}\\tilde p_E + u_{00}(1 - \\tilde p_T)` equals :math:`\\hat u` only when
+:math:`u_{11} + u_{00} = 100` (the defaults), so :math:`\\hat u` and the quasi-events
+:math:`x` use the four outcome cells.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from scipy import special, stats
+
+from escalade.design.base import NO_DOSE, Decisions, FloatArray, IntArray, States, StopReason
+from escalade.design.boin import BoinBoundaries, BoinConfig, boin_boundaries
+from escalade.design.config import check_fraction, check_int, check_positive, check_probability
+from escalade.design.isotonic import isotonic_regression
+from escalade.scenarios.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Boin12Config", "Boin12Design", "boin12_rds_table", "boin12_estimates", "Boin12Estimates",
+           "unimodal_regression", "register_design"]
+
+_MIN_N_ELIM = 3  # elimination (toxicity or futility) needs at least 3 patients at the dose
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Boin12Config:
+    """BOIN12 parameters; defaults from the paper (Lin et al. 2020) and its software.
+
+    Attributes
+    ----------
+    target
+        :math:`\\phi_T`, the highest acceptable DLT rate (study target).
+    phi_e
+        :math:`\\phi_E`, the lowest acceptable response rate.
+    u11, u00
+        Utilities of (DLT and response) and (neither); (response, no DLT) is 100
+        and (DLT, no response) 0.
+    p_saf, p_tox
+        BOIN's :math:`\\phi_1, \\phi_2` for :math:`\\lambda_e, \\lambda_d` (0.6 and 1.4 :math:`\\phi_T`).
+    cutoff_eli, cutoff_eli_eff
+        :math:`c_T` (0.95) and :math:`c_E` (0.9) of the admissibility rules.
+    n_star
+        :math:`N^*`: with at least this many patients at the current dose, escalation
+        needs :math:`\\hat p_T \\le \\lambda_e` (6).
+    n_explore
+        Dose exploration: with at least this many at the current dose and the next
+        dose untried, escalate (9).
+    n_earlystop
+        Stop when this many patients are at the current dose (100: never).
+    prior_alpha, prior_beta
+        Beta prior of the quasi-binomial utility (1, 1).
+    """
+
+    target: float
+    n_doses: int
+    cohort_size: int = 3
+    max_n: int = 30
+    start_dose: int = 0
+    phi_e: float = 0.25
+    u11: float = 60.0
+    u00: float = 40.0
+    p_saf: float | None = None
+    p_tox: float | None = None
+    cutoff_eli: float = 0.95
+    cutoff_eli_eff: float = 0.9
+    n_star: int = 6
+    n_explore: int = 9
+    n_earlystop: int = 100
+    prior_alpha: float = 1.0
+    prior_beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        boin = BoinConfig(target=self.target, n_doses=self.n_doses, cohort_size=self.cohort_size,
+                          max_n=self.max_n, start_dose=self.start_dose, p_saf=self.p_saf, p_tox=self.p_tox,
+                          cutoff_eli=self.cutoff_eli)
+        object.__setattr__(self, "p_saf", boin.p_saf)
+        object.__setattr__(self, "p_tox", boin.p_tox)
+        check_fraction("phi_e", self.phi_e)
+        for name in ("u11", "u00"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v <= 100.0:
+                raise ConfigError(name, v, "must be a utility in [0, 100] (response without DLT = 100, "
+                                           "DLT without response = 0)")
+            object.__setattr__(self, name, float(v))
+        check_probability("cutoff_eli_eff", self.cutoff_eli_eff)
+        check_int("n_star", self.n_star, low=1)
+        check_int("n_explore", self.n_explore, low=1)
+        check_int("n_earlystop", self.n_earlystop, low=1)
+        check_positive("prior_alpha", self.prior_alpha)
+        check_positive("prior_beta", self.prior_beta)
+
+    @property
+    def benchmark(self) -> float:
+        """:math:`u_b`, the benchmark utility (0-100)."""
+        pt, pe = self.target, self.phi_e
+        ubar = 100 * (1 - pt) * pe + self.u11 * pt * pe + self.u00 * (1 - pt) * (1 - pe)
+        return ubar + (100.0 - ubar) / 2.0
+
+    @property
+    def additive(self) -> bool:
+        """True when the utility depends on the marginal counts only (:math:`u_{11} + u_{00} = 100`)."""
+        return abs(self.u11 + self.u00 - 100.0) < 1e-12
+
+
+def _quasi_events(cfg: Boin12Config, n: Any, tox: Any, eff: Any, both: Any) -> np.ndarray:
+    n, tox, eff, both = (np.asarray(a, float) for a in (n, tox, eff, both))
+    y01 = eff - both
+    y00 = n - tox - eff + both
+    return (100.0 * y01 + cfg.u11 * both + cfg.u00 * y00) / 100.0
+
+
+def _desirability(cfg: Boin12Config, n: Any, tox: Any, eff: Any, both: Any) -> np.ndarray:
+    """:math:`\\Pr(u > u_b \\mid \\text{data})` under Beta(alpha + x, beta + n - x)."""
+    x = _quasi_events(cfg, n, tox, eff, both)
+    n = np.asarray(n, float)
+    return special.betaincc(cfg.prior_alpha + x, cfg.prior_beta + n - x, cfg.benchmark / 100.0)
+
+
+def _eliminated(cfg: Boin12Config, n: np.ndarray, tox: np.ndarray, eff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(S, D)`` toxicity elimination (this dose and higher) and futility elimination (this dose)."""
+    ok = n >= _MIN_N_ELIM
+    p_tox = stats.beta.sf(cfg.target, tox + 1.0, n - tox + 1.0)
+    p_fut = stats.beta.cdf(cfg.phi_e, eff + 1.0, n - eff + 1.0)
+    tox_e = np.logical_or.accumulate(ok & (p_tox > cfg.cutoff_eli), axis=-1)
+    return tox_e, ok & (p_fut > cfg.cutoff_eli_eff)
+
+
+@dataclass(frozen=True, slots=True)
+class Boin12Design:
+    """BOIN12 as a pure function of the per-dose outcome cells (see the module docstring)."""
+
+    config: Boin12Config
+    kind: ClassVar[str] = "boin12"
+    markov: ClassVar[bool] = True
+    uses_efficacy: ClassVar[bool] = True
+    memoise: ClassVar[bool] = False  # decide is vectorised; select deduplicates states itself
+    boundaries: BoinBoundaries = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        object.__setattr__(self, "boundaries",
+                           boin_boundaries(c.target, max(c.max_n, c.n_earlystop, 3), c.p_saf, c.p_tox, c.cutoff_eli))
+
+    @property
+    def n_doses(self) -> int:
+        return self.config.n_doses
+
+    @property
+    def max_n(self) -> int:
+        return self.config.max_n
+
+    def start(self) -> tuple[int, int]:
+        return self.config.start_dose, self.config.cohort_size
+
+    def admissible(self, states: States) -> np.ndarray:
+        """``(S, D)``: neither eliminated for toxicity nor for futility."""
+        tox_e, fut_e = _eliminated(self.config, states.n, states.tox, states.eff)
+        return ~(tox_e | fut_e)
+
+    def desirability(self, states: States) -> FloatArray:
+        """``(S, D)`` :math:`\\Pr(u > u_b)` per dose (prior value for untried doses)."""
+        return _desirability(self.config, states.n, states.tox, states.eff, states.both)
+
+    def decide(self, states: States) -> Decisions:
+        c, b = self.config, self.boundaries
+        s, nd = states.n_states, c.n_doses
+        rows = np.arange(s)
+        d = states.current
+        n_d = states.at_current(states.n)
+        y_d = states.at_current(states.tox)
+        m = np.minimum(n_d, b.n_max)
+        tox_e, fut_e = _eliminated(c, states.n, states.tox, states.eff)
+        elim = tox_e | fut_e
+        des = np.where(elim, -np.inf, self.desirability(states))
+        idx = np.arange(nd)[None, :]
+        lower = np.where(~elim & (idx < d[:, None]), idx, -1).max(axis=1)
+        upper = np.where(~elim & (idx > d[:, None]), idx, nd).min(axis=1)
+        deesc = y_d >= b.deescalate[m]
+
+        # 2. de-escalation: to the highest admissible lower dose, else stay (stop if d is eliminated)
+        nxt_de = np.where(lower >= 0, lower, d)
+        # 3. desirability among the admissible neighbours (ties to the higher dose)
+        allow_up = (upper < nd) & ((n_d < c.n_star) | (y_d <= b.escalate[m]))
+        best = np.where(lower >= 0, lower, d)
+        best_des = np.where(lower >= 0, des[rows, np.maximum(lower, 0)], -np.inf)
+        take = des[rows, d] >= best_des
+        best = np.where(take, d, best)
+        best_des = np.where(take, des[rows, d], best_des)
+        up_des = np.where(allow_up, des[rows, np.minimum(upper, nd - 1)], -np.inf)
+        take = allow_up & (up_des >= best_des)
+        best = np.where(take, upper, best)
+        nxt = np.where(deesc, nxt_de, best)
+        chosen_elim = elim[rows, nxt]
+        # 4. dose exploration
+        explore = (upper < nd) & (n_d >= c.n_explore) & ~deesc
+        explore &= states.n[rows, np.minimum(upper, nd - 1)] == 0
+        nxt = np.where(explore & ~chosen_elim, upper, nxt)
+
+        out = Decisions.go(nxt.astype(np.int64), c.cohort_size)
+        out = out.with_stop(tox_e[:, 0], StopReason.ALL_TOXIC)
+        out = out.with_stop(elim.all(axis=1) | chosen_elim, StopReason.NO_ACCEPTABLE)
+        out = out.with_stop(n_d >= c.n_earlystop, StopReason.N_AT_DOSE)
+        return out
+
+    def select(self, states: States) -> IntArray:
+        """The optimal biological dose of the final data (:data:`NO_DOSE` if none)."""
+        m = states.matrix()[:, : 4 * states.n_doses]
+        uniq, first, inverse = np.unique(m, axis=0, return_index=True, return_inverse=True)
+        est = boin12_estimates(self.config, states.n[first], states.tox[first], states.eff[first],
+                               states.both[first])
+        return est.obd[inverse.reshape(-1)]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Boin12Estimates:
+    """End-of-trial estimates (``(S, D)`` arrays, NaN for untreated doses; ``(S,)`` doses)."""
+
+    p_tox: FloatArray
+    p_eff: FloatArray
+    utility: FloatArray
+    admissible: np.ndarray
+    mtd: IntArray
+    obd: IntArray
+
+
+def unimodal_regression(y: Any, w: Any, mode: int) -> np.ndarray:
+    """Weighted least-squares fit, non-decreasing up to index ``mode`` and non-increasing after.
+
+    For a mode value :math:`c`, the best left part is the increasing isotonic fit
+    :math:`a` of the points before the mode clipped at :math:`c`, and the best right
+    part the decreasing fit :math:`b` after it, clipped likewise (isotonic
+    regression under a constant bound is the clipped unbounded fit). The
+    objective :math:`w_m (y_m - c)^2 + \\sum_i w_i (y_i - \\min(a_i, c))^2 + \\dots`
+    is quadratic between consecutive values of :math:`a, b`, so its minimum over
+    :math:`c` is found exactly piece by piece (checked in the tests against an
+    exhaustive search).
+
+    >>> unimodal_regression([0.275, 0.138, 0.788], [6.87, 5.37, 8.26], mode=1).round(3).tolist()
+    [0.275, 0.532, 0.532]
+    """
+    y = np.asarray(y, float)
+    w = np.asarray(w, float)
+    k = y.size
+    if k == 0:
+        return y.copy()
+    left = isotonic_regression(y[:mode], w[:mode]) if mode > 0 else np.empty(0)
+    right = isotonic_regression(y[mode + 1:][::-1], w[mode + 1:][::-1])[::-1] if mode < k - 1 else np.empty(0)
+    side_y = np.concatenate([y[:mode], y[mode + 1:]])
+    side_w = np.concatenate([w[:mode], w[mode + 1:]])
+    side_f = np.concatenate([left, right])
+    knots = np.unique(side_f)
+    edges = np.concatenate([[-np.inf], knots, [np.inf]])
+    best_c, best_obj = y[mode], np.inf
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        clipped = side_f >= hi  # points held at c on this piece (a_i > c)
+        den = w[mode] + side_w[clipped].sum()
+        c = (w[mode] * y[mode] + (side_w * side_y)[clipped].sum()) / den
+        c = min(max(c, lo), hi)
+        f = np.minimum(side_f, c)
+        obj = w[mode] * (y[mode] - c) ** 2 + float(np.sum(side_w * (side_y - f) ** 2))
+        if obj < best_obj:
+            best_c, best_obj = c, obj
+    out = np.empty(k)
+    out[:mode] = np.minimum(left, best_c)
+    out[mode] = best_c
+    out[mode + 1:] = np.minimum(right, best_c)
+    return out
+
+
+def _efficacy_fit(y: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Model-averaged unimodal fit of the response rates of the treated doses (software's estimator)."""
+    pe = (y + 0.05) / (n + 0.1)
+    w = n + 0.5
+    fits = np.stack([unimodal_regression(pe, w, k) for k in range(pe.size)])
+    loglik = (stats.binom.logpmf(y[None, :], n[None, :], fits)).sum(axis=1)
+    post = np.exp(loglik - loglik.max())
+    post /= post.sum()
+    return post @ fits
+
+
+def boin12_estimates(config: Boin12Config, n: Any, tox: Any, eff: Any, both: Any) -> Boin12Estimates:
+    """Isotonic toxicity, unimodal efficacy, utility, MTD and OBD for a batch of final data."""
+    c = config
+    n = np.atleast_2d(np.asarray(n, np.int64))
+    tox = np.atleast_2d(np.asarray(tox, np.int64))
+    eff = np.atleast_2d(np.asarray(eff, np.int64))
+    both = np.atleast_2d(np.asarray(both, np.int64))
+    s, nd = n.shape
+    tox_e, fut_e = _eliminated(c, n, tox, eff)
+    adm = ~(tox_e | fut_e)
+    treated = n > 0
+    pt_raw = (tox + 0.05) / (n + 0.1)
+    p_tox = np.where(treated, isotonic_regression(pt_raw, np.where(treated, n + 0.1, 0.0), treated), np.nan)
+    p_eff = np.full((s, nd), np.nan)
+    for i in range(s):
+        t = treated[i]
+        if t.any():
+            p_eff[i, t] = _efficacy_fit(eff[i, t].astype(float), n[i, t].astype(float))
+    util = (100.0 * (1 - p_tox) * p_eff + c.u11 * p_tox * p_eff + c.u00 * (1 - p_tox) * (1 - p_eff))
+    # MTD: closest to the target among treated doses not eliminated for toxicity; ties as select.mtd
+    cand = treated & ~tox_e
+    mtd = np.full(s, NO_DOSE, np.int64)
+    best = np.full(s, np.inf)
+    best_below = np.zeros(s, bool)
+    for j in range(nd):
+        dist = np.abs(p_tox[:, j] - c.target)
+        below = p_tox[:, j] < c.target
+        take = cand[:, j] & ((dist < best) | ((dist == best) & below & best_below))
+        mtd = np.where(take, j, mtd)
+        best = np.where(take, dist, best)
+        best_below = np.where(take, below, best_below)
+    # OBD: highest utility among admissible treated doses at or below the MTD; ties to the higher dose
+    ok = adm & treated & (np.arange(nd)[None, :] <= mtd[:, None])
+    u = np.where(ok, util, -np.inf)
+    obd = nd - 1 - np.argmax(u[:, ::-1], axis=1)
+    obd = np.where(ok.any(axis=1) & (mtd >= 0) & ~tox_e[:, 0], obd, NO_DOSE).astype(np.int64)
+    return Boin12Estimates(p_tox, p_eff, util, adm, mtd, obd)
+
+
+def boin12_rds_table(config: Boin12Config, n_values: Any = None) -> "pd.DataFrame":
+    """The rank-based desirability scores (the paper's Table 3), one row per outcome.
+
+    Rows for ``n`` in ``n_values`` (default 0 and every cohort multiple up to
+    ``max_n``) and every :math:`y_T, y_E \\le n` (and, unless :math:`u_{11} + u_{00}
+    = 100`, every number :math:`y_{TE}` with both). Columns: ``n, dlt, response``
+    (``both``), ``desirability`` (:math:`\\Pr(u > u_b)`), ``admissible`` and ``rds``,
+    the rank of the desirability among the admissible rows (ties averaged, as R's
+    ``rank``; None where eliminated, the paper's "E").
+
+    Examples
+    --------
+    >>> cfg = Boin12Config(target=0.35, n_doses=5, phi_e=0.25)
+    >>> t = boin12_rds_table(cfg, [0, 3, 6, 9]).set_index(["n", "dlt", "response"])
+    >>> float(t.loc[(3, 0, 3), "rds"]), float(t.loc[(9, 2, 3), "rds"])  # Table 3 of Lin et al. (2020)
+    (91.0, 32.5)
+    """
+    import pandas as pd
+
+    c = config
+    if n_values is None:
+        n_values = [0, *range(c.cohort_size, c.max_n + 1, c.cohort_size)]
+    recs = []
+    for n in n_values:
+        n = int(n)
+        for yt, ye in itertools.product(range(n + 1), range(n + 1)):
+            if c.additive:
+                bmin = bmax = max(0, yt + ye - n)
+            else:
+                bmin, bmax = max(0, yt + ye - n), min(yt, ye)
+            for yb in range(bmin, bmax + 1):
+                recs.append((n, yt, ye, yb))
+    a = np.array(recs, np.int64)
+    nn, yt, ye, yb = a.T
+    des = _desirability(c, nn, yt, ye, yb)
+    tox_e, fut_e = _eliminated(c, nn[:, None].astype(float), yt[:, None].astype(float), ye[:, None].astype(float))
+    adm = ~(tox_e[:, 0] | fut_e[:, 0])
+    rds = np.full(a.shape[0], np.nan)
+    rds[adm] = stats.rankdata(des[adm], method="average")
+    df = pd.DataFrame({"n": nn, "dlt": yt, "response": ye, "both": yb, "desirability": des,
+                       "admissible": adm, "rds": rds})
+    if c.additive:
+        df = df.drop(columns="both")
+    return df
+
+
+def register_design(register: Any) -> None:
+    """Registry hook (see :mod:`escalade.design.registry`)."""
+    register("boin12", Boin12Config, Boin12Design, aliases=("boin-12",))
