@@ -40,7 +40,10 @@ at the arrival of each cohort's first patient, with ``design.decide_tite`` on
 the data observed by then (:class:`~escalade.design.tite_crm.FollowUp`); when a
 design suspends accrual, the trial closes until the next pending patient's
 outcome becomes known (a DLT or a completed window) and asks again. Cohort
-members after the first are dosed on arrival.
+members after the first are dosed on arrival. The final recommendation is
+``design.select`` on the complete data once every window has ended, except
+that a trial stopped for toxicity (all doses too toxic, no acceptable dose)
+recommends no dose even if outcomes pending at the stop turn out better.
 
 *Staggering* (``timing.enrolment = "stagger"``): the first patient dosed at a
 dose level never given before (a *sentinel*) is observed alone for
@@ -195,7 +198,7 @@ class _Timeline:
         return dose, dlt, frac, eff, treated
 
     def finish(self, reason: np.ndarray, cohorts: np.ndarray, current: np.ndarray, last_n: np.ndarray,
-               last_tox: np.ndarray) -> TrialOutcomes:
+               last_tox: np.ndarray, *, no_dose_after_safety_stop: bool = False) -> TrialOutcomes:
         design = self.design
         t_count = self.dose.shape[0]
         nd = design.n_doses
@@ -208,6 +211,9 @@ class _Timeline:
         final = States(n, tox, eff, both, current, last_n, last_tox)
         selected = select_memoised(design, final)
         selected = np.where((selected >= 0) & (selected < nd), selected, NO_DOSE)
+        if no_dose_after_safety_stop:
+            unsafe = np.isin(reason, (int(StopReason.ALL_TOXIC), int(StopReason.NO_ACCEPTABLE)))
+            selected = np.where(unsafe, NO_DOSE, selected)
         first = np.where(treated[:, 0], self.dosed_at[:, 0], 0.0)
         end = np.where(treated, self.dosed_at + self.follow_len, -np.inf).max(axis=1)
         duration = np.where(treated.any(axis=1), end - first, 0.0)
@@ -424,7 +430,9 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
     cols = np.arange(line.dose.shape[1])[None, :]
     in_last = (cols >= last_start[:, None]) & (cols < pos[:, None])
     last_tox = (line.tox & in_last).sum(axis=1).astype(np.int64)
-    return line.finish(reason, cohorts, current, last_n, last_tox)
+    # A trial stopped for toxicity recommends no dose, even where outcomes pending at the stop
+    # later turn out better (the final data can then look safer than the data that stopped it).
+    return line.finish(reason, cohorts, current, last_n, last_tox, no_dose_after_safety_stop=True)
 
 
 def simulate_timed(

@@ -233,3 +233,21 @@ def test_time_characteristics_rows_and_quantile_errors() -> None:
     assert weighted_quantile(np.array([5.0, 1.0]), np.array([0.9, 0.1]), 0.5) == 5.0
     untimed = TrialOutcomes(out.selected, out.reason, z, z, z, z, out.cohorts, out.weight)
     assert time_characteristics(untimed).empty
+
+
+def test_a_safety_stop_on_pending_data_recommends_no_dose() -> None:
+    # TITE-CRM with a safety rule (threshold 0.75). Patient 1 has a DLT on day 0.3; patients 2 and
+    # 3 are followed 2 and 1 days when patient 4 arrives (day 3): Pr(p_1 > 0.25) under the weighted
+    # posterior exceeds 0.75 and the trial stops. On the complete data (1 DLT in 3) the rule no
+    # longer holds and select() alone would give DL1; a trial stopped for toxicity recommends none.
+    design = TiteCrmDesign(TiteCrmConfig(skeleton=(0.08, 0.16, 0.25, 0.35, 0.46), target=0.25, n_doses=5,
+                                         cohort_size=3, max_n=6, safety_threshold=0.75))
+    u_tox = np.full((1, 16), 0.99)
+    u_tox[0, 0] = 0.0
+    pts = Patients(u_tox, np.full((1, 16), 0.99), np.full((1, 16), 0.01), np.zeros((1, 16)))
+    timing = Timing(accrual="list", arrival_days=(0, 1, 2, 3, 4, 5), rate_per_month=1.0)
+    out = run_timed_trials(design, np.full(5, 0.3), np.zeros(5), pts, timing, dlt_window_days=28,
+                           response_days=90)
+    assert out.reason[0] == 2 and out.n[0].tolist() == [3, 0, 0, 0, 0]  # StopReason.ALL_TOXIC
+    assert design.select(States.from_counts(out.n, out.tox))[0] == 0
+    assert out.selected[0] == -1
