@@ -152,8 +152,8 @@ def _safety_sentences(run: RunData, scen: list[ScenarioInfo]) -> list[str]:
                    f"clearly less often in {less} of these {len(scen)} scenarios.")
     elif counts:
         out.append(f"Compared with {base}, a dose above the true MTD was selected clearly (> {FLAG_Z:g} SE) more "
-                   f"often in " + _join([f"{m} scenarios by {o}" for o, m, _ in counts]) + " and clearly less "
-                   f"often in " + _join([f"{lo} by {o}" for o, _, lo in counts]) + f", out of {len(scen)}.")
+                   "often in " + _join([f"{m} scenarios by {o}" for o, m, _ in counts]) + " and clearly less "
+                   "often in " + _join([f"{lo} by {o}" for o, _, lo in counts]) + f", out of {len(scen)}.")
     out.append(f"The mean sample size ranged from {_ranges(run, run.scenarios, 'sample_size', '')} "
                f"(number of patients, over all {len(run.scenarios)} scenarios).")
     return out

@@ -137,7 +137,8 @@ def input_changes(a: RunData, b: RunData) -> list[InputChange]:
             continue
         _compare(f"designs[{name}].design", da.kind, db.kind, out)
         _compare_maps(f"designs[{name}].params", da.params, db.params, out)
-    _compare("design order", a.design_names, b.design_names, out) if set(des_a) == set(des_b) else None
+    if set(des_a) == set(des_b):
+        _compare("design order", a.design_names, b.design_names, out)
     sc_a = {s.name: s for s in a.scenarios}
     sc_b = {s.name: s for s in b.scenarios}
     for name in list(sc_a) + [n for n in sc_b if n not in sc_a]:

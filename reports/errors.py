@@ -11,7 +11,7 @@ from pathlib import Path
 from escalade.scenarios.errors import EscaladeError
 
 __all__ = ["ReportError", "RunDirNotFoundError", "RunFileMissingError", "RunFileCorruptError",
-           "ReportDependencyError"]
+           "RunInProgressError", "ReportDependencyError"]
 
 
 class ReportError(EscaladeError):
@@ -40,6 +40,10 @@ class RunFileMissingError(ReportError):
 
 class RunFileCorruptError(ReportError):
     """A run file exists but cannot be parsed, or lacks a required field."""
+
+
+class RunInProgressError(ReportError):
+    """An ``escalade run`` holds the directory's lock: its files may be replaced while they are read."""
 
 
 class ReportDependencyError(ReportError):

@@ -19,7 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from escalade.reports.errors import RunDirNotFoundError, RunFileCorruptError, RunFileMissingError
+from escalade.reports.errors import (
+    RunDirNotFoundError,
+    RunFileCorruptError,
+    RunFileMissingError,
+    RunInProgressError,
+)
 
 __all__ = ["OcCell", "DoseInfo", "ScenarioInfo", "DesignInfo", "RunData", "load_run", "OC_COLUMNS",
            "PAIRED_COLUMNS"]
@@ -277,6 +282,8 @@ def load_run(path: str | Path) -> RunData:
     ------
     RunDirNotFoundError
         If ``path`` is not a directory.
+    RunInProgressError
+        If a run holds the directory's lock (its files may change while read).
     RunFileMissingError
         If ``manifest.json`` or ``oc.csv`` is missing.
     RunFileCorruptError
@@ -287,6 +294,10 @@ def load_run(path: str | Path) -> RunData:
     if not run_dir.is_dir():
         what = "is a file, not a run directory" if run_dir.exists() else "no such run directory"
         raise RunDirNotFoundError(run_dir, f"{what}; give the --out directory of an `escalade run`")
+    lock = run_dir / ".lock"
+    if lock.exists():
+        raise RunInProgressError(lock, "an `escalade run` is writing this directory; report it when the run has "
+                                 f"finished (if that run was killed, run it again to finish it, or delete {lock})")
     man = _read_manifest(run_dir)
     mf = run_dir / "manifest.json"
     doses, scenarios, designs = _parse_structure(man, mf, run_dir)

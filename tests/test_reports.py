@@ -25,6 +25,7 @@ import pytest
 
 from conftest import EXAMPLE, load_reference
 from escalade.cli import main
+from escalade.reports.load import RunData
 
 TRIALS = 200
 SECTION_IDS = ["summary", "methods", "scenarios", "oc", "figures", "reproducibility"]
@@ -474,6 +475,7 @@ def _broken_copy(example: dict, tmp_path: Path) -> Path:
     ("oc_column", "RunFileCorruptError", "oc.csv: lacks the column(s) se"),
     ("oc_value", "RunFileCorruptError", "oc.csv: row 2, column value: 'abc' is not a number"),
     ("oc_other_run", "RunFileCorruptError", "has no rows for scenario 'MTD at DL1'"),
+    ("locked", "RunInProgressError", ".lock: an `escalade run` is writing this directory"),
 ])
 def test_broken_run_dirs_give_one_line_errors(example: dict, tmp_path: Path, damage: str, error: str,
                                               where: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -497,6 +499,8 @@ def test_broken_run_dirs_give_one_line_errors(example: dict, tmp_path: Path, dam
         parts = lines[1].split(",")
         parts[4] = "abc"
         oc.write_text("\n".join([lines[0], ",".join(parts)] + lines[2:]) + "\n")
+    elif damage == "locked":
+        (run_dir / ".lock").write_text("12345 somehost\n")
     elif damage == "oc_other_run":
         df = pd.read_csv(oc)
         df[df.scenario != "MTD at DL1"].to_csv(oc, index=False)
@@ -564,7 +568,7 @@ def test_plots_use_okabe_ito_and_are_reproducible(example: dict) -> None:
     assert one == plots.summary_figure(run).png and one[:4] == b"\x89PNG"
 
 
-def _with_designs(example: dict, tmp_path: Path, specs: list[tuple[str, str, dict]]) -> "RunData":  # noqa: F821
+def _with_designs(example: dict, tmp_path: Path, specs: list[tuple[str, str, dict]]) -> RunData:
     """A copy of the example run whose manifest lists more designs (built by the registry, as a run records them)."""
     from escalade.design.registry import build_design, config_to_dict
     from escalade.reports.load import load_run
