@@ -149,7 +149,7 @@ def test_fit_input_errors() -> None:
         crm_fit(cfg, [5], [0])
     with pytest.raises(ValueError, match="0 or 1"):
         crm_fit(cfg, [0], [2])
-    with pytest.raises(ValueError, match="between 0 and n"):
+    with pytest.raises(ValueError, match="tox between 0 and n"):
         crm_fit_counts(cfg, [1, 0, 0, 0, 0], [2, 0, 0, 0, 0])
 
 
@@ -365,6 +365,36 @@ def test_exact_selection_plain_crm_equals_escalation() -> None:
     sel, en = _enumerate(design, ref["true_prob_tox"], 4)
     np.testing.assert_allclose(sel, [ref["prob_recommend"][str(k)] for k in range(1, 6)], rtol=0, atol=1e-12)
     np.testing.assert_allclose(en, [ref["expected_n_at_dose"][str(k)] for k in range(1, 6)], rtol=0, atol=1e-12)
+
+
+def test_every_dose_path_node_equals_escalation() -> None:
+    # escalation_nodes_crm_empiric.json: get_dfcrm(skeleton, target = 0.25) %>% get_dose_paths(cohort_sizes =
+    # c(3, 3, 3, 3)); each node = one cohort's outcomes (N/T) at its parent's next dose, and the next dose.
+    # All 340 non-root nodes decided in one batch.
+    nodes = {r["node"]: r for r in load_reference("escalation", "escalation_nodes_crm_empiric.json")}
+    meta = EXACT["meta"]
+    design = CrmDesign(CrmConfig(target=meta["target"], n_doses=5, skeleton=meta["skeleton"], max_n=12,
+                                 no_skip="off", coherence="off"))
+    rows, expected = [], []
+    for r in nodes.values():
+        if r["depth"] == 0:
+            assert r["next_dose"] - 1 == design.start()[0]
+            continue
+        n, tox = np.zeros(5, np.int64), np.zeros(5, np.int64)
+        node = r
+        while node["depth"] > 0:
+            parent = nodes[node["parent"]]
+            n[parent["next_dose"] - 1] += len(node["outcomes"])
+            tox[parent["next_dose"] - 1] += node["outcomes"].count("T")
+            node = parent
+        cur = nodes[r["parent"]]["next_dose"] - 1
+        rows.append((n, tox, cur, r["outcomes"].count("T")))
+        expected.append(r["next_dose"] - 1)
+    st_ = States.from_counts([r[0] for r in rows], [r[1] for r in rows], current=[r[2] for r in rows],
+                             last_n=3, last_tox=[r[3] for r in rows])
+    assert len(expected) == 340
+    np.testing.assert_array_equal(design.decide(st_).dose, expected)
+    np.testing.assert_array_equal(design.select(st_), expected)
 
 
 def test_exact_selection_crmsim_restrict() -> None:
