@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 import time
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--extrasafe", action="store_true")
     b.add_argument("--offset", type=_fraction, default=0.05)
     b.add_argument("--all-n", action="store_true", help="one column per number of patients, not per cohort")
+    b.add_argument("--tite", action="store_true",
+                   help="TITE-BOIN decision table with pending patients (Yuan et al. 2018)")
 
     for extra in _extra_commands():
         extra.add_parser(sub)
@@ -199,6 +202,15 @@ def _cmd_boundaries(args: argparse.Namespace) -> int:
                      extrasafe=args.extrasafe, offset=args.offset)
     b = boin_boundaries(cfg.target, n_max, cfg.p_saf, cfg.p_tox, cfg.cutoff_eli, cfg.offset)
     print(format_boundaries(b, 1 if args.all_n else args.cohort_size, extrasafe=args.extrasafe))
+    if args.tite:
+        from escalade.design.tite_boin import TiteBoinConfig, format_tite_table
+
+        tcfg = TiteBoinConfig(target=args.target, n_doses=1, cohort_size=args.cohort_size, max_n=n_max,
+                              p_saf=args.p_saf, p_tox=args.p_tox, cutoff_eli=args.cutoff_eli,
+                              extrasafe=args.extrasafe, offset=args.offset)
+        print("\nTITE-BOIN: decisions with patients still pending (STFT = standardised total follow-up time"
+              " of the pending patients)")
+        print(format_tite_table(tcfg))
     return 0
 
 
@@ -237,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EscaladeError as exc:
         print(f"escalade: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. head
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
     except KeyboardInterrupt:
         print("escalade: interrupted; finished work units are kept and a re-run resumes", file=sys.stderr)
         return 130

@@ -127,8 +127,8 @@ class Timing:
     enrolment
         ``"cohort"``: each cohort is dosed, then followed for the whole DLT
         window before the next decision (3+3/BOIN/CRM default);
-        ``"stagger"``: as ``cohort``, but the first patient of each cohort is
-        observed ``stagger_days`` before the others are dosed.
+        ``"stagger"``: as ``cohort``, but the first patient at each new dose
+        is observed ``stagger_days`` before the others are dosed.
     stagger_days
         Days the first patient of a cohort is observed alone (``stagger``).
     enabled

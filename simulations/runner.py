@@ -42,6 +42,7 @@ import numpy as np
 
 from escalade.design.base import Design
 from escalade.scenarios.errors import EscaladeError
+from escalade.scenarios.study import Timing
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.patients import draw_patients, scenario_key
 from escalade.simulations.trial import run_trials
@@ -57,12 +58,21 @@ class BackendError(EscaladeError):
 
 @dataclass(frozen=True, slots=True)
 class ScenarioSpec:
-    """The numbers a worker needs about a scenario."""
+    """The numbers a worker needs about a scenario (and the study's clock).
+
+    With ``timing`` enabled, or for a design that decides on follow-up times
+    (``markov = False``: TITE-CRM, TITE-BOIN), trials run in the calendar-time
+    engine (:mod:`escalade.simulations.timed`), which adds durations and
+    accrual suspensions; otherwise in the cohort engine.
+    """
 
     name: str
     p_dlt: tuple[float, ...]
     p_response: tuple[float, ...]
     association: float = 0.0
+    timing: Timing | None = None
+    dlt_window_days: float = 28.0
+    response_days: float = 90.0
 
     @property
     def key(self) -> int:
@@ -101,14 +111,22 @@ def run_unit(
     p_tox = np.asarray(scenario.p_dlt, float)
     p_eff = np.asarray(scenario.p_response, float)
     outs = []
+    timing = scenario.timing
     for d in designs:
-        o = run_trials(d, p_tox, p_eff, patients)
+        if (timing is not None and timing.enabled) or not getattr(d, "markov", True):
+            from escalade.simulations.timed import run_timed_trials
+
+            o = run_timed_trials(d, p_tox, p_eff, patients, timing if timing is not None else Timing(),
+                                 dlt_window_days=scenario.dlt_window_days, response_days=scenario.response_days)
+        else:
+            o = run_trials(d, p_tox, p_eff, patients)
         outs.append(TrialOutcomes(o.selected, o.reason, o.n, o.tox, o.eff, o.both, o.cohorts, o.weight,
-                                  trial=o.trial + unit.start))
+                                  trial=o.trial + unit.start, duration=o.duration, suspensions=o.suspensions))
     return outs
 
 
 _FIELDS = ("selected", "reason", "n", "tox", "eff", "both", "cohorts", "trial")
+_TIME_FIELDS = ("duration", "suspensions")  # present only when the calendar is simulated
 
 
 def _save_unit(path: Path, outs: list[TrialOutcomes]) -> None:
@@ -116,6 +134,9 @@ def _save_unit(path: Path, outs: list[TrialOutcomes]) -> None:
     for i, o in enumerate(outs):
         for f in _FIELDS:
             arrays[f"d{i}_{f}"] = getattr(o, f)
+        for f in _TIME_FIELDS:
+            if getattr(o, f) is not None:
+                arrays[f"d{i}_{f}"] = getattr(o, f)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -136,8 +157,9 @@ def _load_unit(path: Path, n_designs: int) -> list[TrialOutcomes] | None:
                 t = a["selected"].shape[0]
                 if t == 0 or not np.array_equal(a["trial"], np.arange(a["trial"][0], a["trial"][0] + t)):
                     raise ValueError("trial indices are not a contiguous chunk")
+                extra = {f: z[f"d{i}_{f}"] for f in _TIME_FIELDS if f"d{i}_{f}" in z.files}
                 outs.append(TrialOutcomes(a["selected"], a["reason"], a["n"], a["tox"], a["eff"], a["both"],
-                                          a["cohorts"], np.full(t, 1.0 / t), trial=a["trial"]))
+                                          a["cohorts"], np.full(t, 1.0 / t), trial=a["trial"], **extra))
             return outs
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         log.warning("unit file %s is unreadable; recomputing it", path)

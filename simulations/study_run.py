@@ -46,6 +46,7 @@ from escalade.design.registry import build_study_designs, config_to_dict
 from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
 from escalade.scenarios.study import LIMITS, Study
 from escalade.simulations.oc import Truth, operating_characteristics, paired_differences
+from escalade.simulations.oc_time import time_characteristics
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.runner import ScenarioSpec, run_units
 
@@ -107,6 +108,10 @@ def trials_frame(study: Study, outcomes: dict[tuple[str, str], TrialOutcomes]) -
             "weight": o.weight,
             "exact": o.exact,
         })
+        if o.duration is not None:
+            df["duration_days"] = o.duration
+        if o.suspensions is not None:
+            df["suspensions"] = o.suspensions
         df.loc[sel == NO_DOSE, "selected_dose"] = pd.NA
         df.insert(4, "selected_label", [labels[s] if s != NO_DOSE else "none" for s in sel])
         for j in range(o.n_doses):
@@ -409,7 +414,9 @@ def run_study(
             record = _inputs_record(study, n_trials, seed, exact, fingerprint)
             _prepare_dir(out, record, force)
             atomic_write(out / "inputs.json", json.dumps(record, indent=2))
-        scen_specs = [ScenarioSpec(s.name, s.p_dlt, s.p_response, s.association) for s in study.scenarios]
+        scen_specs = [ScenarioSpec(s.name, s.p_dlt, s.p_response, s.association,
+                                   study.timing if study.timing.enabled else None,
+                                   study.dlt_window_days, study.response_days) for s in study.scenarios]
         outcomes: dict[tuple[str, str], TrialOutcomes] = {}
         fallbacks: dict[tuple[str, str], str] = {}
         exact_results: dict[tuple[int, int], TrialOutcomes] = {}
@@ -438,6 +445,8 @@ def run_study(
                 per_design[spec.name] = o
                 oc_frames.append(operating_characteristics(o, truth, max_n=int(d.max_n), dose_labels=labels,
                                                            scenario=s.name, design=spec.name))
+                if o.duration is not None:
+                    oc_frames.append(time_characteristics(o, scenario=s.name, design=spec.name))
             paired_frames.append(paired_differences(per_design, truth, scenario=s.name,
                                                     max_n={spec.name: int(d.max_n) for spec, d in designs}))
         oc = pd.concat(oc_frames, ignore_index=True)
@@ -549,6 +558,9 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec]
         for di, (spec, d) in enumerate(designs):
             if not getattr(d, "markov", False):
                 why[(si, di)] = f"design '{d.kind}' is not Markov in its state"
+                continue
+            if study.timing.enabled:
+                why[(si, di)] = "the study simulates calendar time (durations are not enumerated)"
                 continue
             try:
                 got[(si, di)] = exact_outcomes(d, np.asarray(s.p_dlt), np.asarray(s.p_response),
