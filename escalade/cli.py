@@ -142,6 +142,8 @@ def summary_table(oc: Any, scenarios: Sequence[str], designs: Sequence[str]) -> 
         ("early_stop_pct", "", "early stop %"),
         ("orr_selected", "", "ORR@sel"),
     ]
+    if (oc.metric == "duration_days").any():
+        cols.append(("duration_days", "", "days"))
     idx = oc.set_index(["scenario", "design", "metric", "dose"])
     lines = []
     name_w = max(len(d) for d in designs) + 2
@@ -158,7 +160,7 @@ def summary_table(oc: Any, scenarios: Sequence[str], designs: Sequence[str]) -> 
                     cells.append(f"{'-':>15}")
                     continue
                 v, se, ex = float(row["value"]), float(row["se"]), bool(row["exact"])
-                prec = 3 if metric == "orr_selected" else 1
+                prec = 3 if metric == "orr_selected" else (0 if metric == "duration_days" else 1)
                 txt = f"{v:.{prec}f}" + ("" if ex else f" ({se:.{prec}f})")
                 cells.append(f"{txt:>15}")
             lines.append(f"{d:<{name_w}}" + "".join(cells))
