@@ -678,16 +678,24 @@ class EffToxEngine:
         log_lik = np.zeros((s, n_pts), ft)
         if treated.size:
             k = np.tanh(ft(0.5) * theta[:, 5:6, :])                               # (S, 1, P)
-            cf = cnt[:, treated].astype(ft)
             et, qet, tt, qtt = e[:, treated], qe[:, treated], t[:, treated], qt[:, treated]
-            ke = k * et
-            kqe = k * qet
-            tiny = ft(_TINY[ft])  # cell probabilities below it only occur where the weight is negligible
-            ll = cf[:, :, 0, None] * np.log(np.maximum(et * tt * (ft(1.0) + kqe * qtt), tiny))
-            ll += cf[:, :, 1, None] * np.log(np.maximum(et * qtt * (ft(1.0) - kqe * tt), tiny))
-            ll += cf[:, :, 2, None] * np.log(np.maximum(qet * tt * (ft(1.0) - ke * qtt), tiny))
-            ll += cf[:, :, 3, None] * np.log(np.maximum(qet * qtt * (ft(1.0) + ke * tt), tiny))
-            log_lik = ll.sum(axis=1)
+            # cell probabilities (CELLS order): pi_11 = e t (1 + k qe qt), pi_10 = e qt (1 - k qe t),
+            # pi_01 = qe t (1 - k e qt), pi_00 = qe qt (1 + k e t); written into one array, one log
+            p11, p10, p01, p00 = et * tt, et * qtt, qet * tt, qet * qtt
+            one = ft(1.0)
+            cells = np.empty(et.shape[:2] + (4, n_pts), ft)
+            for j, (a, b, sign) in enumerate(((p11, p00, 1), (p10, p01, -1), (p01, p10, -1), (p00, p11, 1))):
+                c = cells[:, :, j]
+                np.multiply(k, b, out=c)
+                if sign > 0:
+                    c += one
+                else:
+                    np.subtract(one, c, out=c)
+                c *= a
+            np.maximum(cells, ft(_TINY[ft]), out=cells)  # below it only where the weight is negligible anyway
+            np.log(cells, out=cells)
+            cf = cnt[:, treated].astype(ft).reshape(s, 1, -1)
+            log_lik = np.matmul(cf, cells.reshape(s, -1, n_pts))[:, 0]              # (S, P)
         dev = (theta - m.mu.astype(ft)[:, None]) * np.sqrt(m.prec).astype(ft)[:, None]
         log_w = log_lik - ft(0.5) * (dev * dev).sum(axis=1) - pts.log_q
         log_w -= log_w.max(axis=1, keepdims=True)
