@@ -537,7 +537,7 @@ def crm_mtd(ptox: FloatArray, target: float) -> IntArray:
     return best.astype(np.int64)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CrmModel:
     """The dose-toxicity model and its estimation (no trial rules).
 
@@ -928,6 +928,16 @@ class CrmDesign:
     fraction :math:`\\ge` target, i.e. ``crmsim(restrict = TRUE)``).
     ``select``: the model's recommended dose on all data (``crmsim``'s final
     selection), or none where the safety rule holds on the final data.
+
+    Examples
+    --------
+    >>> d = CrmDesign(CrmConfig(target=0.25, n_doses=5, skeleton=(0.05, 0.12, 0.25, 0.40, 0.55)))
+    >>> st = States.from_counts([[3, 0, 0, 0, 0], [3, 3, 0, 0, 0]], [[0, 0, 0, 0, 0], [0, 1, 0, 0, 0]],
+    ...                         current=[0, 1], last_n=3, last_tox=[0, 1])
+    >>> d.decide(st).dose.tolist()   # the model says dose 4 after 0/3 at dose 1: no skipping gives dose 2
+    [1, 1]
+    >>> d.select(st).tolist()        # the model's choice on all data
+    [3, 1]
     """
 
     config: CrmConfig

@@ -37,6 +37,20 @@ Rules (all from the literature on the CRM, all optional):
 * :class:`StopAtN` -- stop when the number of patients treated at the
   recommended dose reaches ``n``.
 * :class:`MinSampleSize` -- no stop (other than for safety) before ``n`` patients.
+
+Examples
+--------
+The model recommends dose 4 (index 3) after a cohort with one DLT in three at
+dose 2; no skipping allows at most dose 3, coherence keeps dose 2:
+
+>>> import numpy as np
+>>> from escalade.design.base import States
+>>> s = States.from_counts([3, 3, 0, 0, 0], [0, 1, 0, 0, 0], current=1, last_n=3, last_tox=1)
+>>> ctx = RuleContext(s, recommended=np.array([3]), target=0.25)
+>>> int(apply_rules([NoSkip()], ctx, 3).dose[0]), int(apply_rules([NoSkip(), Coherence()], ctx, 3).dose[0])
+(2, 1)
+>>> int(apply_rules([Coherence(), NoSkip()], ctx, 3).dose[0])  # any order
+1
 """
 
 from __future__ import annotations
