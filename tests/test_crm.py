@@ -451,3 +451,13 @@ def test_select_is_model_recommendation_on_all_data() -> None:
     assert design.select(States.from_counts(n, t))[0] == ds["fits"]["empiric_bayes"]["mtd"] - 1
     assert design.explain(States.from_counts(n, t)).mtd == ds["fits"]["empiric_bayes"]["mtd"] - 1
     assert NO_DOSE not in design.select(States.from_counts([3] * cfg.n_doses, [3] * cfg.n_doses)).tolist()
+
+
+@pytest.mark.parametrize("module", ["crm", "crm_rules", "skeleton"])
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"escalade.design.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
