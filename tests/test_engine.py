@@ -118,8 +118,19 @@ def test_oc_standard_errors_are_binomial() -> None:
     assert not oc.value.isna().any()
 
 
+def _small_example(example_study_path: Path) -> str:
+    """The shipped study with only its 3+3 and BOIN designs (keeps the test fast)."""
+    import yaml
+
+    data = yaml.safe_load(example_study_path.read_text())
+    data["designs"] = [d for d in data["designs"] if d["design"] in ("3+3", "boin")]
+    return yaml.safe_dump(data)
+
+
 def test_run_directory_resume_and_refusals(tmp_path: Path, example_study_path: Path) -> None:
-    study = load_study(example_study_path)
+    from escalade.scenarios.load import parse_study
+
+    study = parse_study(_small_example(example_study_path), source="small.yaml")
     out = tmp_path / "run"
     first = run_study(study, n_trials=400, seed=1, out_dir=out)
     for name in ("trials.parquet", "oc.csv", "paired.csv", "manifest.json"):
