@@ -56,11 +56,10 @@ def _difference(run: RunData, s: str, a: str, b: str, m: str) -> tuple[float, fl
     paired trial by trial from ``trials.parquet``; otherwise (exact runs) the
     SE :math:`\\sqrt{se_a^2 + se_b^2}` from ``oc.csv``.
     """
-    p = run.paired
     for x, y, sign in ((a, b, 1.0), (b, a, -1.0)):
-        r = p[(p["scenario"] == s) & (p["design"] == x) & (p["versus"] == y) & (p["metric"] == m)]
-        if not r.empty:
-            return sign * float(r["difference"].iloc[0]), float(r["se"].iloc[0]), True
+        got = run.paired_cell(s, x, y, m)
+        if got is not None:
+            return sign * got[0], got[1], True
     got = paired_from_trials(run, s, a, b, m)
     if got is not None:
         return got[0], got[1], True

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,23 @@ class RunData:
     def cell(self, scenario: str, design: str, metric: str, dose: str = "") -> OcCell | None:
         """The stored value of one characteristic, or ``None`` when the run has no such row."""
         return self._index.get((scenario, design, metric, dose))
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per run and key (derived tables such as trials grouped by design)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def paired_cell(self, scenario: str, design: str, versus: str, metric: str) -> tuple[float, float, float] | None:
+        """``(difference, se, se_unpaired)`` of ``design - versus`` from ``paired.csv``, or ``None``."""
+        index = self._cache.get("paired")
+        if index is None:
+            p = self.paired
+            index = {(r.scenario, r.design, r.versus, r.metric): (float(r.difference), float(r.se),
+                                                                  float(r.se_unpaired))
+                     for r in p.itertuples(index=False)}
+            self._cache["paired"] = index
+        return index.get((scenario, design, versus, metric))
 
     def trials(self) -> pd.DataFrame | None:
         """``trials.parquet`` (read once, on first use), or ``None`` when it is missing or unreadable."""

@@ -38,6 +38,17 @@ def _per_trial(df: pd.DataFrame, metric: str, mtd1: int, n_doses: int) -> np.nda
     return df[metric].to_numpy(float)
 
 
+def _groups(run: RunData) -> dict[tuple[str, str], pd.DataFrame] | None:
+    """Trials of each (scenario, design), sorted by trial number (computed once per run)."""
+    def compute() -> dict[tuple[str, str], pd.DataFrame] | None:
+        trials = run.trials()
+        if trials is None:
+            return None
+        return {k: g.sort_values("trial") for k, g in trials.groupby(["scenario", "design"], sort=False)}
+
+    return run.cached("pairing.trial_groups", compute)
+
+
 def paired_from_trials(run: RunData, scenario: str, a: str, b: str, metric: str) -> tuple[float, float] | None:
     """Difference ``a - b`` of ``metric`` in ``scenario`` and its paired SE, or ``None`` if it cannot be paired.
 
@@ -47,15 +58,13 @@ def paired_from_trials(run: RunData, scenario: str, a: str, b: str, metric: str)
     """
     if metric not in PAIRABLE:
         return None
-    trials = run.trials()
-    if trials is None:
+    groups = _groups(run)
+    if groups is None:
         return None
     info = next((s for s in run.scenarios if s.name == scenario), None)
-    if info is None:
+    if info is None or (scenario, a) not in groups or (scenario, b) not in groups:
         return None
-    rows = trials[trials["scenario"] == scenario]
-    da = rows[rows["design"] == a].sort_values("trial")
-    db = rows[rows["design"] == b].sort_values("trial")
+    da, db = groups[(scenario, a)], groups[(scenario, b)]
     if da.empty or len(da) != len(db) or da["exact"].any() or db["exact"].any():
         return None
     if not np.array_equal(da["trial"].to_numpy(), db["trial"].to_numpy()) or len(da) < 2:

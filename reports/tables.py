@@ -25,13 +25,16 @@ from escalade.reports.formatting import (
 from escalade.reports.load import RunData, ScenarioInfo
 
 __all__ = ["Cell", "Table", "KEY_OC_ROWS", "scenario_truth_table", "by_dose_table", "by_dose_combined_table", "key_oc_table",
-           "stop_reason_table", "paired_table", "scenario_tables", "FLAG_Z"]
+           "stop_reason_table", "paired_tables", "scenario_tables", "FLAG_Z"]
 
 #: Differences larger than this many standard errors are flagged.
 FLAG_Z: float = 2.0
 
 #: Up to this many designs, the per-dose tables are one table (a column group per metric).
 _COMBINE_UP_TO: int = 2
+
+#: Comparisons per paired-differences table (two columns each).
+_PAIRS_PER_TABLE: int = 3
 
 #: Rows of the per-scenario summary table, in order.
 KEY_OC_ROWS: tuple[str, ...] = (
@@ -186,34 +189,45 @@ def stop_reason_table(run: RunData, scenario: ScenarioInfo) -> Table:
                  "\u2014: did not occur in this scenario.", scenario.name)
 
 
-def paired_table(run: RunData, scenario: ScenarioInfo) -> Table | None:
-    """Each design minus the first, on the same virtual patients (``paired.csv``); ``None`` if none."""
+def paired_tables(run: RunData, scenario: ScenarioInfo) -> list[Table]:
+    """Each design minus the first, on the same virtual patients (``paired.csv``).
+
+    At most :data:`_PAIRS_PER_TABLE` comparisons per table, so that the table
+    fits the printed page however many designs are compared.
+    """
     p = run.paired[run.paired["scenario"] == scenario.name]
     if p.empty:
-        return None
+        return []
     pairs = list(dict.fromkeys(zip(p["design"], p["versus"])))
-    cols = ["Characteristic"]
-    for a, b in pairs:
-        cols += [f"{a} \u2212 {b}", "SE unpaired"]
-    rows = []
-    for m in dict.fromkeys(p["metric"]):
-        spec = metric_spec(m)
-        row = [_head(spec.label)]
-        for a, b in pairs:
-            r = p[(p["metric"] == m) & (p["design"] == a) & (p["versus"] == b)]
-            if r.empty:
-                row += [Cell(NOT_AVAILABLE), Cell("")]
-                continue
-            d, se, su = (float(r[c].iloc[0]) for c in ("difference", "se", "se_unpaired"))
-            flag = math.isfinite(d) and se > 0 and abs(d) > FLAG_Z * se
-            key = {"scenario": scenario.name, "design": a, "versus": b, "metric": m}
-            row.append(Cell(fmt_difference(d, se, spec.decimals) + (" *" if flag else ""), d, se, False, key,
-                            "flag" if flag else ""))
-            row.append(Cell(fmt_number(su, spec.decimals), su))
-        rows.append(row)
-    note = (f"Difference (paired SE); * |difference| > {FLAG_Z:g} paired SE. The unpaired SE is shown for "
-            "comparison.")
-    return Table("paired", "Paired differences between designs", cols, rows, note, scenario.name)
+    metrics = list(dict.fromkeys(p["metric"]))
+    chunks = [pairs[k:k + _PAIRS_PER_TABLE] for k in range(0, len(pairs), _PAIRS_PER_TABLE)]
+    out = []
+    for c, chunk in enumerate(chunks):
+        cols = ["Characteristic"]
+        for a, b in chunk:
+            cols += [f"{a} \u2212 {b}", "SE unpaired"]
+        rows = []
+        for m in metrics:
+            spec = metric_spec(m)
+            row = [_head(spec.label)]
+            for a, b in chunk:
+                got = run.paired_cell(scenario.name, a, b, m)
+                if got is None:
+                    row += [Cell(NOT_AVAILABLE), Cell("")]
+                    continue
+                d, se, su = got
+                flag = math.isfinite(d) and se > 0 and abs(d) > FLAG_Z * se
+                key = {"scenario": scenario.name, "design": a, "versus": b, "metric": m}
+                row.append(Cell(fmt_difference(d, se, spec.decimals) + (" *" if flag else ""), d, se, False, key,
+                                "flag" if flag else ""))
+                row.append(Cell(fmt_number(su, spec.decimals), su))
+            rows.append(row)
+        note = (f"Difference (paired SE); * |difference| > {FLAG_Z:g} paired SE. The unpaired SE is shown for "
+                "comparison.") if c == len(chunks) - 1 else ""
+        title = "Paired differences between designs" + (f" ({c + 1} of {len(chunks)})" if len(chunks) > 1 else "")
+        out.append(Table("paired" if len(chunks) == 1 else f"paired-{c + 1}", title, cols, rows, note,
+                         scenario.name))
+    return out
 
 
 def scenario_tables(run: RunData, scenario: ScenarioInfo) -> list[Table]:
@@ -225,7 +239,4 @@ def scenario_tables(run: RunData, scenario: ScenarioInfo) -> list[Table]:
         out = [by_dose_table(run, scenario, m, with_none=m == "select_pct") for m in per_dose]
     out += [key_oc_table(run, scenario),
            stop_reason_table(run, scenario)]
-    pt = paired_table(run, scenario)
-    if pt is not None:
-        out.append(pt)
-    return out
+    return out + paired_tables(run, scenario)

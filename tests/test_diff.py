@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import EXAMPLE
 from escalade.cli import main
 
 TRIALS = 200
@@ -23,26 +22,51 @@ def _run(study: Path, out: Path, *extra: str) -> Path:
     return out
 
 
-def _amended(tmp: Path) -> Path:
-    """The example after an amendment: BOIN's cutoff_eli 0.95 -> 0.90, MTD-at-DL3 truth edited, a scenario swapped."""
-    text = EXAMPLE.read_text(encoding="utf-8")
-    for old, new in (("params: {cutoff_eli: 0.95, extrasafe: true}", "params: {cutoff_eli: 0.90, extrasafe: true}"),
-                     ("p_dlt:      [0.05, 0.12, 0.30, 0.45, 0.60]", "p_dlt:      [0.05, 0.12, 0.28, 0.45, 0.60]"),
-                     ('- name: "MTD at DL5"', '- name: "MTD at <DL5> & top"')):
-        assert old in text, old
-        text = text.replace(old, new)
-    path = tmp / "amended.yaml"
+STUDY = """
+study: {title: "Amendment test", target: 0.3, cohort_size: 3, max_n: 24, start_dose: 1}
+doses:
+  - {label: DL1, amount: 1.0e+5, unit: "cells/kg"}
+  - {label: DL2, amount: 3.0e+5, unit: "cells/kg"}
+  - {label: DL3, amount: 1.0e+6, unit: "cells/kg"}
+  - {label: DL4, amount: 3.0e+6, unit: "cells/kg"}
+designs:
+  - {name: "3+3", design: "3+3", params: {allow_deescalation: true}}
+  - {name: BOIN, design: boin, params: {cutoff_eli: 0.95, extrasafe: true}}
+scenarios:
+  - {name: "MTD at DL1", p_dlt: [0.30, 0.45, 0.58, 0.68], p_response: [0.35, 0.50, 0.60, 0.65]}
+  - {name: "MTD at DL2", p_dlt: [0.12, 0.30, 0.45, 0.58], p_response: [0.25, 0.45, 0.60, 0.66]}
+  - {name: "MTD at DL3", p_dlt: [0.05, 0.12, 0.30, 0.45], p_response: [0.15, 0.35, 0.55, 0.65]}
+  - {name: "MTD at DL4", p_dlt: [0.03, 0.07, 0.15, 0.30], p_response: [0.10, 0.25, 0.45, 0.60]}
+  - {name: "All doses too toxic", p_dlt: [0.50, 0.60, 0.70, 0.80], p_response: [0.40, 0.50, 0.55, 0.60]}
+simulation: {n_trials: 1000, seed: 20261124}
+"""
+
+
+def _study(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _amended(tmp: Path) -> Path:
+    """The study after an amendment: BOIN's cutoff_eli 0.95 -> 0.90, MTD-at-DL3 truth edited, a scenario renamed."""
+    text = STUDY
+    for old, new in (("params: {cutoff_eli: 0.95, extrasafe: true}", "params: {cutoff_eli: 0.90, extrasafe: true}"),
+                     ("p_dlt: [0.05, 0.12, 0.30, 0.45]", "p_dlt: [0.05, 0.12, 0.28, 0.45]"),
+                     ('name: "MTD at DL4"', 'name: "MTD at <DL4> & top"')):
+        assert old in text, old
+        text = text.replace(old, new)
+    return _study(tmp, "amended.yaml", text)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("diff")
+    base = _study(root, "study.yaml", STUDY)
     return {
-        "a": _run(EXAMPLE, root / "a"),
+        "a": _run(base, root / "a"),
         "b": _run(_amended(root), root / "b"),
-        "seed": _run(EXAMPLE, root / "seed", "--seed", "12345"),
+        "seed": _run(base, root / "seed", "--seed", "12345"),
     }
 
 
@@ -58,12 +82,12 @@ def test_inputs_that_changed_are_named(runs: dict[str, Path]) -> None:
     changed = {c.field: (c.before, c.after) for c in d.inputs}
     assert changed["designs[BOIN].params.cutoff_eli"] == ("0.95", "0.9")
     assert "seed" not in changed and "n_trials" not in changed
-    assert changed["scenarios[MTD at DL3].p_dlt"] == ("[0.05, 0.12, 0.3, 0.45, 0.6]", "[0.05, 0.12, 0.28, 0.45, 0.6]")
-    assert changed["scenarios[MTD at DL5]"] == ("present", "(absent)")
-    assert changed["scenarios[MTD at <DL5> & top]"] == ("(absent)", "present")
+    assert changed["scenarios[MTD at DL3].p_dlt"] == ("[0.05, 0.12, 0.3, 0.45]", "[0.05, 0.12, 0.28, 0.45]")
+    assert changed["scenarios[MTD at DL4]"] == ("present", "(absent)")
+    assert changed["scenarios[MTD at <DL4> & top]"] == ("(absent)", "present")
     assert "study file SHA-256" in changed
     assert not any(f.startswith(("doses", "n_trials", "designs[3+3]")) for f in changed)
-    assert d.scenarios_only_a == ("MTD at DL5",) and d.scenarios_only_b == ("MTD at <DL5> & top",)
+    assert d.scenarios_only_a == ("MTD at DL4",) and d.scenarios_only_b == ("MTD at <DL4> & top",)
     assert d.truth_changed == frozenset({"MTD at DL3"}) and not d.independent
 
 
@@ -74,7 +98,7 @@ def test_changes_and_their_standard_errors(runs: dict[str, Path]) -> None:
     d = diff_runs(load_run(runs["a"]), load_run(runs["b"]))
     a, b = _oc(runs["a"]), _oc(runs["b"])
     m = a.merge(b, on=["scenario", "design", "metric", "dose"], suffixes=("_a", "_b"))
-    assert len(d.changes) == len(m) and "MTD at DL5" not in set(d.changes.scenario)
+    assert len(d.changes) == len(m) and "MTD at DL4" not in set(d.changes.scenario)
     got = d.changes.set_index(["scenario", "design", "metric", "dose"])
     for r in m.sample(40, random_state=1).itertuples(index=False):
         g = got.loc[(r.scenario, r.design, r.metric, r.dose)]
@@ -87,7 +111,7 @@ def test_changes_and_their_standard_errors(runs: dict[str, Path]) -> None:
         assert bool(g.flagged) == (abs(change) > 2 * se if se > 0 else abs(change) > 1e-9)
     # same seed: the unchanged design sees the same patients in unchanged scenarios, so it does not move at all
     tpt = d.changes[(d.changes.design == "3+3") & ~d.changes.truth_changed]
-    assert len(tpt) > 100 and np.nanmax(np.abs(tpt["change"].to_numpy())) == 0.0 and not tpt["flagged"].any()
+    assert len(tpt) > 60 and np.nanmax(np.abs(tpt["change"].to_numpy())) == 0.0 and not tpt["flagged"].any()
     assert d.changes[d.changes.design == "BOIN"]["change"].abs().max() > 0
     assert "conservative" in d.se_note()
 
@@ -115,7 +139,7 @@ def test_seed_only_change_is_noise(runs: dict[str, Path]) -> None:
     c = d.changes[np.isfinite(d.changes["change"]) & (d.changes["se_change"] > 0)]
     share = float(c["flagged"].mean())
     # |z| > 2 has probability ~4.6% under no change; 15% would be ~20 SE of a binomial share above it at this size
-    assert len(c) > 300 and share < 0.15, share
+    assert len(c) > 150 and share < 0.15, share
     z = c["change"] / c["se_change"]
     assert abs(float(z.mean())) < 0.5
 
@@ -124,7 +148,7 @@ def test_cli_diff_prints_a_terminal_table(runs: dict[str, Path], capsys: pytest.
     assert main(["diff", str(runs["a"]), str(runs["b"])]) == 0
     out = capsys.readouterr().out
     assert "Inputs changed (" in out and "designs[BOIN].params.cutoff_eli" in out and "0.95 -> 0.9" in out
-    assert "Not compared (scenarios only in A): MTD at DL5" in out
+    assert "Not compared (scenarios only in A): MTD at DL4" in out
     assert "MTD at DL3  [true curves changed]" in out
     a, b = _oc(runs["a"]), _oc(runs["b"])
     ra = a[(a.scenario == "MTD at DL1") & (a.design == "BOIN") & (a.metric == "correct_selection_pct")].iloc[0]
@@ -145,7 +169,7 @@ def test_diff_report_and_compare_section(runs: dict[str, Path], tmp_path: Path,
     out = tmp_path / "amendment"
     assert main(["diff", str(runs["a"]), str(runs["b"]), "--report", "--format", "html", "--out", str(out)]) == 0
     raw = (tmp_path / "amendment.html").read_text(encoding="utf-8")
-    assert "<DL5>" not in raw and "MTD at &lt;DL5&gt; &amp; top" in raw
+    assert "<DL4>" not in raw and "MTD at &lt;DL4&gt; &amp; top" in raw
     assert "designs[BOIN].params.cutoff_eli" in raw and 'class="flag"' in raw
     assert "overstates the standard error" in html.unescape(raw)
     from escalade.reports.diff import diff_context, diff_runs

@@ -27,7 +27,7 @@ from conftest import EXAMPLE, load_reference
 from escalade.cli import main
 from escalade.reports.load import RunData
 
-TRIALS = 200
+TRIALS = 100
 SECTION_IDS = ["summary", "methods", "scenarios", "oc", "figures", "reproducibility"]
 HOSTILE_SCENARIO = '<script>alert(1)</script> & "quotes"'
 HOSTILE_DESIGN = "<img src=x onerror=alert(2)>"
@@ -157,7 +157,9 @@ def _pdftotext(pdf: Path) -> str:
 def example(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The shipped example, run with 200 trials and reported as HTML, PDF and XLSX through the CLI."""
     root = tmp_path_factory.mktemp("example")
-    run = _run(EXAMPLE, root / "run")
+    study = root / EXAMPLE.name  # a snapshot: the shipped file may be edited while the tests run
+    shutil.copyfile(EXAMPLE, study)
+    run = _run(study, root / "run")
     rc = main(["report", str(run), "--format", "both", "--xlsx"])
     assert rc == 0
     return {"run": run, "html": run / "report.html", "pdf": run / "report.pdf", "xlsx": run / "report.xlsx",
@@ -257,52 +259,101 @@ def test_paired_differences_equal_paired_csv(example: dict) -> None:
         assert text.endswith("*") == (abs(r.difference) > 2 * r.se), (key, text)
 
 
+def _signed(v: float, d: int = 1) -> str:
+    text = f"{v:+.{d}f}"
+    return "\u00b1" + text[1:] if float(text) == 0 else text
+
+
 def test_summary_and_conclusion_come_from_the_numbers(example: dict) -> None:
     page = _parse(example["html"])
     text = " ".join(page.text)
     man = example["manifest"]
-    for fact in (f"{TRIALS} (Monte Carlo simulation)", str(man["seed"]), man["escalade_version"], "3+3 (3+3)",
-                 "BOIN (boin)"):
+    designs = [d["name"] for d in man["designs"]]
+    for fact in (f"{TRIALS} (Monte Carlo simulation)", str(man["seed"]), man["escalade_version"]):
         assert fact in text
-    oc, p = example["oc"], example["paired"]
+    for d in man["designs"]:
+        assert f"{d['name']} ({d['design']})" in text
+    oc = example["oc"]
     target = man["target"]
-    ok = [s["name"] for s in man["scenarios"] if min(s["p_dlt"]) <= target]
-    pcs = oc[(oc.metric == "correct_selection_pct") & oc.scenario.isin(ok)].pivot(index="scenario", columns="design",
-                                                                                 values="value")
-    wins = int((pcs["BOIN"] >= pcs["3+3"]).sum())
-    conc = re.sub(r"\s+", " ", " ".join(page.text[page.text.index(next(t for t in page.text if "Across the" in t)):]))
-    assert f"BOIN selected the true MTD most often in {wins} of {len(ok)}" in conc
-    assert f"BOIN: {pcs['BOIN'].min():.1f}% to {pcs['BOIN'].max():.1f}%" in conc
-    d = p[(p.metric == "correct_selection_pct") & p.scenario.isin(ok)]
-    lo, hi = d.loc[d.difference.idxmin()], d.loc[d.difference.idxmax()]
-    assert f"from {lo.difference:+.1f} (SE {lo.se:.1f}) to {hi.difference:+.1f} (SE {hi.se:.1f})" in conc
-    assert f"in favour of BOIN in {int((d.difference > 2 * d.se).sum())} of {len(ok)}" in conc
+    ok = [s for s in man["scenarios"] if min(s["p_dlt"]) <= target]
+    pcs = oc[(oc.metric == "correct_selection_pct") & oc.scenario.isin([s["name"] for s in ok])].pivot(
+        index="scenario", columns="design", values="value")[designs]
+    wins = pcs.eq(pcs.max(axis=1), axis=0).sum()
+    leader = max(designs, key=lambda d: (wins[d], pcs[d].sum()))
+    start = next(i for i, t in enumerate(page.text) if "Across the" in t)
+    conc = re.sub(r"\s+", " ", page.text[start])
+    assert f"{leader} selected the true MTD most often in {wins[leader]} of {len(ok)}" in conc
+    assert f"{leader}: {pcs[leader].min():.1f}% to {pcs[leader].max():.1f}%" in conc
+    # paired differences recomputed here from the trial-level file, trial by trial
+    trials = pd.read_parquet(example["run"] / "trials.parquet")
+    for other in designs:
+        if other == leader:
+            continue
+        diffs = []
+        for s in ok:
+            t = trials[trials.scenario == s["name"]]
+            hit = {d: (t[t.design == d].sort_values("trial").selected_dose.fillna(0).to_numpy() == s["true_mtd"])
+                   for d in (leader, other)}
+            x = 100.0 * (hit[leader].astype(float) - hit[other].astype(float))
+            diffs.append((x.mean(), x.std(ddof=1) / math.sqrt(x.size)))
+        lo, hi = min(diffs), max(diffs)
+        assert (f"{_signed(lo[0])} (SE {lo[1]:.1f}) to {_signed(hi[0])} (SE {hi[1]:.1f})") in conc, other
+        up = sum(1 for d, se in diffs if d > 2 * se)
+        assert f"in favour of {leader} in {up} of {len(ok)}" in conc
     toxic = oc[(oc.scenario == "All doses too toxic") & (oc.metric == "select_none_pct")].set_index("design")
     assert f"3+3 in {toxic.value['3+3']:.1f}% (SE {toxic.se['3+3']:.1f})" in conc
 
 
-def test_methods_text_and_decision_tables(example: dict) -> None:
-    raw = html.unescape(example["html"].read_text(encoding="utf-8"))
-    methods = raw[raw.index('id="methods"'):raw.index('id="scenarios"')]
-    # BOIN: boundaries as the package prints them (shared/reference, BOIN::get.boundary(0.3, 3, 10))
-    ref = load_reference("boin", "boundaries.json")["cases"]["target0.30_cs3_nc10"]["boundary_tab_at_cohort_ends"]
-    assert "\u03bbe = 0.2365" in methods and "\u03bbd = 0.3585" in methods
+def _rows(block: str) -> dict[str, list[str]]:
+    """Table rows of an HTML fragment, keyed by their first cell's text."""
     rows = {}
-    for line in re.findall(r"<tr>(.*?)</tr>", methods, re.S):
-        cells = [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>",
-                                                                                       line, re.S)]
+    for line in re.findall(r"<tr>(.*?)</tr>", block, re.S):
+        cells = [html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+                 for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", line, re.S)]
         if cells:
             rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_methods_text_and_decision_tables(example: dict) -> None:
+    raw = example["html"].read_text(encoding="utf-8")
+    methods = raw[raw.index('id="methods"'):raw.index('id="scenarios"')]
+    blocks = re.split(r'<div class="design-methods[^"]*" id="methods-\d+">', methods)[1:]
+    designs = example["manifest"]["designs"]
+    assert len(blocks) == len(designs)
+    by_kind = {}
+    for d, block in zip(designs, blocks):
+        assert f"{d['name']}: " in html.unescape(block)
+        by_kind.setdefault(d["design"], (d, html.unescape(block)))
+    # BOIN: boundaries as the package prints them (shared/reference, BOIN::get.boundary(0.3, 3, 10))
+    ref = load_reference("boin", "boundaries.json")["cases"]["target0.30_cs3_nc10"]["boundary_tab_at_cohort_ends"]
+    boin = by_kind["boin"][1]
+    assert "\u03bbe = 0.2365" in boin and "\u03bbd = 0.3585" in boin
+    rows = _rows(boin)
     assert [int(v) for v in rows["Escalate if # of DLTs \u2264"]] == ref["escalate_if_ntox_le"]
     assert [int(v) for v in rows["De-escalate if # of DLTs \u2265"]] == ref["deescalate_if_ntox_ge"]
     assert [None if v == "NA" else int(v) for v in rows["Eliminate if # of DLTs \u2265"]] == ref["eliminate_if_ntox_ge"]
     assert "Stop (lowest dose) if # of DLTs \u2265" in rows  # the study sets extrasafe: true
-    # 3+3 with de-escalation (the study's allow_deescalation: true), citations, parameters with their source
-    assert "3+3 design with de-escalation" in methods and "Korn et al., 1994" in methods
-    assert "Storer BE. Design and analysis of phase I clinical trials" in methods
-    assert "Liu S, Yuan Y. Bayesian optimal interval designs" in methods
     assert rows["cutoff_eli"][:2] == ["0.95", "study file"] and rows["p_saf"][:2] == ["0.18", "default"]
-    assert "28-day window" in methods  # the study's dlt_window_days
+    assert "Liu S, Yuan Y. Bayesian optimal interval designs" in boin and "28-day window" in boin
+    # 3+3 with de-escalation (the study's allow_deescalation: true), with its citations
+    tpt = by_kind["3+3"][1]
+    assert "3+3 design with de-escalation" in tpt and "Korn et al., 1994" in tpt
+    assert "Storer BE. Design and analysis of phase I clinical trials" in tpt
+    assert _rows(tpt)["allow_deescalation"][:2] == ["yes", "study file"]
+    if "crm" in by_kind:
+        d, crm = by_kind["crm"]
+        assert "CRM skeleton and prior" in crm and 'generic"' not in crm
+        assert [v[0] for k, v in _rows(crm).items() if k.startswith("DL")] == \
+            [f"{x:.3f}" for x in d["params"]["skeleton"]]
+        if d["params"].get("safety_threshold") is not None:
+            assert f"> {d['params']['safety_threshold']:g} with at least" in crm
+    # kinds without a protocol template get the generic text that lists every recorded parameter
+    for d, block in zip(designs, blocks):
+        if d["design"] not in ("3+3", "boin", "crm", "efftox"):
+            block = html.unescape(block)
+            assert "no protocol template" in block
+            assert all(k in _rows(block) for k in d["params"])
 
 
 def test_scenario_table_marks_the_true_mtd(example: dict) -> None:
@@ -316,19 +367,32 @@ def test_scenario_table_marks_the_true_mtd(example: dict) -> None:
         assert re.search(rf'<td class="mtd" {re.escape(attr)} data-curve="P\(DLT\)" data-dose="{label}">', raw)
 
 
-def test_reproducibility_section_regenerates_the_run(example: dict, tmp_path: Path) -> None:
-    page = _parse(example["html"])
-    text = " ".join(page.text)
+def test_reproducibility_section_lists_the_manifest(example: dict) -> None:
+    text = " ".join(_parse(example["html"]).text)
     man = example["manifest"]
-    for fact in (man["study_sha256"], man["results_sha256"], man["versions"]["numpy"], man["command"]):
-        assert html.unescape(fact) in text
-    raw = example["html"].read_text(encoding="utf-8")
+    for fact in (man["study_sha256"], man["results_sha256"], man["versions"]["numpy"], man["command"],
+                 man["platform"]["machine"], f"{man['chunk_size']}"):
+        assert fact in text
+    for d in man["designs"]:  # every parameter, defaults filled in
+        for k, v in d["params"].items():
+            assert f'"{k}": {json.dumps(v)}' in html.unescape(text) or f'"{k}": ' in text
+
+
+def test_the_report_alone_regenerates_the_run(hostile: dict, tmp_path: Path) -> None:
+    """Save the study text shown in the report, run the command shown in the report: same results hash."""
+    raw = hostile["html"].read_text(encoding="utf-8")
     cmd = html.unescape(re.search(r'<pre id="regenerate">(.*?)</pre>', raw, re.S).group(1)).strip()
+    study_text = html.unescape(re.search(r'<pre id="study-text">(.*?)</pre>', raw, re.S).group(1))
+    man = json.loads((hostile["run"] / "manifest.json").read_text())
     argv = shlex.split(cmd)
-    assert argv[:2] == ["escalade", "run"]
+    assert argv[:3] == ["escalade", "run", man["study_file"]]
+    saved = tmp_path / "study.yaml"
+    saved.write_text(study_text, encoding="utf-8")
+    argv[2] = str(saved)
     argv[argv.index("--out") + 1] = str(tmp_path / "again")
     assert main(argv[1:] + ["--jobs", "1", "--no-progress"]) == 0
     again = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert again["study_sha256"] == man["study_sha256"]
     assert again["results_sha256"] == man["results_sha256"]
 
 
@@ -429,16 +493,26 @@ def test_exact_runs_show_exact_instead_of_se(tmp_path: Path) -> None:
     from escalade.reports.plots import selection_allocation_figure
     from escalade.reports.tables import scenario_tables
 
+    study = tmp_path / "small.yaml"
+    study.write_text("""
+study: {title: Exact, target: 0.3, cohort_size: 3, max_n: 18, start_dose: 1}
+doses: [{label: DL1, amount: 1}, {label: DL2, amount: 2}, {label: DL3, amount: 3}]
+designs: [{name: "3+3", design: "3+3"}, {name: BOIN, design: boin}]
+scenarios:
+  - {name: middle, p_dlt: [0.1, 0.3, 0.5], p_response: [0.2, 0.4, 0.5]}
+simulation: {n_trials: 100, seed: 1}
+""")
     run_dir = tmp_path / "exact"
-    assert main(["run", str(EXAMPLE), "--exact", "--jobs", "1", "--out", str(run_dir), "--no-progress"]) == 0
+    assert main(["run", str(study), "--exact", "--jobs", "1", "--out", str(run_dir), "--no-progress"]) == 0
     run = load_run(run_dir)
-    s = run.scenarios[2]
+    s = run.scenarios[0]
     tables = scenario_tables(run, s)
     texts = [c.text for t in tables for row in t.rows for c in row if c.key.get("metric") == "select_pct"]
     oc = pd.read_csv(run_dir / "oc.csv")
-    r = oc[(oc.scenario == s.name) & (oc.design == "BOIN") & (oc.metric == "select_pct") & (oc.dose == "DL3")].iloc[0]
+    r = oc[(oc.design == "BOIN") & (oc.metric == "select_pct") & (oc.dose == "DL2")].iloc[0]
     assert bool(r.exact) and f"{r.value:.1f} (exact)" in texts
-    assert selection_allocation_figure(run, s, 2).png[:4] == b"\x89PNG"
+    assert not any("(" in t and "exact" not in t for t in texts)
+    assert selection_allocation_figure(run, s, 0).png[:4] == b"\x89PNG"
 
 
 def test_unknown_design_kind_gets_the_generic_methods(example: dict, tmp_path: Path) -> None:
@@ -597,9 +671,10 @@ def test_crm_and_efftox_methods(example: dict, tmp_path: Path) -> None:
     from escalade.reports.optimal import optimal_doses
 
     skeleton = [0.08, 0.16, 0.30, 0.44, 0.57]
-    run = _with_designs(example, tmp_path, [("CRM", "crm", {"skeleton": skeleton}),
+    run = _with_designs(example, tmp_path, [("CRM-b", "crm", {"skeleton": skeleton}),
                                             ("EffTox", "efftox", {"efficacy_hurdle": 0.3, "toxicity_hurdle": 0.35})])
-    crm = methods_section(run, run.designs[2], 2)
+    k = run.design_names.index("CRM-b")
+    crm = methods_section(run, run.designs[k], k)
     assert crm.specific and "continual reassessment method" in crm.paragraphs[0]
     table = crm.decision_tables[0]
     assert [row[1].value for row in table.rows] == skeleton
@@ -607,9 +682,10 @@ def test_crm_and_efftox_methods(example: dict, tmp_path: Path) -> None:
     m = CrmModel.from_config(CrmConfig(target=0.3, n_doses=5, skeleton=tuple(skeleton)))
     lo = m.ptox(1.6448536269514722 * math.sqrt(1.34))
     assert table.rows[4][2].text.startswith(f"{lo[4]:.3f} \u2013")
-    eff = methods_section(run, run.designs[3], 3)
+    k = run.design_names.index("EffTox")
+    eff = methods_section(run, run.designs[k], k)
     assert eff.specific and eff.figures and eff.figures[0].png[:4] == b"\x89PNG"
-    params = run.designs[3].params
+    params = run.designs[k].params
     assert [row[1].value for row in eff.decision_tables[0].rows] == pytest.approx(params["prior_mean"])
     assert f"p = {params['contour_p']:.4f}" in eff.paragraphs[3]
     optimal = optimal_doses(run)
@@ -633,4 +709,4 @@ def test_paired_differences_from_trials_equal_paired_csv(example: dict) -> None:
         flipped = paired_from_trials(run, r.scenario, r.versus, r.design, r.metric)
         assert flipped[0] == pytest.approx(-r.difference, abs=1e-9)
         checked += 1
-    assert checked == len(run.scenarios) * len(PAIRABLE)
+    assert checked == len(run.scenarios) * len(PAIRABLE) * (len(run.designs) - 1)
