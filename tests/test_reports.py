@@ -296,7 +296,7 @@ def test_summary_and_conclusion_come_from_the_numbers(example: dict) -> None:
                    for d in (leader, other)}
             x = 100.0 * (hit[leader].astype(float) - hit[other].astype(float))
             diffs.append((x.mean(), x.std(ddof=1) / math.sqrt(x.size)))
-        lo, hi = min(diffs), max(diffs)
+        lo, hi = min(diffs, key=lambda t: t[0]), max(diffs, key=lambda t: t[0])  # first in scenario order
         assert (f"{_signed(lo[0])} (SE {lo[1]:.1f}) to {_signed(hi[0])} (SE {hi[1]:.1f})") in conc, other
         up = sum(1 for d, se in diffs if d > 2 * se)
         assert f"in favour of {leader} in {up} of {len(ok)}" in conc
