@@ -1,7 +1,7 @@
 """How numbers, doses and metrics are written in reports (one convention everywhere).
 
 Percentages and means are written with one decimal, rates (proportions) with
-three, each followed by its Monte Carlo standard error in brackets with the
+three and durations in days with none, each followed by its Monte Carlo standard error in brackets with the
 same number of decimals, or by ``(exact)`` for exactly enumerated values:
 ``59.3 (2.8)``, ``0.521 (0.006)``, ``61.0 (exact)``. A value that is not
 defined (ORR at the selected dose when no trial selected one) is ``n/a``.
@@ -52,6 +52,12 @@ METRICS: Final[dict[str, MetricSpec]] = {m.name: m for m in (
     MetricSpec("responders", "Responders (mean)", 1, "", True),
     MetricSpec("orr_selected", "True ORR at the selected dose", 3, "", True),
     MetricSpec("early_stop_pct", "Stopped early (%)", 1, "%"),
+    MetricSpec("duration_days", "Trial duration, mean (days)", 0),
+    MetricSpec("duration_days_median", "Trial duration, median (days)", 0),
+    MetricSpec("duration_days_p10", "Trial duration, 10th percentile (days)", 0),
+    MetricSpec("duration_days_p90", "Trial duration, 90th percentile (days)", 0),
+    MetricSpec("suspensions", "Patients waiting for a dose (mean)", 1),
+    MetricSpec("suspended_pct", "Trials with accrual suspended (%)", 1, "%"),
     MetricSpec("stop_pct", "Stopped: reason (%)", 1, "%"),
 )}
 

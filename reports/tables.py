@@ -40,7 +40,8 @@ _PAIRS_PER_TABLE: int = 3
 KEY_OC_ROWS: tuple[str, ...] = (
     "correct_selection_pct", "select_none_pct", "overdose_selection_pct", "patients_at_mtd_pct",
     "patients_above_mtd", "overdose60_pct", "overdose80_pct", "dlts", "dlt_rate", "sample_size",
-    "responders", "orr_selected", "early_stop_pct",
+    "responders", "orr_selected", "early_stop_pct", "duration_days", "duration_days_median", "duration_days_p10",
+    "duration_days_p90", "suspensions", "suspended_pct",
 )
 
 
@@ -171,6 +172,8 @@ def key_oc_table(run: RunData, scenario: ScenarioInfo) -> Table:
     """Rows = summary characteristics, columns = designs."""
     rows = []
     for m in KEY_OC_ROWS:
+        if all(run.cell(scenario.name, d, m) is None for d in run.design_names):
+            continue  # e.g. calendar-time metrics of a run without accrual times
         spec = metric_spec(m)
         rows.append([_head(spec.label)] + [_oc_cell(run, scenario.name, des, m) for des in run.design_names])
     note = ("True ORR at the selected dose: over the trials that selected a dose. > 60% / > 80% of max N: "

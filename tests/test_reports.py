@@ -86,7 +86,8 @@ def _parse(path: Path) -> _Page:
     return page
 
 
-_DECIMALS = {"dlt_rate": 3, "orr_selected": 3}
+_DECIMALS = {"dlt_rate": 3, "orr_selected": 3, "duration_days": 0, "duration_days_median": 0,
+             "duration_days_p10": 0, "duration_days_p90": 0}
 
 
 def _expected_text(value: float, se: float, exact: bool, metric: str) -> str:
@@ -94,9 +95,13 @@ def _expected_text(value: float, se: float, exact: bool, metric: str) -> str:
     d = _DECIMALS.get(metric, 1)
     if not math.isfinite(value):
         return "n/a"
-    tail = "exact" if exact else f"{se:.{d}f}"
-    v = f"{value:.{d}f}"
-    return f"{'0.' + '0' * d if float(v) == 0 else v} ({'0.' + '0' * d if tail != 'exact' and float(tail) == 0 else tail})"
+    zero = f"{0:.{d}f}"
+
+    def num(x: float) -> str:
+        text = f"{x:.{d}f}"
+        return zero if float(text) == 0 else text  # no "-0.0"
+
+    return f"{num(value)} ({'exact' if exact else num(se)})"
 
 
 def _run(study: Path, out: Path, *extra: str) -> Path:
