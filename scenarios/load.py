@@ -191,8 +191,13 @@ def _check_param(ctx: "_Ctx", v: Any, path: str, depth: int = 0) -> None:
     if isinstance(v, bool) or v is None or isinstance(v, (str, float)):
         return
     if isinstance(v, int):
-        if abs(v) > 2**53:
-            raise ctx.err(path, v, "must be at most 2**53 in magnitude (whole numbers beyond that lose precision)")
+        if path.endswith(".max_n") and v > LIMITS["max_sample_size"]:
+            raise ctx.err(path, v, f"must be at most {LIMITS['max_sample_size']} patients (max_sample_size in "
+                          "LIMITS, escalade/scenarios/study.py)")
+        if abs(v) > LIMITS["max_param_int"]:
+            raise ctx.err(path, v, f"must be at most {LIMITS['max_param_int']:,} in magnitude, as every whole-number "
+                          "design parameter (patients, dose levels) is (max_param_int in LIMITS, "
+                          "escalade/scenarios/study.py)")
         return
     if isinstance(v, (list, dict)) and depth < 3:
         items = v.items() if isinstance(v, dict) else enumerate(v)

@@ -27,6 +27,9 @@ __all__ = ["DoseLevel", "Scenario", "DesignSpec", "SimulationSettings", "Timing"
 #:     Trials x scenarios x designs of one run (the total work).
 #: ``max_sample_size``
 #:     Maximum sample size (``study.max_n``, a design's ``max_n``).
+#: ``max_param_int``
+#:     Magnitude of any other whole-number design parameter (patient counts
+#:     such as BOIN's ``n_earlystop``, dose levels); designs size tables by them.
 #: ``max_unit_patients``
 #:     ``chunk_size`` x largest ``max_n``: virtual patients drawn at once by one
 #:     work unit (memory per worker, ~40 bytes each).
@@ -45,6 +48,7 @@ LIMITS: dict[str, int] = {
     "max_trials": 1_000_000,
     "max_total_trials": 200_000_000,
     "max_sample_size": 500,
+    "max_param_int": 100_000,
     "max_unit_patients": 10_000_000,
     "max_file_bytes": 2_000_000,
     "max_list_items": 1_000,

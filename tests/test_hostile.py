@@ -95,7 +95,8 @@ def _strip_indices(field: str) -> str:
     return re.sub(r"\[\d+\]", "[]", field)
 
 
-_HUGE_INT = st.integers(min_value=2**53, max_value=10**400) | st.integers(min_value=-(10**400), max_value=-1)
+_HUGE_INT = (st.integers(min_value=2**53, max_value=10**400) | st.integers(min_value=-(10**400), max_value=-1)
+             | st.sampled_from([501, 10_000, 100_001, 10**6, 10**9, 10**15]))
 _SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), _HUGE_INT,
     st.floats(allow_nan=True, allow_infinity=True),
@@ -114,7 +115,9 @@ def structural_mutations(draw: st.DrawFn) -> tuple[bytes, tuple, str]:
     kind = draw(st.sampled_from(["set", "set", "set", "delete", "extra", "huge"]))
     if kind == "extra":
         path = draw(st.sampled_from(MAPPING_PATHS))
-        key = draw(st.text(min_size=1, max_size=12) | st.sampled_from(["titel", "n_trial", "p_dtl", "Target"]))
+        key = draw(st.text(min_size=1, max_size=12) | st.sampled_from(
+            ["titel", "n_trial", "p_dtl", "Target", "max_n", "n_earlystop", "cohort_size", "start_dose", "skeleton",
+             "offset", "titration", "days"]))
         node = _at(data, path)
         if key in node:
             key += "_x"
@@ -275,7 +278,10 @@ def test_the_base_study_is_valid_and_runs(tmp_path: Path) -> None:
     (_dump(BASE).replace(b"target: 0.3", b"target: " + b"[" * 25 + b"]" * 25), "study.target", "nested"),
     (_dump(BASE).replace(b"  target: 0.3\n", b"  target: 0.3\n  target: 0.25\n"), "study.target", "twice"),
     (_dump(BASE).replace(b"cutoff_eli: 0.95", b"cutoff_eli: " + b"9" * 30), "designs[0].params.cutoff_eli",
-     "2**53"),
+     "max_param_int"),
+    (_dump(BASE).replace(b"cutoff_eli: 0.95", b"n_earlystop: 1000000000"), "designs[0].params.n_earlystop",
+     "max_param_int"),
+    (_dump(BASE).replace(b"cutoff_eli: 0.95", b"max_n: 10000"), "designs[0].params.max_n", "max_sample_size"),
     (_dump(BASE).replace(b"extrasafe: true", b"extrasafe: 2026-01-01"), "designs[0].params.extrasafe",
      "number, text, true/false"),
     (_dump(BASE).replace(b"chunk_size: 10", b"chunk_size: 100000").replace(b"max_n: 12", b"max_n: 500"),
