@@ -211,7 +211,7 @@ def summary_figure(run: RunData) -> FigureImage:
     colours = design_colours(names)
     scen = list(run.scenarios)
     ns = len(scen)
-    fig = Figure(figsize=(8.6, 0.3 * ns * max(1.0, 0.6 * len(names)) + 1.2), layout="constrained")
+    fig = Figure(figsize=(8.6, 0.3 * ns * max(1.0, 0.35 * len(names)) + 1.2), layout="constrained")
     axes = fig.subplots(1, 3, sharey=True)
     panels = (("correct_selection_pct", "Correct selection (%)", 1.0),
               ("overdose_selection_pct", "Selected above the MTD (%)", 1.0),
