@@ -8,8 +8,9 @@ results are bit-identical for any number of workers, any backend and any
 completion order (DESIGN.md sections 3 and 6).
 
 When a unit directory is given, every finished unit is written there at once
-by the driving process (temporary file, then rename; also when the units ran
-on a remote dask cluster) and units already present are loaded instead of
+(temporary file, then rename) by the worker that ran it, or by the driving
+process when the units run on a dask cluster given by address (its workers
+may not share the file system); units already present are loaded instead of
 recomputed: an interrupted run resumes where it stopped.
 
 Sizing the work units
@@ -200,8 +201,10 @@ def run_units(
         ``scheduler`` is its address, or a ``LocalCluster`` of ``n_jobs``
         single-threaded worker processes is started and closed afterwards).
     unit_dir
-        Where finished units are stored (and loaded from, to resume). Units
-        are written by this process as their results arrive.
+        Where finished units are stored (and loaded from, to resume). Each
+        unit is written as soon as it is finished: by the worker that ran it,
+        or, on a dask cluster given by ``scheduler`` (whose workers may not
+        share this file system), by this process when its result arrives.
     progress
         Called as ``progress(units_done, units_total, trials_done)`` once
         before any unit runs and after each unit, whatever the backend.
@@ -234,9 +237,14 @@ def run_units(
     if not todo:
         return _collect(units, done, len(scenarios), len(designs))
 
+    # Workers write their units when they share this file system (every backend but a dask cluster
+    # given by address, whose workers may run elsewhere: there this process writes each unit on arrival).
+    remote = backend == "dask" and bool(scheduler)
+    worker_dir = None if udir is None or remote else str(udir)
+
     def finished(unit: WorkUnit, outs: list[TrialOutcomes]) -> None:
         nonlocal trials_done
-        if udir is not None:
+        if udir is not None and remote:
             _save_unit(udir / unit.filename, outs)
         done[unit] = outs
         trials_done += unit.size
@@ -247,12 +255,12 @@ def run_units(
     if backend == "sequential" or (n_jobs == 1 and backend != "dask"):
         _warn_if_starved(len(units), 1)
         for u in todo:
-            finished(*_unit_task(u, scenarios[u.scenario], designs, seed, None))
+            finished(*_unit_task(u, scenarios[u.scenario], designs, seed, worker_dir))
         return _collect(units, done, len(scenarios), len(designs))
 
     from joblib import Parallel, delayed, parallel_config
 
-    tasks = (delayed(_unit_task)(u, scenarios[u.scenario], designs, seed, None) for u in todo)
+    tasks = (delayed(_unit_task)(u, scenarios[u.scenario], designs, seed, worker_dir) for u in todo)
     if backend != "dask":
         _warn_if_starved(len(units), _n_workers(n_jobs))
         with parallel_config(backend=backend, n_jobs=n_jobs):
