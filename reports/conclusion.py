@@ -89,6 +89,7 @@ def _pcs_sentences(run: RunData, scen: list[ScenarioInfo]) -> list[str]:
            f"{run.target:g}, {leader} selected the true MTD most often in {wins[leader]} of {len(scen)} "
            f"({leader}: {_pct_range(pcs[leader])} of trials; "
            + "; ".join(f"{d}: {_pct_range(pcs[d])}" for d in names if d != leader) + ")."]
+    exact = bool(run.oc["exact"].all())
     clauses, kinds = [], set()
     for other in names:
         if other == leader:
@@ -101,20 +102,29 @@ def _pcs_sentences(run: RunData, scen: list[ScenarioInfo]) -> list[str]:
         down = sum(1 for d, se, _ in ok if d < -FLAG_Z * se)
         lo, hi = min(ok, key=lambda t: t[0]), max(ok, key=lambda t: t[0])
         kinds.add(all(p for _, _, p in ok))
-        span = (f"{fmt_number(lo[0], 1, sign=True)} (SE {fmt_number(lo[1], 1)}) to "
-                f"{fmt_number(hi[0], 1, sign=True)} (SE {fmt_number(hi[1], 1)})")
+        if exact:
+            span = f"{fmt_number(lo[0], 1, sign=True)} to {fmt_number(hi[0], 1, sign=True)}"
+        else:
+            span = (f"{fmt_number(lo[0], 1, sign=True)} (SE {fmt_number(lo[1], 1)}) to "
+                    f"{fmt_number(hi[0], 1, sign=True)} (SE {fmt_number(hi[1], 1)})")
         clauses.append((other, span, up, down, len(ok)))
     if not clauses:
         return out
-    kind = "paired on the same virtual patients" if kinds == {True} else "with independent-samples SEs"
+    if kinds == {True}:
+        kind = "paired on the same virtual patients"
+    elif exact:
+        kind = "computed exactly, without Monte Carlo error"
+    else:
+        kind = "with independent-samples SEs"
     if len(clauses) == 1:
         other, span, up, down, n = clauses[0]
+        clear = "it favoured" if exact else f"it exceeded {FLAG_Z:g} standard errors in favour of"
         text = (f"Compared with {other} ({kind}), the difference in correct selection ranged from {span} "
-                f"percentage points; it exceeded {FLAG_Z:g} standard errors in favour of {leader} in {up} of {n} "
-                f"scenarios")
+                f"percentage points; {clear} {leader} in {up} of {n} scenarios")
         out.append(text + (f" and in favour of {other} in {down}." if down else "."))
     else:
-        parts = [f"{span} versus {other} (more than {FLAG_Z:g} SE in favour of {leader} in {up} of {n} scenarios"
+        clear = "in favour of" if exact else f"more than {FLAG_Z:g} SE in favour of"
+        parts = [f"{span} versus {other} ({clear} {leader} in {up} of {n} scenarios"
                  + (f", in favour of {other} in {down})" if down else ")") for other, span, up, down, n in clauses]
         out.append(f"The difference in correct selection between {leader} and each other design ({kind}) ranged "
                    f"over the scenarios from " + "; ".join(parts) + " percentage points.")
@@ -212,8 +222,11 @@ def conclusion(run: RunData) -> str:
     toxic = [s for s in run.scenarios if not has_acceptable_dose(s, run.target)]
     sentences = (_pcs_sentences(run, ok) + _safety_sentences(run, ok) + _optimal_sentences(run)
                  + _toxic_sentences(run, toxic))
-    basis = ("exact enumeration" if run.oc["exact"].all() else
-             f"{run.n_trials} simulated trials per scenario and design (seed {run.seed})")
-    sentences.append(f"All figures are based on {basis}; differences smaller than {FLAG_Z:g} standard errors "
-                     f"should not be read as real differences between designs.")
+    if bool(run.oc["exact"].all()):
+        sentences.append("All figures were computed exactly, by enumerating every possible trial, and have no "
+                         "Monte Carlo error.")
+    else:
+        sentences.append(f"All figures are based on {run.n_trials} simulated trials per scenario and design (seed "
+                         f"{run.seed}); differences smaller than {FLAG_Z:g} standard errors should not be read as "
+                         f"real differences between designs.")
     return " ".join(sentences)
