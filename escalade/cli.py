@@ -185,8 +185,11 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         close()
     m = res.manifest
     print(f"{study.title}")
-    print(f"{m['n_trials']} trials per scenario, seed {m['seed']}; values are means with Monte Carlo SE "
-          f"in brackets (PCS = correct MTD selection; true MTD = dose closest to target {study.target})")
+    all_exact = bool(res.oc["exact"].all())
+    how = ("exact operating characteristics (no Monte Carlo error)" if all_exact else
+           f"{m['n_trials']} trials per scenario, seed {m['seed']}; values are means with Monte Carlo SE in "
+           f"brackets{' (none where exact)' if res.oc['exact'].any() else ''}")
+    print(f"{how} (PCS = correct MTD selection; true MTD = dose closest to target {study.target})")
     print(summary_table(res.oc, [s.name for s in study.scenarios], [d.name for d in study.designs]))
     for f in m["exact_fallbacks"]:
         print(f"note: {f['scenario']} / {f['design']}: simulated, not exact ({f['reason']})")
