@@ -424,6 +424,13 @@ def run_study(
             exact_results, fallbacks_idx = _exact_all(study, designs, scen_specs)
             fallbacks = {(study.scenarios[s].name, designs[d][0].name): why for (s, d), why in fallbacks_idx.items()}
         sim_designs = [d for _, d in designs]
+        if not study.timing.enabled:
+            for spec, d in designs:
+                if not getattr(d, "markov", True):
+                    log.warning("design '%s' decides on follow-up times but %s has no timing section; "
+                                "using the default timing (Poisson accrual of %.1f patients a month, uniform "
+                                "DLT onset); add a 'timing' section to set them", spec.name,
+                                study.source or "the study", study.timing.rate_per_month)
         need_sim = not exact or len(exact_results) < len(scen_specs) * len(designs)
         sim: dict[tuple[int, int], TrialOutcomes] = {}
         if need_sim:
