@@ -63,17 +63,9 @@ class RerunOutcome:
         return self.recorded == self.regenerated
 
 
-def _non_negative_jobs(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number (-1 = all cores), got {text!r}") from None
-    if v == 0 or v < -1:
-        raise argparse.ArgumentTypeError("--jobs must be >= 1, or -1 for all cores")
-    return v
-
-
 def add_parser(sub: Any) -> None:
+    from escalade.cli import _jobs
+
     """Add the ``rerun`` sub-command to the ``escalade`` parser."""
     r = sub.add_parser("rerun", help="regenerate a run from its manifest.json and verify its results hash",
                        description="Run the study recorded in RUN_DIR/manifest.json again (same study text, "
@@ -81,7 +73,7 @@ def add_parser(sub: Any) -> None:
                                    "identical. Exit status 1 if it is not.")
     r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'escalade run'")
     r.add_argument("--out", help="new run directory (default: RUN_DIR-rerun)")
-    r.add_argument("--jobs", type=_non_negative_jobs, default=-1,
+    r.add_argument("--jobs", type=_jobs, default=-1,
                    help="parallel workers (-1 = all cores; never changes results)")
     r.add_argument("--backend", choices=["loky", "dask", "threading", "sequential"], default="loky")
     r.add_argument("--scheduler", help="dask.distributed scheduler address (with --backend dask)")

@@ -65,7 +65,7 @@ from escalade.design.base import NO_DOSE, Design, States, StopReason
 from escalade.scenarios.study import Timing
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.patients import Patients, draw_patients
-from escalade.simulations.trial import decide_memoised, select_memoised
+from escalade.simulations.trial import CohortLoop, select_memoised
 
 __all__ = ["DAYS_PER_MONTH", "arrival_days", "onset_fraction", "run_timed_trials", "simulate_timed"]
 
@@ -283,36 +283,17 @@ def run_timed_trials(
 
 
 def _run_complete(design: Design, line: _Timeline) -> TrialOutcomes:
-    """Cohorts wait for full follow-up; decisions as the untimed engine's."""
+    """Cohorts wait for full follow-up; decisions as the untimed engine's (same :class:`CohortLoop`)."""
     t_count = line.dose.shape[0]
-    nd = design.n_doses
-    max_n = int(design.max_n)
-    n = np.zeros((t_count, nd), np.int64)
-    tox = np.zeros_like(n)
-    eff = np.zeros_like(n)
-    both = np.zeros_like(n)
-    last_n = np.zeros(t_count, np.int64)
-    last_tox = np.zeros(t_count, np.int64)
-    pos = np.zeros(t_count, np.int64)
-    cohorts = np.zeros(t_count, np.int64)
-    reason = np.zeros(t_count, np.int8)
+    loop = CohortLoop(design, t_count)
     open_at = np.zeros(t_count)
-    d0, size0 = design.start()
-    dose = np.full(t_count, d0, np.int64)
-    size = np.full(t_count, size0, np.int64)
-    current = dose.copy()
-    live = np.arange(t_count)
-    for _step in range(max_n + 1):
-        if live.size == 0:
+    for _step in range(loop.max_n + 1):
+        if loop.live.size == 0:
             break
-        c = np.minimum(size[live], max_n - pos[live])
-        if np.any(c < 1):
-            raise RuntimeError(f"design '{design.kind}' asked for a cohort of size < 1")
-        d = dose[live]
-        p0 = pos[live].copy()
+        live, d, c = loop.next_cohort()
+        p0 = loop.pos[live].copy()
         line.dose_cohort(live, p0, c, d, open_at[live])
-        width = int(c.max())
-        offs = np.arange(width)
+        offs = np.arange(int(c.max()))
         mask = offs[None, :] < c[:, None]
         cols = np.minimum(p0[:, None] + offs, line.dose.shape[1] - 1)
         rows = np.broadcast_to(live[:, None], cols.shape)
@@ -320,31 +301,11 @@ def _run_complete(design: Design, line: _Timeline) -> TrialOutcomes:
         t_eff = line.eff[rows, cols] & mask
         known = np.where(mask, line.outcome_known(rows, cols), -np.inf)
         open_at[live] = known.max(axis=1)
-        nt = t_tox.sum(axis=1)
-        n[live, d] += c
-        tox[live, d] += nt
-        eff[live, d] += t_eff.sum(axis=1)
-        both[live, d] += (t_tox & t_eff).sum(axis=1)
-        pos[live] += c
-        cohorts[live] += 1
-        current[live] = d
-        last_n[live] = c
-        last_tox[live] = nt
-        full = pos[live] >= max_n
-        reason[live[full]] = StopReason.MAX_SAMPLE_SIZE
-        live = live[~full]
-        if live.size == 0:
-            break
-        states = States(n[live], tox[live], eff[live], both[live], current[live], last_n[live], last_tox[live])
-        dec = decide_memoised(design, states)
-        reason[live[dec.stop]] = dec.reason[dec.stop]
-        go = ~dec.stop
-        dose[live[go]] = dec.dose[go]
-        size[live[go]] = dec.cohort_size[go]
-        live = live[go]
+        loop.record(live, d, c, t_tox, t_eff)
+        loop.decide()
     else:  # pragma: no cover - every cohort enrols >= 1 patient
         raise RuntimeError("timed trial loop did not terminate")
-    return line.finish(reason, cohorts, current, last_n, last_tox)
+    return line.finish(loop.reason, loop.cohorts, loop.current, loop.last_n, loop.last_tox)
 
 
 def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:

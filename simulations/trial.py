@@ -24,7 +24,7 @@ from escalade.design.base import NO_DOSE, Decisions, Design, States, StopReason
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.patients import Patients, draw_patients
 
-__all__ = ["run_trials", "simulate", "decide_memoised", "select_memoised"]
+__all__ = ["run_trials", "simulate", "decide_memoised", "select_memoised", "CohortLoop"]
 
 
 def decide_memoised(design: Design, states: States) -> Decisions:
@@ -41,6 +41,78 @@ def select_memoised(design: Design, states: States) -> np.ndarray:
         return np.asarray(design.select(states), np.int64)
     uniq, inverse = states.unique()
     return np.asarray(design.select(uniq), np.int64)[inverse]
+
+
+class CohortLoop:
+    """The per-trial arrays of the cohort loop and its two steps (shared by both engines).
+
+    :meth:`next_cohort` gives the live trials, their doses and cohort sizes;
+    :meth:`record` adds a cohort's outcomes to the counts; :meth:`decide` ends
+    the trials that reached ``max_n`` and asks the design about the others.
+    The calendar-time engine (:mod:`escalade.simulations.timed`) drives the
+    same object, so both engines make identical decisions.
+    """
+
+    def __init__(self, design: Design, n_trials: int) -> None:
+        nd = design.n_doses
+        self.design = design
+        self.max_n = int(design.max_n)
+        self.n = np.zeros((n_trials, nd), np.int64)
+        self.tox = np.zeros_like(self.n)
+        self.eff = np.zeros_like(self.n)
+        self.both = np.zeros_like(self.n)
+        self.last_n = np.zeros(n_trials, np.int64)
+        self.last_tox = np.zeros(n_trials, np.int64)
+        self.pos = np.zeros(n_trials, np.int64)
+        self.cohorts = np.zeros(n_trials, np.int64)
+        self.reason = np.zeros(n_trials, np.int8)
+        d0, size0 = design.start()
+        self.dose = np.full(n_trials, d0, np.int64)
+        self.size = np.full(n_trials, size0, np.int64)
+        self.current = self.dose.copy()
+        self.live = np.arange(n_trials)
+
+    def next_cohort(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(live, dose, size)`` of the next cohort of every live trial."""
+        live = self.live
+        c = np.minimum(self.size[live], self.max_n - self.pos[live])
+        if np.any(c < 1):
+            raise RuntimeError(f"design '{self.design.kind}' asked for a cohort of size < 1")
+        return live, self.dose[live], c
+
+    def record(self, live: np.ndarray, d: np.ndarray, c: np.ndarray, t_tox: np.ndarray,
+               t_eff: np.ndarray) -> None:
+        """Add a cohort (``(L, width)`` DLT and response indicators, masked) at doses ``d``."""
+        nt = t_tox.sum(axis=1)
+        self.n[live, d] += c
+        self.tox[live, d] += nt
+        self.eff[live, d] += t_eff.sum(axis=1)
+        self.both[live, d] += (t_tox & t_eff).sum(axis=1)
+        self.pos[live] += c
+        self.cohorts[live] += 1
+        self.current[live] = d
+        self.last_n[live] = c
+        self.last_tox[live] = nt
+
+    def decide(self) -> None:
+        """End trials at ``max_n``; ask the design (memoised) for the others' next cohort."""
+        live = self.live
+        full = self.pos[live] >= self.max_n
+        self.reason[live[full]] = StopReason.MAX_SAMPLE_SIZE
+        live = live[~full]
+        if live.size:
+            states = States(self.n[live], self.tox[live], self.eff[live], self.both[live], self.current[live],
+                            self.last_n[live], self.last_tox[live])
+            dec = decide_memoised(self.design, states)
+            self.reason[live[dec.stop]] = dec.reason[dec.stop]
+            go = ~dec.stop
+            self.dose[live[go]] = dec.dose[go]
+            self.size[live[go]] = dec.cohort_size[go]
+            live = live[go]
+        self.live = live
+
+    def final_states(self) -> States:
+        return States(self.n, self.tox, self.eff, self.both, self.current, self.last_n, self.last_tox)
 
 
 def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: Patients) -> TrialOutcomes:
@@ -65,66 +137,24 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
     if patients.capacity < max_n:
         raise ValueError(f"patients hold {patients.capacity} per trial; the design needs {max_n}")
 
-    n = np.zeros((t_count, n_doses), np.int64)
-    tox = np.zeros_like(n)
-    eff = np.zeros_like(n)
-    both = np.zeros_like(n)
-    last_n = np.zeros(t_count, np.int64)
-    last_tox = np.zeros(t_count, np.int64)
-    pos = np.zeros(t_count, np.int64)
-    cohorts = np.zeros(t_count, np.int64)
-    reason = np.zeros(t_count, np.int8)
-    d0, size0 = design.start()
-    dose = np.full(t_count, d0, np.int64)
-    size = np.full(t_count, size0, np.int64)
-    current = dose.copy()
-    live = np.arange(t_count)
-
+    loop = CohortLoop(design, t_count)
     for _step in range(max_n + 1):
-        if live.size == 0:
+        if loop.live.size == 0:
             break
-        c = np.minimum(size[live], max_n - pos[live])
-        if np.any(c < 1):
-            raise RuntimeError(f"design '{design.kind}' asked for a cohort of size < 1")
-        width = int(c.max())
-        offs = np.arange(width)
-        cols = np.minimum(pos[live, None] + offs, patients.capacity - 1)
+        live, d, c = loop.next_cohort()
+        offs = np.arange(int(c.max()))
+        cols = np.minimum(loop.pos[live, None] + offs, patients.capacity - 1)
         mask = offs[None, :] < c[:, None]
-        d = dose[live]
         t = (np.take_along_axis(patients.u_tox[live], cols, axis=1) < p_tox[d][:, None]) & mask
         e = (np.take_along_axis(patients.u_eff[live], cols, axis=1) < p_eff[d][:, None]) & mask
-        nt = t.sum(axis=1)
-        ne = e.sum(axis=1)
-        nb = (t & e).sum(axis=1)
-        n[live, d] += c
-        tox[live, d] += nt
-        eff[live, d] += ne
-        both[live, d] += nb
-        pos[live] += c
-        cohorts[live] += 1
-        current[live] = d
-        last_n[live] = c
-        last_tox[live] = nt
-
-        full = pos[live] >= max_n
-        reason[live[full]] = StopReason.MAX_SAMPLE_SIZE
-        live = live[~full]
-        if live.size == 0:
-            break
-        states = States(n[live], tox[live], eff[live], both[live], current[live], last_n[live], last_tox[live])
-        dec = decide_memoised(design, states)
-        reason[live[dec.stop]] = dec.reason[dec.stop]
-        go = ~dec.stop
-        dose[live[go]] = dec.dose[go]
-        size[live[go]] = dec.cohort_size[go]
-        live = live[go]
+        loop.record(live, d, c, t, e)
+        loop.decide()
     else:  # pragma: no cover - every cohort enrols >= 1 patient, so max_n + 1 steps suffice
         raise RuntimeError("trial loop did not terminate")
 
-    final = States(n, tox, eff, both, current, last_n, last_tox)
-    selected = select_memoised(design, final)
+    selected = select_memoised(design, loop.final_states())
     selected = np.where((selected >= 0) & (selected < n_doses), selected, NO_DOSE)
-    return TrialOutcomes(selected, reason, n, tox, eff, both, cohorts,
+    return TrialOutcomes(selected, loop.reason, loop.n, loop.tox, loop.eff, loop.both, loop.cohorts,
                          np.full(t_count, 1.0 / max(t_count, 1)), trial=np.arange(t_count))
 
 
