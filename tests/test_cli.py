@@ -48,3 +48,12 @@ def test_bad_file_gives_one_line_error(tmp_path: Path) -> None:
     assert proc.stderr.strip().count("\n") == 0
     assert "bad.yaml: study.target = 2" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_boundaries_tite_prints_pending_rows(capsys) -> None:
+    assert main(["boundaries", "--target", "0.3", "--cohort-size", "3", "--cohorts", "2", "--tite"]) == 0
+    text = capsys.readouterr().out
+    assert "TITE-BOIN" in text and "suspend accrual" in text
+    # 3 patients, 1 DLT, 1 pending: the decision depends on the pending patient's follow-up (STFT)
+    row = next(ln for ln in text.splitlines() if ln.split()[:3] == ["3", "1", "1"])
+    assert "STFT" in row
