@@ -16,15 +16,22 @@ recomputed: an interrupted run resumes where it stopped.
 Sizing the work units
 ---------------------
 A study has ``n_scenarios * ceil(n_trials / chunk_size)`` units; each runs
-every design of the study on the same virtual patients, so a unit costs about
-``chunk_size`` trials of the slowest design. ``chunk_size`` (study file,
-``simulation.chunk_size``, default 500) fixes the random streams, so it is an
-input of the study, never derived from the number of workers. To keep ``W``
-workers busy, aim for at least ``4 * W`` units (the last, partly idle round
-then costs at most a quarter of the run) and at least ~0.1 s of work per unit
-(dask adds a few milliseconds per task, loky less). For example, 8 scenarios
-x 20,000 trials at ``chunk_size: 500`` make 320 units: enough for 80 workers.
-A warning is logged when a run has fewer units than workers.
+every design of the study on the same virtual patients (one patient draw, one
+unit file). ``chunk_size`` (study file, ``simulation.chunk_size``, default
+500) fixes the random streams, so it is an input of the study, never derived
+from the number of workers. Two constraints set it:
+
+* enough units: at least ``4 * W`` for ``W`` workers, so that the last,
+  partly idle round costs little (a warning is logged below ``W`` units);
+* big enough units: a task costs about a millisecond of scheduling and
+  transfer (loky; dask a little more), and the engine has a fixed cost per
+  chunk, so a unit should take some tens of milliseconds. On one core,
+  BOIN + CRM run ~40,000 trials/s per design at ``chunk_size: 500`` (12 ms
+  per unit) and ~80,000 at 2,500 (30 ms per unit): larger chunks cost less
+  CPU in all, smaller ones balance better (bench/bench_scale.py).
+
+For example, 8 scenarios x 20,000 trials make 64 units at ``chunk_size:
+2500`` (enough for 16 workers) and 320 at 1,000 (80 workers).
 """
 
 from __future__ import annotations
@@ -130,14 +137,53 @@ _FIELDS = ("selected", "reason", "n", "tox", "eff", "both", "cohorts", "trial")
 _TIME_FIELDS = ("duration", "suspensions")  # present only when the calendar is simulated
 
 
-def _save_unit(path: Path, outs: list[TrialOutcomes]) -> None:
-    arrays: dict[str, np.ndarray] = {}
-    for i, o in enumerate(outs):
-        for f in _FIELDS:
-            arrays[f"d{i}_{f}"] = getattr(o, f)
-        for f in _TIME_FIELDS:
-            if getattr(o, f) is not None:
-                arrays[f"d{i}_{f}"] = getattr(o, f)
+_Packed = list[dict[str, np.ndarray]]
+_INT_TYPES = (np.int8, np.int16, np.int32)
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """The same integers in the smallest dtype that holds them (lossless; results travel and are stored so)."""
+    if a.dtype.kind not in "iu" or a.size == 0:
+        return a
+    lo, hi = int(a.min()), int(a.max())
+    for dt in _INT_TYPES:
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return a.astype(dt) if np.dtype(dt).itemsize < a.dtype.itemsize else a
+    return a
+
+
+def _pack(outs: Sequence[TrialOutcomes]) -> _Packed:
+    """Unit results as plain arrays of narrow integer types, with each field's dtype to restore."""
+    packed = []
+    for o in outs:
+        d: dict[str, np.ndarray] = {}
+        for f in (*_FIELDS, "weight", *_TIME_FIELDS):
+            a = getattr(o, f)
+            if a is None:
+                continue
+            a = np.asarray(a)
+            d[f] = _narrow(a)
+            d[f"{f}__dtype"] = np.array(a.dtype.str)
+        packed.append(d)
+    return packed
+
+
+def _unpack(packed: _Packed) -> list[TrialOutcomes]:
+    """Inverse of :func:`_pack`: the outcomes with their original dtypes, bit for bit."""
+    outs = []
+    for d in packed:
+        a = {f: d[f].astype(str(d[f"{f}__dtype"]), copy=False) if f"{f}__dtype" in d else d[f]
+             for f in d if not f.endswith("__dtype")}
+        t = a["selected"].shape[0]
+        weight = a["weight"] if "weight" in a else np.full(t, 1.0 / t)
+        outs.append(TrialOutcomes(a["selected"], a["reason"], a["n"], a["tox"], a["eff"], a["both"], a["cohorts"],
+                                  weight, trial=a["trial"], **{f: a[f] for f in _TIME_FIELDS if f in a}))
+    return outs
+
+
+def _save_packed(path: Path, packed: _Packed) -> None:
+    arrays = {f"d{i}_{f}": v for i, d in enumerate(packed) for f, v in d.items()}
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -149,30 +195,39 @@ def _save_unit(path: Path, outs: list[TrialOutcomes]) -> None:
         raise
 
 
+def _save_unit(path: Path, outs: list[TrialOutcomes]) -> None:
+    """Write one unit's results (temporary file, then rename)."""
+    _save_packed(path, _pack(outs))
+
+
 def _load_unit(path: Path, n_designs: int) -> list[TrialOutcomes] | None:
     try:
         with np.load(path) as z:
-            outs = []
+            packed = []
             for i in range(n_designs):
-                a = {f: z[f"d{i}_{f}"] for f in _FIELDS}
-                t = a["selected"].shape[0]
-                if t == 0 or not np.array_equal(a["trial"], np.arange(a["trial"][0], a["trial"][0] + t)):
-                    raise ValueError("trial indices are not a contiguous chunk")
-                extra = {f: z[f"d{i}_{f}"] for f in _TIME_FIELDS if f"d{i}_{f}" in z.files}
-                outs.append(TrialOutcomes(a["selected"], a["reason"], a["n"], a["tox"], a["eff"], a["both"],
-                                          a["cohorts"], np.full(t, 1.0 / t), trial=a["trial"], **extra))
-            return outs
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+                prefix = f"d{i}_"
+                d = {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}
+                missing = [f for f in _FIELDS if f not in d]
+                if missing:
+                    raise KeyError(missing[0])
+                packed.append(d)
+            outs = _unpack(packed)
+        for o in outs:
+            t = o.selected.shape[0]
+            if t == 0 or not np.array_equal(o.trial, np.arange(o.trial[0], o.trial[0] + t)):
+                raise ValueError("trial indices are not a contiguous chunk")
+        return outs
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile):
         log.warning("unit file %s is unreadable; recomputing it", path)
         return None
 
 
 def _unit_task(unit: WorkUnit, scenario: ScenarioSpec, designs: Sequence[Design], seed: int,
-               unit_dir: str | None) -> tuple[WorkUnit, list[TrialOutcomes]]:
-    outs = run_unit(unit, scenario, designs, seed)
+               unit_dir: str | None) -> tuple[WorkUnit, _Packed]:
+    packed = _pack(run_unit(unit, scenario, designs, seed))
     if unit_dir is not None:
-        _save_unit(Path(unit_dir) / unit.filename, outs)
-    return unit, outs
+        _save_packed(Path(unit_dir) / unit.filename, packed)
+    return unit, packed
 
 
 def run_units(
@@ -242,11 +297,11 @@ def run_units(
     remote = backend == "dask" and bool(scheduler)
     worker_dir = None if udir is None or remote else str(udir)
 
-    def finished(unit: WorkUnit, outs: list[TrialOutcomes]) -> None:
+    def finished(unit: WorkUnit, packed: _Packed) -> None:
         nonlocal trials_done
         if udir is not None and remote:
-            _save_unit(udir / unit.filename, outs)
-        done[unit] = outs
+            _save_packed(udir / unit.filename, packed)
+        done[unit] = _unpack(packed)
         trials_done += unit.size
         log.debug("unit %s done (%d of %d)", unit.filename, len(done), len(units))
         if progress:
@@ -264,15 +319,15 @@ def run_units(
     if backend != "dask":
         _warn_if_starved(len(units), _n_workers(n_jobs))
         with parallel_config(backend=backend, n_jobs=n_jobs):
-            for unit, outs in Parallel(return_as="generator_unordered")(tasks):
-                finished(unit, outs)
+            for unit, packed in Parallel(return_as="generator_unordered")(tasks):
+                finished(unit, packed)
         return _collect(units, done, len(scenarios), len(designs))
 
     with _dask_client(scheduler, n_jobs) as client:
         _warn_if_starved(len(units), max(1, sum(client.nthreads().values())))
         with parallel_config(backend="dask", n_jobs=-1):
-            for unit, outs in Parallel(return_as="generator_unordered")(tasks):
-                finished(unit, outs)
+            for unit, packed in Parallel(return_as="generator_unordered")(tasks):
+                finished(unit, packed)
     return _collect(units, done, len(scenarios), len(designs))
 
 
@@ -296,13 +351,54 @@ def _dask_client(scheduler: str | None, n_jobs: int | None) -> Iterator[Any]:
     except ImportError as exc:
         raise BackendError(f"--backend dask needs dask.distributed ({exc}); install it with "
                            "pip install 'escalade[dask]'") from None
+    with _quiet_dask_logs():
+        client, cluster = _connect(Client, LocalCluster, scheduler, n_jobs)
+        try:
+            yield client
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+@contextmanager
+def _quiet_dask_logs() -> Iterator[None]:
+    """Keep dask.distributed's INFO chatter (scheduler and worker start/stop) out of a run's output.
+
+    distributed sets a level on each of its loggers, so the parent's level is
+    not enough; with ``escalade -v`` (INFO on this module) nothing is changed.
+    """
+    if log.isEnabledFor(logging.INFO):
+        yield
+        return
+    names = ["distributed"] + [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+    saved = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
+
+
+def _connect(Client: Any, LocalCluster: Any, scheduler: str | None, n_jobs: int | None) -> tuple[Any, Any]:
     cluster = None
     try:
         if scheduler:
             client = Client(scheduler)  # timeout: dask config distributed.comm.timeouts.connect
+            _check_worker_malloc(client)
         else:
-            cluster = LocalCluster(n_workers=_n_workers(n_jobs), threads_per_worker=1, processes=True,
-                                   dashboard_address=":0")  # any free port: never clashes with 8787
+            import dask
+
+            # dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+            # adaptive mmap threshold: every large numpy temporary is then mmap'd and page-faulted
+            # afresh, and the simulation runs ~1.5x slower than under loky. Our own workers go without it.
+            env = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+                   if k != _TRIM}
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+                cluster = LocalCluster(n_workers=_n_workers(n_jobs), threads_per_worker=1, processes=True,
+                                       dashboard_address=":0")  # any free port: never clashes with 8787
             client = Client(cluster)
             log.info("started a local dask cluster of %d workers (dashboard %s)", _n_workers(n_jobs),
                      getattr(cluster, "dashboard_link", "?"))
@@ -312,19 +408,27 @@ def _dask_client(scheduler: str | None, n_jobs: int | None) -> Iterator[Any]:
         where = f"the dask scheduler at {scheduler}" if scheduler else "a local dask cluster"
         raise BackendError(f"cannot connect to {where}: {exc}; check the address (e.g. tcp://host:8786) "
                            "and that the scheduler is running") from None
+    return client, cluster
+
+
+_TRIM = "MALLOC_TRIM_THRESHOLD_"
+
+
+def _worker_trim() -> str | None:
+    return os.environ.get(_TRIM)
+
+
+def _check_worker_malloc(client: Any) -> None:
+    """Warn when a cluster's workers run with dask's MALLOC_TRIM_THRESHOLD_ (slow for this simulator)."""
     try:
-        yield client
-    finally:
-        quiet = logging.getLogger("distributed")
-        level = quiet.level
-        if cluster is not None and not log.isEnabledFor(logging.INFO):
-            quiet.setLevel(logging.WARNING)  # the shutdown chatter of the local cluster
-        try:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-        finally:
-            quiet.setLevel(level)
+        found = {v for v in client.run(_worker_trim).values() if v is not None}
+    except Exception as exc:  # noqa: BLE001 - a diagnostic only; the run goes on
+        log.debug("could not read the workers' environment: %s", exc)
+        return
+    if found:
+        log.warning("the dask workers run with %s=%s (dask's default), which slows this simulation by up to "
+                    "~1.5x; start them with it unset (dask config distributed.nanny.pre-spawn-environ)",
+                    _TRIM, ",".join(sorted(found)))
 
 
 def _collect(units: list[WorkUnit], done: dict[WorkUnit, list[TrialOutcomes]], n_scenarios: int,

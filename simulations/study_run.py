@@ -510,7 +510,7 @@ def _tidy_on_failure(out: Path | None) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if out is not None and not any((out / "units").glob("*.npz")):
+        if out is not None and not any((out / "units").glob("unit-*.npz")):
             for p in [out / "inputs.json", *out.glob(".tmp-*"), *(out / "units").glob(".tmp-*")]:
                 p.unlink(missing_ok=True)
             for d in (out / "units", out):

@@ -63,7 +63,7 @@ def _wait_for(cond, what: str, timeout: float = 60.0) -> None:
 
 
 def _units(out: Path) -> dict[str, tuple[int, int]]:
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "units").glob("*.npz")}
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "units").glob("unit-*.npz")}
 
 
 def _dead_pid() -> int:
@@ -79,7 +79,7 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path: Path) ->
     cmd = _cli("run", str(study), "--out", str(out), "--jobs", "1", "--no-progress")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
     try:
-        _wait_for(lambda: len(list((out / "units").glob("*.npz"))) >= 8 or proc.poll() is not None,
+        _wait_for(lambda: len(list((out / "units").glob("unit-*.npz"))) >= 8 or proc.poll() is not None,
                   "the first work units")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
@@ -163,7 +163,7 @@ def test_truncated_unit_is_recomputed(tmp_path: Path) -> None:
     study = parse_study(SMALL, source="small.yaml")
     out = tmp_path / "run"
     first = run_study(study, out_dir=out)
-    unit = sorted((out / "units").glob("*.npz"))[3]
+    unit = sorted((out / "units").glob("unit-*.npz"))[3]
     unit.write_bytes(unit.read_bytes()[:100])  # as if copied by a tool that is not atomic
     second = run_study(study, out_dir=out)
     assert second.manifest["results_sha256"] == first.manifest["results_sha256"]

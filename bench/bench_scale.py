@@ -1,0 +1,174 @@
+"""Scale-out: speed-up from one worker to all local cores, and the dask backend's overhead (issue 7).
+
+Targets, on a 2-core machine: at least 1.8x from 1 to 2 workers on a
+20,000-trial BOIN + CRM study, and the dask backend within 20% of loky on the
+same machine and the same number of workers.
+
+The study is the CAR-T study's doses and 8 scenarios (scenarios/cart_rr_heme.yaml)
+with the designs BOIN and CRM (BOIN and 3+3 when CRM is not registered), 20,000
+trials per scenario, in units of ``chunk_size`` trials: 500 (the study-file
+default; 320 units) and 2,500 (64 units). Timed: the simulation stage
+(``run_units``, unit files written as in a real run) with loky on 1 and on all
+workers and with dask on a LocalCluster of as many single-threaded workers,
+interleaved, best of ``--repeats`` after a warm-up that starts the workers;
+then a run that starts its own dask cluster, and the whole ``run_study`` (the
+operating characteristics and the run directory are written by one process).
+The dask cluster is started before timing; its start-up is reported on its own.
+
+The machine may be shared: the load average is printed, and each figure is
+the best of ``--repeats`` runs.
+
+Run: python bench/bench_scale.py [--trials 20000] [--chunk-size 2500] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from escalade.design.registry import build_study_designs, design_kinds
+from escalade.scenarios.load import load_study, parse_study
+from escalade.scenarios.study import Study
+from escalade.simulations.runner import ScenarioSpec, run_units
+from escalade.simulations.study_run import run_study
+
+__all__ = ["main", "bench_study"]
+
+log = logging.getLogger("bench_scale")
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "scenarios" / "cart_rr_heme.yaml"
+SPEED_UP_TARGET = 1.8
+DASK_OVERHEAD_TARGET = 0.20
+
+
+def bench_study(n_trials: int, chunk_size: int) -> Study:
+    """The CAR-T study's doses and scenarios with BOIN and CRM (or 3+3), ``n_trials`` per scenario."""
+    import yaml
+
+    example = load_study(EXAMPLE)
+    if "crm" in design_kinds():
+        second = {"name": "CRM", "design": "crm", "params": {"skeleton": [0.06, 0.14, 0.25, 0.38, 0.50]}}
+    else:
+        second = {"name": "3+3", "design": "3+3"}
+    data = {
+        "study": {"title": "bench_scale", "target": example.target, "cohort_size": example.cohort_size,
+                  "max_n": example.max_n},
+        "doses": [{"label": d.label, "amount": d.amount} for d in example.doses],
+        "designs": [{"name": "BOIN", "design": "boin"}, second],
+        "scenarios": [{"name": s.name, "p_dlt": list(s.p_dlt), "p_response": list(s.p_response),
+                       "association": s.association} for s in example.scenarios],
+        "simulation": {"n_trials": n_trials, "seed": 20261124, "chunk_size": chunk_size},
+    }
+    return parse_study(yaml.safe_dump(data, sort_keys=False), source="bench_scale.yaml")
+
+
+def _best(fn: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=20_000)
+    ap.add_argument("--chunk-size", type=int, nargs="+", default=[500, 2_500],
+                    help="one or more chunk sizes (500 is the study-file default)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="default: all local cores")
+    args = ap.parse_args(argv)
+    w = args.workers
+
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    # as escalade starts its own: without dask's MALLOC_TRIM_THRESHOLD_ (see runner._connect)
+    env = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+           if k != "MALLOC_TRIM_THRESHOLD_"}
+    t0 = time.perf_counter()
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}), \
+            LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=":0",
+                         silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        started = time.perf_counter() - t0
+        for chunk_size in args.chunk_size:
+            _bench_chunk_size(args.trials, chunk_size, w, args.repeats, cluster.scheduler_address)
+        client.close()
+    log.info("dask LocalCluster of %d workers: start-up %.2f s", w, started)
+    study = bench_study(args.trials, args.chunk_size[-1])
+
+    def sim_own() -> object:
+        scen = [ScenarioSpec(s.name, s.p_dlt, s.p_response, s.association) for s in study.scenarios]
+        with tempfile.TemporaryDirectory() as d:
+            return run_units(scen, [d for _, d in build_study_designs(study)], n_trials=args.trials,
+                             seed=study.simulation.seed, chunk_size=args.chunk_size[-1], unit_dir=d,
+                             backend="dask", n_jobs=w)
+
+    log.info("dask, a run that starts and stops its own LocalCluster (chunk_size %d): %.2f s", args.chunk_size[-1],
+             _best(sim_own, 1))
+
+    def whole(n_jobs: int) -> Callable[[], object]:
+        def go() -> object:
+            with tempfile.TemporaryDirectory() as d:
+                return run_study(study, n_jobs=n_jobs, out_dir=Path(d) / "run")
+        return go
+
+    r1 = _best(whole(1), max(1, args.repeats - 2))
+    rw = _best(whole(w), max(1, args.repeats - 2))
+    log.info("whole run_study (simulation + OCs + run directory, chunk_size %d): 1 worker %.2f s, %d workers "
+             "%.2f s: speed-up %.2fx", args.chunk_size[-1], r1, w, rw, r1 / rw)
+    return 0
+
+
+def _bench_chunk_size(n_trials: int, chunk_size: int, w: int, repeats: int, scheduler: str) -> None:
+    study = bench_study(n_trials, chunk_size)
+    designs = [d for _, d in build_study_designs(study)]
+    scen = [ScenarioSpec(s.name, s.p_dlt, s.p_response, s.association) for s in study.scenarios]
+    n_units = len(scen) * -(-n_trials // chunk_size)
+    total = n_trials * len(scen)
+    log.info("study: %d scenarios x %s trials, designs %s, chunk_size %d (%d units); %d local cores; "
+             "load average %s", len(scen), f"{n_trials:,}", " + ".join(d.name for d in study.designs),
+             chunk_size, n_units, os.cpu_count() or 1, " ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+    def sim(**kw) -> Callable[[], object]:
+        def go() -> object:
+            with tempfile.TemporaryDirectory() as d:
+                return run_units(scen, designs, n_trials=n_trials, seed=study.simulation.seed,
+                                 chunk_size=chunk_size, unit_dir=d, **kw)
+        return go
+
+    runs = {"loky1": sim(n_jobs=1), "lokyN": sim(n_jobs=w, backend="loky"),
+            "dask": sim(backend="dask", scheduler=scheduler)}
+    for run in runs.values():
+        run()  # warm-up: imports, loky workers, dask workers
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeats):  # interleaved, so that a busy spell on a shared machine hits all alike
+        for name, run in runs.items():
+            best[name] = min(best[name], _best(run, 1))
+    t1, tw, td = best["loky1"], best["lokyN"], best["dask"]
+    speed_up, overhead = t1 / tw, td / tw - 1
+    log.info("  simulation stage, best of %d (interleaved):", repeats)
+    log.info("    loky, 1 worker   %6.2f s  (%s trials/s per design; %.1f ms per unit)", t1, f"{total / t1:,.0f}",
+             1000 * t1 / n_units)
+    log.info("    loky, %d workers  %6.2f s  (%s trials/s per design)  speed-up %.2fx  [target >= %.1fx on 2 "
+             "cores: %s]", w, tw, f"{total / tw:,.0f}", speed_up, SPEED_UP_TARGET,
+             "met" if speed_up >= SPEED_UP_TARGET else "MISSED")
+    log.info("    dask, %d workers  %6.2f s  (running LocalCluster, by address: units written by this process)  "
+             "overhead vs loky %+.0f%%  [target <= %.0f%%: %s]", w, td, 100 * overhead,
+             100 * DASK_OVERHEAD_TARGET, "met" if overhead <= DASK_OVERHEAD_TARGET else "MISSED")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
