@@ -394,11 +394,19 @@ def _connect(Client: Any, LocalCluster: Any, scheduler: str | None, n_jobs: int 
             # dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
             # adaptive mmap threshold: every large numpy temporary is then mmap'd and page-faulted
             # afresh, and the simulation runs ~1.5x slower than under loky. Our own workers go without it.
+            # The nannies also copy their settings into this process's os.environ for good (so that a
+            # loky pool started later would inherit them): put it back as it was once they have started.
             env = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
                    if k != _TRIM}
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
-                cluster = LocalCluster(n_workers=_n_workers(n_jobs), threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")  # any free port: never clashes with 8787
+            saved = dict(os.environ)
+            os.environ.pop(_TRIM, None)
+            try:
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+                    cluster = LocalCluster(n_workers=_n_workers(n_jobs), threads_per_worker=1, processes=True,
+                                           dashboard_address=":0")  # any free port: never clashes with 8787
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
             client = Client(cluster)
             log.info("started a local dask cluster of %d workers (dashboard %s)", _n_workers(n_jobs),
                      getattr(cluster, "dashboard_link", "?"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,16 @@ from escalade.design.boin import BoinConfig, BoinDesign
 from escalade.design.threeplusthree import ThreePlusThreeConfig, ThreePlusThreeDesign
 from escalade.scenarios.load import parse_study
 from escalade.simulations.outcomes import TrialOutcomes
-from escalade.simulations.runner import ScenarioSpec, _save_unit, plan_units, run_unit, run_units
+from escalade.simulations.runner import (
+    ScenarioSpec,
+    _dask_client,
+    _load_unit,
+    _save_unit,
+    _worker_trim,
+    plan_units,
+    run_unit,
+    run_units,
+)
 from escalade.simulations.study_run import results_hash, run_study
 
 distributed = pytest.importorskip("distributed")
@@ -114,6 +124,37 @@ def test_dask_without_address_starts_and_closes_a_local_cluster(reference) -> No
     assert calls[-1] == (21, 21, 3 * N_TRIALS)
     with pytest.raises(ValueError):
         distributed.get_client()  # the cluster it started is gone (no client left behind)
+    before = dict(os.environ)
+    with _dask_client(None, 1) as client:  # the cluster a run starts: workers without dask's malloc setting
+        assert set(client.run(_worker_trim).values()) == {None}
+        assert len(client.nthreads()) == 1
+    assert dict(os.environ) == before  # and this process's environment is left as it was
+
+
+def test_workers_with_dasks_malloc_setting_are_reported(cluster, caplog) -> None:
+    with distributed.Client(cluster) as client:
+        trim = set(client.run(_worker_trim).values())
+    assert trim == {"65536"}  # dask's default for the workers of a LocalCluster
+    with caplog.at_level(logging.WARNING, logger="escalade.simulations.runner"):
+        run_units(SCENARIOS[:1], DESIGNS[:1], n_trials=200, seed=1, chunk_size=100, backend="dask",
+                  scheduler=cluster.scheduler_address)
+    assert "MALLOC_TRIM_THRESHOLD_=65536" in caplog.text
+
+
+def test_unit_files_are_compact_and_load_back_exactly(tmp_path: Path) -> None:
+    units = plan_units(1, 300, 300)
+    outs = run_unit(units[0], SCENARIOS[0], DESIGNS, SEED)
+    _save_unit(tmp_path / "new.npz", outs)
+    with np.load(tmp_path / "new.npz") as z:
+        assert z["d1_n"].dtype == np.int8 and z["d1_trial"].dtype == np.int16
+    old = {f"d{i}_{f}": getattr(o, f) for i, o in enumerate(outs) for f in FIELDS}  # the first format: as is
+    np.savez(tmp_path / "old.npz", **old)
+    for name in ("new.npz", "old.npz"):
+        back = _load_unit(tmp_path / name, len(DESIGNS))
+        assert back is not None
+        _assert_same({(0, d): o for d, o in enumerate(outs)}, {(0, d): o for d, o in enumerate(back)})
+        for a, b in zip(outs, back):
+            np.testing.assert_array_equal(a.weight, b.weight)
 
 
 def test_any_completion_order_gives_the_same_results(reference, tmp_path: Path) -> None:
