@@ -269,6 +269,10 @@ def test_the_base_study_is_valid_and_runs(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text,field,words", [
     (b"just text\n", "file", "must be a mapping"),
     (b"[1, 2]\n", "file", "must be a mapping"),
+    (_dump(BASE).replace(b"title: hostile", b"title: !!binary aGVsbG8="), "study.title", "tag"),
+    (_dump(BASE).replace(b"title: hostile", b"title: !!timestamp 2026-01-01"), "study.title", "tag"),
+    (_dump(BASE).replace(b"  title: hostile", b'  "bad\\nkey": 1\n  title: hostile'), "study.'bad\\nkey'",
+     "unknown key"),
     (b"a: &a [1, 1]\nb: &b [*a, *a]\nc: [*b, *b]\n", "b[0]", "aliases"),
     (_dump(BASE).replace(b"target: 0.3", b"target: !!python/object/apply:os.system ['true']"), "study.target", "tag"),
     (_dump(BASE).replace(b"n_trials: 20", b"n_trials: " + b"9" * 5000), "simulation.n_trials", "digits"),

@@ -159,6 +159,29 @@ def test_stale_and_live_locks(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
     assert "PID now belongs to another process" in caplog.text
 
 
+def test_unit_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from escalade.simulations import runner
+
+    study = parse_study(SMALL, source="small.yaml")
+    run_study(study, out_dir=tmp_path / "run")
+    unit = sorted((tmp_path / "run" / "units").glob("unit-*.npz"))[0]
+    good = unit.read_bytes()
+    outs = runner._load_unit(unit, 1)
+
+    def disk_full(fh, **arrays) -> None:
+        fh.write(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner.np, "savez", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        runner._save_unit(unit, outs)
+    assert unit.read_bytes() == good  # the finished unit is untouched
+    with pytest.raises(OSError):
+        runner._save_unit(unit.with_name("unit-s0009-c000000.npz"), outs)
+    assert not unit.with_name("unit-s0009-c000000.npz").exists()  # never a half-written unit
+    assert not list(unit.parent.glob(".tmp-*"))
+
+
 def test_truncated_unit_is_recomputed(tmp_path: Path) -> None:
     study = parse_study(SMALL, source="small.yaml")
     out = tmp_path / "run"

@@ -117,18 +117,22 @@ def _wait(cond, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def test_dask_without_address_starts_and_closes_a_local_cluster(reference) -> None:
+def test_dask_without_address_starts_and_closes_a_local_cluster(reference, monkeypatch) -> None:
+    nanny_env = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                 "PYTHONHASHSEED")
+    for name in nanny_env:
+        monkeypatch.delenv(name, raising=False)  # as dask's nannies may have left them by now
     calls: list[tuple[int, int, int]] = []
     got = _run(n_jobs=2, backend="dask", progress=lambda *a: calls.append(a))
     _assert_same(reference, got)
     assert calls[-1] == (21, 21, 3 * N_TRIALS)
     with pytest.raises(ValueError):
         distributed.get_client()  # the cluster it started is gone (no client left behind)
-    before = dict(os.environ)
+    assert not set(nanny_env) & set(os.environ)  # this process's environment is left as it was
     with _dask_client(None, 1) as client:  # the cluster a run starts: workers without dask's malloc setting
         assert set(client.run(_worker_trim).values()) == {None}
         assert len(client.nthreads()) == 1
-    assert dict(os.environ) == before  # and this process's environment is left as it was
+    assert not set(nanny_env) & set(os.environ)
 
 
 def test_workers_with_dasks_malloc_setting_are_reported(cluster, caplog) -> None:
