@@ -287,9 +287,13 @@ def run_units(
             log.info("resuming: %d of %d units already done", len(done), len(units))
     todo = [u for u in units if u not in done]
     trials_done = sum(u.size for u in done)
-    if progress:
-        progress(len(done), len(units), trials_done)
+
+    def started() -> None:  # the first report, once the backend is ready (a bad dask address fails first)
+        if progress:
+            progress(len(done), len(units), trials_done)
+
     if not todo:
+        started()
         return _collect(units, done, len(scenarios), len(designs))
 
     # Workers write their units when they share this file system (every backend but a dask cluster
@@ -309,6 +313,7 @@ def run_units(
 
     if backend == "sequential" or (n_jobs == 1 and backend != "dask"):
         _warn_if_starved(len(units), 1)
+        started()
         for u in todo:
             finished(*_unit_task(u, scenarios[u.scenario], designs, seed, worker_dir))
         return _collect(units, done, len(scenarios), len(designs))
@@ -318,6 +323,7 @@ def run_units(
     tasks = (delayed(_unit_task)(u, scenarios[u.scenario], designs, seed, worker_dir) for u in todo)
     if backend != "dask":
         _warn_if_starved(len(units), _n_workers(n_jobs))
+        started()
         with parallel_config(backend=backend, n_jobs=n_jobs):
             for unit, packed in Parallel(return_as="generator_unordered")(tasks):
                 finished(unit, packed)
@@ -325,6 +331,7 @@ def run_units(
 
     with _dask_client(scheduler, n_jobs) as client:
         _warn_if_starved(len(units), max(1, sum(client.nthreads().values())))
+        started()
         with parallel_config(backend="dask", n_jobs=-1):
             for unit, packed in Parallel(return_as="generator_unordered")(tasks):
                 finished(unit, packed)
