@@ -442,8 +442,8 @@ def _check_worker_malloc(client: Any) -> None:
         return
     if found:
         log.warning("the dask workers run with %s=%s (dask's default), which slows this simulation by up to "
-                    "~1.5x; start them with it unset (dask config distributed.nanny.pre-spawn-environ)",
-                    _TRIM, ",".join(sorted(found)))
+                    "~1.5x; start them with distributed.nanny.pre-spawn-environ.%s set to null in their dask "
+                    "config (e.g. a YAML file in ~/.config/dask/)", _TRIM, ",".join(sorted(found)), _TRIM)
 
 
 def _collect(units: list[WorkUnit], done: dict[WorkUnit, list[TrialOutcomes]], n_scenarios: int,
