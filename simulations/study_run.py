@@ -273,6 +273,14 @@ def _proc_start(pid: int) -> str | None:
         return None
 
 
+def _pid_namespace() -> str | None:
+    """This process's PID namespace (Linux): PIDs of another namespace (container) cannot be checked."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -290,6 +298,8 @@ def _lock_is_stale(info: dict[str, Any]) -> str | None:
     pid, host = info.get("pid"), info.get("host")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or host != socket.gethostname():
         return None  # another host (or an unreadable lock): it cannot be checked from here
+    if info.get("pid_ns") not in (None, _pid_namespace()):
+        return None  # another container on this host: its PIDs are not ours
     if not _pid_alive(pid):
         return f"process {pid} on {host} is no longer running"
     start = info.get("proc_start")
@@ -315,23 +325,31 @@ def _lock(out: Path) -> Iterator[None]:
     """Hold ``out/.lock`` for the duration of a run.
 
     The lock is created atomically with its content (a JSON record of the
-    PID, host and process start time of its holder, hard-linked into place)
-    and removed when the run ends. A lock left by a run that was killed
+    PID, host, PID namespace and process start time of its holder, hard-linked
+    into place) and removed when the run ends. A lock left by a run that was killed
     (``SIGKILL``, power loss) is stale when its host is this host and its
     process is gone (or its PID now belongs to another process): it is then
-    removed with a warning. A lock of a live process, of another host, or in
-    an unknown format makes the run refuse.
+    removed with a warning. A lock of a live process, of another host or
+    container, or in an unknown format makes the run refuse.
     """
     lock = out / ".lock"
     me = {"pid": os.getpid(), "host": socket.gethostname(), "proc_start": _proc_start(os.getpid()),
-          "started": _dt.datetime.now(_dt.timezone.utc).isoformat(), "escalade_lock": 1}
+          "pid_ns": _pid_namespace(), "started": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+          "escalade_lock": 1}
     body = json.dumps(me).encode()
     for _attempt in range(5):
         fd, tmp = tempfile.mkstemp(prefix=".tmp-lock-", dir=out)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(body)
-            os.link(tmp, lock)  # atomic: fails if a lock exists; never a lock without content
+            try:
+                os.link(tmp, lock)  # atomic: fails if a lock exists; never a lock without content
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links: exclusive create, then write
+                lfd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with os.fdopen(lfd, "wb") as fh:
+                    fh.write(body)
             break
         except FileExistsError:
             pass

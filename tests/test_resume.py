@@ -143,6 +143,9 @@ def test_stale_and_live_locks(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
     (out / ".lock").write_text(json.dumps({"pid": _dead_pid(), "host": f"not-{host}"}))  # cannot check
     with pytest.raises(RunDirError, match="lock"):
         run_study(study, out_dir=out)
+    (out / ".lock").write_text(json.dumps({"pid": _dead_pid(), "host": host, "pid_ns": "pid:[1]"}))  # container
+    with pytest.raises(RunDirError, match="lock"):
+        run_study(study, out_dir=out)
 
     dead = _dead_pid()
     (out / ".lock").write_text(json.dumps({"pid": dead, "host": host}))
@@ -157,6 +160,21 @@ def test_stale_and_live_locks(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.WARNING, logger="escalade.simulations.study_run"):
         run_study(study, out_dir=out)
     assert "PID now belongs to another process" in caplog.text
+
+
+def test_lock_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(src, dst) -> None:
+        raise PermissionError(1, "Operation not permitted")  # as on some network file systems
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
+    with pytest.raises(RunDirError, match="another escalade run"):
+        run_study(parse_study(SMALL), out_dir=out)
+    (out / ".lock").unlink()
+    run_study(parse_study(SMALL), out_dir=out)
+    assert (out / "manifest.json").exists() and not (out / ".lock").exists()
 
 
 def test_unit_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
