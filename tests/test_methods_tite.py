@@ -29,3 +29,10 @@ def test_specific_methods_for_late_onset_and_phase12_designs(tmp_path: Path, exa
     assert "skeleton (0.12, 0.2, 0.3, 0.4, 0.5)" in " ".join(sections["tite_crm"].paragraphs)
     b12 = sections["boin12"]
     assert "optimal biological dose" in b12.paragraphs[0] and b12.decision_tables[0].rows
+    # a kind without a template falls back to the generic text listing every parameter
+    import dataclasses
+
+    d0 = run.designs[0]
+    generic = methods_section(run, dataclasses.replace(d0, kind="mystery"), 0)
+    assert not generic.specific and "no protocol template" in generic.paragraphs[0]
+    assert [r[0].text for r in generic.parameters.rows] == list(d0.params)

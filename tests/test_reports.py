@@ -353,12 +353,12 @@ def test_methods_text_and_decision_tables(example: dict) -> None:
             [f"{x:.3f}" for x in d["params"]["skeleton"]]
         if d["params"].get("safety_threshold") is not None:
             assert f"> {d['params']['safety_threshold']:g} with at least" in crm
-    # kinds without a protocol template get the generic text that lists every recorded parameter
+    # every shipped kind has a protocol template (tests/test_methods_tite.py covers the TITE designs and
+    # BOIN12); each lists every recorded parameter, and none falls back to the generic text
     for d, block in zip(designs, blocks):
-        if d["design"] not in ("3+3", "boin", "crm", "efftox"):
-            block = html.unescape(block)
-            assert "no protocol template" in block
-            assert all(k in _rows(block) for k in d["params"])
+        block = html.unescape(block)
+        assert "no protocol template" not in block
+        assert all(k in _rows(block) for k in d["params"])
 
 
 def test_scenario_table_marks_the_true_mtd(example: dict) -> None:
