@@ -64,9 +64,9 @@ class RerunOutcome:
 
 
 def add_parser(sub: Any) -> None:
+    """Add the ``rerun`` sub-command to the ``escalade`` parser."""
     from escalade.cli import _jobs
 
-    """Add the ``rerun`` sub-command to the ``escalade`` parser."""
     r = sub.add_parser("rerun", help="regenerate a run from its manifest.json and verify its results hash",
                        description="Run the study recorded in RUN_DIR/manifest.json again (same study text, "
                                    "trials, seed) into a new directory and check that results_sha256 is "
