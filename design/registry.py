@@ -67,6 +67,10 @@ def build_design(kind: str, params: Mapping[str, Any] | None = None,
             raise ConfigError(key, params[key],
                               f"is not a parameter of design '{k}'{did_you_mean(key, names)}; "
                               f"allowed: {', '.join(names)}")
+    flags = {f.name for f in dataclasses.fields(cfg_cls) if f.type in ("bool", bool)}
+    for key, v in params.items():
+        if key in flags and not isinstance(v, bool):
+            raise ConfigError(key, v, "must be true or false")
     merged = {key: v for key, v in (study_defaults or {}).items() if key in names}
     merged.update(params)
     try:

@@ -105,7 +105,8 @@ def _extra_commands() -> list[Any]:
     return mods
 
 
-def _progress_bar(enabled: bool):
+def _progress_bar(enabled: bool) -> tuple[Any, Any]:
+    """A tqdm bar of work units with trials per second (counted from the first report)."""
     if not enabled:
         return None, lambda: None
     from tqdm import tqdm
@@ -116,6 +117,7 @@ def _progress_bar(enabled: bool):
         if state["bar"] is None:
             state["bar"] = tqdm(total=total, unit="unit", desc="simulating", file=sys.stderr, leave=True)
             state["trials0"] = trials
+            state["t0"] = time.perf_counter()  # the first report comes once the backend is ready
         bar = state["bar"]
         bar.n = done
         rate = (trials - state["trials0"]) / max(time.perf_counter() - state["t0"], 1e-9)
@@ -173,9 +175,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     study = load_study(args.study)
     out = Path(args.out) if args.out else Path("runs") / Path(args.study).stem
-    update, close = _progress_bar(not args.no_progress and sys.stderr.isatty() or False)
-    if not args.no_progress and update is None:
-        update, close = _progress_bar(True)
+    update, close = _progress_bar(not args.no_progress)
     cmd = "escalade " + " ".join(shlex.quote(a) for a in argv)
     try:
         res = run_study(study, n_trials=args.trials, seed=args.seed, n_jobs=args.jobs, backend=args.backend,

@@ -116,3 +116,10 @@ def test_non_monotone_curve_warns() -> None:
         warnings.simplefilter("always")
         parse_study(text, source="w.yaml")
     assert any(issubclass(w.category, NonMonotoneWarning) and "p_dlt" in str(w.message) for w in rec)
+
+
+def test_flag_parameters_must_be_booleans() -> None:
+    text = _mutate(["designs", 0, "params"], {"extrasafe": "yes"})
+    with pytest.raises(StudyError) as err:
+        build_study_designs(parse_study(text, source="f.yaml"))
+    assert err.value.field == "designs[0].params.extrasafe" and "true or false" in str(err.value)
