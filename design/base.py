@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "ConfigDesign",
     "NO_DOSE",
     "StopReason",
     "States",
@@ -318,3 +319,23 @@ class Design(Protocol):
     def select(self, states: States) -> IntArray:
         """Final recommended dose (0-based) or :data:`NO_DOSE` for every state."""
         ...
+
+
+class ConfigDesign:
+    """Mixin for designs whose frozen ``config`` has ``n_doses``, ``max_n``,
+    ``start_dose`` and ``cohort_size``: the :class:`Design` properties read it,
+    and the first cohort of ``cohort_size`` goes to ``start_dose``."""
+
+    __slots__ = ()
+    config: Any
+
+    @property
+    def n_doses(self) -> int:
+        return int(self.config.n_doses)
+
+    @property
+    def max_n(self) -> int:
+        return int(self.config.max_n)
+
+    def start(self) -> tuple[int, int]:
+        return int(self.config.start_dose), int(self.config.cohort_size)

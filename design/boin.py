@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import stats
 
-from escalade.design.base import NO_DOSE, Decisions, IntArray, States, StopReason
+from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, IntArray, States, StopReason
 from escalade.design.config import check_fraction, check_int, check_probability
 from escalade.design.isotonic import isotonic_regression
 
@@ -169,7 +169,7 @@ def boin_boundaries(
 
 
 @dataclass(frozen=True, slots=True)
-class BoinDesign:
+class BoinDesign(ConfigDesign):
     """BOIN as a pure function of per-dose counts (``BOIN::get.oc`` semantics).
 
     Order of the in-trial rules after each cohort at dose ``d`` with ``m``
@@ -202,14 +202,6 @@ class BoinDesign:
             self, "boundaries",
             boin_boundaries(c.target, max(c.max_n, c.n_earlystop, 3), c.p_saf, c.p_tox, c.cutoff_eli, c.offset),
         )
-
-    @property
-    def n_doses(self) -> int:
-        return self.config.n_doses
-
-    @property
-    def max_n(self) -> int:
-        return self.config.max_n
 
     def start(self) -> tuple[int, int]:
         c = self.config

@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from scipy import special, stats
 
-from escalade.design.base import NO_DOSE, Decisions, FloatArray, IntArray, States, StopReason
+from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States, StopReason
 from escalade.design.boin import BoinBoundaries, BoinConfig, boin_boundaries
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability
 from escalade.design.isotonic import isotonic_regression
@@ -197,7 +197,7 @@ def _eliminated(cfg: Boin12Config, n: np.ndarray, tox: np.ndarray, eff: np.ndarr
 
 
 @dataclass(frozen=True, slots=True)
-class Boin12Design:
+class Boin12Design(ConfigDesign):
     """BOIN12 as a pure function of the per-dose outcome cells (see the module docstring)."""
 
     config: Boin12Config
@@ -211,17 +211,6 @@ class Boin12Design:
         c = self.config
         object.__setattr__(self, "boundaries",
                            boin_boundaries(c.target, max(c.max_n, c.n_earlystop, 3), c.p_saf, c.p_tox, c.cutoff_eli))
-
-    @property
-    def n_doses(self) -> int:
-        return self.config.n_doses
-
-    @property
-    def max_n(self) -> int:
-        return self.config.max_n
-
-    def start(self) -> tuple[int, int]:
-        return self.config.start_dose, self.config.cohort_size
 
     def admissible(self, states: States) -> np.ndarray:
         """``(S, D)``: neither eliminated for toxicity nor for futility."""

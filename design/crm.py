@@ -107,7 +107,7 @@ import numpy as np
 from numpy.polynomial import polynomial as P
 from scipy import integrate, special
 
-from escalade.design.base import NO_DOSE, Decisions, FloatArray, IntArray, States
+from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States
 from escalade.design.config import check_fraction, check_int, check_positive
 from escalade.design.crm_rules import (
     Coherence,
@@ -919,7 +919,7 @@ def _rules(c: CrmConfig) -> tuple[Rule, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class CrmDesign:
+class CrmDesign(ConfigDesign):
     """The CRM as a trial design: dfcrm ``crmsim`` semantics by default.
 
     ``decide``: fit the model to all data, take its recommended dose, then apply
@@ -952,14 +952,6 @@ class CrmDesign:
         object.__setattr__(self, "model", CrmModel.from_config(self.config, design_intervals(self.config)))
         object.__setattr__(self, "rules", _rules(self.config))
         self.model._grid()  # build (and cache) the tables now, not inside the first batch
-
-    @property
-    def n_doses(self) -> int:
-        return self.config.n_doses
-
-    @property
-    def max_n(self) -> int:
-        return self.config.max_n
 
     @property
     def state_fields(self) -> str:

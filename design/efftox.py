@@ -89,7 +89,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import optimize, special
 
-from escalade.design.base import NO_DOSE, Decisions, FloatArray, IntArray, States, StopReason
+from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States, StopReason
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability
 from escalade.scenarios.errors import ConfigError
 
@@ -764,7 +764,7 @@ class _Cache:
 
 
 @dataclass(frozen=True, slots=True)
-class EffToxDesign:
+class EffToxDesign(ConfigDesign):
     """EffTox (Thall & Cook 2004) with trialr's rules, on a deterministic posterior.
 
     After each cohort the posterior is computed by
@@ -816,17 +816,6 @@ class EffToxDesign:
             efficacy_hurdle=c.efficacy_hurdle, toxicity_hurdle=c.toxicity_hurdle, eff0=c.eff0, tox1=c.tox1,
             p=c.contour_p, settings=c.engine_settings()))
         object.__setattr__(self, "_cache", _Cache())
-
-    @property
-    def n_doses(self) -> int:
-        return self.config.n_doses
-
-    @property
-    def max_n(self) -> int:
-        return self.config.max_n
-
-    def start(self) -> tuple[int, int]:
-        return self.config.start_dose, self.config.cohort_size
 
     def fit(self, states: States, *, full: bool = True) -> EffToxFit:
         """Posterior summaries, acceptability and the recommended dose of every state.

@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from escalade.design.base import NO_DOSE, Decisions, IntArray, States, StopReason
+from escalade.design.base import NO_DOSE, ConfigDesign, Decisions, IntArray, States, StopReason
 from escalade.design.config import check_int
 
 __all__ = ["ThreePlusThreeConfig", "ThreePlusThreeDesign"]
@@ -50,7 +50,7 @@ class ThreePlusThreeConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class ThreePlusThreeDesign:
+class ThreePlusThreeDesign(ConfigDesign):
     """3+3 as a pure function of the counts at the current dose."""
 
     config: ThreePlusThreeConfig
@@ -59,14 +59,6 @@ class ThreePlusThreeDesign:
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
     state_fields: ClassVar[str] = "counts"
-
-    @property
-    def n_doses(self) -> int:
-        return self.config.n_doses
-
-    @property
-    def max_n(self) -> int:
-        return int(self.config.max_n)
 
     def start(self) -> tuple[int, int]:
         return self.config.start_dose, 3

@@ -61,9 +61,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from escalade.design.base import Decisions, IntArray, States, StopReason
+from escalade.design.base import ConfigDesign, Decisions, IntArray, States, StopReason
 from escalade.design.boin import BoinBoundaries, BoinConfig, BoinDesign
-from escalade.design.config import check_int, check_probability
+from escalade.design.config import check_probability
 from escalade.design.tite_crm import FollowUp, TiteDecisions
 from escalade.scenarios.errors import ConfigError
 
@@ -149,7 +149,7 @@ def _thresholds(n: Any, y: Any, c: Any, target: float, lam: float) -> np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
-class TiteBoinDesign:
+class TiteBoinDesign(ConfigDesign):
     """TITE-BOIN as a decision on pending data (``markov`` False; see the module docstring).
 
     :meth:`decide` (complete data) and :meth:`select` are BOIN's.
@@ -168,17 +168,6 @@ class TiteBoinDesign:
     @property
     def boundaries(self) -> BoinBoundaries:
         return self._boin.boundaries
-
-    @property
-    def n_doses(self) -> int:
-        return self.config.n_doses
-
-    @property
-    def max_n(self) -> int:
-        return self.config.max_n
-
-    def start(self) -> tuple[int, int]:
-        return self.config.start_dose, self.config.cohort_size
 
     def decide(self, states: States) -> Decisions:
         """Complete data: exactly BOIN."""

@@ -62,7 +62,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from scipy import stats
 
-from escalade.design.base import NO_DOSE, BoolArray, Decisions, FloatArray, IntArray, States
+from escalade.design.base import ConfigDesign, NO_DOSE, BoolArray, Decisions, FloatArray, IntArray, States
 from escalade.design.crm import CrmConfig, CrmModel, crm_mtd, design_intervals
 from escalade.design.crm_rules import Coherence, MinSampleSize, NoSkip, RuleContext, SafetyStop, StopAtN, apply_rules
 from escalade.scenarios.errors import ConfigError, did_you_mean
@@ -210,7 +210,6 @@ def weighted_posterior(model: CrmModel, y: Any, n_complete_nondlt: Any, part_dos
     :meth:`escalade.design.crm.CrmModel.posterior` (same grid and weights).
     """
     g = model._grid()  # the CRM's quadrature tables (cached per model)
-    d = model.n_doses
     counts = np.concatenate([np.atleast_2d(np.asarray(y, float)),
                              np.atleast_2d(np.asarray(n_complete_nondlt, float))], axis=1)
     ll = counts @ g.log_pq
@@ -384,7 +383,7 @@ def _crm_rules(c: TiteCrmConfig) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class TiteCrmDesign:
+class TiteCrmDesign(ConfigDesign):
     """TITE-CRM as ``dfcrm::titesim`` runs it (one-stage, Bayesian).
 
     At each decision (the arrival of the next cohort) the weighted posterior of
@@ -408,17 +407,6 @@ class TiteCrmDesign:
         object.__setattr__(self, "model", CrmModel.from_config(crm, design_intervals(crm)))
         object.__setattr__(self, "rules", _crm_rules(self.config))
         _prob_table(self.model)  # build the tables now, not inside the first batch
-
-    @property
-    def n_doses(self) -> int:
-        return self.config.n_doses
-
-    @property
-    def max_n(self) -> int:
-        return self.config.max_n
-
-    def start(self) -> tuple[int, int]:
-        return self.config.start_dose, self.config.cohort_size
 
     def _decide(self, states: States, y: Any, c: Any, pd_: Any, pw: Any) -> Decisions:
         mean, _, prob = weighted_posterior(self.model, y, c, pd_, pw)
