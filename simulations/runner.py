@@ -314,8 +314,13 @@ def run_units(
     if backend == "sequential" or (n_jobs == 1 and backend != "dask"):
         _warn_if_starved(len(units), 1)
         started()
-        for u in todo:
-            finished(*_unit_task(u, scenarios[u.scenario], designs, seed, worker_dir))
+        # one worker = one core: BLAS may not spread the small batched products over more threads
+        # (as loky's workers are limited, and as oversubscription slows them a lot on a busy machine)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            for u in todo:
+                finished(*_unit_task(u, scenarios[u.scenario], designs, seed, worker_dir))
         return _collect(units, done, len(scenarios), len(designs))
 
     from joblib import Parallel, delayed, parallel_config
