@@ -71,7 +71,14 @@ def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from escalade.simulations.conduct import format_next_dose, next_dose
 
     study, design = _study_design(args.study, args.design)
-    result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels())
+    kw = {"mcmc": True} if args.mcmc else None
+    if args.mcmc and design.kind != "efftox":
+        from escalade.scenarios.errors import StudyError
+
+        raise StudyError(args.study, "--mcmc", True, f"applies to EffTox designs only; '{args.design}' is "
+                         f"'{design.kind}'")
+    result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels(),
+                       explain_kwargs=kw)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -100,4 +107,7 @@ def add_parser(sub: Any) -> None:
     n.add_argument("--data", required=True,
                    help="patients CSV: id, dose_level (1-based), dlt (0/1), response (0/1, optional), dates")
     n.add_argument("--json", action="store_true", help="print the answer as JSON")
+    n.add_argument("--mcmc", action="store_true",
+                   help="EffTox: posterior by PyMC NUTS, with ArviZ diagnostics (R-hat, ESS), instead of the "
+                        "fast engine")
     n.set_defaults(func=_cmd_next_dose)

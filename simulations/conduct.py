@@ -415,6 +415,7 @@ def next_dose(
     *,
     name: str | None = None,
     dose_labels: list[str] | None = None,
+    explain_kwargs: dict[str, Any] | None = None,
 ) -> NextDose:
     """Next dose (or stop, with the reason) for a trial's data under ``design``.
 
@@ -428,6 +429,9 @@ def next_dose(
         File name for messages.
     dose_labels
         Labels printed next to dose numbers (e.g. ``["DL1", ...]``).
+    explain_kwargs
+        Passed to ``design.explain`` (e.g. ``{"mcmc": True}`` for EffTox's
+        NUTS posterior with its ArviZ diagnostics).
 
     Raises
     ------
@@ -475,7 +479,7 @@ def next_dose(
     details: dict[str, Any] = {}
     explained = None
     if hasattr(design, "explain"):
-        explained = design.explain(states)
+        explained = design.explain(states, **(explain_kwargs or {}))
         per_dose, scalars = _explained_parts(explained, nd)
         if per_dose is not None:
             extra = per_dose[[c for c in per_dose.columns if c not in table.columns]]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from escalade.cli import main
 
 
@@ -31,3 +33,20 @@ def test_next_dose_answers_and_rejects_bad_rows(tmp_path: Path, example_study_pa
     assert "line 2" in err and "line 3" in err
     assert main(["next-dose", "--study", str(example_study_path), "--design", "BION", "--data", str(good)]) == 2
     assert "did you mean 'BOIN'" in capsys.readouterr().err
+
+
+def test_next_dose_mcmc_is_for_efftox_only(tmp_path: Path, example_study_path: Path, capsys) -> None:
+    good = tmp_path / "pts.csv"
+    good.write_text("id,dose_level,dlt,response\n1,1,0,1\n2,1,0,0\n3,1,0,1\n")
+    rc = main(["next-dose", "--study", str(example_study_path), "--design", "BOIN", "--data", str(good), "--mcmc"])
+    assert rc == 2 and "EffTox designs only" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_next_dose_efftox_with_nuts_diagnostics(tmp_path: Path, example_study_path: Path, capsys) -> None:
+    good = tmp_path / "pts.csv"
+    good.write_text("id,dose_level,dlt,response\n1,1,0,1\n2,1,0,0\n3,1,0,1\n")
+    rc = main(["next-dose", "--study", str(example_study_path), "--design", "EffTox", "--data", str(good),
+               "--mcmc"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "NUTS" in out and "max_rhat" in out
