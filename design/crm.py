@@ -126,6 +126,7 @@ __all__ = [
     "CrmConfig",
     "CrmDesign",
     "CrmModel",
+    "crm_rules",
     "CrmEstimates",
     "CrmFit",
     "CrmFitError",
@@ -901,9 +902,14 @@ def _unique_rows(a: IntArray) -> tuple[IntArray, IntArray]:
     return first, inverse.reshape(-1)
 
 
-def _rules(c: CrmConfig) -> tuple[Rule, ...]:
+def crm_rules(c: Any) -> tuple[Rule, ...]:
+    """The trial rules a CRM-type config switches on, in their documented order.
+
+    Used by :class:`CrmDesign` and by TITE-CRM (whose config has no start-up
+    sequence); the rules combine order-free (:func:`apply_rules`).
+    """
     rules: list[Rule] = []
-    if c.startup:
+    if getattr(c, "startup", ()):
         rules.append(StartUp(c.startup, c.cohort_size))
     if c.no_skip != "off":
         rules.append(NoSkip("current" if c.no_skip == "current" else "tried"))
@@ -950,7 +956,7 @@ class CrmDesign(ConfigDesign):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", CrmModel.from_config(self.config, design_intervals(self.config)))
-        object.__setattr__(self, "rules", _rules(self.config))
+        object.__setattr__(self, "rules", crm_rules(self.config))
         self.model._grid()  # build (and cache) the tables now, not inside the first batch
 
     @property

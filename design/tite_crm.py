@@ -63,8 +63,8 @@ import numpy as np
 from scipy import stats
 
 from escalade.design.base import ConfigDesign, NO_DOSE, BoolArray, Decisions, FloatArray, IntArray, States
-from escalade.design.crm import CrmConfig, CrmModel, crm_mtd, design_intervals
-from escalade.design.crm_rules import Coherence, MinSampleSize, NoSkip, RuleContext, SafetyStop, StopAtN, apply_rules
+from escalade.design.crm import CrmConfig, CrmModel, crm_mtd, crm_rules, design_intervals
+from escalade.design.crm_rules import RuleContext, apply_rules
 from escalade.scenarios.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -367,21 +367,6 @@ class TiteCrmConfig:
                          stop_n_at_dose=self.stop_n_at_dose, min_n=self.min_n)
 
 
-def _crm_rules(c: TiteCrmConfig) -> tuple[Any, ...]:
-    rules: list[Any] = []
-    if c.no_skip != "off":
-        rules.append(NoSkip(c.no_skip))
-    if c.coherence != "off":
-        rules.append(Coherence(c.coherence))
-    if c.safety_threshold is not None:
-        rules.append(SafetyStop(c.safety_threshold, c.safety_min_n))
-    if c.stop_n_at_dose is not None:
-        rules.append(StopAtN(c.stop_n_at_dose))
-    if c.min_n > 0:
-        rules.append(MinSampleSize(c.min_n))
-    return tuple(rules)
-
-
 @dataclass(frozen=True, slots=True)
 class TiteCrmDesign(ConfigDesign):
     """TITE-CRM as ``dfcrm::titesim`` runs it (one-stage, Bayesian).
@@ -405,7 +390,7 @@ class TiteCrmDesign(ConfigDesign):
     def __post_init__(self) -> None:
         crm = self.config.crm()
         object.__setattr__(self, "model", CrmModel.from_config(crm, design_intervals(crm)))
-        object.__setattr__(self, "rules", _crm_rules(self.config))
+        object.__setattr__(self, "rules", crm_rules(self.config))
         _prob_table(self.model)  # build the tables now, not inside the first batch
 
     def _decide(self, states: States, y: Any, c: Any, pd_: Any, pw: Any) -> Decisions:
