@@ -9,6 +9,7 @@ routes give the same table.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,6 +89,11 @@ class TrialOutcomes:
             suspensions=cat([p.suspensions for p in parts]) if timed and all(
                 p.suspensions is not None for p in parts) else None,
         )
+
+    def offset(self, start: int) -> "TrialOutcomes":
+        """The same outcomes with trial indices shifted by ``start`` (a chunk's first trial)."""
+        base = self.trial if self.trial is not None else np.arange(self.n_trials)
+        return dataclasses.replace(self, trial=base + start)
 
     def selected_or_none(self) -> list[int | None]:
         """1-based selected doses with ``None`` for no dose (for display)."""

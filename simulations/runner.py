@@ -128,8 +128,7 @@ def run_unit(
                                  dlt_window_days=scenario.dlt_window_days, response_days=scenario.response_days)
         else:
             o = run_trials(d, p_tox, p_eff, patients)
-        outs.append(TrialOutcomes(o.selected, o.reason, o.n, o.tox, o.eff, o.both, o.cohorts, o.weight,
-                                  trial=o.trial + unit.start, duration=o.duration, suspensions=o.suspensions))
+        outs.append(o.offset(unit.start))
     return outs
 
 

@@ -64,8 +64,8 @@ import numpy as np
 from escalade.design.base import NO_DOSE, Design, States, StopReason
 from escalade.scenarios.study import Timing
 from escalade.simulations.outcomes import TrialOutcomes
-from escalade.simulations.patients import Patients, draw_patients
-from escalade.simulations.trial import CohortLoop, select_memoised
+from escalade.simulations.patients import Patients
+from escalade.simulations.trial import CohortLoop, select_memoised, simulate
 
 __all__ = ["DAYS_PER_MONTH", "arrival_days", "onset_fraction", "run_timed_trials", "simulate_timed"]
 
@@ -416,15 +416,9 @@ def simulate_timed(
     Chunks and seeds are laid out as the parallel runner lays them out, so the
     result equals the runner's for the same ``seed`` and ``scenario`` key.
     """
-    p_tox = np.asarray(p_tox, float)
-    p_eff = np.zeros_like(p_tox) if p_eff is None else np.asarray(p_eff, float)
-    parts = []
-    for chunk, start in enumerate(range(0, n_trials, chunk_size)):
-        size = min(chunk_size, n_trials - start)
-        pts = draw_patients(seed, scenario, chunk, size, design.max_n, association)
-        out = run_timed_trials(design, p_tox, p_eff, pts, timing, dlt_window_days=dlt_window_days,
-                               response_days=response_days, stagger_scope=stagger_scope)
-        parts.append(TrialOutcomes(out.selected, out.reason, out.n, out.tox, out.eff, out.both, out.cohorts,
-                                   out.weight, trial=out.trial + start, duration=out.duration,
-                                   suspensions=out.suspensions))
-    return TrialOutcomes.concat(parts)
+    def run(d: Design, pt: np.ndarray, pe: np.ndarray, patients: Patients) -> TrialOutcomes:
+        return run_timed_trials(d, pt, pe, patients, timing, dlt_window_days=dlt_window_days,
+                                response_days=response_days, stagger_scope=stagger_scope)
+
+    return simulate(design, p_tox, p_eff, n_trials=n_trials, seed=seed, association=association,
+                    chunk_size=chunk_size, scenario=scenario, run=run)

@@ -18,6 +18,8 @@ At the end ``select`` gives the recommended dose of every trial.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from escalade.design.base import NO_DOSE, Decisions, Design, States, StopReason
@@ -168,20 +170,21 @@ def simulate(
     association: float = 0.0,
     chunk_size: int = 1000,
     scenario: int = 0,
+    run: Callable[[Design, np.ndarray, np.ndarray, Patients], TrialOutcomes] | None = None,
 ) -> TrialOutcomes:
     """Simulate ``n_trials`` trials of one design in one process (for tests, benches).
 
     Chunks and seeds are laid out exactly as the parallel runner lays them
     out, so the result equals the runner's for the same ``seed`` and
-    ``scenario`` key.
+    ``scenario`` key. ``run`` runs one chunk (default :func:`run_trials`; the
+    calendar-time engine passes its own).
     """
+    run = run_trials if run is None else run
     p_tox = np.asarray(p_tox, float)
     p_eff = np.zeros_like(p_tox) if p_eff is None else np.asarray(p_eff, float)
     parts = []
     for chunk, start in enumerate(range(0, n_trials, chunk_size)):
         size = min(chunk_size, n_trials - start)
         pts = draw_patients(seed, scenario, chunk, size, design.max_n, association)
-        out = run_trials(design, p_tox, p_eff, pts)
-        parts.append(TrialOutcomes(out.selected, out.reason, out.n, out.tox, out.eff, out.both, out.cohorts,
-                                   out.weight, trial=out.trial + start))
+        parts.append(run(design, p_tox, p_eff, pts).offset(start))
     return TrialOutcomes.concat(parts)
