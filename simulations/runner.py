@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +52,7 @@ from escalade.scenarios.study import Timing
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.patients import draw_patients, scenario_key
 from escalade.simulations.trial import run_trials
+from escalade.simulations.unit_file import UNIT_SUFFIX, concat_units, load_unit, pack, save_unit
 
 __all__ = ["WorkUnit", "ScenarioSpec", "BackendError", "plan_units", "run_unit", "run_units"]
 
@@ -98,7 +97,7 @@ class WorkUnit:
 
     @property
     def filename(self) -> str:
-        return f"unit-s{self.scenario:04d}-c{self.chunk:06d}.npz"
+        return f"unit-s{self.scenario:04d}-c{self.chunk:06d}{UNIT_SUFFIX}"
 
 
 def plan_units(n_scenarios: int, n_trials: int, chunk_size: int) -> list[WorkUnit]:
@@ -132,101 +131,12 @@ def run_unit(
     return outs
 
 
-_FIELDS = ("selected", "reason", "n", "tox", "eff", "both", "cohorts", "trial")
-_TIME_FIELDS = ("duration", "suspensions")  # present only when the calendar is simulated
-
-
-_Packed = list[dict[str, np.ndarray]]
-_INT_TYPES = (np.int8, np.int16, np.int32)
-
-
-def _narrow(a: np.ndarray) -> np.ndarray:
-    """The same integers in the smallest dtype that holds them (lossless; results travel and are stored so)."""
-    if a.dtype.kind not in "iu" or a.size == 0:
-        return a
-    lo, hi = int(a.min()), int(a.max())
-    for dt in _INT_TYPES:
-        info = np.iinfo(dt)
-        if info.min <= lo and hi <= info.max:
-            return a.astype(dt) if np.dtype(dt).itemsize < a.dtype.itemsize else a
-    return a
-
-
-def _pack(outs: Sequence[TrialOutcomes]) -> _Packed:
-    """Unit results as plain arrays of narrow integer types, with each field's dtype to restore."""
-    packed = []
-    for o in outs:
-        d: dict[str, np.ndarray] = {}
-        for f in (*_FIELDS, "weight", *_TIME_FIELDS):
-            a = getattr(o, f)
-            if a is None:
-                continue
-            a = np.asarray(a)
-            d[f] = _narrow(a)
-            d[f"{f}__dtype"] = np.array(a.dtype.str)
-        packed.append(d)
-    return packed
-
-
-def _unpack(packed: _Packed) -> list[TrialOutcomes]:
-    """Inverse of :func:`_pack`: the outcomes with their original dtypes, bit for bit."""
-    outs = []
-    for d in packed:
-        a = {f: d[f].astype(str(d[f"{f}__dtype"]), copy=False) if f"{f}__dtype" in d else d[f]
-             for f in d if not f.endswith("__dtype")}
-        t = a["selected"].shape[0]
-        weight = a["weight"] if "weight" in a else np.full(t, 1.0 / t)
-        outs.append(TrialOutcomes(a["selected"], a["reason"], a["n"], a["tox"], a["eff"], a["both"], a["cohorts"],
-                                  weight, trial=a["trial"], **{f: a[f] for f in _TIME_FIELDS if f in a}))
-    return outs
-
-
-def _save_packed(path: Path, packed: _Packed) -> None:
-    arrays = {f"d{i}_{f}": v for i, d in enumerate(packed) for f, v in d.items()}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _save_unit(path: Path, outs: list[TrialOutcomes]) -> None:
-    """Write one unit's results (temporary file, then rename)."""
-    _save_packed(path, _pack(outs))
-
-
-def _load_unit(path: Path, n_designs: int) -> list[TrialOutcomes] | None:
-    try:
-        with np.load(path) as z:
-            packed = []
-            for i in range(n_designs):
-                prefix = f"d{i}_"
-                d = {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}
-                missing = [f for f in _FIELDS if f not in d]
-                if missing:
-                    raise KeyError(missing[0])
-                packed.append(d)
-            outs = _unpack(packed)
-        for o in outs:
-            t = o.selected.shape[0]
-            if t == 0 or not np.array_equal(o.trial, np.arange(o.trial[0], o.trial[0] + t)):
-                raise ValueError("trial indices are not a contiguous chunk")
-        return outs
-    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile):
-        log.warning("unit file %s is unreadable; recomputing it", path)
-        return None
-
-
 def _unit_task(unit: WorkUnit, scenario: ScenarioSpec, designs: Sequence[Design], seed: int,
-               unit_dir: str | None) -> tuple[WorkUnit, _Packed]:
-    packed = _pack(run_unit(unit, scenario, designs, seed))
+               unit_dir: str | None) -> tuple[WorkUnit, np.ndarray]:
+    rec = pack(run_unit(unit, scenario, designs, seed))
     if unit_dir is not None:
-        _save_packed(Path(unit_dir) / unit.filename, packed)
-    return unit, packed
+        save_unit(Path(unit_dir) / unit.filename, rec)
+    return unit, rec
 
 
 def run_units(
@@ -271,7 +181,7 @@ def run_units(
         When dask is not installed or the scheduler cannot be reached.
     """
     units = plan_units(len(scenarios), n_trials, chunk_size)
-    done: dict[WorkUnit, list[TrialOutcomes]] = {}
+    done: dict[WorkUnit, np.ndarray] = {}
     udir = None
     if unit_dir is not None:
         udir = Path(unit_dir)
@@ -279,8 +189,8 @@ def run_units(
         for u in units:
             p = udir / u.filename
             if p.exists():
-                got = _load_unit(p, len(designs))
-                if got is not None and got[0].n_trials == u.size and int(got[0].trial[0]) == u.start:
+                got = load_unit(p, len(designs), u.start, u.size)
+                if got is not None:
                     done[u] = got
         if done:
             log.info("resuming: %d of %d units already done", len(done), len(units))
@@ -300,11 +210,11 @@ def run_units(
     remote = backend == "dask" and bool(scheduler)
     worker_dir = None if udir is None or remote else str(udir)
 
-    def finished(unit: WorkUnit, packed: _Packed) -> None:
+    def finished(unit: WorkUnit, rec: np.ndarray) -> None:
         nonlocal trials_done
         if udir is not None and remote:
-            _save_packed(udir / unit.filename, packed)
-        done[unit] = _unpack(packed)
+            save_unit(udir / unit.filename, rec)
+        done[unit] = rec
         trials_done += unit.size
         log.debug("unit %s done (%d of %d)", unit.filename, len(done), len(units))
         if progress:
@@ -329,16 +239,16 @@ def run_units(
         _warn_if_starved(len(units), _n_workers(n_jobs))
         started()
         with parallel_config(backend=backend, n_jobs=n_jobs):
-            for unit, packed in Parallel(return_as="generator_unordered")(tasks):
-                finished(unit, packed)
+            for unit, rec in Parallel(return_as="generator_unordered")(tasks):
+                finished(unit, rec)
         return _collect(units, done, len(scenarios), len(designs))
 
     with _dask_client(scheduler, n_jobs) as client:
         _warn_if_starved(len(units), max(1, sum(client.nthreads().values())))
         started()
         with parallel_config(backend="dask", n_jobs=-1):
-            for unit, packed in Parallel(return_as="generator_unordered")(tasks):
-                finished(unit, packed)
+            for unit, rec in Parallel(return_as="generator_unordered")(tasks):
+                finished(unit, rec)
     return _collect(units, done, len(scenarios), len(designs))
 
 
@@ -450,11 +360,11 @@ def _check_worker_malloc(client: Any) -> None:
                     "config (e.g. a YAML file in ~/.config/dask/)", _TRIM, ",".join(sorted(found)), _TRIM)
 
 
-def _collect(units: list[WorkUnit], done: dict[WorkUnit, list[TrialOutcomes]], n_scenarios: int,
+def _collect(units: list[WorkUnit], done: dict[WorkUnit, np.ndarray], n_scenarios: int,
              n_designs: int) -> dict[tuple[int, int], TrialOutcomes]:
     result: dict[tuple[int, int], TrialOutcomes] = {}
     for s in range(n_scenarios):
-        su = [u for u in units if u.scenario == s]
+        outs = concat_units([done[u] for u in units if u.scenario == s])
         for di in range(n_designs):
-            result[(s, di)] = TrialOutcomes.concat([done[u][di] for u in su])
+            result[(s, di)] = outs[di]
     return result

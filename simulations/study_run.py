@@ -49,6 +49,7 @@ from escalade.simulations.oc import Truth, operating_characteristics, paired_dif
 from escalade.simulations.oc_time import time_characteristics
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.runner import ScenarioSpec, run_units
+from escalade.simulations.unit_file import UNIT_SUFFIX
 
 __all__ = ["RunResult", "run_study", "trials_frame", "write_run", "atomic_write", "RunDirError", "results_hash",
            "study_differences"]
@@ -236,9 +237,11 @@ def _prepare_dir(out: Path, record: dict[str, Any], force: bool) -> None:
     units = out / "units"
     for leftover in [*out.glob(".tmp-*"), *out.glob(".lock.stale-*"), *units.glob(".tmp-*")]:
         leftover.unlink(missing_ok=True)  # half-written files of a killed run (we hold the lock)
+    for old_format in units.glob("unit-*.npz"):  # units in the earlier zip format (.npz): recomputed
+        old_format.unlink(missing_ok=True)
     stamp = out / "inputs.json"
     if not stamp.exists():
-        stale = list(units.glob("*.npz"))
+        stale = list(units.glob(f"unit-*{UNIT_SUFFIX}"))
         if stale:
             log.warning("%s: %d work units without inputs.json cannot be verified; recomputing them", out, len(stale))
             for p in stale:
@@ -257,7 +260,7 @@ def _prepare_dir(out: Path, record: dict[str, Any], force: bool) -> None:
         raise RunDirError(f"{out} holds a run of different inputs; changed: {'; '.join(changed)}. Use another "
                           f"--out, or --force to discard that run")
     log.warning("%s: discarding the run of other inputs (--force); changed: %s", out, "; ".join(changed))
-    for p in [*units.glob("*.npz"), *(out / f for f in _RESULT_FILES)]:
+    for p in [*units.glob(f"unit-*{UNIT_SUFFIX}"), *(out / f for f in _RESULT_FILES)]:
         p.unlink(missing_ok=True)
 
 
@@ -528,7 +531,7 @@ def _tidy_on_failure(out: Path | None) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if out is not None and not any((out / "units").glob("unit-*.npz")):
+        if out is not None and not any((out / "units").glob(f"unit-*{UNIT_SUFFIX}")):
             for p in [out / "inputs.json", *out.glob(".tmp-*"), *(out / "units").glob(".tmp-*")]:
                 p.unlink(missing_ok=True)
             for d in (out / "units", out):

@@ -145,7 +145,7 @@ def test_run_directory_resume_and_refusals(tmp_path: Path, example_study_path: P
     oc = pd.read_csv(out / "oc.csv")
     assert set(oc.scenario) == {s.name for s in study.scenarios}
 
-    units = sorted((out / "units").glob("*.npz"))
+    units = sorted((out / "units").glob("unit-*.npy"))
     for p in units[::2]:
         p.unlink()  # as if the run had been killed half-way
     second = run_study(study, n_trials=400, seed=1, out_dir=out)

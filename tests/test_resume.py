@@ -63,7 +63,7 @@ def _wait_for(cond, what: str, timeout: float = 60.0) -> None:
 
 
 def _units(out: Path) -> dict[str, tuple[int, int]]:
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "units").glob("unit-*.npz")}
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "units").glob("unit-*.npy")}
 
 
 def _dead_pid() -> int:
@@ -79,7 +79,7 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path: Path) ->
     cmd = _cli("run", str(study), "--out", str(out), "--jobs", "1", "--no-progress")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
     try:
-        _wait_for(lambda: len(list((out / "units").glob("unit-*.npz"))) >= 8 or proc.poll() is not None,
+        _wait_for(lambda: len(list((out / "units").glob("unit-*.npy"))) >= 8 or proc.poll() is not None,
                   "the first work units")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
@@ -178,25 +178,26 @@ def test_lock_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_unit_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from escalade.simulations import runner
+    from escalade.simulations import unit_file
 
     study = parse_study(SMALL, source="small.yaml")
     run_study(study, out_dir=tmp_path / "run")
-    unit = sorted((tmp_path / "run" / "units").glob("unit-*.npz"))[0]
+    unit = sorted((tmp_path / "run" / "units").glob("unit-*.npy"))[0]
     good = unit.read_bytes()
-    outs = runner._load_unit(unit, 1)
+    rec = unit_file.load_unit(unit, 1, 0, study.simulation.chunk_size)
+    assert rec is not None
 
-    def disk_full(fh, **arrays) -> None:
-        fh.write(b"PK\x03\x04 half a zip")
+    def disk_full(fh, arr, **kw) -> None:
+        fh.write(b"\x93NUMPY half an array")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runner.np, "savez", disk_full)
+    monkeypatch.setattr(unit_file.np, "save", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        runner._save_unit(unit, outs)
+        unit_file.save_unit(unit, rec)
     assert unit.read_bytes() == good  # the finished unit is untouched
     with pytest.raises(OSError):
-        runner._save_unit(unit.with_name("unit-s0009-c000000.npz"), outs)
-    assert not unit.with_name("unit-s0009-c000000.npz").exists()  # never a half-written unit
+        unit_file.save_unit(unit.with_name("unit-s0009-c000000.npy"), rec)
+    assert not unit.with_name("unit-s0009-c000000.npy").exists()  # never a half-written unit
     assert not list(unit.parent.glob(".tmp-*"))
 
 
@@ -204,11 +205,24 @@ def test_truncated_unit_is_recomputed(tmp_path: Path) -> None:
     study = parse_study(SMALL, source="small.yaml")
     out = tmp_path / "run"
     first = run_study(study, out_dir=out)
-    unit = sorted((out / "units").glob("unit-*.npz"))[3]
+    unit = sorted((out / "units").glob("unit-*.npy"))[3]
     unit.write_bytes(unit.read_bytes()[:100])  # as if copied by a tool that is not atomic
     second = run_study(study, out_dir=out)
     assert second.manifest["results_sha256"] == first.manifest["results_sha256"]
     assert len(unit.read_bytes()) > 100
+
+
+def test_units_in_the_earlier_zip_format_are_recomputed(tmp_path: Path) -> None:
+    study = parse_study(SMALL, source="small.yaml")
+    out = tmp_path / "run"
+    first = run_study(study, out_dir=out)
+    unit = sorted((out / "units").glob("unit-*.npy"))[2]
+    old = unit.with_suffix(".npz")
+    old.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip, as the first unit format was a zip
+    unit.unlink()
+    second = run_study(study, out_dir=out)
+    assert second.manifest["results_sha256"] == first.manifest["results_sha256"]
+    assert unit.exists() and not old.exists()
 
 
 def test_changed_inputs_refuse_naming_them_unless_force(tmp_path: Path, capsys) -> None:

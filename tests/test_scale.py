@@ -25,14 +25,13 @@ from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.runner import (
     ScenarioSpec,
     _dask_client,
-    _load_unit,
-    _save_unit,
     _worker_trim,
     plan_units,
     run_unit,
     run_units,
 )
 from escalade.simulations.study_run import results_hash, run_study
+from escalade.simulations.unit_file import load_unit, pack, save_unit, unpack
 
 distributed = pytest.importorskip("distributed")
 
@@ -149,20 +148,47 @@ def test_workers_with_dasks_malloc_setting_are_reported(cluster, caplog) -> None
     assert "MALLOC_TRIM_THRESHOLD_=65536" in caplog.text
 
 
+def _save_unit(path: Path, outs: list[TrialOutcomes]) -> None:
+    save_unit(path, pack(outs))
+
+
 def test_unit_files_are_compact_and_load_back_exactly(tmp_path: Path) -> None:
     units = plan_units(1, 300, 300)
     outs = run_unit(units[0], SCENARIOS[0], DESIGNS, SEED)
-    _save_unit(tmp_path / "new.npz", outs)
-    with np.load(tmp_path / "new.npz") as z:
-        assert z["d1_n"].dtype == np.int8 and z["d1_trial"].dtype == np.int16
-    old = {f"d{i}_{f}": getattr(o, f) for i, o in enumerate(outs) for f in FIELDS}  # the first format: as is
-    np.savez(tmp_path / "old.npz", **old)
-    for name in ("new.npz", "old.npz"):
-        back = _load_unit(tmp_path / name, len(DESIGNS))
-        assert back is not None
-        _assert_same({(0, d): o for d, o in enumerate(outs)}, {(0, d): o for d, o in enumerate(back)})
-        for a, b in zip(outs, back):
-            np.testing.assert_array_equal(a.weight, b.weight)
+    _save_unit(tmp_path / units[0].filename, outs)
+    rec = np.load(tmp_path / units[0].filename, allow_pickle=False)  # a plain .npy record array, no pickle
+    assert rec.shape == (300,)
+    assert rec[f"1:n:{outs[1].n.dtype.str}"].dtype == np.int8
+    assert rec[f"1:trial:{outs[1].trial.dtype.str}"].dtype == np.int16
+    assert not any(":weight:" in name for name in rec.dtype.names)  # 1/T, not stored
+    back = unpack(load_unit(tmp_path / units[0].filename, len(DESIGNS), 0, 300))
+    _assert_same({(0, d): o for d, o in enumerate(outs)}, {(0, d): o for d, o in enumerate(back)})
+    for a, b in zip(outs, back):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        for f in FIELDS:
+            assert getattr(a, f).dtype == getattr(b, f).dtype
+
+
+def test_unit_round_trip_keeps_times_and_other_weights() -> None:
+    t = 4
+    o = TrialOutcomes(np.array([0, 1, -1, 2]), np.array([1, 2, 3, 1], np.int8), np.full((t, 3), 3),
+                      np.ones((t, 3), int), np.zeros((t, 3), int), np.zeros((t, 3), int), np.array([2, 3, 1, 4]),
+                      np.array([0.1, 0.2, 0.3, 0.4]), trial=np.arange(10, 14),
+                      duration=np.array([100.5, 200.25, 30.0, 1e6]), suspensions=np.array([0, 70000, 2, 1]))
+    back = unpack(pack([o]))[0]
+    for f in (*FIELDS, "weight", "duration", "suspensions"):
+        np.testing.assert_array_equal(getattr(back, f), getattr(o, f))
+        assert getattr(back, f).dtype == getattr(o, f).dtype
+
+
+def test_a_unit_file_of_other_trials_or_designs_is_not_used(tmp_path: Path, caplog) -> None:
+    u = plan_units(1, 300, 100)[1]
+    _save_unit(tmp_path / u.filename, run_unit(u, SCENARIOS[0], DESIGNS, SEED))
+    assert load_unit(tmp_path / u.filename, len(DESIGNS), 100, 100) is not None
+    with caplog.at_level(logging.WARNING):
+        assert load_unit(tmp_path / u.filename, len(DESIGNS), 0, 100) is None  # another chunk's trials
+        assert load_unit(tmp_path / u.filename, 1, 100, 100) is None  # another study's designs
+    assert "recomputing it" in caplog.text
 
 
 def test_any_completion_order_gives_the_same_results(reference, tmp_path: Path) -> None:
@@ -193,7 +219,7 @@ def test_cli_dask_backend_run_equals_loky_run(tmp_path: Path, cluster) -> None:
     assert m_dask["backend"] == "dask"
     assert m_dask["results_sha256"] == m_loky["results_sha256"]
     assert (tmp_path / "loky" / "oc.csv").read_bytes() == (tmp_path / "dask" / "oc.csv").read_bytes()
-    assert len(list((tmp_path / "dask" / "units").glob("unit-*.npz"))) == 12  # written here, by the driver
+    assert len(list((tmp_path / "dask" / "units").glob("unit-*.npy"))) == 12  # written here, by the driver
 
 
 @pytest.mark.parametrize("backend", ["sequential", "loky", "threading", "dask"])
