@@ -7,13 +7,19 @@ same machine and the same number of workers.
 The study is the CAR-T study's doses and 8 scenarios (scenarios/cart_rr_heme.yaml)
 with the designs BOIN and CRM (BOIN and 3+3 when CRM is not registered), 20,000
 trials per scenario, in units of ``chunk_size`` trials: 500 (the study-file
-default; 320 units) and 2,500 (64 units). Timed: the simulation stage
-(``run_units``, unit files written as in a real run) with loky on 1 and on all
-workers and with dask on a LocalCluster of as many single-threaded workers,
-interleaved, best of ``--repeats`` after a warm-up that starts the workers;
-then a run that starts its own dask cluster, and the whole ``run_study`` (the
-operating characteristics and the run directory are written by one process).
-The dask cluster is started before timing; its start-up is reported on its own.
+default; 320 units) and 2,500 (64 units). Timed, best of ``--repeats`` after a
+warm-up that starts the workers, the runs interleaved:
+
+1. the simulation stage (``run_units``, unit files written as in a real run)
+   on 1 worker and with loky on all workers, with no dask cluster alive (its
+   scheduler and idle workers would take CPU from the loky workers);
+2. then, with a dask LocalCluster of as many single-threaded workers running,
+   loky against dask on that cluster (same machine, same number of workers);
+3. a run that starts its own dask cluster, and the whole ``run_study`` (the
+   operating characteristics and the run directory are written by one
+   process, so it scales less than the simulation stage).
+
+The dask cluster's start-up is reported on its own.
 
 The machine may be shared: the load average is printed, and each figure is
 the best of ``--repeats`` runs.
@@ -92,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     w = args.workers
 
+    for chunk_size in args.chunk_size:  # no dask cluster alive: it would take CPU from the loky workers
+        _bench_speed_up(args.trials, chunk_size, w, args.repeats)
+
     import dask
     from dask.distributed import Client, LocalCluster
 
@@ -104,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         started = time.perf_counter() - t0
         for chunk_size in args.chunk_size:
-            _bench_chunk_size(args.trials, chunk_size, w, args.repeats, cluster.scheduler_address)
+            _bench_dask(args.trials, chunk_size, w, args.repeats, cluster.scheduler_address)
         client.close()
     log.info("dask LocalCluster of %d workers: start-up %.2f s", w, started)
     study = bench_study(args.trials, args.chunk_size[-1])
@@ -132,15 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _bench_chunk_size(n_trials: int, chunk_size: int, w: int, repeats: int, scheduler: str) -> None:
+def _setup(n_trials: int, chunk_size: int) -> tuple[Callable[..., Callable[[], object]], int, int]:
+    """A runner of the simulation stage with given options, the number of units and of trials in all."""
     study = bench_study(n_trials, chunk_size)
     designs = [d for _, d in build_study_designs(study)]
     scen = [ScenarioSpec(s.name, s.p_dlt, s.p_response, s.association) for s in study.scenarios]
     n_units = len(scen) * -(-n_trials // chunk_size)
-    total = n_trials * len(scen)
-    log.info("study: %d scenarios x %s trials, designs %s, chunk_size %d (%d units); %d local cores; "
-             "load average %s", len(scen), f"{n_trials:,}", " + ".join(d.name for d in study.designs),
-             chunk_size, n_units, os.cpu_count() or 1, " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
     def sim(**kw) -> Callable[[], object]:
         def go() -> object:
@@ -149,22 +155,44 @@ def _bench_chunk_size(n_trials: int, chunk_size: int, w: int, repeats: int, sche
                                  chunk_size=chunk_size, unit_dir=d, **kw)
         return go
 
-    runs = {"loky1": sim(n_jobs=1), "lokyN": sim(n_jobs=w, backend="loky"),
-            "dask": sim(backend="dask", scheduler=scheduler)}
+    log.info("study: %d scenarios x %s trials, designs %s, chunk_size %d (%d units); %d local cores; "
+             "load average %s", len(scen), f"{n_trials:,}", " + ".join(d.name for d in study.designs),
+             chunk_size, n_units, os.cpu_count() or 1, " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    return sim, n_units, n_trials * len(scen)
+
+
+def _interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best time of each run over ``repeats`` rounds, the runs interleaved (after one warm-up each)."""
     for run in runs.values():
         run()  # warm-up: imports, loky workers, dask workers
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):  # interleaved, so that a busy spell on a shared machine hits all alike
         for name, run in runs.items():
             best[name] = min(best[name], _best(run, 1))
-    t1, tw, td = best["loky1"], best["lokyN"], best["dask"]
-    speed_up, overhead = t1 / tw, td / tw - 1
-    log.info("  simulation stage, best of %d (interleaved):", repeats)
-    log.info("    loky, 1 worker   %6.2f s  (%s trials/s per design; %.1f ms per unit)", t1, f"{total / t1:,.0f}",
+    return best
+
+
+def _bench_speed_up(n_trials: int, chunk_size: int, w: int, repeats: int) -> None:
+    sim, n_units, total = _setup(n_trials, chunk_size)
+    best = _interleaved({"loky1": sim(n_jobs=1), "lokyN": sim(n_jobs=w, backend="loky")}, repeats)
+    t1, tw = best["loky1"], best["lokyN"]
+    speed_up = t1 / tw
+    log.info("  simulation stage (unit files written as in a run), best of %d (interleaved):", repeats)
+    log.info("    1 worker         %6.2f s  (%s trials/s per design; %.1f ms per unit)", t1, f"{total / t1:,.0f}",
              1000 * t1 / n_units)
     log.info("    loky, %d workers  %6.2f s  (%s trials/s per design)  speed-up %.2fx  [target >= %.1fx on 2 "
              "cores: %s]", w, tw, f"{total / tw:,.0f}", speed_up, SPEED_UP_TARGET,
              "met" if speed_up >= SPEED_UP_TARGET else "MISSED")
+
+
+def _bench_dask(n_trials: int, chunk_size: int, w: int, repeats: int, scheduler: str) -> None:
+    sim, _, total = _setup(n_trials, chunk_size)
+    best = _interleaved({"lokyN": sim(n_jobs=w, backend="loky"), "dask": sim(backend="dask", scheduler=scheduler)},
+                        repeats)
+    tw, td = best["lokyN"], best["dask"]
+    overhead = td / tw - 1
+    log.info("  with the dask cluster running, best of %d (interleaved):", repeats)
+    log.info("    loky, %d workers  %6.2f s", w, tw)
     log.info("    dask, %d workers  %6.2f s  (running LocalCluster, by address: units written by this process)  "
              "overhead vs loky %+.0f%%  [target <= %.0f%%: %s]", w, td, 100 * overhead,
              100 * DASK_OVERHEAD_TARGET, "met" if overhead <= DASK_OVERHEAD_TARGET else "MISSED")

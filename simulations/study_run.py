@@ -93,7 +93,10 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 def trials_frame(study: Study, outcomes: dict[tuple[str, str], TrialOutcomes]) -> pd.DataFrame:
     """Tidy trial-level table: one row per scenario x design x trial."""
     frames = []
-    labels = study.dose_labels()
+    dose_label = np.array([*study.dose_labels(), "none"], dtype=object)  # index n_doses: no dose
+    reason_label = np.empty(max(StopReason) + 1, dtype=object)
+    for r in StopReason:
+        reason_label[r] = r.label
     for (scen, des), o in outcomes.items():
         sel = o.selected
         df = pd.DataFrame({
@@ -101,7 +104,7 @@ def trials_frame(study: Study, outcomes: dict[tuple[str, str], TrialOutcomes]) -
             "design": des,
             "trial": o.trial if o.trial is not None else np.arange(o.n_trials),
             "selected_dose": pd.array(np.where(sel == NO_DOSE, 0, sel + 1), dtype="Int64"),
-            "stop_reason": [StopReason(int(r)).label for r in o.reason],
+            "stop_reason": reason_label[o.reason],
             "sample_size": o.n.sum(axis=1),
             "dlts": o.tox.sum(axis=1),
             "responders": o.eff.sum(axis=1),
@@ -114,7 +117,7 @@ def trials_frame(study: Study, outcomes: dict[tuple[str, str], TrialOutcomes]) -
         if o.suspensions is not None:
             df["suspensions"] = o.suspensions
         df.loc[sel == NO_DOSE, "selected_dose"] = pd.NA
-        df.insert(4, "selected_label", [labels[s] if s != NO_DOSE else "none" for s in sel])
+        df.insert(4, "selected_label", dose_label[np.where(sel == NO_DOSE, len(dose_label) - 1, sel)])
         for j in range(o.n_doses):
             df[f"n_{j + 1}"] = o.n[:, j]
         for j in range(o.n_doses):
