@@ -32,7 +32,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,40 +92,43 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 def trials_frame(study: Study, outcomes: dict[tuple[str, str], TrialOutcomes]) -> pd.DataFrame:
     """Tidy trial-level table: one row per scenario x design x trial."""
-    frames = []
-    dose_label = np.array([*study.dose_labels(), "none"], dtype=object)  # index n_doses: no dose
-    reason_label = np.empty(max(StopReason) + 1, dtype=object)
-    for r in StopReason:
-        reason_label[r] = r.label
-    for (scen, des), o in outcomes.items():
-        sel = o.selected
-        df = pd.DataFrame({
-            "scenario": scen,
-            "design": des,
-            "trial": o.trial if o.trial is not None else np.arange(o.n_trials),
-            "selected_dose": pd.array(np.where(sel == NO_DOSE, 0, sel + 1), dtype="Int64"),
-            "stop_reason": reason_label[o.reason],
-            "sample_size": o.n.sum(axis=1),
-            "dlts": o.tox.sum(axis=1),
-            "responders": o.eff.sum(axis=1),
-            "cohorts": o.cohorts,
-            "weight": o.weight,
-            "exact": o.exact,
-        })
-        if o.duration is not None:
-            df["duration_days"] = o.duration
-        if o.suspensions is not None:
-            df["suspensions"] = o.suspensions
-        df.loc[sel == NO_DOSE, "selected_dose"] = pd.NA
-        df.insert(4, "selected_label", dose_label[np.where(sel == NO_DOSE, len(dose_label) - 1, sel)])
+    labels = study.dose_labels()
+    return pd.concat([_trials_part(labels, scen, des, o) for (scen, des), o in outcomes.items()],
+                     ignore_index=True)
+
+
+_REASON_LABEL = np.empty(max(StopReason) + 1, dtype=object)
+for _r in StopReason:
+    _REASON_LABEL[_r] = _r.label
+
+
+def _trials_part(labels: Sequence[str], scen: str, des: str, o: TrialOutcomes) -> pd.DataFrame:
+    """The rows of :func:`trials_frame` for one scenario x design (all columns built at once)."""
+    sel = o.selected
+    none = sel == NO_DOSE
+    dose_label = np.array([*labels, "none"], dtype=object)  # the last entry is "no dose"
+    cols: dict[str, Any] = {
+        "scenario": scen,
+        "design": des,
+        "trial": o.trial if o.trial is not None else np.arange(o.n_trials),
+        "selected_dose": pd.arrays.IntegerArray(np.where(none, 0, sel + 1).astype(np.int64), none),
+        "selected_label": dose_label[np.where(none, len(labels), sel)],
+        "stop_reason": _REASON_LABEL[o.reason],
+        "sample_size": o.n.sum(axis=1),
+        "dlts": o.tox.sum(axis=1),
+        "responders": o.eff.sum(axis=1),
+        "cohorts": o.cohorts,
+        "weight": o.weight,
+        "exact": o.exact,
+    }
+    if o.duration is not None:
+        cols["duration_days"] = o.duration
+    if o.suspensions is not None:
+        cols["suspensions"] = o.suspensions
+    for prefix, counts in (("n", o.n), ("dlt", o.tox), ("resp", o.eff)):
         for j in range(o.n_doses):
-            df[f"n_{j + 1}"] = o.n[:, j]
-        for j in range(o.n_doses):
-            df[f"dlt_{j + 1}"] = o.tox[:, j]
-        for j in range(o.n_doses):
-            df[f"resp_{j + 1}"] = o.eff[:, j]
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+            cols[f"{prefix}_{j + 1}"] = counts[:, j]
+    return pd.DataFrame(cols)
 
 
 def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes]) -> str:
