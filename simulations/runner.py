@@ -151,6 +151,7 @@ def run_units(
     unit_dir: str | Path | None = None,
     progress: Callable[[int, int, int], None] | None = None,
     scheduler: str | None = None,
+    on_scenario: Callable[[int, list[TrialOutcomes]], None] | None = None,
 ) -> dict[tuple[int, int], TrialOutcomes]:
     """Run all units and return ``{(scenario, design): outcomes}`` with trials in order.
 
@@ -174,6 +175,11 @@ def run_units(
         before any unit runs and after each unit, whatever the backend.
     scheduler
         Address of a running ``dask.distributed`` scheduler (dask only).
+    on_scenario
+        Called in this process as ``on_scenario(s, outcomes_by_design)`` as
+        soon as every unit of scenario ``s`` is in (scenarios complete in
+        roughly the order given), so that a caller can summarise a scenario
+        while the workers run the next ones. The outcomes are those returned.
 
     Raises
     ------
@@ -181,8 +187,9 @@ def run_units(
         When dask is not installed or the scheduler cannot be reached.
     """
     units = plan_units(len(scenarios), n_trials, chunk_size)
-    done: dict[WorkUnit, np.ndarray] = {}
+    done = _Assembler(units, on_scenario)
     udir = None
+    resumed: list[tuple[WorkUnit, np.ndarray]] = []
     if unit_dir is not None:
         udir = Path(unit_dir)
         udir.mkdir(parents=True, exist_ok=True)
@@ -191,19 +198,19 @@ def run_units(
             if p.exists():
                 got = load_unit(p, len(designs), u.start, u.size)
                 if got is not None:
-                    done[u] = got
-        if done:
-            log.info("resuming: %d of %d units already done", len(done), len(units))
-    todo = [u for u in units if u not in done]
-    trials_done = sum(u.size for u in done)
-
-    def started() -> None:  # the first report, once the backend is ready (a bad dask address fails first)
-        if progress:
-            progress(len(done), len(units), trials_done)
+                    resumed.append((u, got))
+        if resumed:
+            log.info("resuming: %d of %d units already done", len(resumed), len(units))
+    for u, rec in resumed:
+        done.add(u, rec)
+    done.progress = progress  # from here on: the resumed units are counted in the first report
+    have = {u for u, _ in resumed}
+    todo = [u for u in units if u not in have]
+    started = done.report  # the first report, once the backend is ready (a bad dask address fails first)
 
     if not todo:
         started()
-        return _collect(units, done, len(scenarios), len(designs))
+        return done.results()
 
     # Workers write their units when they share this file system (every backend but a dask cluster
     # given by address, whose workers may run elsewhere: there this process writes each unit on arrival).
@@ -211,14 +218,10 @@ def run_units(
     worker_dir = None if udir is None or remote else str(udir)
 
     def finished(unit: WorkUnit, rec: np.ndarray) -> None:
-        nonlocal trials_done
         if udir is not None and remote:
             save_unit(udir / unit.filename, rec)
-        done[unit] = rec
-        trials_done += unit.size
-        log.debug("unit %s done (%d of %d)", unit.filename, len(done), len(units))
-        if progress:
-            progress(len(done), len(units), trials_done)
+        log.debug("unit %s done (%d of %d)", unit.filename, done.n_done + 1, len(units))
+        done.add(unit, rec)
 
     if backend == "sequential" or (n_jobs == 1 and backend != "dask"):
         _warn_if_starved(len(units), 1)
@@ -230,7 +233,7 @@ def run_units(
         with threadpool_limits(limits=1):
             for u in todo:
                 finished(*_unit_task(u, scenarios[u.scenario], designs, seed, worker_dir))
-        return _collect(units, done, len(scenarios), len(designs))
+        return done.results()
 
     from joblib import Parallel, delayed, parallel_config
 
@@ -241,7 +244,7 @@ def run_units(
         with parallel_config(backend=backend, n_jobs=n_jobs):
             for unit, rec in Parallel(return_as="generator_unordered")(tasks):
                 finished(unit, rec)
-        return _collect(units, done, len(scenarios), len(designs))
+        return done.results()
 
     with _dask_client(scheduler, n_jobs) as client:
         _warn_if_starved(len(units), max(1, sum(client.nthreads().values())))
@@ -249,7 +252,7 @@ def run_units(
         with parallel_config(backend="dask", n_jobs=-1):
             for unit, rec in Parallel(return_as="generator_unordered")(tasks):
                 finished(unit, rec)
-    return _collect(units, done, len(scenarios), len(designs))
+    return done.results()
 
 
 def _n_workers(n_jobs: int | None) -> int:
@@ -360,11 +363,46 @@ def _check_worker_malloc(client: Any) -> None:
                     "config (e.g. a YAML file in ~/.config/dask/)", _TRIM, ",".join(sorted(found)), _TRIM)
 
 
-def _collect(units: list[WorkUnit], done: dict[WorkUnit, np.ndarray], n_scenarios: int,
-             n_designs: int) -> dict[tuple[int, int], TrialOutcomes]:
-    result: dict[tuple[int, int], TrialOutcomes] = {}
-    for s in range(n_scenarios):
-        outs = concat_units([done[u] for u in units if u.scenario == s])
-        for di in range(n_designs):
-            result[(s, di)] = outs[di]
-    return result
+class _Assembler:
+    """Finished units in; each scenario's outcomes out as soon as its last unit is in.
+
+    A scenario's packed units are dropped once assembled, so the results are
+    held once, not twice. ``progress`` (when set) is told of every unit before
+    its scenario is assembled.
+    """
+
+    def __init__(self, units: Sequence[WorkUnit],
+                 on_scenario: Callable[[int, list[TrialOutcomes]], None] | None) -> None:
+        self.units_of: dict[int, list[WorkUnit]] = {}
+        for u in units:
+            self.units_of.setdefault(u.scenario, []).append(u)
+        self.n_units = len(units)
+        self.missing = {s: len(us) for s, us in self.units_of.items()}
+        self.recs: dict[WorkUnit, np.ndarray] = {}
+        self.result: dict[tuple[int, int], TrialOutcomes] = {}
+        self.on_scenario = on_scenario
+        self.progress: Callable[[int, int, int], None] | None = None
+        self.n_done = 0
+        self.trials_done = 0
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.n_done, self.n_units, self.trials_done)
+
+    def add(self, unit: WorkUnit, rec: np.ndarray) -> None:
+        self.recs[unit] = rec
+        self.n_done += 1
+        self.trials_done += unit.size
+        self.report()
+        s = unit.scenario
+        self.missing[s] -= 1
+        if self.missing[s] == 0:
+            outs = concat_units([self.recs.pop(u) for u in self.units_of[s]])
+            for d, o in enumerate(outs):
+                self.result[(s, d)] = o
+            if self.on_scenario is not None:
+                self.on_scenario(s, outs)
+
+    def results(self) -> dict[tuple[int, int], TrialOutcomes]:
+        """``{(scenario, design): outcomes}`` in scenario, then design order."""
+        return dict(sorted(self.result.items()))

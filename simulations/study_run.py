@@ -76,6 +76,16 @@ class RunResult:
     fallbacks: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
+@dataclass
+class _ScenarioSummary:
+    """One scenario's outcomes by design, OC frames, paired differences and trial rows."""
+
+    outcomes: dict[str, TrialOutcomes] = field(default_factory=dict)
+    oc: list[pd.DataFrame] = field(default_factory=list)
+    paired: pd.DataFrame | None = None
+    trials: list[pd.DataFrame] = field(default_factory=list)
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
@@ -459,32 +469,44 @@ def run_study(
                                 "DLT onset); add a 'timing' section to set them", spec.name,
                                 study.source or "the study", study.timing.rate_per_month)
         need_sim = not exact or len(exact_results) < len(scen_specs) * len(designs)
-        sim: dict[tuple[int, int], TrialOutcomes] = {}
-        if need_sim:
-            sim = run_units(scen_specs, sim_designs, n_trials=n_trials, seed=seed,
-                            chunk_size=study.simulation.chunk_size, n_jobs=n_jobs, backend=backend,
-                            unit_dir=None if out is None else out / "units", progress=progress,
-                            scheduler=scheduler)
-        for si, s in enumerate(study.scenarios):
-            for di, (spec, _d) in enumerate(designs):
-                outcomes[(s.name, spec.name)] = exact_results.get((si, di)) or sim[(si, di)]
-
         labels = study.dose_labels()
-        oc_frames, paired_frames = [], []
-        for si, s in enumerate(study.scenarios):
+        summaries: dict[int, _ScenarioSummary] = {}
+
+        def summarise(si: int, sim_outs: list[TrialOutcomes] | None) -> None:
+            """A scenario's OCs (and trial rows) as soon as its outcomes are in, while others run."""
+            s = study.scenarios[si]
             truth = Truth(np.asarray(s.p_dlt), np.asarray(s.p_response), study.target)
-            per_design = {}
-            for spec, d in designs:
-                o = outcomes[(s.name, spec.name)]
-                per_design[spec.name] = o
-                oc_frames.append(operating_characteristics(o, truth, max_n=int(d.max_n), dose_labels=labels,
-                                                           scenario=s.name, design=spec.name))
+            got = _ScenarioSummary()
+            for di, (spec, d) in enumerate(designs):
+                o = exact_results.get((si, di))
+                if o is None:
+                    assert sim_outs is not None
+                    o = sim_outs[di]
+                got.outcomes[spec.name] = o
+                got.oc.append(operating_characteristics(o, truth, max_n=int(d.max_n), dose_labels=labels,
+                                                        scenario=s.name, design=spec.name))
                 if o.duration is not None:
-                    oc_frames.append(time_characteristics(o, scenario=s.name, design=spec.name))
-            paired_frames.append(paired_differences(per_design, truth, scenario=s.name,
-                                                    max_n={spec.name: int(d.max_n) for spec, d in designs}))
-        oc = pd.concat(oc_frames, ignore_index=True)
-        paired = pd.concat(paired_frames, ignore_index=True)
+                    got.oc.append(time_characteristics(o, scenario=s.name, design=spec.name))
+                if out is not None:
+                    got.trials.append(_trials_part(labels, s.name, spec.name, o))
+            got.paired = paired_differences(got.outcomes, truth, scenario=s.name,
+                                            max_n={spec.name: int(d.max_n) for spec, d in designs})
+            summaries[si] = got
+
+        if need_sim:
+            run_units(scen_specs, sim_designs, n_trials=n_trials, seed=seed, chunk_size=study.simulation.chunk_size,
+                      n_jobs=n_jobs, backend=backend, unit_dir=None if out is None else out / "units",
+                      progress=progress, scheduler=scheduler, on_scenario=summarise)
+        else:
+            for si in range(len(study.scenarios)):
+                summarise(si, None)
+        ordered = [summaries[si] for si in range(len(study.scenarios))]  # scenario order, whatever finished first
+        for si, got in enumerate(ordered):
+            for name, o in got.outcomes.items():
+                outcomes[(study.scenarios[si].name, name)] = o
+        oc = pd.concat([f for got in ordered for f in got.oc], ignore_index=True)
+        paired = pd.concat([got.paired for got in ordered], ignore_index=True)
+        trials = pd.concat([f for got in ordered for f in got.trials], ignore_index=True) if out is not None else None
         finished = _dt.datetime.now(_dt.timezone.utc)
         manifest = {
             "escalade_version": _versions().get("escalade", "unknown"),
@@ -519,7 +541,7 @@ def run_study(
         }
         result = RunResult(study, designs, outcomes, oc, paired, manifest, fallbacks)
         if out is not None:
-            write_run(out, result)
+            write_run(out, result, trials)
     return result
 
 
@@ -605,11 +627,15 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec]
     return got, why
 
 
-def write_run(out: Path, result: RunResult) -> None:
-    """Write trials.parquet, oc.csv, paired.csv and manifest.json atomically."""
+def write_run(out: Path, result: RunResult, trials: pd.DataFrame | None = None) -> None:
+    """Write trials.parquet, oc.csv, paired.csv and manifest.json atomically.
+
+    ``trials`` is :func:`trials_frame` of the result when the caller has it already.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    trials = trials_frame(result.study, result.outcomes)
+    if trials is None:
+        trials = trials_frame(result.study, result.outcomes)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=out)
     os.close(fd)
     try:

@@ -207,6 +207,43 @@ def test_any_completion_order_gives_the_same_results(reference, tmp_path: Path) 
     _assert_same(reference, _run(n_jobs=2, unit_dir=tmp_path))
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_each_scenario_is_handed_over_once_when_its_units_are_in(reference, tmp_path: Path, n_jobs: int) -> None:
+    units = plan_units(len(SCENARIOS), N_TRIALS, CHUNK)
+    for u in units[:7]:  # scenario 0 entirely on disk already: handed over before any unit runs
+        _save_unit(tmp_path / u.filename, run_unit(u, SCENARIOS[u.scenario], DESIGNS, SEED))
+    seen: list[int] = []
+    units_done: list[int] = []
+
+    def on_scenario(s: int, outs: list[TrialOutcomes]) -> None:
+        seen.append(s)
+        assert len(outs) == len(DESIGNS)
+        if s == 0:
+            assert units_done == []  # resumed from disk: handed over before the first unit runs
+        else:
+            assert units_done[-1] >= 7 * len(seen)  # every unit of the scenarios handed over so far is in
+        _assert_same({(s, d): reference[(s, d)] for d in range(len(DESIGNS))}, {(s, d): o for d, o in enumerate(outs)})
+
+    got = _run(n_jobs=n_jobs, unit_dir=tmp_path, on_scenario=on_scenario,
+               progress=lambda done, total, trials: units_done.append(done))
+    assert sorted(seen) == [0, 1, 2] and seen[0] == 0
+    assert list(got) == sorted(reference)  # scenario, then design order, whatever finished first
+    _assert_same(reference, got)
+
+
+def test_run_directory_is_identical_for_one_and_two_workers(tmp_path: Path) -> None:
+    import pandas as pd
+
+    study = parse_study(STUDY, source="s.yaml")
+    one = run_study(study, n_jobs=1, out_dir=tmp_path / "one")
+    two = run_study(study, n_jobs=2, out_dir=tmp_path / "two")
+    assert one.manifest["results_sha256"] == two.manifest["results_sha256"]
+    for name in ("oc.csv", "paired.csv"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "one" / "trials.parquet"),
+                                  pd.read_parquet(tmp_path / "two" / "trials.parquet"), check_exact=True)
+
+
 def test_cli_dask_backend_run_equals_loky_run(tmp_path: Path, cluster) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(STUDY)
