@@ -26,8 +26,8 @@ from the number of workers. Two constraints set it:
 * big enough units: a task costs about a millisecond of scheduling and
   transfer (loky; dask a little more), and the engine has a fixed cost per
   chunk, so a unit should take some tens of milliseconds. On one core,
-  BOIN + CRM run ~40,000 trials/s per design at ``chunk_size: 500`` (12 ms
-  per unit) and ~80,000 at 2,500 (30 ms per unit): larger chunks cost less
+  BOIN + CRM run ~50,000 trials/s per design at ``chunk_size: 500`` (10 ms
+  per unit) and ~85,000 at 2,500 (28 ms per unit): larger chunks cost less
   CPU in all, smaller ones balance better (bench/bench_scale.py).
 
 For example, 8 scenarios x 20,000 trials make 64 units at ``chunk_size:
