@@ -50,6 +50,7 @@ from escalade.design.base import Design
 from escalade.scenarios.errors import EscaladeError
 from escalade.scenarios.study import Timing
 from escalade.simulations.outcomes import TrialOutcomes
+from escalade.simulations.heap import pad_heap
 from escalade.simulations.patients import draw_patients, scenario_key
 from escalade.simulations.trial import run_trials
 from escalade.simulations.unit_file import UNIT_SUFFIX, concat_units, load_unit, pack, save_unit
@@ -133,6 +134,7 @@ def run_unit(
 
 def _unit_task(unit: WorkUnit, scenario: ScenarioSpec, designs: Sequence[Design], seed: int,
                unit_dir: str | None) -> tuple[WorkUnit, np.ndarray]:
+    pad_heap()  # once per process: no page faults from freeing and retaking the engine's temporaries
     rec = pack(run_unit(unit, scenario, designs, seed))
     if unit_dir is not None:
         save_unit(Path(unit_dir) / unit.filename, rec)
