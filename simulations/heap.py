@@ -4,7 +4,7 @@ The engine allocates and frees the same large temporaries once per cohort
 (arrays over the trials of a chunk). By default glibc gives the top of the
 heap back to the kernel as soon as it is free and takes it again on the next
 allocation, and every page taken again is a page fault: at ``chunk_size:
-2500`` that was ~100,000 faults and ~12% of a unit's time in the kernel, and
+2500`` that was ~1,500 faults per unit and ~12% of its time in the kernel, and
 on a virtual machine the faults of concurrent workers slow each other down
 (the 1-to-2-worker speed-up fell from ~1.9x to ~1.75x). Asking glibc to keep
 a pad of :data:`TOP_PAD` bytes at the top of the heap (``mallopt(M_TOP_PAD)``)
