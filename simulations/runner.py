@@ -318,8 +318,9 @@ def _connect(Client: Any, LocalCluster: Any, scheduler: str | None, n_jobs: int 
             import dask
 
             # dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
-            # adaptive mmap threshold: every large numpy temporary is then mmap'd and page-faulted
-            # afresh, and the simulation runs ~1.5x slower than under loky. Our own workers go without it.
+            # adaptive mmap threshold: large numpy temporaries are then mmap'd and page-faulted afresh.
+            # That made the simulation ~1.8x slower before work units padded the heap (heap.py), and
+            # still ~10% slower after. Our own workers go without it.
             # The nannies also copy their settings into this process's os.environ for good (so that a
             # loky pool started later would inherit them): put it back as it was once they have started.
             env = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
@@ -361,7 +362,7 @@ def _check_worker_malloc(client: Any) -> None:
         return
     if found:
         log.warning("the dask workers run with %s=%s (dask's default), which slows this simulation by up to "
-                    "~1.5x; start them with distributed.nanny.pre-spawn-environ.%s set to null in their dask "
+                    "~10%%; start them with distributed.nanny.pre-spawn-environ.%s set to null in their dask "
                     "config (e.g. a YAML file in ~/.config/dask/)", _TRIM, ",".join(sorted(found)), _TRIM)
 
 
