@@ -30,7 +30,7 @@ import numpy as np
 from scipy import stats
 
 from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, IntArray, States, StopReason
-from escalade.design.config import check_fraction, check_int, check_probability
+from escalade.design.config import check_fraction, check_int, check_probability, check_trial_size
 from escalade.design.isotonic import isotonic_regression
 
 __all__ = ["BoinConfig", "BoinBoundaries", "BoinDesign", "boin_boundaries", "boin_select", "BoinEstimates",
@@ -63,11 +63,7 @@ class BoinConfig:
 
     def __post_init__(self) -> None:
         check_fraction("target", self.target)
-        check_int("n_doses", self.n_doses, low=1)
-        check_int("cohort_size", self.cohort_size, low=1)
-        check_int("max_n", self.max_n, low=1)
-        check_int("start_dose", self.start_dose, low=0, high=self.n_doses - 1,
-                  what=f"a 0-based dose index in [0, {self.n_doses - 1}]")
+        check_trial_size(self.n_doses, self.cohort_size, self.max_n, self.start_dose)
         if self.p_saf is None:
             object.__setattr__(self, "p_saf", 0.6 * self.target)
         if self.p_tox is None:

@@ -57,6 +57,20 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
         raise ConfigError(name, value, f"must be {what}")
 
 
+def check_start_dose(start_dose: Any, n_doses: int) -> None:
+    """A 0-based dose index in ``[0, n_doses - 1]``."""
+    check_int("start_dose", start_dose, low=0, high=n_doses - 1,
+              what=f"a 0-based dose index in [0, {n_doses - 1}]")
+
+
+def check_trial_size(n_doses: Any, cohort_size: Any, max_n: Any, start_dose: Any) -> None:
+    """The fields every cohort design has: doses, cohort size, maximum sample size, start dose."""
+    check_int("n_doses", n_doses, low=1)
+    check_int("cohort_size", cohort_size, low=1)
+    check_int("max_n", max_n, low=1)
+    check_start_dose(start_dose, n_doses)
+
+
 def check_probabilities(name: str, values: Sequence[Any], length: int | None = None,
                         *, open_interval: bool = False) -> None:
     """A list of probabilities (optionally of a given length)."""

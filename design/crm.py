@@ -108,7 +108,7 @@ from numpy.polynomial import polynomial as P
 from scipy import integrate, special
 
 from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States
-from escalade.design.config import check_fraction, check_int, check_positive
+from escalade.design.config import check_fraction, check_int, check_positive, check_trial_size
 from escalade.design.crm_rules import (
     Coherence,
     MinSampleSize,
@@ -258,11 +258,7 @@ class CrmConfig:
 
     def __post_init__(self) -> None:
         check_fraction("target", self.target)
-        check_int("n_doses", self.n_doses, low=1)
-        check_int("cohort_size", self.cohort_size, low=1)
-        check_int("max_n", self.max_n, low=1)
-        check_int("start_dose", self.start_dose, low=0, high=self.n_doses - 1,
-                  what=f"a 0-based dose index in [0, {self.n_doses - 1}]")
+        check_trial_size(self.n_doses, self.cohort_size, self.max_n, self.start_dose)
         sk = self.skeleton
         if isinstance(sk, (str, bytes)) or not isinstance(sk, (Sequence, np.ndarray)):
             raise ConfigError("skeleton", sk, "must be a list of prior DLT probabilities, one per dose")

@@ -90,7 +90,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize, special
 
 from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States, StopReason
-from escalade.design.config import check_fraction, check_int, check_positive, check_probability
+from escalade.design.config import check_fraction, check_int, check_positive, check_probability, check_trial_size
 from escalade.scenarios.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -587,10 +587,7 @@ class EffToxConfig:
             check_probability(name, v)
             if v >= 1.0:
                 raise ConfigError(name, v, "must be below 1 (no probability exceeds 1); Thall & Cook use about 0.1")
-        check_int("cohort_size", self.cohort_size, low=1)
-        check_int("max_n", self.max_n, low=1)
-        check_int("start_dose", self.start_dose, low=0, high=self.n_doses - 1,
-                  what=f"a 0-based dose index in [0, {self.n_doses - 1}]")
+        check_trial_size(self.n_doses, self.cohort_size, self.max_n, self.start_dose)
         p_root = solve_p(self.eff0, self.tox1, self.eff_star, self.tox_star)
         if self.p is None:
             p_used = p_root

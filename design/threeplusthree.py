@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from escalade.design.base import NO_DOSE, ConfigDesign, Decisions, IntArray, States, StopReason
-from escalade.design.config import check_int
+from escalade.design.config import check_int, check_start_dose
 
 __all__ = ["ThreePlusThreeConfig", "ThreePlusThreeDesign"]
 
@@ -42,8 +42,7 @@ class ThreePlusThreeConfig:
 
     def __post_init__(self) -> None:
         check_int("n_doses", self.n_doses, low=1)
-        check_int("start_dose", self.start_dose, low=0, high=self.n_doses - 1,
-                  what=f"a 0-based dose index in [0, {self.n_doses - 1}]")
+        check_start_dose(self.start_dose, self.n_doses)
         if self.max_n is None:
             object.__setattr__(self, "max_n", 6 * self.n_doses)
         check_int("max_n", self.max_n, low=3)
