@@ -1,8 +1,8 @@
 """Write reports to disk: everything rendered in memory first, then each file atomically.
 
 A report is never half-written: each output goes to a temporary file in the
-target directory and is renamed into place (``atomic_write`` of the run
-writer), and nothing is written at all when rendering any requested format
+target directory and is renamed into place (``simulations.atomic``), and
+nothing is written at all when rendering any requested format
 fails.
 """
 
@@ -15,7 +15,7 @@ from typing import Literal
 
 from escalade.reports.errors import ReportError
 from escalade.reports.load import RunData
-from escalade.simulations.study_run import atomic_write
+from escalade.simulations.atomic import atomic_write
 
 __all__ = ["Format", "output_stem", "write_appendix", "write_diff_report", "formats_of"]
 

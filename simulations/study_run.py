@@ -45,6 +45,7 @@ from escalade.design.base import NO_DOSE, Design, StopReason
 from escalade.design.registry import build_study_designs, config_to_dict
 from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
 from escalade.scenarios.study import LIMITS, Study
+from escalade.simulations.atomic import atomic_write, replacing
 from escalade.simulations.oc import Truth, operating_characteristics, paired_differences
 from escalade.simulations.oc_time import time_characteristics
 from escalade.simulations.outcomes import TrialOutcomes
@@ -84,20 +85,6 @@ class _ScenarioSummary:
     oc: list[pd.DataFrame] = field(default_factory=list)
     paired: pd.DataFrame | None = None
     trials: list[pd.DataFrame] = field(default_factory=list)
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def trials_frame(study: Study, outcomes: dict[tuple[str, str], TrialOutcomes]) -> pd.DataFrame:
@@ -636,15 +623,8 @@ def write_run(out: Path, result: RunResult, trials: pd.DataFrame | None = None) 
     out.mkdir(parents=True, exist_ok=True)
     if trials is None:
         trials = trials_frame(result.study, result.outcomes)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=out)
-    os.close(fd)
-    try:
+    with replacing(out / "trials.parquet", ".parquet") as tmp:
         trials.to_parquet(tmp, index=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out / "trials.parquet")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     atomic_write(out / "oc.csv", result.oc.to_csv(index=False))
     atomic_write(out / "paired.csv", result.paired.to_csv(index=False))
     atomic_write(out / "manifest.json", json.dumps(result.manifest, indent=2, default=_json_default))

@@ -19,13 +19,12 @@ column is kept.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from escalade.simulations.atomic import replacing
 from escalade.simulations.outcomes import TrialOutcomes
 
 __all__ = ["pack", "unpack", "concat_units", "save_unit", "load_unit", "UNIT_SUFFIX"]
@@ -96,15 +95,8 @@ def unpack(rec: np.ndarray) -> list[TrialOutcomes]:
 
 def save_unit(path: Path, rec: np.ndarray) -> None:
     """Write a packed unit to ``path`` atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=UNIT_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, rec, allow_pickle=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path, UNIT_SUFFIX) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, rec, allow_pickle=False)
 
 
 def load_unit(path: Path, n_designs: int, start: int, size: int) -> np.ndarray | None:
