@@ -32,19 +32,39 @@ from scipy import stats
 from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, IntArray, States, StopReason
 from escalade.design.config import check_fraction, check_int, check_probability, check_trial_size
 from escalade.design.isotonic import isotonic_regression
+from escalade.design.rules import (
+    BetaSafetyStop,
+    OverdoseControl,
+    Rule,
+    RuleContext,
+    SharedRules,
+    StopAtN,
+    Titration,
+    apply_rules,
+    select_with_rules,
+    shared_rules,
+)
+from escalade.design.rules import state_fields as rules_state_fields
 
-__all__ = ["BoinConfig", "BoinBoundaries", "BoinDesign", "boin_boundaries", "boin_select", "BoinEstimates",
-           "boin_estimates"]
+__all__ = ["BoinConfig", "BoinBoundaries", "BoinDesign", "boin_boundaries", "boin_rules", "boin_select",
+           "BoinEstimates", "boin_estimates"]
 
 _TIE_TOL = 1e-12  # lambda_d * n this close to an integer counts as that integer (as get.boundary)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BoinConfig:
+class BoinConfig(SharedRules):
     """BOIN parameters, with the ``BOIN`` package's names and defaults.
 
     ``p_saf`` and ``p_tox`` default to 0.6 and 1.4 times the target; ``max_n``
     is the maximum sample size (``ncohort * cohortsize`` in the package).
+    ``cutoff_eli`` (elimination, always on), ``extrasafe``/``offset``,
+    ``n_earlystop`` and ``titration`` are BOIN's own rules, built from the
+    shared rule classes (:func:`boin_rules`); the other shared rules
+    (:class:`~escalade.design.rules.SharedRules`) are available too, with the
+    all-DLT guardrail on by default (BOIN itself escalates after an all-DLT
+    cohort only when many clean patients at the dose outweigh it, e.g. 0/12
+    then 3/3).
     """
 
     target: float
@@ -79,6 +99,7 @@ class BoinConfig:
         check_probability("cutoff_eli", self.cutoff_eli)
         check_probability("offset", self.offset)
         check_int("n_earlystop", self.n_earlystop, low=1)
+        self.check_rules()
 
     @property
     def lambda_e(self) -> float:
@@ -164,20 +185,55 @@ def boin_boundaries(
     return BoinBoundaries(lam_e, lam_d, esc, deesc, elim, safe)
 
 
+def boin_rules(config: "BoinConfig") -> tuple[Rule, ...]:
+    """BOIN's own rules (as ``BOIN::get.oc``) and the shared ones a config switches on.
+
+    * elimination: :class:`~escalade.design.rules.OverdoseControl` with
+      ``cutoff_eli``, Beta(1, 1), at least 3 patients (``get.oc``: a dose and
+      all higher ones are eliminated; never escalate into them; with the
+      lowest dose eliminated the trial stops);
+    * ``extrasafe``: :class:`~escalade.design.rules.BetaSafetyStop` at
+      ``cutoff_eli - offset``, checked while at the lowest dose;
+    * ``n_earlystop``: :class:`~escalade.design.rules.StopAtN` at the current
+      dose where the rules keep it (``at="staying"``);
+    * ``titration``: :class:`~escalade.design.rules.Titration`.
+
+    Combined with the shared rules by :func:`~escalade.design.rules.apply_rules`
+    (order-free); the decisions equal ``get.oc``'s ordered ones (tested).
+    """
+    c = config
+    rules: list[Rule] = list(shared_rules(c, c.target))
+    rules.append(OverdoseControl(c.cutoff_eli, 3))
+    if c.extrasafe:
+        rules.append(BetaSafetyStop(c.cutoff_eli - c.offset, 3, at_lowest_only=True))
+    if c.n_earlystop <= c.max_n:
+        rules.append(StopAtN(c.n_earlystop, at="staying"))
+    if getattr(c, "titration", False) and c.cohort_size > 1:
+        rules.append(Titration(c.cohort_size))
+    return tuple(rules)
+
+
 @dataclass(frozen=True, slots=True)
 class BoinDesign(ConfigDesign):
     """BOIN as a pure function of per-dose counts (``BOIN::get.oc`` semantics).
 
-    Order of the in-trial rules after each cohort at dose ``d`` with ``m``
-    patients and ``y`` DLTs there (as ``get.oc``):
+    After each cohort at dose ``d`` with ``m`` patients and ``y`` DLTs there,
+    the boundaries give the design's own move: escalate if
+    :math:`y \\le` ``escalate[m]`` (not above the top dose), de-escalate if
+    :math:`y \\ge` ``deescalate[m]`` (not below the lowest), else stay. The
+    trial rules (:func:`boin_rules`) then apply, order-free, as ``get.oc``
+    applies them in order:
 
-    1. elimination: ``y >= eliminate[m]`` eliminates ``d`` and higher doses; at
-       the lowest dose the trial stops (all doses too toxic);
+    1. elimination: ``y >= eliminate[m]`` eliminates ``d`` and higher doses
+       (never escalate into them); with the lowest dose eliminated the trial
+       stops (all doses too toxic);
     2. extra-safe (optional): at the lowest dose, stop when
        :math:`\\Pr(p_1 > \\phi) >` ``cutoff_eli - offset``;
-    3. ``n_earlystop``: stop when ``m >= n_earlystop`` and the rule would stay;
-    4. escalate / de-escalate / stay by the boundaries, never into an
-       eliminated dose.
+    3. ``n_earlystop``: stop when ``m >= n_earlystop`` and the rules stay;
+    4. titration (optional);
+
+    plus the shared guardrails switched on in the config (by default: no
+    escalation right after an all-DLT cohort).
 
     The engine ends the trial at ``max_n`` *before* asking, so, as in
     ``get.oc``, no rule runs after the last cohort; :meth:`select` re-applies
@@ -189,8 +245,8 @@ class BoinDesign(ConfigDesign):
     markov: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
-    state_fields: ClassVar[str] = "counts"
     boundaries: BoinBoundaries = field(init=False)
+    rules: tuple[Rule, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         c = self.config
@@ -198,6 +254,12 @@ class BoinDesign(ConfigDesign):
             self, "boundaries",
             boin_boundaries(c.target, max(c.max_n, c.n_earlystop, 3), c.p_saf, c.p_tox, c.cutoff_eli, c.offset),
         )
+        object.__setattr__(self, "rules", boin_rules(c))
+
+    @property
+    def state_fields(self) -> str:
+        """``"counts"`` unless a rule reads the last cohort (the default DLT guardrail does)."""
+        return rules_state_fields(self.rules)
 
     def start(self) -> tuple[int, int]:
         c = self.config
@@ -212,58 +274,28 @@ class BoinDesign(ConfigDesign):
         hit = (states.n >= 3) & (states.tox >= b.eliminate[n])
         return np.logical_or.accumulate(hit, axis=1)
 
-    def decide(self, states: States) -> Decisions:
-        c, b = self.config, self.boundaries
+    def move(self, states: States) -> IntArray:
+        """BOIN's own next dose by the boundaries alone (before elimination and the other rules)."""
+        b = self.boundaries
         d = states.current
-        top = c.n_doses - 1
+        top = self.config.n_doses - 1
         m = np.minimum(states.at_current(states.n), b.n_max)
         y = states.at_current(states.tox)
-        elim = self.eliminated(states)
         esc_ok = y <= b.escalate[m]
         deesc = y >= b.deescalate[m]
-        nxt_elim = np.take_along_axis(elim, np.minimum(d + 1, top)[:, None], axis=1)[:, 0]
-        nxt = np.where(esc_ok & (d < top), np.where(nxt_elim, d, d + 1), np.where(deesc & (d > 0), d - 1, d))
-        out = Decisions.go(nxt, c.cohort_size)
+        return np.where(esc_ok & (d < top), d + 1, np.where(deesc & (d > 0), d - 1, d)).astype(np.int64)
 
-        # 1. elimination at the lowest dose stops the trial
-        out = out.with_stop((d == 0) & elim[:, 0], StopReason.ALL_TOXIC)
-        # 2. extra-safe rule (only evaluated where elimination is defined, n >= 3)
-        if c.extrasafe:
-            n1 = np.minimum(states.n[:, 0], b.n_max)
-            safe_stop = (d == 0) & (states.n[:, 0] >= 3) & (states.tox[:, 0] >= b.extrasafe_stop[n1])
-            out = out.with_stop(safe_stop, StopReason.ALL_TOXIC)
-        # 3. n.earlystop: stop when n at the current dose reaches it and the rule keeps the dose
-        if c.n_earlystop <= c.max_n:
-            keep = (~esc_ok & ~deesc) | ((d == 0) & deesc) | (((d == top) | nxt_elim) & esc_ok)
-            out = out.with_stop((states.at_current(states.n) >= c.n_earlystop) & keep, StopReason.N_AT_DOSE)
-
-        if c.titration and c.cohort_size > 1:
-            out = self._titration(states, out)
-        return out
-
-    def _titration(self, states: States, out: Decisions) -> Decisions:
-        """Accelerated titration (``get.oc(titration=TRUE)``): one patient per dose
-        upwards until the first DLT (or the top dose), then the cohort is filled
-        to ``cohort_size`` at that dose; the normal rules apply from there."""
-        c = self.config
-        d = states.current
-        single = np.all(states.n <= 1, axis=1)
-        in_titration = single & (states.at_current(states.n) == 1)
-        no_dlt = states.tox.sum(axis=1) == 0
-        up = in_titration & no_dlt & (d < c.n_doses - 1)
-        fill = in_titration & ~up
-        dose = np.where(up, d + 1, np.where(fill, d, out.dose))
-        size = np.where(up, 1, np.where(fill, c.cohort_size - 1, out.cohort_size))
-        stop = out.stop & ~(up | fill)
-        reason = np.where(stop, out.reason, np.int8(StopReason.CONTINUE)).astype(np.int8)
-        return Decisions(dose.astype(np.int64), stop, reason, size.astype(np.int64))
+    def decide(self, states: States) -> Decisions:
+        nxt = self.move(states)
+        return apply_rules(self.rules, RuleContext(states, nxt, self.config.target), self.config.cohort_size)
 
     def select(self, states: States) -> IntArray:
         c = self.config
-        return boin_select(
+        sel = boin_select(
             states.n, states.tox, target=c.target, cutoff_eli=c.cutoff_eli, extrasafe=c.extrasafe,
             offset=c.offset, bound_mtd=c.bound_mtd, p_tox=c.p_tox,
         )
+        return select_with_rules(self.rules, RuleContext(states, sel, c.target))
 
 
 @functools.cache

@@ -82,6 +82,8 @@ from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, I
 from escalade.design.boin import BoinBoundaries, BoinConfig, boin_boundaries
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability
 from escalade.design.isotonic import isotonic_regression
+from escalade.design.rules import Rule, RuleContext, SharedRules, apply_rules, select_with_rules, shared_rules
+from escalade.design.rules import state_fields as rules_state_fields
 from escalade.scenarios.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -94,7 +96,7 @@ _MIN_N_ELIM = 3  # elimination (toxicity or futility) needs at least 3 patients 
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Boin12Config:
+class Boin12Config(SharedRules):
     """BOIN12 parameters; defaults from the paper (Lin et al. 2020) and its software.
 
     Attributes
@@ -120,6 +122,11 @@ class Boin12Config:
         Stop when this many patients are at the current dose (100: never).
     prior_alpha, prior_beta
         Beta prior of the quasi-binomial utility (1, 1).
+    no_escalation_after_dlts, overdose_control, ...
+        The trial rules every design shares (:class:`~escalade.design.rules.SharedRules`),
+        applied after BOIN12's own rules; by default only the all-DLT guardrail
+        (BOIN12's dose exploration could otherwise escalate right after an
+        all-DLT cohort, e.g. 0/6 then 3/3 at a dose below an untried one).
     """
 
     target: float
@@ -159,6 +166,7 @@ class Boin12Config:
         check_int("n_earlystop", self.n_earlystop, low=1)
         check_positive("prior_alpha", self.prior_alpha)
         check_positive("prior_beta", self.prior_beta)
+        self.check_rules()
 
     @property
     def benchmark(self) -> float:
@@ -198,7 +206,14 @@ def _eliminated(cfg: Boin12Config, n: np.ndarray, tox: np.ndarray, eff: np.ndarr
 
 @dataclass(frozen=True, slots=True)
 class Boin12Design(ConfigDesign):
-    """BOIN12 as a pure function of the per-dose outcome cells (see the module docstring)."""
+    """BOIN12 as a pure function of the per-dose outcome cells (see the module docstring).
+
+    Its admissibility rules (toxicity and futility elimination) stay inside
+    :meth:`decide`: they decide *which* neighbours compete on desirability, so
+    they cannot be written as a limit applied afterwards without changing the
+    choice. The shared trial rules (:mod:`escalade.design.rules`) apply to the
+    result.
+    """
 
     config: Boin12Config
     kind: ClassVar[str] = "boin12"
@@ -206,11 +221,17 @@ class Boin12Design(ConfigDesign):
     uses_efficacy: ClassVar[bool] = True
     memoise: ClassVar[bool] = False  # decide is vectorised; select deduplicates states itself
     boundaries: BoinBoundaries = field(init=False)
+    rules: tuple[Rule, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         c = self.config
         object.__setattr__(self, "boundaries",
                            boin_boundaries(c.target, max(c.max_n, c.n_earlystop, 3), c.p_saf, c.p_tox, c.cutoff_eli))
+        object.__setattr__(self, "rules", shared_rules(c, c.target))
+
+    @property
+    def state_fields(self) -> str:
+        return rules_state_fields(self.rules)
 
     def admissible(self, states: States) -> np.ndarray:
         """``(S, D)``: neither eliminated for toxicity nor for futility."""
@@ -260,7 +281,7 @@ class Boin12Design(ConfigDesign):
         out = out.with_stop(tox_e[:, 0], StopReason.ALL_TOXIC)
         out = out.with_stop(elim.all(axis=1) | chosen_elim, StopReason.NO_ACCEPTABLE)
         out = out.with_stop(n_d >= c.n_earlystop, StopReason.N_AT_DOSE)
-        return out
+        return apply_rules(self.rules, RuleContext(states, out.dose, c.target), out)
 
     def select(self, states: States) -> IntArray:
         """The optimal biological dose of the final data (:data:`NO_DOSE` if none)."""
@@ -268,7 +289,7 @@ class Boin12Design(ConfigDesign):
         uniq, first, inverse = np.unique(m, axis=0, return_index=True, return_inverse=True)
         est = boin12_estimates(self.config, states.n[first], states.tox[first], states.eff[first],
                                states.both[first])
-        return est.obd[inverse.reshape(-1)]
+        return select_with_rules(self.rules, RuleContext(states, est.obd[inverse.reshape(-1)], self.config.target))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -81,8 +81,9 @@ Newton's method in :math:`e^\\beta` safeguarded by bisection; the log-likelihood
 is concave in :math:`e^\\beta`, hence unimodal in :math:`\\beta`, so the bracket
 around the grid maximum holds the maximiser.
 
-Trial rules (no skipping, coherence, start-up, stopping) are in
-:mod:`escalade.design.crm_rules`; they compose in any order.
+Trial rules (no skipping, coherence, start-up, stopping, and the guardrails
+every design shares) are in :mod:`escalade.design.rules`; they compose in any
+order.
 
 Examples
 --------
@@ -109,16 +110,16 @@ from scipy import integrate, special
 
 from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States
 from escalade.design.config import check_fraction, check_int, check_positive, check_trial_size
-from escalade.design.crm_rules import (
-    Coherence,
-    MinSampleSize,
-    NoSkip,
+from escalade.design.rules import (
     Rule,
     RuleContext,
     SafetyStop,
+    SharedRules,
     StartUp,
-    StopAtN,
     apply_rules,
+    select_with_rules,
+    shared_rules,
+    state_fields as rules_state_fields,
 )
 from escalade.scenarios.errors import ConfigError, EscaladeError, did_you_mean
 
@@ -159,8 +160,6 @@ _CHUNK_CELLS = 1 << 14  # states x grid nodes per block (128 KiB): stays in cach
 _HALF_STENCIL = 3       # local interpolation through 6 nodes (sixth-order end corrections)
 _MODELS = ("empiric", "logistic")
 _METHODS = ("bayes", "mle")
-_NO_SKIP = ("current", "tried", "off")
-_COHERENCE = ("fraction", "any", "off")
 
 
 class CrmFitError(EscaladeError, ValueError):
@@ -194,8 +193,16 @@ def _dose_scaled(skeleton: Sequence[float], model: str, intercept: float) -> tup
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CrmConfig:
+class CrmConfig(SharedRules):
     """CRM parameters, with dfcrm's defaults and the literature's names.
+
+    The trial-rule fields are those every design shares
+    (:class:`~escalade.design.rules.SharedRules`), with dfcrm's defaults for
+    two of them: ``no_skip="current"`` and ``coherence="fraction"``
+    (``crmsim(restrict = TRUE)``). Besides, by default (every design), no
+    escalation right after a cohort in which every patient had a DLT (implied
+    here by the coherence rule). Safety stop (``safety_threshold``) off by
+    default as in dfcrm; a real trial should set it (the shipped study: 0.90).
 
     Attributes
     ----------
@@ -223,18 +230,18 @@ class CrmConfig:
         dose; ``"tried"``: at most one above the highest dose tried; ``"off"``.
     coherence
         ``"fraction"`` (dfcrm ``restrict``): no escalation after a cohort whose
-        DLT fraction is at least the target; ``"any"``: after any DLT; ``"off"``.
+        DLT fraction is at least the target; ``"any"``: after any DLT; ``"off"``
+        (Cheung 2005, Biometrika 92:863-873).
     startup
         Two-stage CRM: 0-based doses of the cohorts of the start-up stage, followed
         until the first DLT; ``()`` for a one-stage design. ``startup[0]`` replaces
         ``start_dose``.
     safety_threshold, safety_min_n
         Stop for toxicity when :math:`\\Pr(p_1 > \\phi \\mid \\text{data})` exceeds
-        ``safety_threshold`` with at least ``safety_min_n`` patients (None: no such rule).
-    stop_n_at_dose
-        Stop when this many patients have been treated at the recommended dose (None: never).
-    min_n
-        No stop other than the safety stop before this many patients.
+        ``safety_threshold`` with at least ``safety_min_n`` patients in all (None:
+        no such rule); the probability is the CRM's posterior.
+    stop_n_at_dose, min_n, no_escalation_after_dlts, no_escalation_above_boundary, overdose_control, ...
+        The other shared rules (:class:`~escalade.design.rules.SharedRules`).
     """
 
     target: float
@@ -253,8 +260,6 @@ class CrmConfig:
     startup: tuple[int, ...] = ()
     safety_threshold: float | None = None
     safety_min_n: int = 3
-    stop_n_at_dose: int | None = None
-    min_n: int = 0
 
     def __post_init__(self) -> None:
         check_fraction("target", self.target)
@@ -282,8 +287,6 @@ class CrmConfig:
         check_positive("prior_var", self.prior_var)
         _check_choice("method", self.method, _METHODS)
         check_fraction("conf_level", self.conf_level)
-        _check_choice("no_skip", self.no_skip, _NO_SKIP)
-        _check_choice("coherence", self.coherence, _COHERENCE)
         su = self.startup
         if isinstance(su, (str, bytes)) or not isinstance(su, (Sequence, np.ndarray)):
             raise ConfigError("startup", su, "must be a list of 0-based dose indices (one per cohort)")
@@ -295,10 +298,7 @@ class CrmConfig:
         if self.safety_threshold is not None:
             check_fraction("safety_threshold", self.safety_threshold)
         check_int("safety_min_n", self.safety_min_n, low=0)
-        if self.stop_n_at_dose is not None:
-            check_int("stop_n_at_dose", self.stop_n_at_dose, low=1)
-        check_int("min_n", self.min_n, low=0, high=self.max_n,
-                  what=f"an integer in [0, max_n = {self.max_n}]")
+        self.check_rules()
 
     @property
     def scale(self) -> float:
@@ -899,24 +899,19 @@ def _unique_rows(a: IntArray) -> tuple[IntArray, IntArray]:
 
 
 def crm_rules(c: Any) -> tuple[Rule, ...]:
-    """The trial rules a CRM-type config switches on, in their documented order.
+    """The trial rules a CRM-type config switches on.
 
-    Used by :class:`CrmDesign` and by TITE-CRM (whose config has no start-up
-    sequence); the rules combine order-free (:func:`apply_rules`).
+    The shared rules (:func:`~escalade.design.rules.shared_rules`: no skipping,
+    coherence, the DLT guardrail, stop at n, minimum n, ...), the two-stage
+    start-up sequence and the safety stop on the CRM's posterior. Used by
+    :class:`CrmDesign` and by TITE-CRM (whose config has no start-up sequence);
+    the rules combine order-free (:func:`~escalade.design.rules.apply_rules`).
     """
-    rules: list[Rule] = []
+    rules: list[Rule] = list(shared_rules(c, c.target))
     if getattr(c, "startup", ()):
         rules.append(StartUp(c.startup, c.cohort_size))
-    if c.no_skip != "off":
-        rules.append(NoSkip("current" if c.no_skip == "current" else "tried"))
-    if c.coherence != "off":
-        rules.append(Coherence(c.coherence))  # type: ignore[arg-type]
     if c.safety_threshold is not None:
         rules.append(SafetyStop(c.safety_threshold, c.safety_min_n))
-    if c.stop_n_at_dose is not None:
-        rules.append(StopAtN(c.stop_n_at_dose))
-    if c.min_n > 0:
-        rules.append(MinSampleSize(c.min_n))
     return tuple(rules)
 
 
@@ -925,11 +920,13 @@ class CrmDesign(ConfigDesign):
     """The CRM as a trial design: dfcrm ``crmsim`` semantics by default.
 
     ``decide``: fit the model to all data, take its recommended dose, then apply
-    the configured rules (:mod:`escalade.design.crm_rules`; by default no
+    the configured rules (:mod:`escalade.design.rules`; by default no
     skipping above the current dose and no escalation after a cohort with DLT
-    fraction :math:`\\ge` target, i.e. ``crmsim(restrict = TRUE)``).
+    fraction :math:`\\ge` target, i.e. ``crmsim(restrict = TRUE)``, which
+    implies the all-DLT guardrail every design has).
     ``select``: the model's recommended dose on all data (``crmsim``'s final
-    selection), or none where the safety rule holds on the final data.
+    selection), or none where the safety rule (or lowered where overdose
+    control, when switched on) holds on the final data.
 
     Examples
     --------
@@ -958,7 +955,7 @@ class CrmDesign(ConfigDesign):
     @property
     def state_fields(self) -> str:
         """``"counts"`` when no rule reads the last cohort (exact enumeration may merge such states)."""
-        return "all" if self.config.coherence != "off" else "counts"
+        return rules_state_fields(self.rules)
 
     def start(self) -> tuple[int, int]:
         c = self.config
@@ -978,11 +975,7 @@ class CrmDesign(ConfigDesign):
 
     def select(self, states: States) -> IntArray:
         sel, prob = self._estimate(states)
-        c = self.config
-        if c.safety_threshold is not None:
-            toxic = (states.total_n >= c.safety_min_n) & (prob > c.safety_threshold)
-            sel = np.where(toxic, NO_DOSE, sel)
-        return sel.astype(np.int64)
+        return select_with_rules(self.rules, RuleContext(states, sel, self.config.target, prob))
 
     def explain(self, states: States) -> CrmFit:
         """The full fit to the first state of ``states`` (conduct mode).

@@ -91,6 +91,9 @@ from scipy import optimize, special
 
 from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States, StopReason
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability, check_trial_size
+from escalade.design.rules import Rule, RuleContext, SharedRules, apply_rules as apply_trial_rules
+from escalade.design.rules import select_with_rules, shared_rules
+from escalade.design.rules import state_fields as rules_state_fields
 from escalade.scenarios.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -477,7 +480,7 @@ EXAMPLE_PRIOR: Final[dict[str, float]] = {
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EffToxConfig:
+class EffToxConfig(SharedRules):
     """EffTox parameters, with Thall & Cook's and trialr's names.
 
     Defaults are those of the prostate cancer example of Thall et al. (2014)
@@ -523,6 +526,13 @@ class EffToxConfig:
     n_points, pilot_points, min_ess, qmc_seed, n_threads
         Numerical settings of the importance-sampling engine
         (:class:`~escalade.design.efftox_engine.EngineSettings`).
+
+    no_escalation_after_dlts, overdose_control, lowest_dose_safety, ...
+        The trial rules every design shares (:class:`~escalade.design.rules.SharedRules`),
+        applied after EffTox's own; their target DLT rate is ``toxicity_hurdle``.
+        By default only the all-DLT guardrail: EffTox's acceptability rule with
+        :math:`p_T = 0.1` lets a vague prior escalate right after an all-DLT
+        cohort (e.g. ``1NNN 2TTT`` -> dose 3).
 
     Derived (not set by the user): ``coded_doses``, ``contour_p``, ``prior_mean``, ``prior_sd``.
     """
@@ -602,6 +612,7 @@ class EffToxConfig:
         object.__setattr__(self, "prior_mean", tuple(float(v) for v in prior.mean))
         object.__setattr__(self, "prior_sd", tuple(float(v) for v in prior.sd))
         self.engine_settings()  # validates the numerical settings
+        self.check_rules()
 
     def _prior(self) -> EffToxPrior:
         for name in (*_PRIOR_FIELDS, "eta_mean", "eta_sd", "psi_mean", "psi_sd", "prior_ess_eff", "prior_ess_tox"):
@@ -784,6 +795,13 @@ class EffToxDesign(ConfigDesign):
     otherwise runs to ``max_n`` (the engine's rule). :meth:`select` is the
     recommended dose after the last cohort (or none).
 
+    The shared trial rules (:mod:`escalade.design.rules`, target DLT rate =
+    ``toxicity_hurdle``) then apply to the decision: by default, no escalation
+    right after a cohort in which every patient had a DLT. The acceptability
+    and range rules (1) stay EffTox's own: they decide which doses compete on
+    utility, so a limit applied afterwards would not give the same choice
+    (the best acceptable dose within range is not the best dose capped).
+
     Examples
     --------
     >>> cfg = EffToxConfig(n_doses=5, doses=(1, 2, 4, 6.6, 10), efficacy_hurdle=0.5, toxicity_hurdle=0.3,
@@ -803,6 +821,7 @@ class EffToxDesign(ConfigDesign):
     memoise: ClassVar[bool] = True
     engine: "EffToxEngine" = field(init=False, repr=False, compare=False)
     _cache: _Cache = field(init=False, repr=False, compare=False)
+    rules: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from escalade.design.efftox_engine import EffToxEngine
@@ -813,6 +832,12 @@ class EffToxDesign(ConfigDesign):
             efficacy_hurdle=c.efficacy_hurdle, toxicity_hurdle=c.toxicity_hurdle, eff0=c.eff0, tox1=c.tox1,
             p=c.contour_p, settings=c.engine_settings()))
         object.__setattr__(self, "_cache", _Cache())
+        object.__setattr__(self, "rules", shared_rules(c, c.toxicity_hurdle))
+
+    @property
+    def state_fields(self) -> str:
+        """``"all"`` when a trial rule reads the last cohort (the default guardrail does)."""
+        return rules_state_fields(self.rules)
 
     def fit(self, states: States, *, full: bool = True) -> EffToxFit:
         """Posterior summaries, acceptability and the recommended dose of every state.
@@ -894,12 +919,14 @@ class EffToxDesign(ConfigDesign):
         has = (states.n > 0).any(axis=1)
         dose = np.where(has, rec, self.config.start_dose)
         dec = Decisions.go(np.where(dose == NO_DOSE, 0, dose), self.config.cohort_size)
-        return dec.with_stop(has & (rec == NO_DOSE), StopReason.NO_ACCEPTABLE)
+        dec = dec.with_stop(has & (rec == NO_DOSE), StopReason.NO_ACCEPTABLE)
+        return apply_trial_rules(self.rules, RuleContext(states, dec.dose, self.config.toxicity_hurdle), dec)
 
     def select(self, states: States) -> IntArray:
         rec = self.recommend(states)
         has = (states.n > 0).any(axis=1)
-        return np.where(has, rec, NO_DOSE).astype(np.int64)
+        sel = np.where(has, rec, NO_DOSE).astype(np.int64)
+        return select_with_rules(self.rules, RuleContext(states, sel, self.config.toxicity_hurdle))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -20,25 +20,34 @@ The MTD is therefore the highest dose with at most one DLT in six patients
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
 from escalade.design.base import NO_DOSE, ConfigDesign, Decisions, IntArray, States, StopReason
-from escalade.design.config import check_int, check_start_dose
+from escalade.design.config import check_fraction, check_int, check_start_dose
+from escalade.design.rules import Rule, RuleContext, SharedRules, apply_rules, select_with_rules, shared_rules
+from escalade.design.rules import state_fields as rules_state_fields
 
 __all__ = ["ThreePlusThreeConfig", "ThreePlusThreeDesign"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ThreePlusThreeConfig:
-    """3+3 parameters. ``max_n`` defaults to six patients per dose (never binding)."""
+class ThreePlusThreeConfig(SharedRules):
+    """3+3 parameters. ``max_n`` defaults to six patients per dose (never binding).
+
+    The shared trial rules (:class:`~escalade.design.rules.SharedRules`) are
+    available; the all-DLT guardrail, on by default, never binds (3+3 never
+    escalates after two or more DLTs). ``target`` is used only by the shared
+    rules that need one (filled from the study file).
+    """
 
     n_doses: int
     start_dose: int = 0
     allow_deescalation: bool = False
     max_n: int | None = None
+    target: float | None = None
 
     def __post_init__(self) -> None:
         check_int("n_doses", self.n_doses, low=1)
@@ -46,6 +55,9 @@ class ThreePlusThreeConfig:
         if self.max_n is None:
             object.__setattr__(self, "max_n", 6 * self.n_doses)
         check_int("max_n", self.max_n, low=3)
+        if self.target is not None:
+            check_fraction("target", self.target)
+        self.check_rules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +69,14 @@ class ThreePlusThreeDesign(ConfigDesign):
     markov: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
-    state_fields: ClassVar[str] = "counts"
+    rules: tuple[Rule, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", shared_rules(self.config, self.config.target))
+
+    @property
+    def state_fields(self) -> str:
+        return rules_state_fields(self.rules)
 
     def start(self) -> tuple[int, int]:
         return self.config.start_dose, 3
@@ -90,7 +109,7 @@ class ThreePlusThreeDesign(ConfigDesign):
         out = Decisions.go(nxt, 3)
         out = out.with_stop(toxic & (d == 0), StopReason.ALL_TOXIC)
         out = out.with_stop(ok_done | (toxic & ~deesc), StopReason.RULE_COMPLETE)
-        return out
+        return apply_rules(self.rules, RuleContext(states, out.dose, self.config.target), out)
 
     def select(self, states: States) -> IntArray:
         """MTD of the final state: ``d`` if it passed, else ``d - 1`` (none below dose 1)."""
@@ -105,4 +124,5 @@ class ThreePlusThreeDesign(ConfigDesign):
             nb = np.take_along_axis(states.n, below[:, None], axis=1)[:, 0]
             yb = np.take_along_axis(states.tox, below[:, None], axis=1)[:, 0]
             sel = np.where((sel >= 0) & ~passed & ((nb < 6) | (yb > 1)), NO_DOSE, sel)
-        return np.where(sel < 0, NO_DOSE, sel).astype(np.int64)
+        sel = np.where(sel < 0, NO_DOSE, sel).astype(np.int64)
+        return select_with_rules(self.rules, RuleContext(states, sel, self.config.target))

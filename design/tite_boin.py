@@ -61,9 +61,10 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from escalade.design.base import ConfigDesign, Decisions, IntArray, States, StopReason
+from escalade.design.base import ConfigDesign, Decisions, IntArray, States
 from escalade.design.boin import BoinBoundaries, BoinConfig, BoinDesign
 from escalade.design.config import check_probability
+from escalade.design.rules import RuleContext, SharedRules, apply_rules
 from escalade.design.tite_crm import FollowUp, TiteDecisions
 from escalade.scenarios.errors import ConfigError
 
@@ -72,13 +73,15 @@ __all__ = ["TiteBoinConfig", "TiteBoinDesign", "TiteBoinRule", "tite_boin_rules"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TiteBoinConfig:
+class TiteBoinConfig(SharedRules):
     """TITE-BOIN parameters: BOIN's (names and defaults of the ``BOIN`` package) plus two.
 
     ``max_pending`` is the accrual-suspension threshold: suspend when more
     than this fraction of the patients at the current dose is pending (0.5 in
     the paper). ``deescalate_below_target`` (default False, as the published
     tables) lets imputed DLTs alone trigger de-escalation when :math:`y/n < \\phi`.
+    The shared trial rules (:class:`~escalade.design.rules.SharedRules`, the
+    all-DLT guardrail on by default) apply to the observed data.
     """
 
     target: float
@@ -97,6 +100,7 @@ class TiteBoinConfig:
     deescalate_below_target: bool = False
 
     def __post_init__(self) -> None:
+        self.check_rules()
         boin = self.boin()  # validates the shared fields, fills p_saf/p_tox
         object.__setattr__(self, "p_saf", boin.p_saf)
         object.__setattr__(self, "p_tox", boin.p_tox)
@@ -112,7 +116,7 @@ class TiteBoinConfig:
         return BoinConfig(target=self.target, n_doses=self.n_doses, cohort_size=self.cohort_size,
                           max_n=self.max_n, start_dose=self.start_dose, p_saf=self.p_saf, p_tox=self.p_tox,
                           cutoff_eli=self.cutoff_eli, extrasafe=self.extrasafe, offset=self.offset,
-                          n_earlystop=self.n_earlystop, bound_mtd=self.bound_mtd)
+                          n_earlystop=self.n_earlystop, bound_mtd=self.bound_mtd, **self.shared_rule_fields())
 
     @property
     def lambda_e(self) -> float:
@@ -169,6 +173,15 @@ class TiteBoinDesign(ConfigDesign):
     def boundaries(self) -> BoinBoundaries:
         return self._boin.boundaries
 
+    @property
+    def rules(self) -> tuple:
+        """BOIN's rules (:func:`~escalade.design.boin.boin_rules`), applied to the observed data."""
+        return self._boin.rules
+
+    @property
+    def state_fields(self) -> str:
+        return self._boin.state_fields
+
     def decide(self, states: States) -> Decisions:
         """Complete data: exactly BOIN."""
         return self._boin.decide(states)
@@ -206,19 +219,11 @@ class TiteBoinDesign(ConfigDesign):
         esc = np.where(has_p, esc_p, y <= b.escalate[m])
         deesc = deesc_obs | (has_p & deesc_p & ~esc_p)
 
-        nxt_elim = elim[rows, np.minimum(d + 1, top)]
-        nxt = np.where(esc & (d < top), np.where(nxt_elim, d, d + 1), np.where(deesc & (d > 0), d - 1, d))
-        # the current dose eliminated by a (late) DLT at a lower dose: highest admissible dose below
-        admissible_below = np.where(~elim & (np.arange(cfg.n_doses) < d[:, None]), np.arange(cfg.n_doses), -1)
-        nxt = np.where(cur_elim, np.maximum(admissible_below.max(axis=1), 0), nxt)
-        out = Decisions.go(nxt.astype(np.int64), cfg.cohort_size)
-        out = out.with_stop(elim[:, 0], StopReason.ALL_TOXIC)
-        if cfg.extrasafe:
-            n1 = np.minimum(states.n[:, 0], b.n_max)
-            safe_stop = (d == 0) & (states.n[:, 0] >= 3) & (states.tox[:, 0] >= b.extrasafe_stop[n1])
-            out = out.with_stop(safe_stop, StopReason.ALL_TOXIC)
-        if cfg.n_earlystop <= cfg.max_n:
-            out = out.with_stop((n >= cfg.n_earlystop) & (nxt == d) & ~suspend, StopReason.N_AT_DOSE)
+        # the boundaries' move; elimination (never into, and out of, an eliminated dose: to the highest
+        # admissible lower dose), extrasafe and n_earlystop are BOIN's rules, applied order-free with the
+        # shared ones; suspension holds every stop but a safety stop
+        nxt = np.where(esc & (d < top), d + 1, np.where(deesc & (d > 0), d - 1, d)).astype(np.int64)
+        out = apply_rules(self._boin.rules, RuleContext(states, nxt, cfg.target), cfg.cohort_size, hold=suspend)
         return TiteDecisions(out, suspend & ~out.stop)
 
 

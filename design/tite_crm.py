@@ -38,8 +38,13 @@ likelihood adds, to the CRM's count terms, one term
 :math:`\\log(1 - w_i p_{\\ell_i})` per partially followed patient. Estimates are
 plug-in, :math:`\\hat p_k = p_k(\\hat\\beta)`, and the recommended level is dfcrm's
 (:func:`~escalade.design.crm.crm_mtd`). The trial rules are the CRM's
-(:mod:`escalade.design.crm_rules`), with ``titesim``'s defaults: no skipping
-above the current dose, no coherence rule, no early stop.
+(:mod:`escalade.design.rules`), with ``titesim``'s defaults: no skipping
+above the current dose, no coherence rule, no early stop; and, as for every
+design, no escalation right after a cohort in which every patient had an
+(observed) DLT. Without the coherence rule TITE-CRM is not coherent (Cheung
+2005, Biometrika 92:863-873, shows the time-to-event CRM can escalate right
+after a DLT); a real trial should set ``coherence: fraction`` (the shipped
+study does).
 
 Pending data
 ------------
@@ -64,7 +69,8 @@ from scipy import stats
 
 from escalade.design.base import ConfigDesign, NO_DOSE, BoolArray, Decisions, FloatArray, IntArray, States
 from escalade.design.crm import CrmConfig, CrmModel, crm_mtd, crm_rules, design_intervals
-from escalade.design.crm_rules import RuleContext, apply_rules
+from escalade.design.rules import RuleContext, SharedRules, apply_rules, select_with_rules
+from escalade.design.rules import state_fields as rules_state_fields
 from escalade.scenarios.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -318,7 +324,7 @@ def _counts_and_partial(follow: FollowUp, w: np.ndarray, n_doses: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TiteCrmConfig:
+class TiteCrmConfig(SharedRules):
     """TITE-CRM parameters: the CRM's (:class:`~escalade.design.crm.CrmConfig`, same
     names and defaults) plus the weight ``scheme``, with ``dfcrm::titesim``'s rules.
 
@@ -329,7 +335,10 @@ class TiteCrmConfig:
     cohort). The optional stopping rules are the CRM's, evaluated on the
     weighted posterior: ``safety_threshold`` (stop when
     :math:`\\Pr(p_1 > \\phi \\mid \\text{data}) >` threshold after ``safety_min_n``
-    patients), ``stop_n_at_dose``, ``min_n``. Only ``method = "bayes"``.
+    patients), and the shared rules of every design
+    (:class:`~escalade.design.rules.SharedRules`: ``stop_n_at_dose``, ``min_n``,
+    ``no_escalation_after_dlts`` (on: ``"all"``), overdose control, ...),
+    evaluated on the observed data. Only ``method = "bayes"``.
     """
 
     target: float
@@ -347,10 +356,9 @@ class TiteCrmConfig:
     coherence: Literal["fraction", "any", "off"] = "off"
     safety_threshold: float | None = None
     safety_min_n: int = 3
-    stop_n_at_dose: int | None = None
-    min_n: int = 0
 
     def __post_init__(self) -> None:
+        self.check_rules()
         crm = self.crm()  # validates every shared field
         object.__setattr__(self, "skeleton", crm.skeleton)
         if self.scheme not in ("linear", "adaptive"):
@@ -362,9 +370,8 @@ class TiteCrmConfig:
         return CrmConfig(target=self.target, n_doses=self.n_doses, skeleton=self.skeleton,
                          cohort_size=self.cohort_size, max_n=self.max_n, start_dose=self.start_dose,
                          model=self.model, intercept=self.intercept, prior_var=self.prior_var, method="bayes",
-                         conf_level=self.conf_level, no_skip=self.no_skip, coherence=self.coherence,
-                         safety_threshold=self.safety_threshold, safety_min_n=self.safety_min_n,
-                         stop_n_at_dose=self.stop_n_at_dose, min_n=self.min_n)
+                         conf_level=self.conf_level, safety_threshold=self.safety_threshold,
+                         safety_min_n=self.safety_min_n, **self.shared_rule_fields())
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +400,11 @@ class TiteCrmDesign(ConfigDesign):
         object.__setattr__(self, "rules", crm_rules(self.config))
         _prob_table(self.model)  # build the tables now, not inside the first batch
 
+    @property
+    def state_fields(self) -> str:
+        """``"all"`` when a rule reads the last cohort (it does by default: the DLT guardrail)."""
+        return rules_state_fields(self.rules)
+
     def _decide(self, states: States, y: Any, c: Any, pd_: Any, pw: Any) -> Decisions:
         mean, _, prob = weighted_posterior(self.model, y, c, pd_, pw)
         mtd = crm_mtd(self.model.ptox(mean), self.config.target)
@@ -415,9 +427,7 @@ class TiteCrmDesign(ConfigDesign):
         mean, _, prob = weighted_posterior(self.model, states.tox, states.n - states.tox,
                                            np.zeros((s, 0), np.int64), np.zeros((s, 0)))
         sel = crm_mtd(self.model.ptox(mean), self.config.target)
-        c = self.config
-        if c.safety_threshold is not None:
-            sel = np.where((states.total_n >= c.safety_min_n) & (prob > c.safety_threshold), NO_DOSE, sel)
+        sel = select_with_rules(self.rules, RuleContext(states, sel, self.config.target, prob))
         return np.where(states.total_n > 0, sel, NO_DOSE).astype(np.int64)
 
 

@@ -453,7 +453,7 @@ def test_select_is_model_recommendation_on_all_data() -> None:
     assert NO_DOSE not in design.select(States.from_counts([3] * cfg.n_doses, [3] * cfg.n_doses)).tolist()
 
 
-@pytest.mark.parametrize("module", ["crm", "crm_rules", "skeleton"])
+@pytest.mark.parametrize("module", ["crm", "rules", "skeleton"])
 def test_doctests(module: str) -> None:
     import doctest
     import importlib

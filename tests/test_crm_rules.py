@@ -1,4 +1,8 @@
-"""CRM trial rules: each rule alone, order-free composition, coherence (Cheung 2005)."""
+"""CRM trial rules: each rule alone, order-free composition, coherence (Cheung 2005).
+
+The rules live in :mod:`escalade.design.rules` (shared by every design); see also
+tests/test_guardrails.py.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ from hypothesis import strategies as st
 
 from escalade.design.base import NO_DOSE, States, StopReason
 from escalade.design.crm import CrmConfig, CrmDesign
-from escalade.design.crm_rules import (
+from escalade.design.rules import (
     Coherence,
+    DltGuard,
     Effect,
     MinSampleSize,
     NoSkip,
@@ -155,7 +160,7 @@ def _random_states(rng: np.random.Generator, s: int, n_doses: int = 5, cohort: i
 def test_rules_in_any_order_give_the_same_decisions() -> None:
     d = _design(startup=(0, 0, 1, 2, 3), no_skip="tried", coherence="fraction", safety_threshold=0.8,
                 safety_min_n=3, stop_n_at_dose=9, min_n=12)
-    assert len(d.rules) == 6
+    assert len(d.rules) == 7  # with the all-DLT guardrail every design has
     states = _random_states(np.random.default_rng(5), 400)
     mtd, prob = d._estimate(states)
     ctx = RuleContext(states, mtd, d.config.target, prob)
@@ -257,8 +262,11 @@ def test_mle_fallback_is_not_monotone_but_escalation_coherent() -> None:
     one = _one(d, [0, 2, 0, 0, 0], [0, 1, 0, 0, 0], 1, last_n=2, last_tox=1)[0]
     two = _one(d, [0, 2, 0, 0, 0], [0, 2, 0, 0, 0], 1, last_n=2, last_tox=2)[0]
     assert one == 0 and two == 1
+    free = dict(model="logistic", method="mle", coherence="off", no_escalation_after_dlts="off")
+    assert _one(_design(**free), [0, 2, 0, 0, 0], [0, 2, 0, 0, 0], 1, last_n=2, last_tox=2)[0] == 2
+    # the all-DLT guardrail alone (on by default for every design) forbids it too
     assert _one(_design(model="logistic", method="mle", coherence="off"), [0, 2, 0, 0, 0], [0, 2, 0, 0, 0], 1,
-                last_n=2, last_tox=2)[0] == 2
+                last_n=2, last_tox=2)[0] == 1
 
 
 def test_two_stage_without_coherence_can_be_incoherent() -> None:
@@ -278,6 +286,7 @@ def test_decide_reports_cohort_size_and_start() -> None:
     assert d.start() == (1, 2)
     assert d.decide(States.from_counts([0, 2, 0, 0, 0], [0, 0, 0, 0, 0], current=1)).cohort_size[0] == 2
     assert d.markov and d.state_fields == "all"
-    assert _design(coherence="off").state_fields == "counts"
+    assert _design(coherence="off").state_fields == "all"  # the all-DLT guardrail reads the last cohort
+    assert _design(coherence="off", no_escalation_after_dlts="off").state_fields == "counts"
     rules = {type(r) for r in _design(startup=(0,), stop_n_at_dose=6, min_n=3, safety_threshold=0.9).rules}
-    assert rules == {StartUp, NoSkip, Coherence, SafetyStop, StopAtN, MinSampleSize}
+    assert rules == {StartUp, NoSkip, Coherence, SafetyStop, StopAtN, MinSampleSize, DltGuard}
