@@ -941,7 +941,8 @@ def parse_outcomes(text: str, *, n_doses: int) -> States:
 
     Each cohort is a 1-based dose number followed by one letter per patient:
     ``E`` efficacy only, ``T`` toxicity only, ``B`` both, ``N`` neither.
-    ``current`` is the dose of the last cohort.
+    ``current`` is the dose of the last cohort, ``last_n``/``last_tox`` its size
+    and DLTs (read by the coherence rules and the all-DLT guardrail).
 
     Examples
     --------
@@ -950,7 +951,7 @@ def parse_outcomes(text: str, *, n_doses: int) -> States:
     ([[3, 3, 0, 0, 0]], [[0, 1, 0, 0, 0]], [[1, 3, 0, 0, 0]], [[0, 1, 0, 0, 0]])
     """
     cells = np.zeros((n_doses, 4), np.int64)
-    current = 0
+    current = last_n = last_tox = 0
     for tok in text.split():
         i = 0
         while i < len(tok) and tok[i].isdigit():
@@ -964,9 +965,10 @@ def parse_outcomes(text: str, *, n_doses: int) -> States:
         for ch in tok[i:]:
             cells[dose - 1, _OUTCOME_CELL[ch]] += 1
         current = dose - 1
+        last_n, last_tox = len(tok) - i, sum(ch in "TB" for ch in tok[i:])
     both, eff_only, tox_only, neither = cells.T
     return States.from_counts(both + eff_only + tox_only + neither, both + tox_only, both + eff_only, both,
-                              current=current)
+                              current=current, last_n=last_n, last_tox=last_tox)
 
 
 def register_design(register: Any) -> None:

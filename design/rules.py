@@ -273,7 +273,7 @@ def deescalation_boundary(target: float, p_tox: float | None = None) -> float:
     Liu & Yuan (2015), JRSS C 64:507-523, eq. (2).
 
     >>> round(deescalation_boundary(0.3), 4)
-    0.3584
+    0.3585
     """
     phi = float(target)
     p2 = 1.4 * phi if p_tox is None else float(p_tox)
