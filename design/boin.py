@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import stats
 
-from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, IntArray, States, StopReason
+from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, IntArray, States
 from escalade.design.config import check_fraction, check_int, check_probability, check_trial_size
 from escalade.design.isotonic import isotonic_regression
 from escalade.design.rules import (

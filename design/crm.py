@@ -108,7 +108,7 @@ import numpy as np
 from numpy.polynomial import polynomial as P
 from scipy import integrate, special
 
-from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States
+from escalade.design.base import ConfigDesign, Decisions, FloatArray, IntArray, States
 from escalade.design.config import check_fraction, check_int, check_positive, check_trial_size
 from escalade.design.rules import (
     Rule,

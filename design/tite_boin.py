@@ -49,6 +49,13 @@ current dose (checked against the published decision table for
    when :math:`y/n < \\phi` -- set ``deescalate_below_target=True`` for that.
 5. BOIN's ``n_earlystop`` and ``extrasafe`` stops as in :mod:`~escalade.design.boin`.
 
+Elimination (1, as a limit on the next dose and a stop) and the stops of 5 are
+BOIN's rules written with the shared rule classes
+(:func:`~escalade.design.boin.boin_rules`, :mod:`escalade.design.rules`),
+applied order-free to the move of 2-4 with the shared guardrails (by default
+no escalation right after a cohort whose patients all had an observed DLT);
+the accrual suspension of 3 holds every stop but a safety stop.
+
 With nothing pending at the current dose the rule is BOIN's, including the
 package's tie handling of :math:`\\lambda_d n`. Final selection: ``BOIN::select.mtd``
 on the complete data once every patient's window has ended.

@@ -41,10 +41,10 @@ plug-in, :math:`\\hat p_k = p_k(\\hat\\beta)`, and the recommended level is dfcr
 (:mod:`escalade.design.rules`), with ``titesim``'s defaults: no skipping
 above the current dose, no coherence rule, no early stop; and, as for every
 design, no escalation right after a cohort in which every patient had an
-(observed) DLT. Without the coherence rule TITE-CRM is not coherent (Cheung
-2005, Biometrika 92:863-873, shows the time-to-event CRM can escalate right
-after a DLT); a real trial should set ``coherence: fraction`` (the shipped
-study does).
+(observed) DLT. Without the coherence rule the weighted model can recommend
+escalation right after a cohort with a DLT, which is incoherent in the sense of
+Cheung (2005), Biometrika 92:863-873; a real trial should set
+``coherence: fraction`` (the shipped study does; see docs/rules.md).
 
 Pending data
 ------------
