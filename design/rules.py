@@ -126,6 +126,7 @@ __all__ = [
     "shared_rules",
     "deescalation_boundary",
     "beta_exceeds",
+    "describe_guardrails",
 ]
 
 #: Reported reason where several stop at once (first wins).
@@ -803,3 +804,47 @@ def shared_rules(config: SharedRules, target: float | None) -> tuple[Rule, ...]:
     if c.min_n > 0:
         rules.append(MinSampleSize(c.min_n))
     return tuple(rules)
+
+
+def describe_guardrails(params: Any) -> str:
+    """One protocol sentence for the guardrails a design's recorded parameters switch on.
+
+    ``params`` is the mapping of every parameter (a run manifest's, defaults
+    filled); the target is ``target`` (EffTox: ``toxicity_hurdle``). Covers the
+    guardrail fields (:attr:`SharedRules.no_escalation_after_dlts`,
+    ``no_escalation_above_boundary``, ``overdose_control``,
+    ``lowest_dose_safety``); the design's own methods text covers the rest.
+    Empty when none is on (or for parameters of a manifest written before the
+    shared rules).
+
+    >>> describe_guardrails({"target": 0.3, "no_escalation_after_dlts": "all", "overdose_control": 0.95})
+    'Trial rules (escalade, shared by every design): the dose is never escalated right after a cohort in \
+which every patient had a DLT; a dose and all higher doses are excluded once Pr(DLT rate > 0.3 | data) > 0.95 \
+under a Beta(1, 1) prior with at least 3 patients at the dose, and the trial stops if the lowest dose is excluded.'
+    """
+    p = dict(params)
+    target = p.get("target", p.get("toxicity_hurdle"))
+    prior = p.get("beta_prior") or (1.0, 1.0)
+    beta = f"Beta({float(prior[0]):g}, {float(prior[1]):g})"
+    parts = []
+    g = p.get("no_escalation_after_dlts")
+    if g == "all":
+        parts.append("the dose is never escalated right after a cohort in which every patient had a DLT")
+    elif g not in (None, "off"):
+        parts.append(f"the dose is never escalated right after a cohort with {int(g)} or more DLTs "
+                     "(or in which every patient had a DLT)")
+    if p.get("no_escalation_above_boundary") and target is not None:
+        parts.append(f"nor while the observed DLT rate at the current dose exceeds "
+                     f"{deescalation_boundary(float(target)):.3f} (BOIN's de-escalation boundary; Liu & Yuan, 2015)")
+    if p.get("overdose_control") is not None and target is not None:
+        parts.append(f"a dose and all higher doses are excluded once Pr(DLT rate > {float(target):g} | data) > "
+                     f"{float(p['overdose_control']):g} under a {beta} prior with at least "
+                     f"{int(p.get('overdose_min_n', 3))} patients at the dose, and the trial stops if the lowest "
+                     "dose is excluded")
+    if p.get("lowest_dose_safety") is not None and target is not None:
+        parts.append(f"the trial stops when Pr(DLT rate at the lowest dose > {float(target):g} | data) > "
+                     f"{float(p['lowest_dose_safety']):g} under a {beta} prior with at least "
+                     f"{int(p.get('lowest_dose_safety_min_n', 3))} patients there")
+    if not parts:
+        return ""
+    return "Trial rules (escalade, shared by every design): " + "; ".join(parts) + "."

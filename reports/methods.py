@@ -10,6 +10,7 @@ tables, from the design module's own functions (never re-derived here).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -152,9 +153,20 @@ def methods_section(run: RunData, design: DesignInfo, index: int) -> MethodsSect
         _load_writers()
     writer = _WRITERS.get(design.kind.lower())
     if writer is None:
-        return generic_methods(run, design, index)
+        return _with_guardrails(generic_methods(run, design, index), design)
     try:
-        return writer(run, design, index)
+        return _with_guardrails(writer(run, design, index), design)
     except (ImportError, AttributeError, KeyError, TypeError, ValueError) as exc:
         log.warning("methods text for %s (%s) fell back to the parameter list: %s", design.name, design.kind, exc)
-        return generic_methods(run, design, index)
+        return _with_guardrails(generic_methods(run, design, index), design)
+
+
+def _with_guardrails(section: MethodsSection, design: DesignInfo) -> MethodsSection:
+    """The section with one more paragraph for the shared guardrails the design's parameters switch on
+    (:func:`escalade.design.rules.describe_guardrails`; docs/rules.md)."""
+    from escalade.design.rules import describe_guardrails
+
+    text = describe_guardrails(design.params)
+    if not text:
+        return section
+    return dataclasses.replace(section, paragraphs=[*section.paragraphs, text])

@@ -476,3 +476,14 @@ def test_boin_with_shared_rules_decides_as_the_former_ordered_rules(params: dict
     assert batch.n_states > 50
     for field in ("dose", "stop", "reason", "cohort_size"):
         np.testing.assert_array_equal(getattr(new, field), getattr(old, field))
+
+
+def test_methods_sentence_for_the_guardrails() -> None:
+    from escalade.design.registry import config_to_dict
+    from escalade.design.rules import describe_guardrails
+
+    eff = describe_guardrails(config_to_dict(_by_name("EffTox").config))
+    assert "every patient had a DLT" in eff and "Pr(DLT rate > 0.35 | data) > 0.95" in eff and "0.419" in eff
+    off = config_to_dict(build_design("boin", {"no_escalation_after_dlts": "off"}, STUDY).config)
+    assert describe_guardrails(off) == ""
+    assert describe_guardrails({"target": 0.3}) == ""  # a manifest written before the shared rules
