@@ -801,6 +801,10 @@ class EffToxDesign(ConfigDesign):
     and range rules (1) stay EffTox's own: they decide which doses compete on
     utility, so a limit applied afterwards would not give the same choice
     (the best acceptable dose within range is not the best dose capped).
+    A limit lowers EffTox's dose even to a dose EffTox itself finds
+    unacceptable (e.g. ``1NNN 2TTT`` with overdose control: dose 1, whose
+    efficacy is not yet shown); the trial goes on there rather than stopping,
+    and stops (no dose) only by EffTox's own rule or a safety rule.
 
     Examples
     --------
