@@ -29,12 +29,13 @@ from typing import ClassVar
 import numpy as np
 from scipy import stats
 
-from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, IntArray, States, StopReason
+from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, IntArray, States,
+                                  StopReason)
 from escalade.design.config import check_fraction, check_int, check_probability, check_trial_size
 from escalade.design.isotonic import isotonic_regression
 
 __all__ = ["BoinConfig", "BoinBoundaries", "BoinDesign", "boin_boundaries", "boin_select", "BoinEstimates",
-           "boin_estimates"]
+           "boin_estimates", "BoinExplanation", "boin_explanation", "ENTRY"]
 
 _TIE_TOL = 1e-12  # lambda_d * n this close to an integer counts as that integer (as get.boundary)
 
@@ -71,10 +72,10 @@ class BoinConfig:
         check_fraction("p_saf", self.p_saf)
         check_fraction("p_tox", self.p_tox)
         if not self.p_saf < self.target:
-            from escalade.scenarios.errors import ConfigError
+            from escalade.design.errors import ConfigError
             raise ConfigError("p_saf", self.p_saf, f"must be below the target {self.target} (default 0.6 * target)")
         if not self.p_tox > self.target:
-            from escalade.scenarios.errors import ConfigError
+            from escalade.design.errors import ConfigError
             raise ConfigError("p_tox", self.p_tox, f"must be above the target {self.target} (default 1.4 * target)")
         check_probability("cutoff_eli", self.cutoff_eli)
         check_probability("offset", self.offset)
@@ -186,7 +187,7 @@ class BoinDesign(ConfigDesign):
 
     config: BoinConfig
     kind: ClassVar[str] = "boin"
-    markov: ClassVar[bool] = True
+    enumerable: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
     state_fields: ClassVar[str] = "counts"
@@ -257,6 +258,10 @@ class BoinDesign(ConfigDesign):
         stop = out.stop & ~(up | fill)
         reason = np.where(stop, out.reason, np.int8(StopReason.CONTINUE)).astype(np.int8)
         return Decisions(dose.astype(np.int64), stop, reason, size.astype(np.int64))
+
+    def explain(self, states: States, **options: object) -> "BoinExplanation":
+        """Boundaries at the current dose's n and the isotonic estimates (``select.mtd``) of the first state."""
+        return boin_explanation(self, states)
 
     def select(self, states: States) -> IntArray:
         c = self.config
@@ -386,3 +391,77 @@ def boin_estimates(
     else:
         po = isotonic_regression(stats.beta.sf(target, a, bb), None, mask)
     return BoinEstimates(fit, lo, hi, po)
+
+
+@dataclass(frozen=True, slots=True)
+class BoinExplanation(ExplanationMixin):
+    """What a BOIN decision rests on, for one state (doses 1-based).
+
+    Attributes
+    ----------
+    target, lambda_e, lambda_d
+        Target and the escalation / de-escalation boundaries (Liu & Yuan 2015).
+    current_dose, n_at_current, dlt_at_current
+        The last cohort's dose (1-based) and the data there.
+    escalate_if_le, deescalate_if_ge, eliminate_if_ge
+        DLT counts at the current n for each action (None where undefined:
+        no patient yet; elimination needs n >= 3).
+    eliminated, p_isotonic, ci_lower, ci_upper, p_overdose
+        Per dose: elimination, and ``select.mtd``'s isotonic estimates.
+    """
+
+    target: float
+    lambda_e: float
+    lambda_d: float
+    current_dose: int
+    n_at_current: int
+    dlt_at_current: int
+    escalate_if_le: int | None
+    deescalate_if_ge: int | None
+    eliminate_if_ge: int | None
+    eliminated: tuple[bool, ...]
+    p_isotonic: tuple[float, ...]
+    ci_lower: tuple[float, ...]
+    ci_upper: tuple[float, ...]
+    p_overdose: tuple[float, ...]
+    rule: str = ("BOIN (Liu & Yuan 2015): escalate if DLTs <= escalate_if_le, de-escalate if DLTs >= "
+                 "deescalate_if_ge, eliminate this and higher doses if DLTs >= eliminate_if_ge (n >= 3)")
+
+    def table(self) -> dict[str, list]:
+        return {"eliminated": list(self.eliminated), "p_isotonic": list(self.p_isotonic),
+                "ci_lower": list(self.ci_lower), "ci_upper": list(self.ci_upper),
+                "p_overdose": list(self.p_overdose)}
+
+    def details(self) -> dict[str, object]:
+        return {"rule": self.rule, "target": self.target, "lambda_e": self.lambda_e, "lambda_d": self.lambda_d,
+                "current_dose": self.current_dose, "n_at_current": self.n_at_current,
+                "dlt_at_current": self.dlt_at_current, "escalate_if_le": self.escalate_if_le,
+                "deescalate_if_ge": self.deescalate_if_ge, "eliminate_if_ge": self.eliminate_if_ge}
+
+
+def boin_explanation(design: "BoinDesign", states: States) -> BoinExplanation:
+    """:class:`BoinExplanation` of the first state of ``states`` under ``design`` (BOIN or TITE-BOIN)."""
+    c, b = design.config, design.boundaries
+    d = int(states.current[0])
+    m = int(states.n[0, d])
+    mm = min(m, b.n_max)
+    elim_at = int(b.eliminate[mm])
+    n = states.n[0]
+    est = boin_estimates(n, states.tox[0], n > 0, target=c.target)
+    elim = design.eliminated(states.take(slice(0, 1)))[0]
+    return BoinExplanation(
+        target=float(c.target), lambda_e=float(b.lambda_e), lambda_d=float(b.lambda_d),
+        current_dose=d + 1, n_at_current=m, dlt_at_current=int(states.tox[0, d]),
+        escalate_if_le=int(b.escalate[mm]) if m else None,
+        deescalate_if_ge=int(b.deescalate[mm]) if m else None,
+        eliminate_if_ge=elim_at if (m >= 3 and elim_at <= m) else None,
+        eliminated=tuple(bool(v) for v in elim), p_isotonic=tuple(float(v) for v in est.phat),
+        ci_lower=tuple(float(v) for v in est.ci_lower), ci_upper=tuple(float(v) for v in est.ci_upper),
+        p_overdose=tuple(float(v) for v in est.p_overdose))
+
+
+ENTRY = DesignEntry(
+    kind="boin", name="Bayesian optimal interval (BOIN) design", config=BoinConfig, design=BoinDesign,
+    explanation=BoinExplanation, methods="escalade.reports.methods_boin:boin_methods",
+    citation="Liu S, Yuan Y (2015). Bayesian optimal interval designs for phase I clinical trials. "
+             "J R Stat Soc C 64:507-523.")

@@ -107,7 +107,7 @@ import numpy as np
 from numpy.polynomial import polynomial as P
 from scipy import integrate, special
 
-from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States
+from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray, States
 from escalade.design.config import check_fraction, check_int, check_positive, check_trial_size
 from escalade.design.crm_rules import (
     Coherence,
@@ -120,9 +120,10 @@ from escalade.design.crm_rules import (
     StopAtN,
     apply_rules,
 )
-from escalade.scenarios.errors import ConfigError, EscaladeError, did_you_mean
+from escalade.design.errors import ConfigError, EscaladeError, did_you_mean
 
 __all__ = [
+    "ENTRY",
     "CrmConfig",
     "CrmDesign",
     "CrmModel",
@@ -133,8 +134,7 @@ __all__ = [
     "crm_fit",
     "crm_fit_counts",
     "crm_mtd",
-    "register_design",
-]
+    ]
 
 log = logging.getLogger(__name__)
 
@@ -712,7 +712,7 @@ class CrmModel:
 
 
 @dataclass(frozen=True, slots=True)
-class CrmFit:
+class CrmFit(ExplanationMixin):
     """A CRM fit to one trial's data, with dfcrm ``crm()``'s fields (doses 0-based).
 
     Attributes
@@ -944,7 +944,7 @@ class CrmDesign(ConfigDesign):
 
     config: CrmConfig
     kind: ClassVar[str] = "crm"
-    markov: ClassVar[bool] = True
+    enumerable: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False  # decide() fits once per distinct (n, tox) itself, faster than the engine's key
     model: CrmModel = field(init=False)
@@ -984,7 +984,7 @@ class CrmDesign(ConfigDesign):
             sel = np.where(toxic, NO_DOSE, sel)
         return sel.astype(np.int64)
 
-    def explain(self, states: States) -> CrmFit:
+    def explain(self, states: States, **options: Any) -> CrmFit:
         """The full fit to the first state of ``states`` (conduct mode).
 
         For ``method="mle"`` where the MLE does not exist, the Bayesian fit with
@@ -999,6 +999,8 @@ class CrmDesign(ConfigDesign):
             return crm_fit_counts(dataclasses.replace(model, method="bayes", prior_var=_MLE_FALLBACK_VAR), n, t)
 
 
-def register_design(register: Callable[..., None]) -> None:
-    """Make the CRM available as ``crm`` in study files."""
-    register("crm", CrmConfig, CrmDesign)
+ENTRY = DesignEntry(
+    kind="crm", name="Continual reassessment method (CRM)", config=CrmConfig, design=CrmDesign,
+    explanation=CrmFit, methods="escalade.reports.methods_crm:crm_methods",
+    citation="O'Quigley J, Pepe M, Fisher L (1990). Continual reassessment method: a practical design for "
+             "phase 1 clinical trials in cancer. Biometrics 46:33-48.")

@@ -89,14 +89,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import optimize, special
 
-from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States, StopReason
+from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray,
+                                  States, StopReason)
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability, check_trial_size
-from escalade.scenarios.errors import ConfigError
+from escalade.design.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from escalade.design.efftox_engine import EffToxEngine, EngineSettings, PosteriorSummary
 
 __all__ = [
+    "ENTRY",
     "CELLS",
     "PARAMETERS",
     "coded_doses",
@@ -114,8 +116,7 @@ __all__ = [
     "apply_rules",
     "cell_counts",
     "parse_outcomes",
-    "register_design",
-]
+    ]
 
 log = logging.getLogger(__name__)
 
@@ -716,7 +717,7 @@ def apply_rules(config: EffToxConfig, n: ArrayLike, prob_acc_eff: ArrayLike, pro
 
 
 @dataclass(frozen=True, slots=True)
-class EffToxExplanation:
+class EffToxExplanation(ExplanationMixin):
     """Per-dose posterior summaries and rules of one state, with the engine's diagnostics.
 
     :meth:`table` gives the per-dose columns; the float and text fields are
@@ -798,7 +799,7 @@ class EffToxDesign(ConfigDesign):
 
     config: EffToxConfig
     kind: ClassVar[str] = "efftox"
-    markov: ClassVar[bool] = True
+    enumerable: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = True
     memoise: ClassVar[bool] = True
     engine: "EffToxEngine" = field(init=False, repr=False, compare=False)
@@ -942,6 +943,7 @@ def parse_outcomes(text: str, *, n_doses: int) -> States:
                               current=current)
 
 
-def register_design(register: Any) -> None:
-    """Hook for :mod:`escalade.design.registry`."""
-    register("efftox", EffToxConfig, EffToxDesign)
+ENTRY = DesignEntry(
+    kind="efftox", name="EffTox efficacy-toxicity trade-off design", config=EffToxConfig, design=EffToxDesign,
+    explanation=EffToxExplanation, methods="escalade.reports.methods_efftox:efftox_methods",
+    citation="Thall PF, Cook JD (2004). Dose-finding based on efficacy-toxicity trade-offs. Biometrics 60:684-693.")

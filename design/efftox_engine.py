@@ -74,7 +74,7 @@ from scipy import special, stats
 from scipy.stats import qmc
 
 from escalade.design.config import check_int, check_positive
-from escalade.scenarios.errors import ConfigError
+from escalade.design.errors import ConfigError
 
 __all__ = ["EngineSettings", "PosteriorSummary", "EffToxEngine", "laplace_mode"]
 

@@ -25,10 +25,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from escalade.design.base import NO_DOSE, ConfigDesign, Decisions, IntArray, States, StopReason
+from escalade.design.base import NO_DOSE, ConfigDesign, Decisions, DesignEntry, ExplanationMixin, IntArray, States, StopReason
 from escalade.design.config import check_int, check_start_dose
 
-__all__ = ["ThreePlusThreeConfig", "ThreePlusThreeDesign"]
+__all__ = ["ENTRY", "ThreePlusThreeConfig", "ThreePlusThreeDesign", "ThreePlusThreeExplanation"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +54,7 @@ class ThreePlusThreeDesign(ConfigDesign):
 
     config: ThreePlusThreeConfig
     kind: ClassVar[str] = "3+3"
-    markov: ClassVar[bool] = True
+    enumerable: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
     state_fields: ClassVar[str] = "counts"
@@ -92,6 +92,15 @@ class ThreePlusThreeDesign(ConfigDesign):
         out = out.with_stop(ok_done | (toxic & ~deesc), StopReason.RULE_COMPLETE)
         return out
 
+    def explain(self, states: States, **options: object) -> "ThreePlusThreeExplanation":
+        """The counts at the current dose of the first state, and the rule they meet."""
+        d = int(states.current[0])
+        n, y = int(states.n[0, d]), int(states.tox[0, d])
+        return ThreePlusThreeExplanation(current_dose=d + 1, n_at_current=n, dlt_at_current=y,
+                                         n=tuple(int(v) for v in states.n[0]),
+                                         dlt=tuple(int(v) for v in states.tox[0]),
+                                         allow_deescalation=bool(self.config.allow_deescalation))
+
     def select(self, states: States) -> IntArray:
         """MTD of the final state: ``d`` if it passed, else ``d - 1`` (none below dose 1)."""
         d = states.current
@@ -106,3 +115,35 @@ class ThreePlusThreeDesign(ConfigDesign):
             yb = np.take_along_axis(states.tox, below[:, None], axis=1)[:, 0]
             sel = np.where((sel >= 0) & ~passed & ((nb < 6) | (yb > 1)), NO_DOSE, sel)
         return np.where(sel < 0, NO_DOSE, sel).astype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreePlusThreeExplanation(ExplanationMixin):
+    """What a 3+3 decision rests on: the DLTs among the patients at the current dose (1-based)."""
+
+    current_dose: int
+    n_at_current: int
+    dlt_at_current: int
+    n: tuple[int, ...]
+    dlt: tuple[int, ...]
+    allow_deescalation: bool
+
+    @property
+    def rule(self) -> str:
+        text = ("3+3: 0/3 DLTs escalate; 1/3 expand to 6 at the same dose; <= 1/6 escalate; "
+                ">= 2 DLTs: the MTD is the dose below")
+        return text + (" (with de-escalation until six patients confirm it)" if self.allow_deescalation else "")
+
+    def table(self) -> dict[str, list]:
+        return {"n": list(self.n), "dlt": list(self.dlt)}
+
+    def details(self) -> dict[str, object]:
+        return {"rule": self.rule, "current_dose": self.current_dose, "n_at_current": self.n_at_current,
+                "dlt_at_current": self.dlt_at_current}
+
+
+ENTRY = DesignEntry(
+    kind="3+3", name="3+3 design", config=ThreePlusThreeConfig, design=ThreePlusThreeDesign,
+    explanation=ThreePlusThreeExplanation, methods="escalade.reports.methods_threeplusthree:threeplusthree_methods",
+    citation="Storer BE (1989). Design and analysis of phase I clinical trials. Biometrics 45:925-937.",
+    aliases=("3plus3", "three_plus_three", "threeplusthree"))

@@ -18,7 +18,7 @@ __all__ = ["add_parser"]
 
 def _study_design(study_path: str, name: str) -> tuple[Any, Any]:
     """The study and its design called ``name`` (or of that kind)."""
-    from escalade.design.registry import build_study_designs
+    from escalade.scenarios.designs import build_study_designs
     from escalade.scenarios.errors import StudyError, did_you_mean
     from escalade.scenarios.load import load_study
 

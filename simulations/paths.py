@@ -240,7 +240,7 @@ def dose_paths(
     Parameters
     ----------
     design
-        Any design (decisions are asked on counts; ``markov`` is not required
+        Any design (decisions are asked on counts; ``enumerable`` is not required
         for the tree, only for its probabilities to be meaningful).
     n_cohorts
         Number of further cohorts to enumerate (>= 0).

@@ -41,8 +41,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from escalade.design.base import NO_DOSE, Design, StopReason
-from escalade.design.registry import build_study_designs, config_to_dict
+from escalade.design.base import NO_DOSE, Design, StopReason, decides_on_followup
+from escalade.design.registry import config_to_dict
+from escalade.scenarios.designs import build_study_designs
 from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
 from escalade.scenarios.study import LIMITS, Study
 from escalade.simulations.atomic import atomic_write, replacing
@@ -450,7 +451,7 @@ def run_study(
         sim_designs = [d for _, d in designs]
         if not study.timing.enabled:
             for spec, d in designs:
-                if not getattr(d, "markov", True):
+                if decides_on_followup(d):
                     log.warning("design '%s' decides on follow-up times but %s has no timing section; "
                                 "using the default timing (Poisson accrual of %.1f patients a month, uniform "
                                 "DLT onset); add a 'timing' section to set them", spec.name,
@@ -599,8 +600,8 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec]
         return got, why
     for si, s in enumerate(scen_specs):
         for di, (spec, d) in enumerate(designs):
-            if not getattr(d, "markov", False):
-                why[(si, di)] = f"design '{d.kind}' is not Markov in its state"
+            if not d.enumerable:
+                why[(si, di)] = f"design '{d.kind}' is not enumerable (it decides on more than the per-dose counts)"
                 continue
             if study.timing.enabled:
                 why[(si, di)] = "the study simulates calendar time (durations are not enumerated)"
