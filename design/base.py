@@ -501,6 +501,9 @@ class DesignEntry:
         The paper that defines the design (one line).
     aliases
         Other accepted spellings of ``kind``.
+    params_documented_by
+        Another config class whose ``Attributes`` section documents the
+        parameters this config shares with it (TITE-CRM's are the CRM's).
     """
 
     kind: str
@@ -511,6 +514,7 @@ class DesignEntry:
     methods: str | None
     citation: str
     aliases: tuple[str, ...] = ()
+    params_documented_by: type | None = None
 
     def __post_init__(self) -> None:
         if self.kind != self.kind.strip().lower() or not self.kind:

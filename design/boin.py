@@ -44,8 +44,30 @@ _TIE_TOL = 1e-12  # lambda_d * n this close to an integer counts as that integer
 class BoinConfig:
     """BOIN parameters, with the ``BOIN`` package's names and defaults.
 
-    ``p_saf`` and ``p_tox`` default to 0.6 and 1.4 times the target; ``max_n``
-    is the maximum sample size (``ncohort * cohortsize`` in the package).
+    Attributes
+    ----------
+    target
+        Target DLT probability :math:`\\phi`.
+    n_doses, cohort_size, start_dose
+        Study settings (filled from the study file); ``start_dose`` is 0-based.
+    max_n
+        Maximum sample size (``ncohort * cohortsize`` in the package).
+    p_saf, p_tox
+        :math:`\\phi_1` and :math:`\\phi_2`, the highest DLT rate deemed underdosing and the
+        lowest deemed overdosing; default 0.6 and 1.4 times the target.
+    cutoff_eli
+        Eliminate a dose (and higher ones) when :math:`\\Pr(p > \\phi \\mid \\text{data})` exceeds it
+        with at least 3 patients there.
+    extrasafe
+        Stop early when the lowest dose is too toxic by the stricter cut-off ``cutoff_eli - offset``.
+    offset
+        Offset of the extra-safe rule.
+    n_earlystop
+        Stop when this many patients are at the current dose and the rule would stay (100: never).
+    titration
+        Accelerated titration: one patient per dose upwards until the first DLT.
+    bound_mtd
+        Select no dose whose isotonic DLT estimate exceeds the de-escalation boundary.
     """
 
     target: float

@@ -25,7 +25,10 @@ from escalade.design.base import Design, DesignEntry
 from escalade.design.errors import ConfigError, did_you_mean
 
 __all__ = ["BUILTIN", "register", "unregister", "registered", "entry", "entries", "build_design", "design_kinds",
-           "config_class", "config_to_dict", "ParamInfo", "param_info"]
+           "config_class", "config_to_dict", "ParamInfo", "param_info", "STUDY_SETTINGS"]
+
+#: Study-level settings that fill a design parameter of the same name (unless the design's params set it).
+STUDY_SETTINGS: tuple[str, ...] = ("target", "n_doses", "cohort_size", "max_n", "start_dose", "doses")
 
 #: The built-in designs, one entry each (declared as ``ENTRY`` in the design's module).
 BUILTIN: tuple[DesignEntry, ...] = (
@@ -189,10 +192,19 @@ def param_info(kind: str) -> list[ParamInfo]:
     """Every parameter a study file may set for ``kind``, with its default and meaning.
 
     The meaning comes from the config class's numpydoc ``Attributes`` section
-    (a line ``a, b`` documents both names), so the docstring is the one source.
+    (a line ``a, b`` documents both names), so the docstring is the one source;
+    then from the entry's ``params_documented_by`` config; the study settings
+    have a shared meaning (:data:`STUDY_SETTINGS`).
     """
-    cfg = entry(kind).config
-    docs = _attribute_docs(cfg.__doc__ or "")
+    e = entry(kind)
+    cfg = e.config
+    docs = dict(_STUDY_MEANINGS)
+    if e.params_documented_by is not None:
+        docs.update(_attribute_docs(e.params_documented_by.__doc__ or ""))
+    docs.update(_attribute_docs(cfg.__doc__ or ""))
+    for name, text in _STUDY_MEANINGS.items():  # a grouped "Study settings ..." line says less than these
+        if docs.get(name, "").startswith("Study setting"):
+            docs[name] = text
     out = []
     for f in dataclasses.fields(cfg):
         if not f.init:
@@ -208,6 +220,15 @@ def param_info(kind: str) -> list[ParamInfo]:
         out.append(ParamInfo(f.name, default, required, docs.get(f.name, "")))
     return out
 
+
+_STUDY_MEANINGS: dict[str, str] = {
+    "target": "Target DLT probability (study setting).",
+    "n_doses": "Number of dose levels (study setting).",
+    "cohort_size": "Patients per cohort (study setting).",
+    "max_n": "Maximum sample size (study setting).",
+    "start_dose": "0-based index of the first cohort's dose (study setting).",
+    "doses": "Dose amounts, increasing (study setting).",
+}
 
 _SECTION = re.compile(r"^\s*(Attributes|Parameters)\s*\n\s*-{3,}\s*$", re.M)
 

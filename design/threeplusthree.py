@@ -33,7 +33,18 @@ __all__ = ["ENTRY", "ThreePlusThreeConfig", "ThreePlusThreeDesign", "ThreePlusTh
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ThreePlusThreeConfig:
-    """3+3 parameters. ``max_n`` defaults to six patients per dose (never binding)."""
+    """3+3 parameters.
+
+    Attributes
+    ----------
+    n_doses, start_dose
+        Study settings (filled from the study file); ``start_dose`` is 0-based.
+    allow_deescalation
+        Korn et al. (1994)'s variant: after two or more DLTs, de-escalate to the
+        dose below unless it already has six patients; an MTD needs six patients.
+    max_n
+        Maximum sample size; defaults to six patients per dose (never binding).
+    """
 
     n_doses: int
     start_dose: int = 0

@@ -75,10 +75,16 @@ __all__ = ["ENTRY", "TiteBoinConfig", "TiteBoinDesign", "TiteBoinRule", "tite_bo
 class TiteBoinConfig:
     """TITE-BOIN parameters: BOIN's (names and defaults of the ``BOIN`` package) plus two.
 
-    ``max_pending`` is the accrual-suspension threshold: suspend when more
-    than this fraction of the patients at the current dose is pending (0.5 in
-    the paper). ``deescalate_below_target`` (default False, as the published
-    tables) lets imputed DLTs alone trigger de-escalation when :math:`y/n < \\phi`.
+    Attributes
+    ----------
+    max_pending
+        Accrual-suspension threshold: suspend when more than this fraction of
+        the patients at the current dose is pending (0.5 in the paper).
+    deescalate_below_target
+        Let imputed DLTs alone trigger de-escalation when :math:`y/n < \\phi`
+        (default False, as the published tables).
+
+    The other parameters are BOIN's (:class:`~escalade.design.boin.BoinConfig`).
     """
 
     target: float
@@ -379,7 +385,7 @@ def format_tite_table(config: TiteBoinConfig, n_values: Any = None, *, digits: i
 
 ENTRY = DesignEntry(
     kind="tite_boin", name="Time-to-event Bayesian optimal interval (TITE-BOIN) design", config=TiteBoinConfig,
-    design=TiteBoinDesign, explanation=BoinExplanation, methods="escalade.reports.methods_tite:tite_boin_methods",
+    design=TiteBoinDesign, explanation=BoinExplanation, params_documented_by=BoinConfig, methods="escalade.reports.methods_tite:tite_boin_methods",
     citation="Yuan Y, Lin R, Li D, Nie L, Warren KE (2018). Time-to-event Bayesian optimal interval design to "
              "accelerate phase I trials. Clin Cancer Res 24:4921-4930.",
     aliases=("titeboin", "tite-boin"))

@@ -250,6 +250,14 @@ class TiteCrmConfig:
     weighted posterior: ``safety_threshold`` (stop when
     :math:`\\Pr(p_1 > \\phi \\mid \\text{data}) >` threshold after ``safety_min_n``
     patients), ``stop_n_at_dose``, ``min_n``. Only ``method = "bayes"``.
+
+    Attributes
+    ----------
+    scheme
+        Weight of a pending patient: ``"linear"`` (follow-up / window, Cheung &
+        Chappell 2000) or ``"adaptive"`` (dfcrm's adaptive weights).
+
+    The other parameters are the CRM's (:class:`~escalade.design.crm.CrmConfig`).
     """
 
     target: float
@@ -349,7 +357,7 @@ class TiteCrmDesign(ConfigDesign):
 
 ENTRY = DesignEntry(
     kind="tite_crm", name="Time-to-event continual reassessment method (TITE-CRM)", config=TiteCrmConfig,
-    design=TiteCrmDesign, explanation=CrmFit, methods="escalade.reports.methods_tite:tite_crm_methods",
+    design=TiteCrmDesign, explanation=CrmFit, params_documented_by=CrmConfig, methods="escalade.reports.methods_tite:tite_crm_methods",
     citation="Cheung YK, Chappell R (2000). Sequential designs for phase I clinical trials with late-onset "
              "toxicities. Biometrics 56:1177-1182.",
     aliases=("titecrm", "tite-crm"))

@@ -8,6 +8,7 @@ the next cohort?" for a live trial's patient data.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,11 +73,11 @@ def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     study, design = _study_design(args.study, args.design)
     kw = {"mcmc": True} if args.mcmc else None
-    if args.mcmc and design.kind != "efftox":
+    if args.mcmc and "mcmc" not in inspect.signature(design.explain).parameters:
         from escalade.scenarios.errors import StudyError
 
-        raise StudyError(args.study, "--mcmc", True, f"applies to EffTox designs only; '{args.design}' is "
-                         f"'{design.kind}'")
+        raise StudyError(args.study, "--mcmc", True, f"applies to designs whose explanation offers an MCMC "
+                         f"posterior (EffTox); '{args.design}' is '{design.kind}'")
     result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels(),
                        explain_kwargs=kw)
     if args.json:
