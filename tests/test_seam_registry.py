@@ -247,3 +247,57 @@ def test_followup_lives_in_the_base_module() -> None:
     f = FollowUp(np.array([[0, 0, 0]]), np.zeros((1, 3), bool), np.ones((1, 3)))
     d = registry.build_design("tite_boin", {}, STUDY)
     assert np.array_equal(d.decide_tite(st, f).decisions.dose, d.decide(st).dose)
+
+
+def _design_graph() -> dict[str, set[str]]:
+    """design module -> design modules it imports anywhere (top level or inside functions, not TYPE_CHECKING)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "design").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+        deps = set()
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("escalade.design."):
+                deps.add(node.module.split(".")[2])
+            elif isinstance(node, ast.ImportFrom) and node.module == "escalade.design":
+                deps.update(a.name for a in node.names)
+        graph[path.stem] = deps - {path.stem}
+    return graph
+
+
+def test_design_modules_form_no_import_circle() -> None:
+    graph = _design_graph()
+    assert "efftox" not in graph["efftox_engine"] | graph["efftox_pymc"]
+    state: dict[str, int] = {}
+
+    def visit(m: str, trail: list[str]) -> None:
+        if state.get(m) == 1:
+            raise AssertionError("import circle in design/: " + " -> ".join(trail + [m]))
+        if state.get(m) == 2:
+            return
+        state[m] = 1
+        for dep in sorted(graph.get(m, ())):
+            visit(dep, trail + [m])
+        state[m] = 2
+
+    for m in graph:
+        visit(m, [])
+
+
+def test_design_doctests_run() -> None:
+    """Every example in design/ runs (imported as escalade.design.*, the one name; see test_seam_packaging)."""
+    import doctest
+    import importlib
+    import pkgutil
+
+    import escalade.design
+
+    for info in pkgutil.iter_modules(escalade.design.__path__):
+        if info.name == "efftox_pymc":  # needs PyMC; its own tests cover it
+            continue
+        mod = importlib.import_module(f"escalade.design.{info.name}")
+        res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert res.failed == 0, f"escalade.design.{info.name}: {res.failed} doctest(s) failed"
