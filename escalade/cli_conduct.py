@@ -50,7 +50,8 @@ def _scenario(study: Any, name: str | None) -> Any:
 
 
 def _cmd_paths(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from escalade.simulations.paths import dose_paths, format_paths, plot_paths
+    from escalade.reports.paths_figure import plot_paths
+    from escalade.simulations.paths import dose_paths, format_paths
 
     study, design = _study_design(args.study, args.design)
     scen = _scenario(study, args.scenario)
