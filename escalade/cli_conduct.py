@@ -77,8 +77,8 @@ def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.mcmc and "mcmc" not in inspect.signature(design.explain).parameters:
         from escalade.scenarios.errors import StudyError
 
-        raise StudyError(args.study, "--mcmc", True, f"applies to designs whose explanation offers an MCMC "
-                         f"posterior (EffTox); '{args.design}' is '{design.kind}'")
+        raise StudyError(args.study, "--mcmc", True, f"applies to EffTox designs only (those whose explanation "
+                         f"offers an MCMC posterior); '{args.design}' is '{design.kind}'")
     result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels(),
                        explain_kwargs=kw)
     if args.json:
