@@ -47,6 +47,8 @@ from escalade.scenarios.study import LIMITS, Study
 from escalade.simulations.atomic import atomic_write, replacing
 from escalade.simulations.oc import Truth, operating_characteristics, paired_differences
 from escalade.simulations.oc_time import time_characteristics
+from escalade.simulations.manifest import (RUN_FORMAT, DesignRecord, DoseRecord, Manifest, ScenarioRecord,
+                                           StudySettings)
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.run_lock import RunDirError, hold_lock
 from escalade.simulations.runner import ScenarioSpec, run_units
@@ -56,8 +58,6 @@ __all__ = ["RunResult", "run_study", "trials_frame", "write_run", "atomic_write"
            "study_differences"]
 
 log = logging.getLogger(__name__)
-
-RUN_FORMAT = 1
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -359,37 +359,41 @@ def run_study(
         paired = pd.concat([got.paired for got in ordered], ignore_index=True)
         trials = pd.concat([f for got in ordered for f in got.trials], ignore_index=True) if out is not None else None
         finished = _dt.datetime.now(_dt.timezone.utc)
-        manifest = {
-            "escalade_version": _versions().get("escalade", "unknown"),
-            "run_format": RUN_FORMAT,
-            "command": command,
-            "study_file": study.source,
-            "study_sha256": study.sha256,
-            "study_text": study.text,
-            "title": study.title,
-            "n_trials": n_trials,
-            "seed": seed,
-            "chunk_size": study.simulation.chunk_size,
-            "exact": exact,
-            "exact_fallbacks": [{"scenario": k[0], "design": k[1], "reason": v} for k, v in fallbacks.items()],
-            "n_jobs": n_jobs,
-            "backend": backend,
-            "target": study.target,
-            "doses": [{"label": d.label, "amount": d.amount, "unit": d.unit} for d in study.doses],
-            "scenarios": [{"name": s.name, "p_dlt": list(s.p_dlt), "p_response": list(s.p_response),
-                           "association": s.association, "true_mtd": s.mtd(study.target) + 1}
-                          for s in study.scenarios],
-            "designs": [{"name": spec.name, "design": d.kind, "params_given": spec.params,
-                         "params": config_to_dict(d.config)} for spec, d in designs],
-            "platform": {"system": platform.system(), "release": platform.release(),
-                         "machine": platform.machine(), "python": sys.version.split()[0],
-                         "cpu_count": os.cpu_count()},
-            "versions": _versions(),
-            "started": started.isoformat(),
-            "finished": finished.isoformat(),
-            "elapsed_s": round(time.perf_counter() - t0, 3),
-            "results_sha256": results_hash(outcomes),
-        }
+        manifest = Manifest(
+            escalade_version=_versions().get("escalade", "unknown"),
+            run_format=RUN_FORMAT,
+            command=command,
+            study_file=study.source,
+            study_sha256=study.sha256,
+            study_text=study.text,
+            title=study.title,
+            n_trials=n_trials,
+            seed=seed,
+            chunk_size=study.simulation.chunk_size,
+            exact=exact,
+            exact_fallbacks=tuple({"scenario": k[0], "design": k[1], "reason": v} for k, v in fallbacks.items()),
+            n_jobs=n_jobs,
+            backend=backend,
+            target=study.target,
+            doses=tuple(DoseRecord(label=d.label, amount=d.amount, unit=d.unit) for d in study.doses),
+            scenarios=tuple(ScenarioRecord(name=s.name, p_dlt=tuple(s.p_dlt), p_response=tuple(s.p_response),
+                                           association=s.association, true_mtd=s.mtd(study.target) + 1,
+                                           description=s.description)
+                            for s in study.scenarios),
+            designs=tuple(DesignRecord(name=spec.name, design=d.kind, params_given=spec.params,
+                                       params=config_to_dict(d.config)) for spec, d in designs),
+            settings=StudySettings(title=study.title, target=study.target, cohort_size=study.cohort_size,
+                                   max_n=study.max_n, start_dose=study.start_dose,
+                                   dlt_window_days=study.dlt_window_days, response_days=study.response_days),
+            platform={"system": platform.system(), "release": platform.release(),
+                      "machine": platform.machine(), "python": sys.version.split()[0],
+                      "cpu_count": os.cpu_count()},
+            versions=_versions(),
+            started=started.isoformat(),
+            finished=finished.isoformat(),
+            elapsed_s=round(time.perf_counter() - t0, 3),
+            results_sha256=results_hash(outcomes),
+        ).to_dict()
         result = RunResult(study, designs, outcomes, oc, paired, manifest, fallbacks)
         if out is not None:
             write_run(out, result, trials)
