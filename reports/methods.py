@@ -32,7 +32,7 @@ __all__ = ["MethodsSection", "methods_section", "generic_methods", "parameter_ta
 log = logging.getLogger(__name__)
 
 #: Parameters a design takes from the study settings when its params do not set them.
-STUDY_LEVEL_PARAMS: frozenset[str] = frozenset({"target", "n_doses", "cohort_size", "max_n", "start_dose", "doses"})
+STUDY_LEVEL_PARAMS: frozenset[str] = frozenset(registry.STUDY_SETTINGS)
 
 
 @dataclass(frozen=True, slots=True)
