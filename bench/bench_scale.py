@@ -40,7 +40,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from escalade.design.registry import build_study_designs, design_kinds
+from escalade.design.registry import design_kinds
+from escalade.scenarios.designs import build_study_designs
 from escalade.scenarios.load import load_study, parse_study
 from escalade.scenarios.study import Study
 from escalade.simulations.runner import ScenarioSpec, run_units

@@ -23,6 +23,8 @@ once per batch.
 from __future__ import annotations
 
 import enum
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Protocol, runtime_checkable
 
@@ -31,6 +33,13 @@ from numpy.typing import NDArray
 
 __all__ = [
     "ConfigDesign",
+    "DecidesOnFollowUp",
+    "DesignEntry",
+    "Explanation",
+    "ExplanationMixin",
+    "FollowUp",
+    "TiteDecisions",
+    "decides_on_followup",
     "NO_DOSE",
     "StopReason",
     "States",
@@ -279,9 +288,13 @@ class Design(Protocol):
     n_doses, max_n
         Number of dose levels; maximum sample size (the engine ends a trial
         when it is reached, before asking :meth:`decide`).
-    markov
-        True when :meth:`decide` depends on the :class:`States` only, so that
-        exact enumeration and memoisation are valid.
+    enumerable
+        True when the trial's course is a function of the :class:`States`
+        only, so that exact enumeration (:mod:`escalade.simulations.exact`)
+        and dose paths are valid. A design that decides on follow-up times
+        (:class:`DecidesOnFollowUp`) is not enumerable; whether a design runs
+        in the time-aware engine is :func:`decides_on_followup`, a separate
+        question.
     uses_efficacy
         True when decisions depend on responses (phase I/II designs).
     memoise
@@ -294,7 +307,7 @@ class Design(Protocol):
     """
 
     kind: ClassVar[str]
-    markov: ClassVar[bool]
+    enumerable: ClassVar[bool]
     uses_efficacy: ClassVar[bool]
     memoise: ClassVar[bool]
     state_fields: str
@@ -319,6 +332,197 @@ class Design(Protocol):
     def select(self, states: States) -> IntArray:
         """Final recommended dose (0-based) or :data:`NO_DOSE` for every state."""
         ...
+
+    def explain(self, states: States, **options: Any) -> "Explanation":
+        """What the decision for one state rests on (estimates per dose, rule quantities).
+
+        Conduct mode (``escalade next-dose``) prints it; ``options`` are the
+        design's own (e.g. EffTox's ``mcmc=True``).
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FollowUp:
+    """Per-patient data of ``S`` trials at one decision time (patients on the last axis).
+
+    Attributes
+    ----------
+    dose
+        ``(S, N)`` 0-based dose of each patient, :data:`~escalade.design.base.NO_DOSE`
+        for an empty slot (trials with fewer patients are padded).
+    dlt
+        ``(S, N)`` True where the patient's DLT has been observed by now.
+    fraction
+        ``(S, N)`` follow-up as a fraction of the DLT window, in ``[0, 1]``: time
+        from dosing to the DLT for a patient with an observed DLT, else the time
+        since dosing, capped at 1 (``dfcrm``'s ``followup / obswin``).
+    """
+
+    dose: IntArray
+    dlt: BoolArray
+    fraction: FloatArray
+
+    def __post_init__(self) -> None:
+        dose = np.atleast_2d(np.asarray(self.dose, np.int64))
+        dlt = np.atleast_2d(np.asarray(self.dlt, bool))
+        frac = np.atleast_2d(np.asarray(self.fraction, float))
+        if not dose.shape == dlt.shape == frac.shape:
+            raise ValueError(f"FollowUp: dose, dlt and fraction need one shape; got {dose.shape}, "
+                             f"{dlt.shape}, {frac.shape}")
+        empty = dose < 0
+        if np.any(dlt & empty):
+            raise ValueError("FollowUp: a DLT is recorded in an empty patient slot (dose = NO_DOSE)")
+        if np.any(~empty & ~((frac >= 0) & (frac <= 1))):
+            raise ValueError("FollowUp.fraction must lie in [0, 1] (follow-up / DLT window, capped at 1)")
+        object.__setattr__(self, "dose", dose)
+        object.__setattr__(self, "dlt", dlt)
+        object.__setattr__(self, "fraction", np.where(empty, 0.0, frac))
+
+    @classmethod
+    def one(cls, dose: Any, dlt: Any, followup: Any, window: float) -> "FollowUp":
+        """One trial from 0-based doses, DLT indicators and follow-up times in the window's unit."""
+        f = np.minimum(np.asarray(followup, float) / float(window), 1.0)
+        return cls(np.asarray(dose, np.int64)[None, :], np.asarray(dlt, bool)[None, :], f[None, :])
+
+    @property
+    def n_states(self) -> int:
+        return int(self.dose.shape[0])
+
+    @property
+    def treated(self) -> BoolArray:
+        return self.dose >= 0
+
+    @property
+    def pending(self) -> BoolArray:
+        """Treated, no DLT observed, window not complete."""
+        return self.treated & ~self.dlt & (self.fraction < 1.0)
+
+    def take(self, index: Any) -> "FollowUp":
+        return FollowUp(self.dose[index], self.dlt[index], self.fraction[index])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TiteDecisions:
+    """Decisions on pending data: what :meth:`DecidesOnFollowUp.decide_tite` returns.
+
+    ``suspend[s]`` True means: enrol nobody now, wait for more follow-up and
+    ask again (``decisions`` is ignored there).
+    """
+
+    decisions: Decisions
+    suspend: BoolArray
+
+    @property
+    def n_states(self) -> int:
+        return self.decisions.n_states
+
+
+@runtime_checkable
+class DecidesOnFollowUp(Protocol):
+    """A design that decides on *pending* data: follow-up times, not counts alone.
+
+    Such a design (TITE-CRM, TITE-BOIN) runs in the time-aware engine
+    (:mod:`escalade.simulations.timed`), which calls :meth:`decide_tite` at each
+    arrival with every patient's follow-up; :meth:`Design.decide` remains its
+    decision on complete data. Test with :func:`decides_on_followup`.
+    """
+
+    def decide_tite(self, states: States, followup: FollowUp) -> TiteDecisions:
+        """Decisions, or a suspension of accrual, given the follow-up so far."""
+        ...
+
+
+def decides_on_followup(design: Any) -> bool:
+    """True when ``design`` decides on follow-up times (:class:`DecidesOnFollowUp`)."""
+    return isinstance(design, DecidesOnFollowUp)
+
+
+@runtime_checkable
+class Explanation(Protocol):
+    """What :meth:`Design.explain` returns: per-dose columns and the rule's quantities.
+
+    :meth:`table` has one row per dose (column name -> values, doses in
+    order); :meth:`details` holds scalars (numbers, text; a ``"rule"`` entry
+    states the rule in words). Conduct mode, paths and reports read these two
+    methods only, never a design's own fields.
+    """
+
+    def table(self) -> Mapping[str, Sequence[Any]]: ...
+
+    def details(self) -> Mapping[str, Any]: ...
+
+
+class ExplanationMixin:
+    """Default :meth:`Explanation.details` of a dataclass explanation: its float and text fields.
+
+    Integer fields are left out (a design's dose indices are 0-based and would
+    read wrongly next to 1-based doses); override :meth:`details` to show them.
+    """
+
+    __slots__ = ()
+
+    def details(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if isinstance(v, (float, str)) and not isinstance(v, bool):
+                out[f.name] = v
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DesignEntry:
+    """How a design describes itself: one entry per design, declared in its own module.
+
+    :mod:`escalade.design.registry` lists the entries in one table; the
+    engine, exact enumeration, paths, conduct mode, reports and ``escalade
+    designs`` find everything about a design here, never by its name.
+
+    Attributes
+    ----------
+    kind
+        Registry name used in study files (``design: boin``), lower case.
+    name
+        Full name for people, e.g. ``"Bayesian optimal interval (BOIN)"``.
+    config
+        The frozen configuration dataclass; its numpydoc ``Attributes`` section
+        gives each parameter's meaning (``escalade designs`` prints it).
+    design
+        The design class, built as ``design(config)``.
+    explanation
+        The type :meth:`Design.explain` returns.
+    methods
+        ``"module:function"`` of the report's methods-text writer (design/
+        never imports reports/, so the writer is named, and the reports layer
+        imports it); None for a design that uses the generic parameter list
+        on purpose.
+    citation
+        The paper that defines the design (one line).
+    aliases
+        Other accepted spellings of ``kind``.
+    params_documented_by
+        Another config class whose ``Attributes`` section documents the
+        parameters this config shares with it (TITE-CRM's are the CRM's).
+    """
+
+    kind: str
+    name: str
+    config: type
+    design: type
+    explanation: type
+    methods: str | None
+    citation: str
+    aliases: tuple[str, ...] = ()
+    params_documented_by: type | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind != self.kind.strip().lower() or not self.kind:
+            raise ValueError(f"DesignEntry.kind must be a non-empty lower-case name; got {self.kind!r}")
+        if not dataclasses.is_dataclass(self.config):
+            raise TypeError(f"DesignEntry({self.kind!r}).config must be a dataclass; got {self.config!r}")
+        if self.methods is not None and ":" not in self.methods:
+            raise ValueError(f"DesignEntry({self.kind!r}).methods must read 'module:function'; got {self.methods!r}")
 
 
 class ConfigDesign:

@@ -29,7 +29,8 @@ from typing import ClassVar
 import numpy as np
 from scipy import stats
 
-from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, IntArray, States
+from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, IntArray, States,
+                                  StopReason)
 from escalade.design.config import check_fraction, check_int, check_probability, check_trial_size
 from escalade.design.isotonic import isotonic_regression
 from escalade.design.rules import (
@@ -47,7 +48,7 @@ from escalade.design.rules import (
 from escalade.design.rules import state_fields as rules_state_fields
 
 __all__ = ["BoinConfig", "BoinBoundaries", "BoinDesign", "boin_boundaries", "boin_rules", "boin_select",
-           "BoinEstimates", "boin_estimates"]
+           "BoinEstimates", "boin_estimates", "BoinExplanation", "boin_explanation", "ENTRY"]
 
 _TIE_TOL = 1e-12  # lambda_d * n this close to an integer counts as that integer (as get.boundary)
 
@@ -56,8 +57,31 @@ _TIE_TOL = 1e-12  # lambda_d * n this close to an integer counts as that integer
 class BoinConfig(SharedRules):
     """BOIN parameters, with the ``BOIN`` package's names and defaults.
 
-    ``p_saf`` and ``p_tox`` default to 0.6 and 1.4 times the target; ``max_n``
-    is the maximum sample size (``ncohort * cohortsize`` in the package).
+    Attributes
+    ----------
+    target
+        Target DLT probability :math:`\\phi`.
+    n_doses, cohort_size, start_dose
+        Study settings (filled from the study file); ``start_dose`` is 0-based.
+    max_n
+        Maximum sample size (``ncohort * cohortsize`` in the package).
+    p_saf, p_tox
+        :math:`\\phi_1` and :math:`\\phi_2`, the highest DLT rate deemed underdosing and the
+        lowest deemed overdosing; default 0.6 and 1.4 times the target.
+    cutoff_eli
+        Eliminate a dose (and higher ones) when :math:`\\Pr(p > \\phi \\mid \\text{data})` exceeds it
+        with at least 3 patients there.
+    extrasafe
+        Stop early when the lowest dose is too toxic by the stricter cut-off ``cutoff_eli - offset``.
+    offset
+        Offset of the extra-safe rule.
+    n_earlystop
+        Stop when this many patients are at the current dose and the rule would stay (100: never).
+    titration
+        Accelerated titration: one patient per dose upwards until the first DLT.
+    bound_mtd
+        Select no dose whose isotonic DLT estimate exceeds the de-escalation boundary.
+
     ``cutoff_eli`` (elimination, always on), ``extrasafe``/``offset``,
     ``n_earlystop`` and ``titration`` are BOIN's own rules, built from the
     shared rule classes (:func:`boin_rules`); the other shared rules
@@ -91,10 +115,10 @@ class BoinConfig(SharedRules):
         check_fraction("p_saf", self.p_saf)
         check_fraction("p_tox", self.p_tox)
         if not self.p_saf < self.target:
-            from escalade.scenarios.errors import ConfigError
+            from escalade.design.errors import ConfigError
             raise ConfigError("p_saf", self.p_saf, f"must be below the target {self.target} (default 0.6 * target)")
         if not self.p_tox > self.target:
-            from escalade.scenarios.errors import ConfigError
+            from escalade.design.errors import ConfigError
             raise ConfigError("p_tox", self.p_tox, f"must be above the target {self.target} (default 1.4 * target)")
         check_probability("cutoff_eli", self.cutoff_eli)
         check_probability("offset", self.offset)
@@ -242,7 +266,7 @@ class BoinDesign(ConfigDesign):
 
     config: BoinConfig
     kind: ClassVar[str] = "boin"
-    markov: ClassVar[bool] = True
+    enumerable: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
     boundaries: BoinBoundaries = field(init=False)
@@ -288,6 +312,10 @@ class BoinDesign(ConfigDesign):
     def decide(self, states: States) -> Decisions:
         nxt = self.move(states)
         return apply_rules(self.rules, RuleContext(states, nxt, self.config.target), self.config.cohort_size)
+
+    def explain(self, states: States, **options: object) -> "BoinExplanation":
+        """Boundaries at the current dose's n and the isotonic estimates (``select.mtd``) of the first state."""
+        return boin_explanation(self, states)
 
     def select(self, states: States) -> IntArray:
         c = self.config
@@ -418,3 +446,77 @@ def boin_estimates(
     else:
         po = isotonic_regression(stats.beta.sf(target, a, bb), None, mask)
     return BoinEstimates(fit, lo, hi, po)
+
+
+@dataclass(frozen=True, slots=True)
+class BoinExplanation(ExplanationMixin):
+    """What a BOIN decision rests on, for one state (doses 1-based).
+
+    Attributes
+    ----------
+    target, lambda_e, lambda_d
+        Target and the escalation / de-escalation boundaries (Liu & Yuan 2015).
+    current_dose, n_at_current, dlt_at_current
+        The last cohort's dose (1-based) and the data there.
+    escalate_if_le, deescalate_if_ge, eliminate_if_ge
+        DLT counts at the current n for each action (None where undefined:
+        no patient yet; elimination needs n >= 3).
+    eliminated, p_isotonic, ci_lower, ci_upper, p_overdose
+        Per dose: elimination, and ``select.mtd``'s isotonic estimates.
+    """
+
+    target: float
+    lambda_e: float
+    lambda_d: float
+    current_dose: int
+    n_at_current: int
+    dlt_at_current: int
+    escalate_if_le: int | None
+    deescalate_if_ge: int | None
+    eliminate_if_ge: int | None
+    eliminated: tuple[bool, ...]
+    p_isotonic: tuple[float, ...]
+    ci_lower: tuple[float, ...]
+    ci_upper: tuple[float, ...]
+    p_overdose: tuple[float, ...]
+    rule: str = ("BOIN (Liu & Yuan 2015): escalate if DLTs <= escalate_if_le, de-escalate if DLTs >= "
+                 "deescalate_if_ge, eliminate this and higher doses if DLTs >= eliminate_if_ge (n >= 3)")
+
+    def table(self) -> dict[str, list]:
+        return {"eliminated": list(self.eliminated), "p_isotonic": list(self.p_isotonic),
+                "ci_lower": list(self.ci_lower), "ci_upper": list(self.ci_upper),
+                "p_overdose": list(self.p_overdose)}
+
+    def details(self) -> dict[str, object]:
+        return {"rule": self.rule, "target": self.target, "lambda_e": self.lambda_e, "lambda_d": self.lambda_d,
+                "current_dose": self.current_dose, "n_at_current": self.n_at_current,
+                "dlt_at_current": self.dlt_at_current, "escalate_if_le": self.escalate_if_le,
+                "deescalate_if_ge": self.deescalate_if_ge, "eliminate_if_ge": self.eliminate_if_ge}
+
+
+def boin_explanation(design: "BoinDesign", states: States) -> BoinExplanation:
+    """:class:`BoinExplanation` of the first state of ``states`` under ``design`` (BOIN or TITE-BOIN)."""
+    c, b = design.config, design.boundaries
+    d = int(states.current[0])
+    m = int(states.n[0, d])
+    mm = min(m, b.n_max)
+    elim_at = int(b.eliminate[mm])
+    n = states.n[0]
+    est = boin_estimates(n, states.tox[0], n > 0, target=c.target)
+    elim = design.eliminated(states.take(slice(0, 1)))[0]
+    return BoinExplanation(
+        target=float(c.target), lambda_e=float(b.lambda_e), lambda_d=float(b.lambda_d),
+        current_dose=d + 1, n_at_current=m, dlt_at_current=int(states.tox[0, d]),
+        escalate_if_le=int(b.escalate[mm]) if m else None,
+        deescalate_if_ge=int(b.deescalate[mm]) if m else None,
+        eliminate_if_ge=elim_at if (m >= 3 and elim_at <= m) else None,
+        eliminated=tuple(bool(v) for v in elim), p_isotonic=tuple(float(v) for v in est.phat),
+        ci_lower=tuple(float(v) for v in est.ci_lower), ci_upper=tuple(float(v) for v in est.ci_upper),
+        p_overdose=tuple(float(v) for v in est.p_overdose))
+
+
+ENTRY = DesignEntry(
+    kind="boin", name="Bayesian optimal interval (BOIN) design", config=BoinConfig, design=BoinDesign,
+    explanation=BoinExplanation, methods="escalade.reports.methods_boin:boin_methods",
+    citation="Liu S, Yuan Y (2015). Bayesian optimal interval designs for phase I clinical trials. "
+             "J R Stat Soc C 64:507-523.")

@@ -78,19 +78,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from scipy import special, stats
 
-from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, FloatArray, IntArray, States, StopReason
+from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray,
+                                  States, StopReason)
 from escalade.design.boin import BoinBoundaries, BoinConfig, boin_boundaries
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability
 from escalade.design.isotonic import isotonic_regression
+from escalade.design.errors import ConfigError
 from escalade.design.rules import Rule, RuleContext, SharedRules, apply_rules, select_with_rules, shared_rules
 from escalade.design.rules import state_fields as rules_state_fields
-from escalade.scenarios.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Boin12Config", "Boin12Design", "boin12_rds_table", "boin12_estimates", "Boin12Estimates",
-           "unimodal_regression", "register_design"]
+__all__ = ["ENTRY", "Boin12Explanation", "Boin12Config", "Boin12Design", "boin12_rds_table", "boin12_estimates", "Boin12Estimates",
+           "unimodal_regression"]
 
 _MIN_N_ELIM = 3  # elimination (toxicity or futility) needs at least 3 patients at the dose
 
@@ -217,7 +218,7 @@ class Boin12Design(ConfigDesign):
 
     config: Boin12Config
     kind: ClassVar[str] = "boin12"
-    markov: ClassVar[bool] = True
+    enumerable: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = True
     memoise: ClassVar[bool] = False  # decide is vectorised; select deduplicates states itself
     boundaries: BoinBoundaries = field(init=False)
@@ -283,6 +284,19 @@ class Boin12Design(ConfigDesign):
         out = out.with_stop(n_d >= c.n_earlystop, StopReason.N_AT_DOSE)
         return apply_rules(self.rules, RuleContext(states, out.dose, c.target), out)
 
+    def explain(self, states: States, **options: Any) -> "Boin12Explanation":
+        """Admissibility, desirability and the end-of-trial estimates of the first state (doses 1-based)."""
+        one = states.take(slice(0, 1))
+        est = boin12_estimates(self.config, one.n, one.tox, one.eff, one.both)
+        d = int(one.current[0])
+        return Boin12Explanation(
+            current_dose=d + 1, admissible=tuple(bool(v) for v in self.admissible(one)[0]),
+            desirability=tuple(float(v) for v in self.desirability(one)[0]),
+            p_tox=tuple(float(v) for v in est.p_tox[0]), p_eff=tuple(float(v) for v in est.p_eff[0]),
+            utility=tuple(float(v) for v in est.utility[0]),
+            mtd_now=None if est.mtd[0] < 0 else int(est.mtd[0]) + 1,
+            obd_now=None if est.obd[0] < 0 else int(est.obd[0]) + 1)
+
     def select(self, states: States) -> IntArray:
         """The optimal biological dose of the final data (:data:`NO_DOSE` if none)."""
         m = states.matrix()[:, : 4 * states.n_doses]
@@ -290,6 +304,42 @@ class Boin12Design(ConfigDesign):
         est = boin12_estimates(self.config, states.n[first], states.tox[first], states.eff[first],
                                states.both[first])
         return select_with_rules(self.rules, RuleContext(states, est.obd[inverse.reshape(-1)], self.config.target))
+
+
+@dataclass(frozen=True, slots=True)
+class Boin12Explanation(ExplanationMixin):
+    """What a BOIN12 decision rests on, for one state (doses 1-based).
+
+    Attributes
+    ----------
+    current_dose
+        The last cohort's dose.
+    admissible, desirability
+        Per dose: neither eliminated for toxicity nor futility; :math:`\\Pr(u > u_b)`.
+    p_tox, p_eff, utility
+        Per dose: the end-of-trial estimates on these data (NaN for untried doses).
+    mtd_now, obd_now
+        The MTD and optimal biological dose if the trial ended now (None: none).
+    """
+
+    current_dose: int
+    admissible: tuple[bool, ...]
+    desirability: tuple[float, ...]
+    p_tox: tuple[float, ...]
+    p_eff: tuple[float, ...]
+    utility: tuple[float, ...]
+    mtd_now: int | None
+    obd_now: int | None
+    rule: str = ("BOIN12 (Lin et al. 2020): among the admissible doses next to the current one, the most "
+                 "desirable (highest Pr(utility > benchmark)); BOIN's boundaries restrict escalation")
+
+    def table(self) -> dict[str, list]:
+        return {"admissible": list(self.admissible), "desirability": list(self.desirability),
+                "p_tox_est": list(self.p_tox), "p_eff_est": list(self.p_eff), "utility": list(self.utility)}
+
+    def details(self) -> dict[str, object]:
+        return {"rule": self.rule, "current_dose": self.current_dose, "mtd_now": self.mtd_now,
+                "obd_now": self.obd_now}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -444,6 +494,9 @@ def boin12_rds_table(config: Boin12Config, n_values: Any = None) -> "pd.DataFram
     return df
 
 
-def register_design(register: Any) -> None:
-    """Registry hook (see :mod:`escalade.design.registry`)."""
-    register("boin12", Boin12Config, Boin12Design, aliases=("boin-12",))
+ENTRY = DesignEntry(
+    kind="boin12", name="BOIN12 utility-based phase I/II design", config=Boin12Config, design=Boin12Design,
+    explanation=Boin12Explanation, methods="escalade.reports.methods_tite:boin12_methods",
+    citation="Lin R, Zhou Y, Yan F, Li D, Yuan Y (2020). BOIN12: Bayesian optimal interval phase I/II trial design "
+             "for utility-based dose finding in immunotherapy and targeted therapies. JCO Precis Oncol 4:1393-1402.",
+    aliases=("boin-12",))

@@ -1,6 +1,6 @@
 """Validation helpers shared by the frozen design configurations.
 
-Each raises :class:`~escalade.scenarios.errors.ConfigError` naming the field,
+Each raises :class:`~escalade.design.errors.ConfigError` naming the field,
 the value and what is allowed; the study loader adds the file and the field's
 path (``designs[2].params.target``).
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from escalade.scenarios.errors import ConfigError
+from escalade.design.errors import ConfigError
 
 __all__ = ["check_fraction", "check_probability", "check_int", "check_positive", "check_probabilities",
            "check_increasing"]

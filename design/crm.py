@@ -46,35 +46,8 @@ are :math:`\\le \\phi`, dose 1 if all are :math:`\\ge \\phi`, ties to the lower 
 Numerics
 --------
 The posterior is integrated on one fixed grid of :math:`\\beta` per
-configuration (cached), so that a batch of ``S`` states costs one matrix
-product ``loglik[S, G] = [tox, n - tox][S, 2D] @ [log p; log(1 - p)][2D, G]``,
-one ``exp`` and one product with a ``(G, 4)`` weight matrix (denominator,
-the two numerators, the CDF below :math:`\\beta^*`), done per distinct
-``(n, tox)`` in cache-sized blocks.
-
-* Grid: uniform on :math:`[-10, 10]`; composite rule of local quintic
-  interpolation, i.e. the trapezoidal rule (all interior weights equal to the
-  step :math:`h`) with sixth-order end corrections. For a posterior of standard
-  deviation :math:`s` that vanishes at :math:`\\pm 10` the trapezoidal error is
-  about :math:`2 e^{-2\\pi^2 s^2/h^2}`.
-* Step: :func:`crm_fit` (single fits, reports) uses 2,000 intervals
-  (:math:`h = 0.01`); a design uses :func:`design_intervals`, from the smallest
-  posterior standard deviation reachable with ``max_n`` patients
-  (:math:`h = 0.7 s_{\\min}`, or :math:`0.4 s_{\\min}` with the safety rule),
-  e.g. 142 intervals for the empiric model with 36 patients.
-* Tails: where the prior puts mass above :math:`10^{-16}` outside
-  :math:`(-10, 10)` (large ``prior_var``, or the :math:`N(0, 500^2)` prior that
-  ``crmsim`` uses when the MLE does not exist) the denominator adds
-  Gauss-Legendre panels on both tails; the numerators keep dfcrm's limits.
-* :math:`\\Pr(p_1 > \\phi) = \\Pr(\\beta < \\beta^*)`: sinc (Whittaker-Shannon)
-  interpolation of the grid values integrated exactly up to :math:`\\beta^*`,
-  blended into the composite rule away from :math:`\\beta^*` (a polynomial rule
-  cut at :math:`\\beta^*` would lose the geometric convergence).
-
-Accuracy is tested against adaptive quadrature (relative tolerance
-:math:`10^{-13}`): mean, variance and CDF agree to :math:`10^{-9}`, also with
-wide priors and for up to 750 patients; the design grids agree with a fine grid
-to :math:`10^{-9}` on random trials of ``max_n`` patients.
+configuration (cached); the grid, its weights and the choice of step are in
+:mod:`escalade.design.crm_quadrature`, which explains them and their accuracy.
 
 The MLE is found on the same grid (argmax of the log-likelihood) and refined by
 Newton's method in :math:`e^\\beta` safeguarded by bisection; the log-likelihood
@@ -96,7 +69,6 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import warnings
@@ -105,11 +77,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from numpy.polynomial import polynomial as P
 from scipy import integrate, special
 
-from escalade.design.base import ConfigDesign, Decisions, FloatArray, IntArray, States
+from escalade.design.base import ConfigDesign, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray, States
 from escalade.design.config import check_fraction, check_int, check_positive, check_trial_size
+from escalade.design.crm_quadrature import LIMIT as _LIMIT
+from escalade.design.crm_quadrature import Grid, design_intervals, grid
 from escalade.design.rules import (
     Rule,
     RuleContext,
@@ -121,9 +94,10 @@ from escalade.design.rules import (
     shared_rules,
     state_fields as rules_state_fields,
 )
-from escalade.scenarios.errors import ConfigError, EscaladeError, did_you_mean
+from escalade.design.errors import ConfigError, EscaladeError, did_you_mean
 
 __all__ = [
+    "ENTRY",
     "CrmConfig",
     "CrmDesign",
     "CrmModel",
@@ -134,30 +108,21 @@ __all__ = [
     "crm_fit",
     "crm_fit_counts",
     "crm_mtd",
-    "register_design",
-]
+    ]
 
 log = logging.getLogger(__name__)
 
 Model = Literal["empiric", "logistic"]
 Method = Literal["bayes", "mle"]
 
-_LIMIT = 10.0           # dfcrm: numerators over (-10, 10); MLE searched on [-10, 10]
 _N_INTERVALS = 2000     # grid step 0.01 on [-10, 10] for single fits (crm_fit)
-_STEP_PER_SD = 0.7      # design grids: step / smallest posterior sd reachable with max_n patients
-_STEP_PER_SD_CDF = 0.4  # the same when the safety rule needs the posterior CDF
-_TAIL_MASS = 1e-16      # add tail panels when the prior puts more than this outside (-10, 10)
-_LOG_FLOOR = -1e200     # log p of an underflowed probability (keeps 0 * log p finite)
 _MLE_FALLBACK_VAR = 500.0 ** 2  # crmsim: Bayes with scale = 500 when the MLE does not exist
 _NEWTON_STEPS = 100     # safeguarded Newton for the MLE (converges in ~5; the cap is never reached)
 _MLE_XTOL = 1e-13
 _EXP_FLOOR = -300.0     # relative posterior density below e^-300 is set to e^-300 (no underflow)
-_CDF_PLATEAU = 1.5      # sinc CDF weights within this distance of beta* (see _cdf_weights)
-_CDF_EDGE = 0.25        # width of the erfc taper between sinc and Gregory CDF weights
 _CHUNK_CELLS = 1 << 14  # states x grid nodes per block (128 KiB): stays in cache, and keeps each BLAS call
 #                         small enough to run single-threaded (OpenBLAS threads only above m*n*k = 262,144;
 #                         threads on a busy 2-core machine made the batch 3-5 times slower)
-_HALF_STENCIL = 3       # local interpolation through 6 nodes (sixth-order end corrections)
 _MODELS = ("empiric", "logistic")
 _METHODS = ("bayes", "mle")
 
@@ -306,178 +271,6 @@ class CrmConfig(SharedRules):
         return math.sqrt(self.prior_var)
 
 
-# --------------------------------------------------------------------------------------------
-# quadrature
-
-
-def _basis_integrals(offsets: tuple[int, ...]) -> FloatArray:
-    """``int_0^1 l_j(t) dt`` for the Lagrange basis on the nodes ``offsets`` (unit step)."""
-    out = np.empty(len(offsets))
-    for j, oj in enumerate(offsets):
-        others = [o for o in offsets if o != oj]
-        c = P.polyint(P.polyfromroots(others) / np.prod([oj - o for o in others]))
-        out[j] = P.polyval(1.0, c) - P.polyval(0.0, c)
-    return out
-
-
-def _core_weights(n_intervals: int, h: float) -> FloatArray:
-    """Weights on the ``N + 1`` nodes of ``[-10, 10]``: composite rule of local quintic interpolation.
-
-    Interval ``i`` is integrated with the Lagrange polynomial through nodes
-    ``i-2 .. i+3`` (shifted inwards near the ends). Every interior weight is
-    exactly ``h``: this is the trapezoidal rule, whose error decays geometrically
-    for integrands that vanish at the ends, with sixth-order (Gregory-type)
-    corrections at the ends for integrands that do not (e.g. DLT-only data under
-    the :math:`N(0, 500^2)` prior).
-    """
-    n, k = n_intervals, 2 * _HALF_STENCIL
-    w = np.zeros(n + 1)
-    cache: dict[tuple[int, ...], FloatArray] = {}
-    for i in range(n):
-        lo = min(max(i - _HALF_STENCIL + 1, 0), n + 1 - k)
-        offs = tuple(range(lo - i, lo - i + k))
-        if offs not in cache:
-            cache[offs] = _basis_integrals(offs)
-        w[lo:lo + k] += h * cache[offs]
-    return w
-
-
-def _sinc_cdf_weights(beta: FloatArray, h: float, upper: float) -> FloatArray:
-    """Weights of ``int_{-inf}^{upper} f`` from samples of ``f`` on a uniform grid (step ``h``).
-
-    Whittaker-Shannon (sinc) interpolation of the samples, integrated exactly:
-
-    .. math::
-
-        \\int_{-\\infty}^{u} \\operatorname{sinc}\\Big(\\frac{\\beta - \\beta_j}{h}\\Big) d\\beta
-        = h\\Big(\\frac12 + \\frac{\\mathrm{Si}(\\pi (u - \\beta_j)/h)}{\\pi}\\Big).
-
-    For a well-sampled integrand (the condition under which the trapezoidal rule
-    converges geometrically) this is as accurate as the full integral, unlike a
-    polynomial rule cut at :math:`u`.
-    """
-    si, _ = special.sici(np.pi * (upper - beta) / h)
-    return h * (0.5 + si / np.pi)
-
-
-def _cdf_weights(core: FloatArray, w_core: FloatArray, h: float, upper: float) -> FloatArray:
-    """Weights of ``int_{-10}^{upper} f`` on the core grid: sinc near ``upper``, Gregory elsewhere.
-
-    With a smooth window :math:`\\varphi` equal to 1 (to :math:`10^{-16}`) within
-    :data:`_CDF_PLATEAU` of ``upper`` and 0 far from it,
-    :math:`\\int_{-10}^{u} f = \\int_{-\\infty}^{u} f\\varphi + \\int_{-10}^{u} f(1-\\varphi)`:
-    the first integrand vanishes at :math:`\\pm 10` (sinc rule, :func:`_sinc_cdf_weights`),
-    the second vanishes near ``u`` (composite rule of :func:`_core_weights` on the nodes below ``u``).
-    So the rule stays accurate where the posterior does not vanish at :math:`\\pm 10`.
-    """
-    phi = 0.5 * special.erfc((np.abs(core - upper) - _CDF_PLATEAU) / _CDF_EDGE)
-    below = np.where(core < upper, w_core, 0.0)
-    return phi * _sinc_cdf_weights(core, h, upper) + (1.0 - phi) * below
-
-
-def _tail_nodes(sigma: float) -> tuple[FloatArray, FloatArray]:
-    """Gauss-Legendre nodes ``t > 0`` and weights for ``int_0^inf f(10 + t) dt`` (prior scale ``sigma``)."""
-    span = max(1.0, 9.0 * sigma)  # prior density below exp(-40) of its peak beyond
-    edges = [0.0, 0.25]
-    while edges[-1] < span:
-        edges.append(edges[-1] * 2)
-    x, w = np.polynomial.legendre.leggauss(10)
-    ts, ws = [], []
-    for a, b in zip(edges[:-1], edges[1:]):
-        ts.append(0.5 * (b - a) * x + 0.5 * (a + b))
-        ws.append(0.5 * (b - a) * w)
-    return np.concatenate(ts), np.concatenate(ws)
-
-
-def _prob_tables(beta: FloatArray, scaled: Sequence[float], model: str, intercept: float
-                 ) -> tuple[FloatArray, FloatArray]:
-    """``log p`` and ``log(1 - p)`` of shape ``(D, G)``, underflow floored at :data:`_LOG_FLOOR`."""
-    x = np.asarray(scaled, float)[:, None]
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        theta = np.exp(beta)[None, :]
-        if model == "empiric":
-            lp = theta * np.log(x)
-            lq = np.log(-np.expm1(lp))
-        else:
-            z = intercept + theta * x
-            lp = -np.logaddexp(0.0, -z)
-            lq = -np.logaddexp(0.0, z)
-    lp = np.where(np.isnan(lp), _LOG_FLOOR, np.maximum(lp, _LOG_FLOOR))
-    lq = np.where(np.isnan(lq), _LOG_FLOOR, np.maximum(lq, _LOG_FLOOR))
-    return lp, lq
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _Grid:
-    beta: FloatArray       # (G,)
-    log_pq: FloatArray     # (2 D, G): log p stacked over log(1 - p)
-    log_prior: FloatArray  # (G,)
-    weights: FloatArray    # (G, 4): denominator, beta and beta^2 numerators over (-10, 10), cdf to beta*
-    core: slice            # the nodes on [-10, 10]
-
-
-@functools.cache
-def _grid(scaled: tuple[float, ...], model: str, intercept: float, prior_var: float,
-          beta_star: float, n_intervals: int) -> _Grid:
-    n = n_intervals
-    h = 2 * _LIMIT / n
-    core = np.linspace(-_LIMIT, _LIMIT, n + 1)
-    w_core = _core_weights(n, h)
-    sigma = math.sqrt(prior_var)
-    k0 = 0
-    beta, w_den = core, w_core
-    if 2.0 * special.ndtr(-_LIMIT / sigma) > _TAIL_MASS:
-        t, wt = _tail_nodes(sigma)
-        beta = np.concatenate([-_LIMIT - t[::-1], core, _LIMIT + t])
-        w_den = np.concatenate([wt[::-1], w_core, wt])
-        k0 = t.size
-    core_slice = slice(k0, k0 + n + 1)
-    w_num = np.zeros_like(beta)
-    w_num[core_slice] = w_core
-    w_cdf = np.zeros_like(beta)
-    if math.isfinite(beta_star):
-        w_cdf[core_slice] = _cdf_weights(core, w_core, h, beta_star)
-        w_cdf[:k0] = np.where(beta[:k0] < beta_star, w_den[:k0], 0.0)
-        w_cdf[k0 + n + 1:] = np.where(beta[k0 + n + 1:] < beta_star, w_den[k0 + n + 1:], 0.0)
-    lp, lq = _prob_tables(beta, scaled, model, intercept)
-    weights = np.stack([w_den, w_num * beta, w_num * beta**2, w_cdf], axis=1)
-    log_prior = -beta**2 / (2.0 * prior_var)
-    return _Grid(beta, np.concatenate([lp, lq]), log_prior, weights, core_slice)
-
-
-@functools.cache
-def _max_unit_information(model: str, intercept: float) -> float:
-    """Largest Fisher information about :math:`\\beta` one patient can carry, over doses and :math:`\\beta`.
-
-    Empiric: :math:`p (\\log p)^2 / (1 - p)` (max 0.648 at :math:`p \\approx 0.2`);
-    logistic: :math:`p(1-p)(z - a_0)^2` at :math:`z = a_0 + e^\\beta x < a_0`.
-    """
-    if model == "empiric":
-        p = np.linspace(1e-6, 1 - 1e-6, 200001)
-        return float(np.max(p * np.log(p) ** 2 / (1 - p)))
-    z = np.linspace(intercept - 60.0, intercept, 600001)
-    p = special.expit(z)
-    return float(np.max(p * (1 - p) * (z - intercept) ** 2))
-
-
-def design_intervals(config: "CrmConfig") -> int:
-    """Quadrature intervals on :math:`[-10, 10]` for a design of at most ``max_n`` patients.
-
-    The posterior standard deviation of :math:`\\beta` is at least about
-    :math:`s = (n\\, i_{\\max} + 1/\\sigma^2)^{-1/2}` with :math:`i_{\\max}` the largest
-    information one patient can carry (:func:`_max_unit_information`). The step is
-    :math:`0.7 s` when only posterior means are needed (trapezoidal error about
-    :math:`2 e^{-2\\pi^2/0.49} \\approx 10^{-17}` for a normal posterior) and
-    :math:`0.4 s` when the safety rule needs :math:`\\Pr(p_1 > \\phi)` (sinc CDF
-    accurate to about :math:`10^{-9}`; both checked in the tests against a fine grid).
-    """
-    info = _max_unit_information(config.model, float(config.intercept))
-    sd = 1.0 / math.sqrt(config.max_n * info + 1.0 / config.prior_var)
-    factor = _STEP_PER_SD_CDF if config.safety_threshold is not None else _STEP_PER_SD
-    n = int(math.ceil(2 * _LIMIT / (factor * sd)))
-    return max(n + n % 2, 100)
-
-
 def _beta_star(scaled: Sequence[float], model: str, intercept: float, target: float) -> float:
     """:math:`\\beta^*` with :math:`p_1(\\beta^*) = \\phi`; :math:`p_1 > \\phi \\iff \\beta < \\beta^*`."""
     x1 = scaled[0]
@@ -569,9 +362,9 @@ class CrmModel:
     def n_doses(self) -> int:
         return len(self.skeleton)
 
-    def _grid(self, prior_var: float | None = None) -> _Grid:
+    def _grid(self, prior_var: float | None = None) -> Grid:
         pv = self.prior_var if prior_var is None else prior_var
-        return _grid(self.scaled, self.model, float(self.intercept), float(pv), self.beta_star, self.n_intervals)
+        return grid(self.scaled, self.model, float(self.intercept), float(pv), self.beta_star, self.n_intervals)
 
     # ---- model functions
 
@@ -712,7 +505,7 @@ class CrmModel:
 
 
 @dataclass(frozen=True, slots=True)
-class CrmFit:
+class CrmFit(ExplanationMixin):
     """A CRM fit to one trial's data, with dfcrm ``crm()``'s fields (doses 0-based).
 
     Attributes
@@ -941,7 +734,7 @@ class CrmDesign(ConfigDesign):
 
     config: CrmConfig
     kind: ClassVar[str] = "crm"
-    markov: ClassVar[bool] = True
+    enumerable: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False  # decide() fits once per distinct (n, tox) itself, faster than the engine's key
     model: CrmModel = field(init=False)
@@ -977,7 +770,7 @@ class CrmDesign(ConfigDesign):
         sel, prob = self._estimate(states)
         return select_with_rules(self.rules, RuleContext(states, sel, self.config.target, prob))
 
-    def explain(self, states: States) -> CrmFit:
+    def explain(self, states: States, **options: Any) -> CrmFit:
         """The full fit to the first state of ``states`` (conduct mode).
 
         For ``method="mle"`` where the MLE does not exist, the Bayesian fit with
@@ -992,6 +785,8 @@ class CrmDesign(ConfigDesign):
             return crm_fit_counts(dataclasses.replace(model, method="bayes", prior_var=_MLE_FALLBACK_VAR), n, t)
 
 
-def register_design(register: Callable[..., None]) -> None:
-    """Make the CRM available as ``crm`` in study files."""
-    register("crm", CrmConfig, CrmDesign)
+ENTRY = DesignEntry(
+    kind="crm", name="Continual reassessment method (CRM)", config=CrmConfig, design=CrmDesign,
+    explanation=CrmFit, methods="escalade.reports.methods_crm:crm_methods",
+    citation="O'Quigley J, Pepe M, Fisher L (1990). Continual reassessment method: a practical design for "
+             "phase 1 clinical trials in cancer. Biometrics 46:33-48.")

@@ -55,7 +55,7 @@ a trial are sums of at most a few dozen terms, so the rounding, about 1e-6,
 is far below the Monte Carlo error); modes, weights and the ESS are float64.
 
 The likelihood needs only the four joint cell counts per dose, so a state is
-a ``(D, 4)`` integer array (order :data:`escalade.design.efftox.CELLS`) and a
+a ``(D, 4)`` integer array (order :data:`escalade.design.efftox_model.CELLS`) and a
 batch is ``(S, D, 4)``.
 """
 
@@ -74,7 +74,7 @@ from scipy import special, stats
 from scipy.stats import qmc
 
 from escalade.design.config import check_int, check_positive
-from escalade.scenarios.errors import ConfigError
+from escalade.design.errors import ConfigError
 
 __all__ = ["EngineSettings", "PosteriorSummary", "EffToxEngine", "laplace_mode"]
 
@@ -525,13 +525,13 @@ class EffToxEngine:
     efficacy_hurdle, toxicity_hurdle
         :math:`\\underline\\pi_E` and :math:`\\overline\\pi_T` of the acceptability probabilities.
     eff0, tox1, p
-        Utility contour (:func:`~escalade.design.efftox.efftox_utility`).
+        Utility contour (:func:`~escalade.design.efftox_model.efftox_utility`).
     settings
         :class:`EngineSettings`.
 
     Examples
     --------
-    >>> from escalade.design.efftox import coded_doses
+    >>> from escalade.design.efftox_model import coded_doses
     >>> eng = EffToxEngine(coded_doses([1, 2, 4, 6.6, 10]),
     ...                    prior_mean=[-7.9593, 1.5482, 0.7367, 3.4181, 0, 0],
     ...                    prior_sd=[3.5487, 3.5018, 2.5423, 2.4406, 0.2, 1],
@@ -783,7 +783,7 @@ def _sigmoid_pair(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _utility(e: np.ndarray, t: np.ndarray, eff0: float, tox1: float, p: float) -> np.ndarray:
-    from escalade.design.efftox import efftox_utility
+    from escalade.design.efftox_model import efftox_utility
 
     return efftox_utility(e, t, eff0=eff0, tox1=tox1, p=p)
 

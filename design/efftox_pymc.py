@@ -10,7 +10,7 @@ sampler checks :class:`~escalade.design.efftox_engine.EffToxEngine`:
     \\qquad
     \\log L = \\sum_j \\sum_{(a,b)} c_{j,ab} \\log \\pi_{ab}(x_j; \\theta),
 
-with the cell probabilities of :func:`~escalade.design.efftox.joint_probabilities`
+with the cell probabilities of :func:`~escalade.design.efftox_model.joint_probabilities`
 (a ``pm.Potential``: per-dose cell counts carry the whole likelihood, as in the
 per-patient Stan model of trialr). NUTS (Hoffman & Gelman 2014, JMLR
 15:1593-1623) draws the posterior; summaries are fractions of draws, as trialr
@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from escalade.design.base import States
-from escalade.design.efftox import CELLS, PARAMETERS, EffToxConfig, apply_rules, cell_counts
+from escalade.design.efftox_model import CELLS, PARAMETERS, cell_counts
 
 if TYPE_CHECKING:  # pragma: no cover
+    from escalade.design.efftox import EffToxConfig
     import arviz
     import pandas
     import pymc
@@ -186,7 +187,7 @@ def sample_posterior(
     du_de = (config.utility(np.minimum(mean_e + h, 1.0), mean_t) - config.utility(mean_e - h, mean_t)) / (2 * h)
     du_dt = (config.utility(mean_e, mean_t + h) - config.utility(mean_e, np.maximum(mean_t - h, 0.0))) / (2 * h)
     mc_plug = np.sqrt((du_de * mc_e) ** 2 + (du_dt * mc_t) ** 2)
-    in_range, acceptable, rec = apply_rules(config, states.n, acc_e_draws.mean(axis=0), acc_t_draws.mean(axis=0),
+    in_range, acceptable, rec = config.apply_rules(states.n, acc_e_draws.mean(axis=0), acc_t_draws.mean(axis=0),
                                             plug, u.mean(axis=0))
     summary = az.summary(idata, var_names=[*PARAMETERS, "prob_eff", "prob_tox", "utility"])
     stats = idata.sample_stats

@@ -702,8 +702,8 @@ class SharedRules:
     min_n: int = 0
 
     def check_rules(self) -> None:
-        """Validate the shared fields (raises :class:`~escalade.scenarios.errors.ConfigError`)."""
-        from escalade.scenarios.errors import ConfigError, did_you_mean
+        """Validate the shared fields (raises :class:`~escalade.design.errors.ConfigError`)."""
+        from escalade.design.errors import ConfigError, did_you_mean
 
         g = self.no_escalation_after_dlts
         if isinstance(g, str):
@@ -781,7 +781,7 @@ def shared_rules(config: SharedRules, target: float | None) -> tuple[Rule, ...]:
     if target is None:
         need = c.rules_need_target()
         if need:
-            from escalade.scenarios.errors import ConfigError
+            from escalade.design.errors import ConfigError
 
             raise ConfigError(need[0], getattr(c, need[0]),
                               "needs a target DLT rate, which this design does not have: set 'target'")

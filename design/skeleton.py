@@ -39,7 +39,7 @@ import math
 from typing import Literal
 
 from escalade.design.config import check_fraction, check_int
-from escalade.scenarios.errors import ConfigError
+from escalade.design.errors import ConfigError
 
 __all__ = ["getprior"]
 

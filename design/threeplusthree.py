@@ -25,22 +25,33 @@ from typing import ClassVar
 
 import numpy as np
 
-from escalade.design.base import NO_DOSE, ConfigDesign, Decisions, IntArray, States, StopReason
+from escalade.design.base import NO_DOSE, ConfigDesign, Decisions, DesignEntry, ExplanationMixin, IntArray, States, StopReason
 from escalade.design.config import check_fraction, check_int, check_start_dose
 from escalade.design.rules import Rule, RuleContext, SharedRules, apply_rules, select_with_rules, shared_rules
 from escalade.design.rules import state_fields as rules_state_fields
 
-__all__ = ["ThreePlusThreeConfig", "ThreePlusThreeDesign"]
+__all__ = ["ENTRY", "ThreePlusThreeConfig", "ThreePlusThreeDesign", "ThreePlusThreeExplanation"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ThreePlusThreeConfig(SharedRules):
-    """3+3 parameters. ``max_n`` defaults to six patients per dose (never binding).
+    """3+3 parameters.
+
+    Attributes
+    ----------
+    n_doses, start_dose
+        Study settings (filled from the study file); ``start_dose`` is 0-based.
+    allow_deescalation
+        Korn et al. (1994)'s variant: after two or more DLTs, de-escalate to the
+        dose below unless it already has six patients; an MTD needs six patients.
+    max_n
+        Maximum sample size; defaults to six patients per dose (never binding).
+    target
+        Used only by the shared rules that need one (filled from the study file).
 
     The shared trial rules (:class:`~escalade.design.rules.SharedRules`) are
     available; the all-DLT guardrail, on by default, never binds (3+3 never
-    escalates after two or more DLTs). ``target`` is used only by the shared
-    rules that need one (filled from the study file).
+    escalates after two or more DLTs).
     """
 
     n_doses: int
@@ -66,7 +77,7 @@ class ThreePlusThreeDesign(ConfigDesign):
 
     config: ThreePlusThreeConfig
     kind: ClassVar[str] = "3+3"
-    markov: ClassVar[bool] = True
+    enumerable: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
     rules: tuple[Rule, ...] = field(init=False)
@@ -111,6 +122,15 @@ class ThreePlusThreeDesign(ConfigDesign):
         out = out.with_stop(ok_done | (toxic & ~deesc), StopReason.RULE_COMPLETE)
         return apply_rules(self.rules, RuleContext(states, out.dose, self.config.target), out)
 
+    def explain(self, states: States, **options: object) -> "ThreePlusThreeExplanation":
+        """The counts at the current dose of the first state, and the rule they meet."""
+        d = int(states.current[0])
+        n, y = int(states.n[0, d]), int(states.tox[0, d])
+        return ThreePlusThreeExplanation(current_dose=d + 1, n_at_current=n, dlt_at_current=y,
+                                         n=tuple(int(v) for v in states.n[0]),
+                                         dlt=tuple(int(v) for v in states.tox[0]),
+                                         allow_deescalation=bool(self.config.allow_deescalation))
+
     def select(self, states: States) -> IntArray:
         """MTD of the final state: ``d`` if it passed, else ``d - 1`` (none below dose 1)."""
         d = states.current
@@ -126,3 +146,35 @@ class ThreePlusThreeDesign(ConfigDesign):
             sel = np.where((sel >= 0) & ~passed & ((nb < 6) | (yb > 1)), NO_DOSE, sel)
         sel = np.where(sel < 0, NO_DOSE, sel).astype(np.int64)
         return select_with_rules(self.rules, RuleContext(states, sel, self.config.target))
+
+
+@dataclass(frozen=True, slots=True)
+class ThreePlusThreeExplanation(ExplanationMixin):
+    """What a 3+3 decision rests on: the DLTs among the patients at the current dose (1-based)."""
+
+    current_dose: int
+    n_at_current: int
+    dlt_at_current: int
+    n: tuple[int, ...]
+    dlt: tuple[int, ...]
+    allow_deescalation: bool
+
+    @property
+    def rule(self) -> str:
+        text = ("3+3: 0/3 DLTs escalate; 1/3 expand to 6 at the same dose; <= 1/6 escalate; "
+                ">= 2 DLTs: the MTD is the dose below")
+        return text + (" (with de-escalation until six patients confirm it)" if self.allow_deescalation else "")
+
+    def table(self) -> dict[str, list]:
+        return {"n": list(self.n), "dlt": list(self.dlt)}
+
+    def details(self) -> dict[str, object]:
+        return {"rule": self.rule, "current_dose": self.current_dose, "n_at_current": self.n_at_current,
+                "dlt_at_current": self.dlt_at_current}
+
+
+ENTRY = DesignEntry(
+    kind="3+3", name="3+3 design", config=ThreePlusThreeConfig, design=ThreePlusThreeDesign,
+    explanation=ThreePlusThreeExplanation, methods="escalade.reports.methods_threeplusthree:threeplusthree_methods",
+    citation="Storer BE (1989). Design and analysis of phase I clinical trials. Biometrics 45:925-937.",
+    aliases=("3plus3", "three_plus_three", "threeplusthree"))

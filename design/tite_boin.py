@@ -68,25 +68,30 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from escalade.design.base import ConfigDesign, Decisions, IntArray, States
-from escalade.design.boin import BoinBoundaries, BoinConfig, BoinDesign
+from escalade.design.base import ConfigDesign, Decisions, DesignEntry, FollowUp, IntArray, States, StopReason, TiteDecisions
+from escalade.design.boin import BoinBoundaries, BoinConfig, BoinDesign, BoinExplanation, boin_explanation
 from escalade.design.config import check_probability
+from escalade.design.errors import ConfigError
 from escalade.design.rules import RuleContext, SharedRules, apply_rules
-from escalade.design.tite_crm import FollowUp, TiteDecisions
-from escalade.scenarios.errors import ConfigError
 
-__all__ = ["TiteBoinConfig", "TiteBoinDesign", "TiteBoinRule", "tite_boin_rules", "format_tite_table",
-           "imputed_rate", "register_design"]
+__all__ = ["ENTRY", "TiteBoinConfig", "TiteBoinDesign", "TiteBoinRule", "tite_boin_rules", "format_tite_table",
+           "imputed_rate"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TiteBoinConfig(SharedRules):
     """TITE-BOIN parameters: BOIN's (names and defaults of the ``BOIN`` package) plus two.
 
-    ``max_pending`` is the accrual-suspension threshold: suspend when more
-    than this fraction of the patients at the current dose is pending (0.5 in
-    the paper). ``deescalate_below_target`` (default False, as the published
-    tables) lets imputed DLTs alone trigger de-escalation when :math:`y/n < \\phi`.
+    Attributes
+    ----------
+    max_pending
+        Accrual-suspension threshold: suspend when more than this fraction of
+        the patients at the current dose is pending (0.5 in the paper).
+    deescalate_below_target
+        Let imputed DLTs alone trigger de-escalation when :math:`y/n < \\phi`
+        (default False, as the published tables).
+
+    The other parameters are BOIN's (:class:`~escalade.design.boin.BoinConfig`).
     The shared trial rules (:class:`~escalade.design.rules.SharedRules`, the
     all-DLT guardrail on by default) apply to the observed data.
     """
@@ -161,14 +166,14 @@ def _thresholds(n: Any, y: Any, c: Any, target: float, lam: float) -> np.ndarray
 
 @dataclass(frozen=True, slots=True)
 class TiteBoinDesign(ConfigDesign):
-    """TITE-BOIN as a decision on pending data (``markov`` False; see the module docstring).
+    """TITE-BOIN as a decision on pending data (not enumerable; see the module docstring).
 
     :meth:`decide` (complete data) and :meth:`select` are BOIN's.
     """
 
     config: TiteBoinConfig
     kind: ClassVar[str] = "tite_boin"
-    markov: ClassVar[bool] = False
+    enumerable: ClassVar[bool] = False
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
     _boin: BoinDesign = field(init=False, repr=False)
@@ -195,6 +200,14 @@ class TiteBoinDesign(ConfigDesign):
 
     def select(self, states: States) -> IntArray:
         return self._boin.select(states)
+
+    def eliminated(self, states: States) -> np.ndarray:
+        """``(S, D)`` BOIN's elimination on the complete data."""
+        return self._boin.eliminated(states)
+
+    def explain(self, states: States, **options: Any) -> BoinExplanation:
+        """BOIN's explanation of the complete data of the first state (conduct mode)."""
+        return boin_explanation(self._boin, states)
 
     def decide_tite(self, states: States, followup: FollowUp) -> TiteDecisions:
         """Next dose, stop or accrual suspension for every trial, on pending data."""
@@ -381,7 +394,9 @@ def format_tite_table(config: TiteBoinConfig, n_values: Any = None, *, digits: i
     return "\n".join(lines)
 
 
-def register_design(register: Any) -> None:
-    """Registry hook (see :mod:`escalade.design.registry`)."""
-    register("tite_boin", TiteBoinConfig, TiteBoinDesign, aliases=("titeboin", "tite-boin"))
-
+ENTRY = DesignEntry(
+    kind="tite_boin", name="Time-to-event Bayesian optimal interval (TITE-BOIN) design", config=TiteBoinConfig,
+    design=TiteBoinDesign, explanation=BoinExplanation, params_documented_by=BoinConfig, methods="escalade.reports.methods_tite:tite_boin_methods",
+    citation="Yuan Y, Lin R, Li D, Nie L, Warren KE (2018). Time-to-event Bayesian optimal interval design to "
+             "accelerate phase I trials. Clin Cancer Res 24:4921-4930.",
+    aliases=("titeboin", "tite-boin"))

@@ -51,9 +51,10 @@ Pending data
 TITE designs decide on *pending* data, so they are not functions of the
 per-dose counts alone (the documented exception of DESIGN.md section 2):
 besides :meth:`decide` (complete data) they provide ``decide_tite(states,
-followup)``, where :class:`FollowUp` carries, per patient, the dose, whether a
+followup)`` (the :class:`~escalade.design.base.DecidesOnFollowUp` protocol), where
+:class:`~escalade.design.base.FollowUp` carries, per patient, the dose, whether a
 DLT has been observed, and the follow-up as a fraction of the DLT window, and
-they return :class:`TiteDecisions` (decisions plus an accrual-suspension flag).
+they return :class:`~escalade.design.base.TiteDecisions` (decisions plus an accrual-suspension flag).
 The time-aware engine :mod:`escalade.simulations.timed` builds both.
 """
 
@@ -67,104 +68,23 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from scipy import stats
 
-from escalade.design.base import ConfigDesign, NO_DOSE, BoolArray, Decisions, FloatArray, IntArray, States
-from escalade.design.crm import CrmConfig, CrmModel, crm_mtd, crm_rules, design_intervals
+from escalade.design.base import (ConfigDesign, DesignEntry, NO_DOSE, BoolArray, Decisions, FloatArray, FollowUp, IntArray, States,
+                                  TiteDecisions)
+from escalade.design.crm import (_N_INTERVALS, CrmConfig, CrmFit, CrmModel, crm_fit_counts, crm_mtd, crm_rules,
+                                 design_intervals)
+from escalade.design.errors import ConfigError, did_you_mean
 from escalade.design.rules import RuleContext, SharedRules, apply_rules, select_with_rules
 from escalade.design.rules import state_fields as rules_state_fields
-from escalade.scenarios.errors import ConfigError, did_you_mean
 
 __all__ = [
-    "FollowUp",
-    "TiteDecisions",
+    "ENTRY",
     "tite_weights",
     "TiteCrmConfig",
     "TiteCrmDesign",
     "TiteCrmFit",
     "titecrm",
     "weighted_posterior",
-    "register_design",
-]
-
-# ----------------------------------------------------------------------------------------------
-# Pending data
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class FollowUp:
-    """Per-patient data of ``S`` trials at one decision time (patients on the last axis).
-
-    Attributes
-    ----------
-    dose
-        ``(S, N)`` 0-based dose of each patient, :data:`~escalade.design.base.NO_DOSE`
-        for an empty slot (trials with fewer patients are padded).
-    dlt
-        ``(S, N)`` True where the patient's DLT has been observed by now.
-    fraction
-        ``(S, N)`` follow-up as a fraction of the DLT window, in ``[0, 1]``: time
-        from dosing to the DLT for a patient with an observed DLT, else the time
-        since dosing, capped at 1 (``dfcrm``'s ``followup / obswin``).
-    """
-
-    dose: IntArray
-    dlt: BoolArray
-    fraction: FloatArray
-
-    def __post_init__(self) -> None:
-        dose = np.atleast_2d(np.asarray(self.dose, np.int64))
-        dlt = np.atleast_2d(np.asarray(self.dlt, bool))
-        frac = np.atleast_2d(np.asarray(self.fraction, float))
-        if not dose.shape == dlt.shape == frac.shape:
-            raise ValueError(f"FollowUp: dose, dlt and fraction need one shape; got {dose.shape}, "
-                             f"{dlt.shape}, {frac.shape}")
-        empty = dose < 0
-        if np.any(dlt & empty):
-            raise ValueError("FollowUp: a DLT is recorded in an empty patient slot (dose = NO_DOSE)")
-        if np.any(~empty & ~((frac >= 0) & (frac <= 1))):
-            raise ValueError("FollowUp.fraction must lie in [0, 1] (follow-up / DLT window, capped at 1)")
-        object.__setattr__(self, "dose", dose)
-        object.__setattr__(self, "dlt", dlt)
-        object.__setattr__(self, "fraction", np.where(empty, 0.0, frac))
-
-    @classmethod
-    def one(cls, dose: Any, dlt: Any, followup: Any, window: float) -> "FollowUp":
-        """One trial from 0-based doses, DLT indicators and follow-up times in the window's unit."""
-        f = np.minimum(np.asarray(followup, float) / float(window), 1.0)
-        return cls(np.asarray(dose, np.int64)[None, :], np.asarray(dlt, bool)[None, :], f[None, :])
-
-    @property
-    def n_states(self) -> int:
-        return int(self.dose.shape[0])
-
-    @property
-    def treated(self) -> BoolArray:
-        return self.dose >= 0
-
-    @property
-    def pending(self) -> BoolArray:
-        """Treated, no DLT observed, window not complete."""
-        return self.treated & ~self.dlt & (self.fraction < 1.0)
-
-    def take(self, index: Any) -> "FollowUp":
-        return FollowUp(self.dose[index], self.dlt[index], self.fraction[index])
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class TiteDecisions:
-    """Decisions on pending data: what :meth:`decide_tite` returns.
-
-    ``suspend[s]`` True means: enrol nobody now, wait for more follow-up and
-    ask again (``decisions`` is ignored there).
-    """
-
-    decisions: Decisions
-    suspend: BoolArray
-
-    @property
-    def n_states(self) -> int:
-        return self.decisions.n_states
-
+    ]
 
 def tite_weights(follow: FollowUp, scheme: Literal["linear", "adaptive"] = "linear") -> FloatArray:
     """``(S, N)`` TITE-CRM weights (1 for observed DLTs, 0 for empty slots), as ``dfcrm::titecrm``.
@@ -339,6 +259,14 @@ class TiteCrmConfig(SharedRules):
     (:class:`~escalade.design.rules.SharedRules`: ``stop_n_at_dose``, ``min_n``,
     ``no_escalation_after_dlts`` (on: ``"all"``), overdose control, ...),
     evaluated on the observed data. Only ``method = "bayes"``.
+
+    Attributes
+    ----------
+    scheme
+        Weight of a pending patient: ``"linear"`` (follow-up / window, Cheung &
+        Chappell 2000) or ``"adaptive"`` (dfcrm's adaptive weights).
+
+    The other parameters are the CRM's (:class:`~escalade.design.crm.CrmConfig`).
     """
 
     target: float
@@ -388,7 +316,7 @@ class TiteCrmDesign(ConfigDesign):
 
     config: TiteCrmConfig
     kind: ClassVar[str] = "tite_crm"
-    markov: ClassVar[bool] = False
+    enumerable: ClassVar[bool] = False
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
     model: CrmModel = field(init=False)
@@ -422,6 +350,12 @@ class TiteCrmDesign(ConfigDesign):
         y, c, pd_, pw = _counts_and_partial(followup, w, self.n_doses)
         return TiteDecisions(self._decide(states, y, c, pd_, pw), np.zeros(states.n_states, bool))
 
+    def explain(self, states: States, **options: Any) -> CrmFit:
+        """The CRM fit to the complete data of the first state (every weight 1; conduct mode)."""
+        import dataclasses
+
+        return crm_fit_counts(dataclasses.replace(self.model, n_intervals=_N_INTERVALS), states.n[0], states.tox[0])
+
     def select(self, states: States) -> IntArray:
         s = states.n_states
         mean, _, prob = weighted_posterior(self.model, states.tox, states.n - states.tox,
@@ -431,6 +365,9 @@ class TiteCrmDesign(ConfigDesign):
         return np.where(states.total_n > 0, sel, NO_DOSE).astype(np.int64)
 
 
-def register_design(register: Any) -> None:
-    """Registry hook (see :mod:`escalade.design.registry`)."""
-    register("tite_crm", TiteCrmConfig, TiteCrmDesign, aliases=("titecrm", "tite-crm"))
+ENTRY = DesignEntry(
+    kind="tite_crm", name="Time-to-event continual reassessment method (TITE-CRM)", config=TiteCrmConfig,
+    design=TiteCrmDesign, explanation=CrmFit, params_documented_by=CrmConfig, methods="escalade.reports.methods_tite:tite_crm_methods",
+    citation="Cheung YK, Chappell R (2000). Sequential designs for phase I clinical trials with late-onset "
+             "toxicities. Biometrics 56:1177-1182.",
+    aliases=("titecrm", "tite-crm"))

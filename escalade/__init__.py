@@ -10,15 +10,15 @@ sits on top and nothing imports it.
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path as _Path
 
+from escalade import _checkout
+
 # In a source checkout the layers live beside this folder (design/, scenarios/,
 # simulations/, reports/ at the repository root, as the design card fixes the
-# layout) and pyproject.toml maps them to escalade.design etc. on install. When
-# Python imports this folder straight from a checkout (``python -m pytest`` or
-# ``python -m escalade`` run at the root put the root first on sys.path), the
-# same mapping is made here, so the checkout and the installed package agree.
-_root = _Path(__file__).resolve().parent.parent
-if not (_Path(__file__).parent / "design").is_dir() and (_root / "design" / "__init__.py").is_file():
-    __path__.append(str(_root))  # type: ignore[name-defined]  # noqa: F821
+# layout); pyproject.toml maps them to escalade.design etc. on install. From a
+# checkout, a finder maps exactly those four names to their folders, so the
+# checkout and the installed package are the same modules under one name
+# (see escalade/_checkout.py and docs/architecture.md).
+_checkout.install(_Path(__file__).parent)
 
 try:
     __version__: str = version("escalade")

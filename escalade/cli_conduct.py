@@ -8,6 +8,7 @@ the next cohort?" for a live trial's patient data.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ __all__ = ["add_parser"]
 
 def _study_design(study_path: str, name: str) -> tuple[Any, Any]:
     """The study and its design called ``name`` (or of that kind)."""
-    from escalade.design.registry import build_study_designs
+    from escalade.scenarios.designs import build_study_designs
     from escalade.scenarios.errors import StudyError, did_you_mean
     from escalade.scenarios.load import load_study
 
@@ -49,7 +50,8 @@ def _scenario(study: Any, name: str | None) -> Any:
 
 
 def _cmd_paths(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from escalade.simulations.paths import dose_paths, format_paths, plot_paths
+    from escalade.reports.paths_figure import plot_paths
+    from escalade.simulations.paths import dose_paths, format_paths
 
     study, design = _study_design(args.study, args.design)
     scen = _scenario(study, args.scenario)
@@ -72,11 +74,11 @@ def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     study, design = _study_design(args.study, args.design)
     kw = {"mcmc": True} if args.mcmc else None
-    if args.mcmc and design.kind != "efftox":
+    if args.mcmc and "mcmc" not in inspect.signature(design.explain).parameters:
         from escalade.scenarios.errors import StudyError
 
-        raise StudyError(args.study, "--mcmc", True, f"applies to EffTox designs only; '{args.design}' is "
-                         f"'{design.kind}'")
+        raise StudyError(args.study, "--mcmc", True, f"applies to EffTox designs only (those whose explanation "
+                         f"offers an MCMC posterior); '{args.design}' is '{design.kind}'")
     result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels(),
                        explain_kwargs=kw)
     if args.json:

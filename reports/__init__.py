@@ -9,4 +9,9 @@ dose of the true curves), ``methods`` and ``methods_<design>`` (protocol text),
 (atomic output) and ``templating`` (jinja2, autoescaped).
 """
 
+from escalade._checkout import refuse_bare_import as _refuse_bare_import
+
+_refuse_bare_import(__name__)
+
+
 __all__: list[str] = []

@@ -8,6 +8,7 @@ needed). Nothing is simulated here. Every problem is a one-line
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from escalade.reports.errors import (
     RunFileMissingError,
     RunInProgressError,
 )
+from escalade.simulations.manifest import Manifest, ManifestError
 
 __all__ = ["OcCell", "DoseInfo", "ScenarioInfo", "DesignInfo", "RunData", "load_run", "OC_COLUMNS",
            "PAIRED_COLUMNS"]
@@ -240,7 +242,13 @@ def _read_csv(f: Path, columns: tuple[str, ...], numeric: tuple[str, ...], run_d
 
 
 def _study_settings(man: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """Study-level settings and scenario descriptions from the stored study text (best effort)."""
+    """Study-level settings and scenario descriptions: the manifest's ``settings`` record
+    (:class:`~escalade.simulations.manifest.StudySettings`), or, for a manifest written before
+    it existed, the stored study text (best effort)."""
+    record = Manifest.from_dict(man)
+    if record.settings is not None:
+        settings = {f.name: getattr(record.settings, f.name) for f in dataclasses.fields(record.settings)}
+        return settings, {s.name: s.description for s in record.scenarios}
     text = man.get("study_text")
     if not text:
         return {}, {}
@@ -264,22 +272,17 @@ def _study_settings(man: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, An
 def _parse_structure(man: dict[str, Any], f: Path, run_dir: Path
                      ) -> tuple[tuple[DoseInfo, ...], tuple[ScenarioInfo, ...], tuple[DesignInfo, ...]]:
     try:
-        doses = tuple(DoseInfo(str(d["label"]), float(d["amount"]), str(d.get("unit") or ""))
-                      for d in man["doses"])
-        scen = []
-        for s in man["scenarios"]:
-            p_dlt = tuple(float(v) for v in s["p_dlt"])
-            p_resp = tuple(float(v) for v in (s.get("p_response") or [math.nan] * len(p_dlt)))
-            mtd = int(s["true_mtd"]) - 1 if s.get("true_mtd") is not None else \
-                min(range(len(p_dlt)), key=lambda j: (abs(p_dlt[j] - float(man["target"])), j))
-            scen.append(ScenarioInfo(str(s["name"]), p_dlt, p_resp, float(s.get("association") or 0.0), mtd))
-        designs = tuple(DesignInfo(str(d["name"]), str(d["design"]), dict(d.get("params") or {}),
-                                   dict(d.get("params_given") or {})) for d in man["designs"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RunFileCorruptError(f, f"has a malformed doses/scenarios/designs entry ({type(exc).__name__}: "
-                                  f"{exc}); {_RERUN.format(dir=run_dir)}") from None
-    if not doses or not scen or not designs:
-        raise RunFileCorruptError(f, f"lists no doses, scenarios or designs; {_RERUN.format(dir=run_dir)}")
+        record = Manifest.from_dict(man)
+    except ManifestError as exc:
+        raise RunFileCorruptError(f, f"has a malformed doses/scenarios/designs entry ({exc}); "
+                                  f"{_RERUN.format(dir=run_dir)}") from None
+    doses = tuple(DoseInfo(d.label, d.amount, d.unit) for d in record.doses)
+    scen = []
+    for s in record.scenarios:
+        mtd = s.true_mtd - 1 if s.true_mtd is not None else \
+            min(range(len(s.p_dlt)), key=lambda j: (abs(s.p_dlt[j] - record.target), j))
+        scen.append(ScenarioInfo(s.name, s.p_dlt, s.p_response, s.association, mtd))
+    designs = tuple(DesignInfo(d.name, d.design, dict(d.params), dict(d.params_given)) for d in record.designs)
     return doses, tuple(scen), designs
 
 

@@ -1,33 +1,39 @@
 """Methods text for each design: a protocol-ready paragraph, parameters, decision table, references.
 
-:func:`methods_section` dispatches on the design's kind to a writer in
-``methods_<kind>.py`` (3+3, BOIN, and CRM/EffTox where their modules exist)
-and falls back to :func:`generic_methods`, which lists every parameter the
-manifest records, for any kind it has no writer for. All text is plain (the
-templates escape it); numbers come from the manifest and, for decision
-tables, from the design module's own functions (never re-derived here).
+:func:`methods_section` finds the design's writer through the registry: the
+design's :class:`~escalade.design.base.DesignEntry` names it
+(``methods="escalade.reports.methods_boin:boin_methods"``), since design/
+never imports reports/. An entry with ``methods=None`` (on purpose), or a
+kind this version does not know (an older manifest), gets
+:func:`generic_methods`, which lists every parameter the manifest
+records. All text is plain (the templates escape it); numbers come from the
+manifest and, for decision tables, from the design module's own functions
+(never re-derived here).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from escalade.design import registry
+from escalade.design.errors import ConfigError
 from escalade.reports.formatting import dose_display
 from escalade.reports.load import DesignInfo, RunData
 from escalade.reports.plots import FigureImage
 from escalade.reports.tables import Cell, Table
 
 __all__ = ["MethodsSection", "methods_section", "generic_methods", "parameter_table", "fmt_param",
-           "register_methods", "STUDY_LEVEL_PARAMS", "trial_setting_sentence"]
+           "methods_writer", "STUDY_LEVEL_PARAMS", "trial_setting_sentence"]
 
 log = logging.getLogger(__name__)
 
 #: Parameters a design takes from the study settings when its params do not set them.
-STUDY_LEVEL_PARAMS: frozenset[str] = frozenset({"target", "n_doses", "cohort_size", "max_n", "start_dose", "doses"})
+STUDY_LEVEL_PARAMS: frozenset[str] = frozenset(registry.STUDY_SETTINGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +72,24 @@ class MethodsSection:
 
 
 Writer = Callable[[RunData, DesignInfo, int], MethodsSection]
-_WRITERS: dict[str, Writer] = {}
 
 
-def register_methods(kind: str, writer: Writer) -> None:
-    """Use ``writer`` for designs of ``kind`` (lower case, as in the manifest)."""
-    _WRITERS[kind.lower()] = writer
+def methods_writer(kind: str) -> Writer | None:
+    """The methods-text writer the registry entry of ``kind`` names (None: the generic text).
+
+    Raises
+    ------
+    ConfigError
+        For a kind the registry does not know.
+    ImportError, AttributeError
+        When the entry names a writer that does not exist (a test imports
+        every entry's writer, so this cannot pass unnoticed).
+    """
+    name = registry.entry(kind).methods
+    if name is None:
+        return None
+    module, _, func = name.partition(":")
+    return getattr(importlib.import_module(module), func)
 
 
 def fmt_param(run: RunData, name: str, value: Any) -> str:
@@ -131,17 +149,6 @@ def generic_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSect
                           parameter_table(run, design, index), specific=False)
 
 
-def _load_writers() -> None:
-    import importlib
-
-    for mod in ("methods_threeplusthree", "methods_boin", "methods_crm", "methods_efftox", "methods_tite"):
-        try:
-            importlib.import_module(f"escalade.reports.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"escalade.reports.{mod}":
-                raise
-
-
 def methods_section(run: RunData, design: DesignInfo, index: int) -> MethodsSection:
     """The methods section of ``design`` (the ``index``-th of the run).
 
@@ -149,9 +156,12 @@ def methods_section(run: RunData, design: DesignInfo, index: int) -> MethodsSect
     understand) falls back to the generic section, with a logged warning, so
     that a report is never lost for its methods text.
     """
-    if not _WRITERS:
-        _load_writers()
-    writer = _WRITERS.get(design.kind.lower())
+    try:
+        writer = methods_writer(design.kind)
+    except ConfigError:
+        log.warning("design kind %r of %s is not registered in this version; methods text is the parameter list",
+                    design.kind, design.name)
+        writer = None
     if writer is None:
         return _with_guardrails(generic_methods(run, design, index), design)
     try:

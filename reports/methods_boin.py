@@ -10,7 +10,7 @@ from __future__ import annotations
 from escalade.design.boin import BoinConfig, boin_boundaries
 from escalade.reports.formatting import dose_phrase
 from escalade.reports.load import DesignInfo, RunData
-from escalade.reports.methods import MethodsSection, parameter_table, register_methods, trial_setting_sentence
+from escalade.reports.methods import MethodsSection, parameter_table, trial_setting_sentence
 from escalade.reports.tables import Cell, Table
 
 __all__ = ["boin_methods", "BOIN_REFERENCES", "BOIN_PARAMETERS", "boin_decision_tables"]
@@ -121,6 +121,3 @@ def boin_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSection
     return MethodsSection(design.name, design.kind, "Bayesian optimal interval (BOIN) design",
                           [p1, p2, safety, sel], parameter_table(run, design, index, BOIN_PARAMETERS),
                           boin_decision_tables(c, index), (), BOIN_REFERENCES)
-
-
-register_methods("boin", boin_methods)

@@ -13,7 +13,7 @@ import math
 
 from escalade.reports.formatting import dose_display, dose_phrase, fmt_number
 from escalade.reports.load import DesignInfo, RunData
-from escalade.reports.methods import MethodsSection, parameter_table, register_methods, trial_setting_sentence
+from escalade.reports.methods import MethodsSection, parameter_table, trial_setting_sentence
 from escalade.reports.tables import Cell, Table
 
 __all__ = ["crm_methods", "CRM_REFERENCES"]
@@ -127,6 +127,3 @@ def crm_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSection:
     return MethodsSection(design.name, design.kind, "Continual reassessment method (CRM)", paragraphs,
                           parameter_table(run, design, index, _PARAMETERS), [_skeleton_table(run, design, index)],
                           (), CRM_REFERENCES)
-
-
-register_methods("crm", crm_methods)

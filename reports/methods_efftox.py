@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from escalade.reports.formatting import dose_phrase, fmt_number
 from escalade.reports.load import DesignInfo, RunData
-from escalade.reports.methods import MethodsSection, parameter_table, register_methods, trial_setting_sentence
+from escalade.reports.methods import MethodsSection, parameter_table, trial_setting_sentence
 from escalade.reports.plots import DLT_COLOUR, RESPONSE_COLOUR, FigureImage, png_bytes
 from escalade.reports.tables import Cell, Table
 
@@ -118,6 +118,3 @@ def efftox_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSecti
     return MethodsSection(design.name, design.kind, "EffTox: efficacy-toxicity trade-off design",
                           [p1, p2, p3, p4], parameter_table(run, design, index, _PARAMETERS),
                           [_prior_table(design, index)], [contour_figure(design, index)], EFFTOX_REFERENCES)
-
-
-register_methods("efftox", efftox_methods)

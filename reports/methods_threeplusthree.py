@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from escalade.reports.formatting import dose_phrase
 from escalade.reports.load import DesignInfo, RunData
-from escalade.reports.methods import MethodsSection, parameter_table, register_methods, trial_setting_sentence
+from escalade.reports.methods import MethodsSection, parameter_table, trial_setting_sentence
 from escalade.reports.tables import Cell, Table
 
 __all__ = ["threeplusthree_methods", "THREEPLUSTHREE_REFERENCES", "threeplusthree_rules"]
@@ -75,6 +75,3 @@ def threeplusthree_methods(run: RunData, design: DesignInfo, index: int) -> Meth
     return MethodsSection(design.name, design.kind, "3+3 design" + (" with de-escalation" if deesc else ""),
                           [p1, p2, p3], parameter_table(run, design, index, _PARAMETERS),
                           [threeplusthree_rules(deesc, index)], (), THREEPLUSTHREE_REFERENCES)
-
-
-register_methods("3+3", threeplusthree_methods)

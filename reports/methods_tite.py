@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from escalade.reports.formatting import dose_phrase
 from escalade.reports.load import DesignInfo, RunData
-from escalade.reports.methods import MethodsSection, parameter_table, register_methods, trial_setting_sentence
+from escalade.reports.methods import MethodsSection, parameter_table, trial_setting_sentence
 from escalade.reports.tables import Cell, Table
 
 __all__ = ["tite_boin_methods", "tite_crm_methods", "boin12_methods"]
@@ -124,8 +124,3 @@ def boin12_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSecti
                   "Higher RDS = more desirable; the full table extends to the maximum sample size.")
     return MethodsSection(design.name, design.kind, "BOIN12 phase I/II design", [p1, p2],
                           parameter_table(run, design, index), [table], (), BOIN12_REFERENCES)
-
-
-register_methods("tite_boin", tite_boin_methods)
-register_methods("tite_crm", tite_crm_methods)
-register_methods("boin12", boin12_methods)

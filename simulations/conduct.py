@@ -477,17 +477,12 @@ def next_dose(
     sel = int(np.asarray(design.select(states))[0]) if total else NO_DOSE
     table = _dose_table(states, pts, nd, dose_labels)
     details: dict[str, Any] = {}
-    explained = None
-    if hasattr(design, "explain"):
-        explained = design.explain(states, **(explain_kwargs or {}))
-        per_dose, scalars = _explained_parts(explained, nd)
-        if per_dose is not None:
-            extra = per_dose[[c for c in per_dose.columns if c not in table.columns]]
-            table = pd.concat([table, extra.reset_index(drop=True)], axis=1)
-        details.update(scalars)
-    elif getattr(design, "kind", "") == "boin":
-        details, extra = _boin_details(design, states)
-        table = pd.concat([table, extra], axis=1)
+    explained = design.explain(states, **(explain_kwargs or {}))
+    per_dose, scalars = _explained_parts(explained, nd)
+    if per_dose is not None:
+        extra = per_dose[[c for c in per_dose.columns if c not in table.columns]]
+        table = pd.concat([table, extra.reset_index(drop=True)], axis=1)
+    details.update(scalars)
     cur = int(states.current[0]) + 1 if total else None
     result = NextDose(
         design=design.kind, n_patients=total, current_dose=cur,
@@ -536,7 +531,9 @@ def _explained_parts(ex: Any, nd: int) -> tuple[pd.DataFrame | None, dict[str, A
     if per_dose is not None and len(per_dose) != nd:
         per_dose = None
     scalars: dict[str, Any] = {}
-    if isinstance(ex, dict):
+    if callable(getattr(ex, "details", None)):  # the Explanation protocol
+        scalars = dict(ex.details())
+    elif isinstance(ex, dict):
         scalars = dict(ex)
     elif dataclasses.is_dataclass(ex):
         for f in dataclasses.fields(ex):
@@ -544,38 +541,6 @@ def _explained_parts(ex: Any, nd: int) -> tuple[pd.DataFrame | None, dict[str, A
             if isinstance(v, (float, str)) and not isinstance(v, bool):
                 scalars[f.name] = v
     return per_dose, scalars
-
-
-def _boin_details(design: Any, states: States) -> tuple[dict[str, Any], pd.DataFrame]:
-    """BOIN boundaries at the current dose's n and the isotonic estimates (``select.mtd``)."""
-    from escalade.design.boin import boin_estimates
-
-    c, b = design.config, design.boundaries
-    d = int(states.current[0])
-    m = int(states.n[0, d])
-    mm = min(m, b.n_max)
-    y = int(states.tox[0, d])
-    elim_at = int(b.eliminate[mm])
-    details = {
-        "rule": "BOIN (Liu & Yuan 2015): escalate if DLTs <= escalate_if_le, de-escalate if DLTs >= "
-                "deescalate_if_ge, eliminate this and higher doses if DLTs >= eliminate_if_ge (n >= 3)",
-        "target": c.target, "lambda_e": b.lambda_e, "lambda_d": b.lambda_d,
-        "current_dose": d + 1, "n_at_current": m, "dlt_at_current": y,
-        "escalate_if_le": int(b.escalate[mm]) if m else None,
-        "deescalate_if_ge": int(b.deescalate[mm]) if m else None,
-        "eliminate_if_ge": elim_at if (m >= 3 and elim_at <= m) else None,
-    }
-    n = states.n[0]
-    est = boin_estimates(n, states.tox[0], n > 0, target=c.target)
-    elim = design.eliminated(states)[0]
-    extra = pd.DataFrame({
-        "eliminated": elim,
-        "p_isotonic": est.phat,
-        "ci_lower": est.ci_lower,
-        "ci_upper": est.ci_upper,
-        "p_overdose": est.p_overdose,
-    })
-    return details, extra
 
 
 def format_next_dose(result: NextDose, *, digits: int = 2) -> str:

@@ -394,7 +394,7 @@ def exact_outcomes(
     Parameters
     ----------
     design
-        Any design with ``markov = True``.
+        Any design with ``enumerable = True``.
     p_tox, p_eff
         True probability of DLT and of response per dose (``p_eff`` defaults to 0).
     association
@@ -435,8 +435,8 @@ def exact_outcomes(
     ``fields="counts"``), which can halve the states. The default, ``"all"``,
     is always exact.
     """
-    if not getattr(design, "markov", False):
-        raise EscaladeError(f"design '{design.kind}' is not Markov in its state (markov = False); exact "
+    if not design.enumerable:
+        raise EscaladeError(f"design '{design.kind}' is not enumerable (not Markov in its per-dose counts); exact "
                             f"enumeration needs decisions that depend on the counts only: simulate instead")
     if recommendation not in ("select", "next_dose"):
         raise ConfigError("recommendation", recommendation, "must be one of {'select', 'next_dose'}")

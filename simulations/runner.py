@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from escalade.design.base import Design
+from escalade.design.base import Design, decides_on_followup
 from escalade.scenarios.errors import EscaladeError
 from escalade.scenarios.study import Timing
 from escalade.simulations.outcomes import TrialOutcomes
@@ -69,7 +69,7 @@ class ScenarioSpec:
     """The numbers a worker needs about a scenario (and the study's clock).
 
     With ``timing`` enabled, or for a design that decides on follow-up times
-    (``markov = False``: TITE-CRM, TITE-BOIN), trials run in the calendar-time
+    (:func:`~escalade.design.base.decides_on_followup`: TITE-CRM, TITE-BOIN), trials run in the calendar-time
     engine (:mod:`escalade.simulations.timed`), which adds durations and
     accrual suspensions; otherwise in the cohort engine.
     """
@@ -121,7 +121,7 @@ def run_unit(
     outs = []
     timing = scenario.timing
     for d in designs:
-        if (timing is not None and timing.enabled) or not getattr(d, "markov", True):
+        if (timing is not None and timing.enabled) or decides_on_followup(d):
             from escalade.simulations.timed import run_timed_trials
 
             o = run_timed_trials(d, p_tox, p_eff, patients, timing if timing is not None else Timing(),

@@ -14,9 +14,9 @@ directory never holds a half-written file. ``inputs.json`` records the inputs
 that determine the results (study text and hash, trials, seed, chunk size,
 exact mode; never workers or backend): a run of other inputs into the same
 directory is refused, naming what changed, unless ``force``. While a run
-writes, ``.lock`` holds its PID and host; a second run refuses, and a lock
-left by a killed run (its process gone from this host) is removed with a
-warning. A run that fails before any work unit is kept removes the directory
+writes, ``.lock`` holds its PID and host (:mod:`escalade.simulations.run_lock`);
+a second run refuses, and a lock left by a killed run (its process gone from
+this host) is removed with a warning. A run that fails before any work unit is kept removes the directory
 it created.
 """
 
@@ -28,9 +28,7 @@ import json
 import logging
 import os
 import platform
-import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,14 +39,18 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from escalade.design.base import NO_DOSE, Design, StopReason
-from escalade.design.registry import build_study_designs, config_to_dict
-from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
+from escalade.design.base import NO_DOSE, Design, StopReason, decides_on_followup
+from escalade.design.registry import config_to_dict
+from escalade.scenarios.designs import build_study_designs
+from escalade.scenarios.errors import ConfigError, StudyError
 from escalade.scenarios.study import LIMITS, Study
 from escalade.simulations.atomic import atomic_write, replacing
 from escalade.simulations.oc import Truth, operating_characteristics, paired_differences
 from escalade.simulations.oc_time import time_characteristics
+from escalade.simulations.manifest import (RUN_FORMAT, DesignRecord, DoseRecord, Manifest, ScenarioRecord,
+                                           StudySettings)
 from escalade.simulations.outcomes import TrialOutcomes
+from escalade.simulations.run_lock import RunDirError, hold_lock
 from escalade.simulations.runner import ScenarioSpec, run_units
 from escalade.simulations.unit_file import UNIT_SUFFIX
 
@@ -56,12 +58,6 @@ __all__ = ["RunResult", "run_study", "trials_frame", "write_run", "atomic_write"
            "study_differences"]
 
 log = logging.getLogger(__name__)
-
-RUN_FORMAT = 1
-
-
-class RunDirError(EscaladeError):
-    """A run directory cannot be used (locked, or holds a run of other inputs)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -267,138 +263,6 @@ def _prepare_dir(out: Path, record: dict[str, Any], force: bool) -> None:
         p.unlink(missing_ok=True)
 
 
-def _proc_start(pid: int) -> str | None:
-    """Start time of process ``pid`` (clock ticks since boot, Linux), to tell a reused PID apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    try:
-        return stat.rsplit(")", 1)[1].split()[19]
-    except IndexError:  # pragma: no cover - unexpected /proc format
-        return None
-
-
-def _pid_namespace() -> str | None:
-    """This process's PID namespace (Linux): PIDs of another namespace (container) cannot be checked."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    except (OverflowError, ValueError):
-        return False
-    return True
-
-
-def _lock_is_stale(info: dict[str, Any]) -> str | None:
-    """Why a lock is stale (its process is gone from this host), or None if it may be live."""
-    pid, host = info.get("pid"), info.get("host")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or host != socket.gethostname():
-        return None  # another host (or an unreadable lock): it cannot be checked from here
-    if info.get("pid_ns") not in (None, _pid_namespace()):
-        return None  # another container on this host: its PIDs are not ours
-    if not _pid_alive(pid):
-        return f"process {pid} on {host} is no longer running"
-    start = info.get("proc_start")
-    if start is not None and _proc_start(pid) not in (None, start):
-        return f"process {pid} on {host} has ended (its PID now belongs to another process)"
-    return None
-
-
-def _read_lock(lock: Path) -> tuple[bytes, dict[str, Any]]:
-    try:
-        raw = lock.read_bytes()
-    except FileNotFoundError:
-        return b"", {}
-    try:
-        info = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return raw, {}
-    return raw, info if isinstance(info, dict) else {}
-
-
-@contextmanager
-def _lock(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` for the duration of a run.
-
-    The lock is created atomically with its content (a JSON record of the
-    PID, host, PID namespace and process start time of its holder, hard-linked
-    into place) and removed when the run ends. A lock left by a run that was killed
-    (``SIGKILL``, power loss) is stale when its host is this host and its
-    process is gone (or its PID now belongs to another process): it is then
-    removed with a warning. A lock of a live process, of another host or
-    container, or in an unknown format makes the run refuse.
-    """
-    lock = out / ".lock"
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "proc_start": _proc_start(os.getpid()),
-          "pid_ns": _pid_namespace(), "started": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-          "escalade_lock": 1}
-    body = json.dumps(me).encode()
-    for _attempt in range(5):
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-lock-", dir=out)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-            try:
-                os.link(tmp, lock)  # atomic: fails if a lock exists; never a lock without content
-            except FileExistsError:
-                raise
-            except OSError:  # a file system without hard links: exclusive create, then write
-                lfd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                with os.fdopen(lfd, "wb") as fh:
-                    fh.write(body)
-            break
-        except FileExistsError:
-            pass
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        raw, info = _read_lock(lock)
-        if not raw and not lock.exists():
-            continue  # released meanwhile
-        why = _lock_is_stale(info)
-        if why is None:
-            who = (f"process {info.get('pid')} on {info.get('host')}"
-                   + (f", since {info['started']}" if "started" in info else "") if info else "unknown holder")
-            raise RunDirError(f"{out}: another escalade run is writing here ({who}; lock file {lock}); wait "
-                              f"for it to finish, or delete {lock} if that run is no longer running")
-        log.warning("%s: removing a stale lock (%s); finished work units are kept and the run resumes", out, why)
-        _remove_if_unchanged(lock, raw)
-    else:
-        raise RunDirError(f"{out}: could not take the lock {lock} (it keeps changing); is another run starting?")
-    try:
-        yield
-    finally:
-        raw, info = _read_lock(lock)
-        if info.get("pid") == me["pid"] and info.get("host") == me["host"]:
-            lock.unlink(missing_ok=True)
-
-
-def _remove_if_unchanged(lock: Path, raw: bytes) -> None:
-    """Remove ``lock`` if it still holds ``raw`` (not a fresh lock another run took meanwhile)."""
-    aside = lock.with_name(f".lock.stale-{os.getpid()}")
-    try:
-        os.rename(lock, aside)
-    except FileNotFoundError:
-        return
-    try:
-        if aside.read_bytes() != raw:  # someone else's fresh lock: put it back
-            try:
-                os.link(aside, lock)
-            except FileExistsError:  # pragma: no cover - a third run took it meanwhile
-                pass
-    finally:
-        aside.unlink(missing_ok=True)
-
-
 def run_study(
     study: Study,
     *,
@@ -429,7 +293,7 @@ def run_study(
     fingerprint = _inputs_fingerprint(study, n_trials, seed, exact)
 
     out = Path(out_dir) if out_dir is not None else None
-    ctx = _lock(out) if out is not None else None
+    ctx = hold_lock(out) if out is not None else None
     created = out is not None and not out.exists()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -450,7 +314,7 @@ def run_study(
         sim_designs = [d for _, d in designs]
         if not study.timing.enabled:
             for spec, d in designs:
-                if not getattr(d, "markov", True):
+                if decides_on_followup(d):
                     log.warning("design '%s' decides on follow-up times but %s has no timing section; "
                                 "using the default timing (Poisson accrual of %.1f patients a month, uniform "
                                 "DLT onset); add a 'timing' section to set them", spec.name,
@@ -495,37 +359,41 @@ def run_study(
         paired = pd.concat([got.paired for got in ordered], ignore_index=True)
         trials = pd.concat([f for got in ordered for f in got.trials], ignore_index=True) if out is not None else None
         finished = _dt.datetime.now(_dt.timezone.utc)
-        manifest = {
-            "escalade_version": _versions().get("escalade", "unknown"),
-            "run_format": RUN_FORMAT,
-            "command": command,
-            "study_file": study.source,
-            "study_sha256": study.sha256,
-            "study_text": study.text,
-            "title": study.title,
-            "n_trials": n_trials,
-            "seed": seed,
-            "chunk_size": study.simulation.chunk_size,
-            "exact": exact,
-            "exact_fallbacks": [{"scenario": k[0], "design": k[1], "reason": v} for k, v in fallbacks.items()],
-            "n_jobs": n_jobs,
-            "backend": backend,
-            "target": study.target,
-            "doses": [{"label": d.label, "amount": d.amount, "unit": d.unit} for d in study.doses],
-            "scenarios": [{"name": s.name, "p_dlt": list(s.p_dlt), "p_response": list(s.p_response),
-                           "association": s.association, "true_mtd": s.mtd(study.target) + 1}
-                          for s in study.scenarios],
-            "designs": [{"name": spec.name, "design": d.kind, "params_given": spec.params,
-                         "params": config_to_dict(d.config)} for spec, d in designs],
-            "platform": {"system": platform.system(), "release": platform.release(),
-                         "machine": platform.machine(), "python": sys.version.split()[0],
-                         "cpu_count": os.cpu_count()},
-            "versions": _versions(),
-            "started": started.isoformat(),
-            "finished": finished.isoformat(),
-            "elapsed_s": round(time.perf_counter() - t0, 3),
-            "results_sha256": results_hash(outcomes),
-        }
+        manifest = Manifest(
+            escalade_version=_versions().get("escalade", "unknown"),
+            run_format=RUN_FORMAT,
+            command=command,
+            study_file=study.source,
+            study_sha256=study.sha256,
+            study_text=study.text,
+            title=study.title,
+            n_trials=n_trials,
+            seed=seed,
+            chunk_size=study.simulation.chunk_size,
+            exact=exact,
+            exact_fallbacks=tuple({"scenario": k[0], "design": k[1], "reason": v} for k, v in fallbacks.items()),
+            n_jobs=n_jobs,
+            backend=backend,
+            target=study.target,
+            doses=tuple(DoseRecord(label=d.label, amount=d.amount, unit=d.unit) for d in study.doses),
+            scenarios=tuple(ScenarioRecord(name=s.name, p_dlt=tuple(s.p_dlt), p_response=tuple(s.p_response),
+                                           association=s.association, true_mtd=s.mtd(study.target) + 1,
+                                           description=s.description)
+                            for s in study.scenarios),
+            designs=tuple(DesignRecord(name=spec.name, design=d.kind, params_given=spec.params,
+                                       params=config_to_dict(d.config)) for spec, d in designs),
+            settings=StudySettings(title=study.title, target=study.target, cohort_size=study.cohort_size,
+                                   max_n=study.max_n, start_dose=study.start_dose,
+                                   dlt_window_days=study.dlt_window_days, response_days=study.response_days),
+            platform={"system": platform.system(), "release": platform.release(),
+                      "machine": platform.machine(), "python": sys.version.split()[0],
+                      "cpu_count": os.cpu_count()},
+            versions=_versions(),
+            started=started.isoformat(),
+            finished=finished.isoformat(),
+            elapsed_s=round(time.perf_counter() - t0, 3),
+            results_sha256=results_hash(outcomes),
+        ).to_dict()
         result = RunResult(study, designs, outcomes, oc, paired, manifest, fallbacks)
         if out is not None:
             write_run(out, result, trials)
@@ -599,8 +467,8 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec]
         return got, why
     for si, s in enumerate(scen_specs):
         for di, (spec, d) in enumerate(designs):
-            if not getattr(d, "markov", False):
-                why[(si, di)] = f"design '{d.kind}' is not Markov in its state"
+            if not d.enumerable:
+                why[(si, di)] = f"design '{d.kind}' is not enumerable (it decides on more than the per-dose counts)"
                 continue
             if study.timing.enabled:
                 why[(si, di)] = "the study simulates calendar time (durations are not enumerated)"

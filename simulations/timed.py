@@ -26,7 +26,7 @@ Time model
 
 Enrolment rules
 ---------------
-*Designs with complete data* (``design.markov`` True: 3+3, BOIN, CRM, BOIN12,
+*Designs with complete data* (not :func:`~escalade.design.base.decides_on_followup`: 3+3, BOIN, CRM, BOIN12,
 EffTox) enrol by **cohort** and wait for **full follow-up**: the patients of a
 cohort are dosed as they arrive, then the trial closes until every one of them
 has a complete outcome -- a DLT (observed at onset) or the end of the DLT
@@ -35,9 +35,9 @@ design decides on complete data. The decisions, and so every count, are those
 of the untimed engine :func:`~escalade.simulations.trial.run_trials` on the same
 patients; time only adds duration and suspensions.
 
-*Designs on pending data* (``design.markov`` False: TITE-CRM, TITE-BOIN) decide
+*Designs on pending data* (:class:`~escalade.design.base.DecidesOnFollowUp`: TITE-CRM, TITE-BOIN) decide
 at the arrival of each cohort's first patient, with ``design.decide_tite`` on
-the data observed by then (:class:`~escalade.design.tite_crm.FollowUp`); when a
+the data observed by then (:class:`~escalade.design.base.FollowUp`); when a
 design suspends accrual, the trial closes until the next pending patient's
 outcome becomes known (a DLT or a completed window) and asks again. Cohort
 members after the first are dosed on arrival. The final recommendation is
@@ -61,7 +61,7 @@ from typing import Literal
 
 import numpy as np
 
-from escalade.design.base import NO_DOSE, Design, States, StopReason
+from escalade.design.base import NO_DOSE, Design, FollowUp, States, StopReason, decides_on_followup
 from escalade.scenarios.study import Timing
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.patients import Patients
@@ -239,8 +239,8 @@ def run_timed_trials(
     Parameters
     ----------
     design
-        A design with complete-data decisions (``markov`` True) or one that
-        decides on pending data (``markov`` False, with ``decide_tite``).
+        A design with complete-data decisions, or one that decides on pending
+        data (:class:`~escalade.design.base.DecidesOnFollowUp`, with ``decide_tite``).
     p_tox, p_eff
         True probability of a DLT (within the window) and of response per dose.
     patients
@@ -275,11 +275,9 @@ def run_timed_trials(
     if stagger_scope not in ("new_dose", "cohort"):
         raise ValueError(f"stagger_scope must be 'new_dose' or 'cohort'; got {stagger_scope!r}")
     line = _Timeline(design, p_tox, p_eff, patients, timing, dlt_window_days, response_days, stagger_scope)
-    if getattr(design, "markov", True):
-        return _run_complete(design, line)
-    if not hasattr(design, "decide_tite"):
-        raise TypeError(f"design '{design.kind}' is not Markov but has no decide_tite(states, followup)")
-    return _run_pending(design, line)
+    if decides_on_followup(design):
+        return _run_pending(design, line)
+    return _run_complete(design, line)
 
 
 def _run_complete(design: Design, line: _Timeline) -> TrialOutcomes:
@@ -310,7 +308,6 @@ def _run_complete(design: Design, line: _Timeline) -> TrialOutcomes:
 
 def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
     """Decide at each cohort's arrival on pending data; wait where the design suspends."""
-    from escalade.design.tite_crm import FollowUp
 
     t_count = line.dose.shape[0]
     nd = design.n_doses

@@ -1,8 +1,10 @@
-"""Small designs used only by the exact / paths / conduct tests.
+"""Small designs used only by the tests.
 
-``ToyPhase12`` decides on responses (``uses_efficacy = True``) so that the
-multinomial enumeration and the copula cells are exercised without depending
-on EffTox; ``CountingDesign`` wraps a design and records every batch it is
+``ToyPhase12`` is a complete design in one module (config, design, explanation,
+methods writer and its one registry ``ENTRY``): tests/test_seam_toy.py registers
+it and runs it through every part of escalade with no other change. It
+decides on responses (``uses_efficacy = True``) so that the multinomial
+enumeration and the copula cells are exercised without depending on EffTox; ``CountingDesign`` wraps a design and records every batch it is
 asked about.
 """
 
@@ -13,7 +15,41 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from escalade.design.base import NO_DOSE, Decisions, IntArray, States, StopReason
+from escalade.design.base import NO_DOSE, Decisions, DesignEntry, ExplanationMixin, IntArray, States, StopReason
+from escalade.design.config import check_int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToyConfig:
+    """Toy phase I/II parameters.
+
+    Attributes
+    ----------
+    n_doses
+        Number of dose levels.
+    max_n
+        Maximum sample size.
+    """
+
+    n_doses: int = 3
+    max_n: int = 9
+
+    def __post_init__(self) -> None:
+        check_int("n_doses", self.n_doses, low=1)
+        check_int("max_n", self.max_n, low=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ToyExplanation(ExplanationMixin):
+    """Observed response and DLT rates per dose (1-based current dose)."""
+
+    current_dose: int
+    dlt_rate: tuple[float, ...]
+    response_rate: tuple[float, ...]
+    rule: str = "toy: de-escalate above 1/3 DLTs, escalate below 1/2 responses, else stay"
+
+    def table(self) -> dict[str, list[float]]:
+        return {"observed_dlt_rate": list(self.dlt_rate), "observed_response_rate": list(self.response_rate)}
 
 
 @dataclass(frozen=True)
@@ -27,13 +63,19 @@ class ToyPhase12:
     Final selection: the treated dose maximising ``(r - both) - y`` per patient (ties: lower dose).
     """
 
-    n_doses: int = 3
-    max_n: int = 9
+    config: ToyConfig = field(default_factory=ToyConfig)
     kind: ClassVar[str] = "toy12"
-    markov: ClassVar[bool] = True
+    enumerable: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = True
     memoise: ClassVar[bool] = True
-    config: Any = None
+
+    @property
+    def n_doses(self) -> int:
+        return self.config.n_doses
+
+    @property
+    def max_n(self) -> int:
+        return self.config.max_n
 
     def start(self) -> tuple[int, int]:
         return 0, 2
@@ -58,6 +100,26 @@ class ToyPhase12:
         none = ~(states.n > 0).any(axis=1) | (states.tox[:, 0] * 3 > states.n[:, 0])
         return np.where(none, NO_DOSE, best).astype(np.int64)
 
+    def explain(self, states: States, **options: Any) -> ToyExplanation:
+        n = np.maximum(states.n[0], 1)
+        return ToyExplanation(int(states.current[0]) + 1, tuple((states.tox[0] / n).tolist()),
+                              tuple((states.eff[0] / n).tolist()))
+
+
+def toy12_methods(run: Any, design: Any, index: int) -> Any:
+    """Methods text of the toy design (a report writer, named by the entry below)."""
+    from escalade.reports.methods import MethodsSection, parameter_table
+
+    return MethodsSection(design.name, design.kind, "Toy phase I/II design",
+                          ["Toy rule: de-escalate above one DLT in three, escalate below one response in two."],
+                          parameter_table(run, design, index), references=("Toy (2026), tests/_toy_designs.py.",))
+
+
+#: The toy's one registry entry (tests register it with ``escalade.design.registry.registered``).
+ENTRY = DesignEntry(kind="toy12", name="Toy phase I/II design", config=ToyConfig, design=ToyPhase12,
+                    explanation=ToyExplanation, methods="_toy_designs:toy12_methods",
+                    citation="Toy (2026). A design that exists only in escalade's tests.")
+
 
 @dataclass
 class CountingDesign:
@@ -74,8 +136,8 @@ class CountingDesign:
         return self.inner.kind
 
     @property
-    def markov(self) -> bool:
-        return self.inner.markov
+    def enumerable(self) -> bool:
+        return self.inner.enumerable
 
     @property
     def uses_efficacy(self) -> bool:

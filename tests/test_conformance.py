@@ -2,9 +2,12 @@
 
 Each design must: be frozen; decide a batch exactly as it decides each state alone;
 return doses inside the range and NO_DOSE exactly where it stops; select a dose in
-range or NO_DOSE; and run end to end in the simulator. Coherence (Cheung 2005) is
-checked for the designs that claim it: turning a non-DLT into a DLT never raises
-the next dose.
+range or NO_DOSE; explain a state with its registered explanation type; and run end
+to end in the simulator. A design that decides on follow-up times
+(:class:`~escalade.design.base.DecidesOnFollowUp`) must, in addition, decide on
+complete follow-up exactly as on complete data, decide a batch as one state at a
+time, and run in the time-aware engine. Coherence (Cheung 2005) is checked for the
+designs that claim it: turning a non-DLT into a DLT never raises the next dose.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from escalade.design.base import NO_DOSE, States, StopReason
-from escalade.design.registry import build_design, design_kinds
+from escalade.design.base import NO_DOSE, FollowUp, States, StopReason, decides_on_followup
+from escalade.design.registry import build_design, design_kinds, entry
+from escalade.scenarios.study import Timing
+from escalade.simulations.patients import draw_patients
+from escalade.simulations.timed import run_timed_trials
 from escalade.simulations.trial import simulate
 
 N_DOSES = 5
@@ -64,8 +70,7 @@ def test_design_contract(kind: str) -> None:
         setattr(design.config, dataclasses.fields(design.config)[0].name, None)
     dose, size = design.start()
     assert 0 <= dose < N_DOSES and size >= 1
-    if not getattr(design, "markov", True):
-        pytest.skip("decisions use follow-up times; covered by the design's own tests")
+    assert isinstance(design.enumerable, bool)
     states = _random_states(np.random.default_rng(1), 40)
     dec = design.decide(states)
     assert dec.n_states == 40
@@ -80,14 +85,93 @@ def test_design_contract(kind: str) -> None:
     sel = np.asarray(design.select(states))
     assert sel.shape == (40,)
     assert np.all((sel == NO_DOSE) | ((sel >= 0) & (sel < N_DOSES)))
+    assert isinstance(design.explain(states.take(slice(3, 4))), entry(kind).explanation)
 
+
+def _reachable_states(design, rng: np.random.Generator, s: int) -> States:
+    """States a trial can reach under ``design``'s complete-data decisions (random cohorts, random lengths)."""
+    dose0, size0 = design.start()
+    n = np.zeros((s, N_DOSES), np.int64)
+    tox = np.zeros_like(n)
+    cur = np.full(s, dose0)
+    size = np.full(s, size0)
+    last_n = np.zeros(s, np.int64)
+    last_tox = np.zeros(s, np.int64)
+    live = np.ones(s, bool)
+    at = cur.copy()  # dose of the last cohort given
+    stop_at = rng.integers(1, 6, size=s)
+    for step in range(6):
+        go = live & (step < stop_at)
+        if not go.any():
+            break
+        y = rng.binomial(size, 0.1 + 0.1 * cur)
+        n[go, cur[go]] += size[go]
+        tox[go, cur[go]] += y[go]
+        last_n = np.where(go, size, last_n)
+        last_tox = np.where(go, y, last_tox)
+        at = np.where(go, cur, at)
+        st = States.from_counts(n, tox, current=at, last_n=last_n, last_tox=last_tox)
+        dec = design.decide(st)
+        nxt_live = go & ~dec.stop & (n.sum(axis=1) + dec.cohort_size <= design.max_n)
+        stop_at = np.where(go & ~nxt_live, step + 1, stop_at)
+        cur = np.where(nxt_live, dec.dose, cur)
+        size = np.where(nxt_live, dec.cohort_size, size)
+        live = nxt_live | (live & ~go)
+    return States.from_counts(n, tox, current=at, last_n=last_n, last_tox=last_tox)
+
+
+def _followup(states: States, rng: np.random.Generator, complete: bool) -> FollowUp:
+    """Per-patient follow-up consistent with ``states`` (each dose's patients, DLTs first)."""
+    s = states.n_states
+    width = int(states.n.sum(axis=1).max())
+    dose = np.full((s, width), NO_DOSE)
+    dlt = np.zeros((s, width), bool)
+    for i in range(s):
+        col = 0
+        for d in range(N_DOSES):
+            k, y = int(states.n[i, d]), int(states.tox[i, d])
+            dose[i, col:col + k] = d
+            dlt[i, col:col + y] = True
+            col += k
+    frac = np.ones((s, width)) if complete else np.where(dlt, rng.uniform(0, 1, (s, width)),
+                                                         rng.choice([0.2, 0.6, 1.0], size=(s, width)))
+    return FollowUp(dose, dlt, np.where(dose >= 0, frac, 0.0))
+
+
+@pytest.mark.parametrize("kind", _designs())
+def test_followup_contract(kind: str) -> None:
+    design = build_design(kind, PARAMS[kind], STUDY)
+    if not decides_on_followup(design):
+        assert not callable(getattr(design, "decide_tite", None))
+        return
+    assert not design.enumerable, "decisions on follow-up times cannot be enumerated from the counts"
+    rng = np.random.default_rng(5)
+    states = _reachable_states(design, rng, 30)
+    full = design.decide_tite(states, _followup(states, rng, complete=True))
+    plain = design.decide(states)
+    assert not full.suspend.any()
+    assert np.array_equal(full.decisions.dose, plain.dose) and np.array_equal(full.decisions.stop, plain.stop)
+    follow = _followup(states, rng, complete=False)
+    out = design.decide_tite(states, follow)
+    assert out.n_states == 30 and out.suspend.dtype == bool
+    go = ~out.suspend & ~out.decisions.stop
+    assert np.all((out.decisions.dose[go] >= 0) & (out.decisions.dose[go] < N_DOSES))
+    for i in range(0, 30, 6):
+        one = design.decide_tite(states.take(slice(i, i + 1)), follow.take(slice(i, i + 1)))
+        assert (one.suspend[0], one.decisions.stop[0]) == (out.suspend[i], out.decisions.stop[i])
+        if not out.suspend[i]:
+            assert one.decisions.dose[0] == out.decisions.dose[i]
 
 @pytest.mark.parametrize("kind", _designs())
 def test_design_runs_in_the_simulator(kind: str) -> None:
     design = build_design(kind, PARAMS[kind], STUDY)
-    if not getattr(design, "markov", True):
-        pytest.skip("runs in the time-aware engine")
-    out = simulate(design, [0.05, 0.1, 0.2, 0.35, 0.5], [0.1, 0.3, 0.5, 0.6, 0.6], n_trials=60, seed=3)
+    p_tox, p_eff = [0.05, 0.1, 0.2, 0.35, 0.5], [0.1, 0.3, 0.5, 0.6, 0.6]
+    if decides_on_followup(design):
+        pts = draw_patients(3, 0, 0, 60, design.max_n)
+        out = run_timed_trials(design, p_tox, p_eff, pts, Timing(), dlt_window_days=28, response_days=90)
+        assert np.all(out.duration > 0)
+    else:
+        out = simulate(design, p_tox, p_eff, n_trials=60, seed=3)
     assert out.n.sum(axis=1).max() <= design.max_n
     assert np.all(out.tox <= out.n) and np.all(out.both <= np.minimum(out.tox, out.eff))
 

@@ -285,7 +285,7 @@ def test_decide_reports_cohort_size_and_start() -> None:
     d = _design(cohort_size=2, start_dose=1)
     assert d.start() == (1, 2)
     assert d.decide(States.from_counts([0, 2, 0, 0, 0], [0, 0, 0, 0, 0], current=1)).cohort_size[0] == 2
-    assert d.markov and d.state_fields == "all"
+    assert d.enumerable and d.state_fields == "all"
     assert _design(coherence="off").state_fields == "all"  # the all-DLT guardrail reads the last cohort
     assert _design(coherence="off", no_escalation_after_dlts="off").state_fields == "counts"
     rules = {type(r) for r in _design(startup=(0,), stop_n_at_dose=6, min_n=3, safety_threshold=0.9).rules}

@@ -308,7 +308,7 @@ def test_bad_inputs_say_the_fix() -> None:
 
 def test_non_markov_design_is_refused() -> None:
     class NotMarkov(ToyPhase12):
-        markov = False  # type: ignore[assignment]
+        enumerable = False  # type: ignore[assignment]
 
     with pytest.raises(EscaladeError, match="not Markov"):
         exact_outcomes(NotMarkov(), [0.1, 0.2, 0.3])

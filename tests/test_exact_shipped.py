@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from escalade.design.registry import build_study_designs
+from escalade.scenarios.designs import build_study_designs
 from escalade.scenarios.load import load_study
 from escalade.simulations.exact import exact_outcomes
 from escalade.simulations.trial import simulate

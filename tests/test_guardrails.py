@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from escalade.design.base import NO_DOSE, Decisions, States, StopReason
 from escalade.design.boin import BoinConfig, BoinDesign
 from escalade.design.efftox import parse_outcomes
-from escalade.design.registry import build_design, build_study_designs, design_kinds
+from escalade.design.registry import build_design, design_kinds
+from escalade.scenarios.designs import build_study_designs
 from escalade.design.rules import (
     BetaSafetyStop,
     Coherence,

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from escalade.cli import main
-from escalade.design.registry import build_study_designs
+from escalade.scenarios.designs import build_study_designs
 from escalade.scenarios.errors import StudyError
 from escalade.scenarios.load import load_study, parse_study
 from escalade.scenarios.study import LIMITS

@@ -22,8 +22,9 @@ from escalade.design.boin import BoinConfig, BoinDesign
 from escalade.design.threeplusthree import ThreePlusThreeConfig, ThreePlusThreeDesign
 from escalade.simulations.exact import exact_outcomes
 from escalade.simulations.paths import (
-    HistoryError, TooManyPathsError, dose_paths, format_paths, history_states, parse_history, plot_paths,
+    HistoryError, TooManyPathsError, dose_paths, format_paths, history_states, parse_history,
 )
+from escalade.reports.paths_figure import plot_paths
 
 CURVE_A = [0.05, 0.10, 0.25, 0.40, 0.55]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from escalade.design.registry import build_study_designs
+from escalade.scenarios.designs import build_study_designs
 from escalade.scenarios.errors import StudyError
 from escalade.scenarios.load import NonMonotoneWarning, load_study, parse_study
 

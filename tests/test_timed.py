@@ -117,7 +117,7 @@ class _BoinWithEfficacy:
 
     inner: BoinDesign
     kind: ClassVar[str] = "boin_eff"
-    markov: ClassVar[bool] = True
+    enumerable: ClassVar[bool] = True
     uses_efficacy: ClassVar[bool] = True
     memoise: ClassVar[bool] = False
 

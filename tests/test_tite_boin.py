@@ -164,7 +164,7 @@ def test_format_table_and_registry() -> None:
     assert "9  1     3        STFT>=0.77       STFT<0.77" in text
     assert "suspend accrual" in text and "lambda_e 0.1572" in text
     design = build_design("tite_boin", {}, {"target": 0.25, "n_doses": 4, "cohort_size": 3, "max_n": 24})
-    assert design.kind == "tite_boin" and not design.markov and design.config.p_saf == pytest.approx(0.15)
+    assert design.kind == "tite_boin" and not design.enumerable and design.config.p_saf == pytest.approx(0.15)
     with pytest.raises(ConfigError) as exc:
         TiteBoinConfig(target=0.3, n_doses=5, max_pending=1.0)
     assert exc.value.field == "max_pending"

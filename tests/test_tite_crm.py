@@ -105,7 +105,7 @@ def test_titesim_operating_characteristics() -> None:
 def test_complete_data_decide_matches_pending_decide_with_everyone_followed() -> None:
     design = build_design("tite_crm", {"skeleton": [0.05, 0.12, 0.25, 0.40, 0.55]},
                           {"target": 0.3, "n_doses": 5, "cohort_size": 3, "max_n": 24})
-    assert design.config.cohort_size == 3 and design.config.max_n == 24 and not design.markov
+    assert design.config.cohort_size == 3 and design.config.max_n == 24 and not design.enumerable
     rng = np.random.default_rng(5)
     doses = rng.integers(0, 5, size=(30, 12))
     dlt = rng.random((30, 12)) < 0.3

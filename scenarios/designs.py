@@ -1,0 +1,37 @@
+"""The study's designs, validated and built once, with file context on every error.
+
+The design layer knows nothing of files: :func:`escalade.design.registry.build_design`
+raises :class:`~escalade.design.errors.ConfigError` naming the parameter;
+:func:`build_study_designs` turns it into a :class:`~escalade.scenarios.errors.StudyError`
+naming the study file and the field's path (``designs[1].params.skeleton``).
+"""
+
+from __future__ import annotations
+
+from escalade.design.base import Design
+from escalade.design.errors import ConfigError
+from escalade.design.registry import build_design
+from escalade.scenarios.errors import StudyError
+from escalade.scenarios.study import DesignSpec, Study
+
+__all__ = ["build_study_designs"]
+
+
+def build_study_designs(study: Study) -> list[tuple[DesignSpec, Design]]:
+    """Build every design of a study, turning config errors into file errors.
+
+    Raises
+    ------
+    StudyError
+        Naming the study file and ``designs[i].params.<field>`` (or
+        ``designs[i].design`` for an unknown design).
+    """
+    out = []
+    defaults = study.design_defaults()
+    for i, spec in enumerate(study.designs):
+        try:
+            out.append((spec, build_design(spec.kind, spec.params, defaults)))
+        except ConfigError as exc:
+            prefix = f"designs[{i}]" if exc.field == "design" else f"designs[{i}].params"
+            raise StudyError.from_config(study.source, prefix, exc) from None
+    return out
