@@ -55,6 +55,7 @@ from escalade.simulations.atomic import atomic_write, replacing
 from escalade.simulations.oc import TrialTable, Truth, oc_rows, paired_from_tables, trial_table
 from escalade.simulations.oc_time import TIME_METRICS, time_characteristics
 from escalade.simulations.patients import joint_probability
+from escalade.simulations.run_files import RUN_FORMAT, VERIFIED_FILES, RunFilesError, sha256_file, verify_run_files
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.runner import ScenarioSpec, run_units
 from escalade.simulations.unit_file import UNIT_SUFFIX
@@ -65,72 +66,9 @@ __all__ = ["RunResult", "run_study", "trials_frame", "write_run", "atomic_write"
 
 log = logging.getLogger(__name__)
 
-#: Version of the run directory's layout and definitions. 2: true MTD "highest dose <= target + delta"
-#: (or none), acceptable and optimal-dose selection, paired.csv for every pair of designs from the
-#: per-trial metric table, default timing for every design of a study with a TITE design, and
-#: ``files_sha256`` in the manifest.
-RUN_FORMAT = 2
-
-#: The result files whose SHA-256 the manifest records (``files_sha256``) and readers verify.
-VERIFIED_FILES: tuple[str, ...] = ("trials.parquet", "oc.csv", "paired.csv")
-
 
 class RunDirError(EscaladeError):
     """A run directory cannot be used (locked, or holds a run of other inputs)."""
-
-
-class RunFilesError(EscaladeError):
-    """A result file of a run directory is missing or differs from the hash its manifest recorded.
-
-    Attributes
-    ----------
-    path
-        The file.
-    """
-
-    def __init__(self, path: Path, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_run_files(run_dir: str | Path, manifest: dict[str, Any]) -> None:
-    """Check ``trials.parquet``, ``oc.csv`` and ``paired.csv`` against the manifest's ``files_sha256``.
-
-    Raises
-    ------
-    RunFilesError
-        In one line naming the file: when the manifest records no hashes (a
-        run of an earlier escalade, whose definitions differ), or a file is
-        missing, or its SHA-256 differs from the recorded one (it was edited
-        or replaced after the run).
-    """
-    run_dir = Path(run_dir)
-    rerun = f"regenerate the run with `escalade run STUDY.yaml --out {run_dir} --force`"
-    recorded = manifest.get("files_sha256")
-    if not isinstance(recorded, dict):
-        raise RunFilesError(run_dir / "manifest.json",
-                            f"records no files_sha256, so its results cannot be verified (written by an earlier "
-                            f"escalade, run format {manifest.get('run_format', 1)}, whose definitions differ from "
-                            f"format {RUN_FORMAT}); {rerun}")
-    for name in VERIFIED_FILES:
-        f = run_dir / name
-        want = recorded.get(name)
-        if not isinstance(want, str):
-            raise RunFilesError(run_dir / "manifest.json", f"files_sha256 has no entry for {name}; {rerun}")
-        if not f.is_file():
-            raise RunFilesError(f, f"is missing, but the run's manifest.json records it; {rerun}")
-        got = _sha256_file(f)
-        if got != want:
-            raise RunFilesError(f, f"differs from the SHA-256 recorded in manifest.json ({got[:12]}... != "
-                                f"{want[:12]}...): the file was edited or replaced after the run; {rerun}")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -782,7 +720,7 @@ def write_run(out: Path, result: RunResult, trials: pd.DataFrame | None = None) 
     hashes: dict[str, str] = {}
     with replacing(out / "trials.parquet", ".parquet") as tmp:
         trials.to_parquet(tmp, index=False)
-        hashes["trials.parquet"] = _sha256_file(tmp)
+        hashes["trials.parquet"] = sha256_file(tmp)
     for name, frame in (("oc.csv", result.oc), ("paired.csv", result.paired)):
         data = frame.to_csv(index=False).encode("utf-8")
         hashes[name] = hashlib.sha256(data).hexdigest()
