@@ -267,8 +267,11 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
 def trial_table(out: TrialOutcomes, truth: Truth, *, max_n: int,
                 dose_labels: Sequence[str] | None = None) -> TrialTable:
     """The :class:`TrialTable` of one scenario x design, rows sorted by trial number."""
-    w = np.asarray(out.weight, float)
-    w = w / w.sum()
+    if out.exact:
+        w = np.asarray(out.weight, float)
+        w = w / w.sum()
+    else:  # simulated trials weigh 1/T each, whatever arithmetic produced the stored weights
+        w = np.full(out.n_trials, 1.0 / out.n_trials)
     trial = np.asarray(out.trial if out.trial is not None else np.arange(out.n_trials))
     order = np.argsort(trial, kind="stable")
     cols = per_trial_metrics(out, truth, max_n, dose_labels)

@@ -96,8 +96,7 @@ def time_characteristics(out: TrialOutcomes, *, scenario: str = "", design: str 
     """
     if out.duration is None or out.n_trials == 0:
         return pd.DataFrame(columns=_COLUMNS)
-    w = np.asarray(out.weight, float)
-    w = w / w.sum()
+    w = np.full(out.n_trials, 1.0 / out.n_trials)  # simulated trials (exact enumeration has no calendar time)
     dur = np.asarray(out.duration, float)
     means = TrialTable(np.arange(out.n_trials), w, False, {(m, ""): c for m, c in time_per_trial(out).items()})
     rows: list[tuple[str, float, float]] = [("duration_days", *means.estimate(("duration_days", "")))]
