@@ -12,12 +12,15 @@ another run), not against someone who also rewrites the manifest.
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
 from escalade.scenarios.errors import EscaladeError
 
-__all__ = ["RUN_FORMAT", "VERIFIED_FILES", "RunFilesError", "sha256_file", "verify_run_files"]
+__all__ = ["RUN_FORMAT", "VERIFIED_FILES", "OPTIONAL_FILES", "RunFilesError", "sha256_file", "verify_run_files"]
+
+log = logging.getLogger(__name__)
 
 #: Version of the run directory's layout and definitions. 2: true MTD "highest dose <= target + delta"
 #: (or none), acceptable and optimal-dose selection, paired.csv for every pair of designs from the
@@ -27,6 +30,10 @@ RUN_FORMAT = 2
 
 #: The result files whose SHA-256 the manifest records (``files_sha256``) and readers verify.
 VERIFIED_FILES: tuple[str, ...] = ("trials.parquet", "oc.csv", "paired.csv")
+#: Of those, the ones a reader does not need: a run directory may drop them (``trials.parquet`` is the
+#: large trial-level file; reports, diffs and re-runs read ``oc.csv`` and ``paired.csv`` only). Present,
+#: they must match like the others.
+OPTIONAL_FILES: tuple[str, ...] = ("trials.parquet",)
 
 
 class RunFilesError(EscaladeError):
@@ -63,7 +70,8 @@ def verify_run_files(run_dir: str | Path, manifest: dict[str, Any]) -> None:
     RunFilesError
         In one line naming the file: when the manifest records no hashes (a
         run of an earlier escalade, whose definitions differ), or a file is
-        missing, or its SHA-256 differs from the recorded one (it was edited
+        missing (except one of :data:`OPTIONAL_FILES`, which is then only
+        logged), or its SHA-256 differs from the recorded one (it was edited
         or replaced after the run).
     """
     run_dir = Path(run_dir)
@@ -80,6 +88,9 @@ def verify_run_files(run_dir: str | Path, manifest: dict[str, Any]) -> None:
         if not isinstance(want, str):
             raise RunFilesError(run_dir / "manifest.json", f"files_sha256 has no entry for {name}; {rerun}")
         if not f.is_file():
+            if name in OPTIONAL_FILES and not f.exists():
+                log.warning("%s is missing; the other result files are verified without it", f)
+                continue
             raise RunFilesError(f, f"is missing, but the run's manifest.json records it; {rerun}")
         got = sha256_file(f)
         if got != want:
