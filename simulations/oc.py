@@ -111,7 +111,12 @@ class Truth:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PerTrial:
-    """One characteristic per trial: ``scale * sum(w * num) / sum(w * den)`` (``den`` None: a mean)."""
+    """One characteristic per trial: ``scale * sum(w * num) / sum(w * den)`` (``den`` None: a mean).
+
+    ``num`` and ``den`` keep their own dtype (booleans, counts, or views into
+    the outcome arrays) and are converted to float only when estimated, so
+    that a table of a million trials on twenty doses stays small.
+    """
 
     num: np.ndarray
     den: np.ndarray | None = None
@@ -211,10 +216,10 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
     cols: dict[tuple[str, str], PerTrial] = {}
 
     def pct(x: np.ndarray) -> PerTrial:
-        return PerTrial(np.asarray(x, float), None, 100.0)
+        return PerTrial(np.asarray(x), None, 100.0)
 
     def mean(x: np.ndarray) -> PerTrial:
-        return PerTrial(np.asarray(x, float))
+        return PerTrial(np.asarray(x))
 
     for j in range(nd):
         cols[("select_pct", labels[j])] = pct(sel == j)
@@ -222,7 +227,7 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
     for j in range(nd):
         cols[("patients", labels[j])] = mean(out.n[:, j])
     for j in range(nd):
-        cols[("patients_pct", labels[j])] = PerTrial(out.n[:, j].astype(float), total, 100.0)
+        cols[("patients_pct", labels[j])] = PerTrial(out.n[:, j], total, 100.0)
     for j in range(nd):
         cols[("dlts_at_dose", labels[j])] = mean(out.tox[:, j])
     for j in range(nd):
@@ -247,7 +252,7 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
     cols[("sample_size", "")] = mean(total)
     cols[("responders", "")] = mean(out.eff.sum(axis=1))
     p_resp = np.asarray(truth.p_response, float)
-    cols[("orr_selected", "")] = PerTrial(np.where(has, p_resp[np.clip(sel, 0, None)], 0.0), has.astype(float))
+    cols[("orr_selected", "")] = PerTrial(np.where(has, p_resp[np.clip(sel, 0, None)], 0.0), has)
     early = np.array([StopReason(int(r)).early for r in range(len(StopReason))])
     reasons = np.asarray(out.reason).astype(int)
     cols[("early_stop_pct", "")] = pct(early[reasons])
