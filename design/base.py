@@ -48,6 +48,7 @@ __all__ = [
     "IntArray",
     "BoolArray",
     "FloatArray",
+    "TrueOptimum",
 ]
 
 IntArray = NDArray[np.int64]
@@ -270,6 +271,37 @@ class Decisions:
     @property
     def n_states(self) -> int:
         return int(self.dose.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class TrueOptimum:
+    """A phase I/II design's optimal dose under *true* curves (what its objective would pick knowing them).
+
+    A design with an objective other than the MTD (EffTox's utility, BOIN12's
+    utility) provides ``true_optimum(p_tox, p_eff, p_both=None) -> TrueOptimum``;
+    the simulator scores the design's selections against :attr:`dose`, so that
+    each design is judged by its own objective and nothing outside ``design/``
+    needs to know how that objective is computed.
+
+    Attributes
+    ----------
+    dose
+        0-based optimal dose, :data:`NO_DOSE` when no dose is eligible.
+    value
+        The objective per dose (e.g. the true utility).
+    eligible
+        Per dose: does the dose meet the design's own acceptability hurdles?
+    objective
+        Short name of the objective, e.g. ``"EffTox utility"``.
+    rule
+        One sentence: which doses are eligible and what is maximised (ties).
+    """
+
+    dose: int
+    value: tuple[float, ...]
+    eligible: tuple[bool, ...]
+    objective: str
+    rule: str
 
 
 @runtime_checkable

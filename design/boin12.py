@@ -79,7 +79,7 @@ import numpy as np
 from scipy import special, stats
 
 from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray,
-                                  States, StopReason)
+                                  States, StopReason, TrueOptimum)
 from escalade.design.boin import BoinBoundaries, BoinConfig, boin_boundaries
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability
 from escalade.design.isotonic import isotonic_regression
@@ -242,6 +242,37 @@ class Boin12Design(ConfigDesign):
     def desirability(self, states: States) -> FloatArray:
         """``(S, D)`` :math:`\\Pr(u > u_b)` per dose (prior value for untried doses)."""
         return _desirability(self.config, states.n, states.tox, states.eff, states.both)
+
+    def true_optimum(self, p_tox: Any, p_eff: Any, p_both: Any | None = None) -> TrueOptimum:
+        """The dose of highest true mean utility among doses truly within BOIN12's hurdles.
+
+        With the true probabilities of the four outcomes, the mean utility of
+        a dose is :math:`100\\,\\pi_{01} + u_{11}\\pi_{11} + u_{00}\\pi_{00}`
+        (Lin et al. 2020, Table 1), where :math:`\\pi_{11}` is ``p_both`` (the
+        true P(DLT and response); independence :math:`\\pi_T\\pi_E` when not
+        given). A dose is eligible when its true DLT rate is at most
+        :math:`\\phi_T` (``target``) and its true response rate at least
+        :math:`\\phi_E` (``phi_e``), the design's admissibility hurdles applied
+        to the truth. Ties: the higher dose, as the design's final selection.
+
+        Examples
+        --------
+        >>> d = Boin12Design(Boin12Config(target=0.3, n_doses=3, phi_e=0.3))
+        >>> d.true_optimum([0.05, 0.2, 0.35], [0.3, 0.7, 0.72]).dose
+        1
+        """
+        c = self.config
+        pt, pe = np.asarray(p_tox, float), np.asarray(p_eff, float)
+        p11 = pt * pe if p_both is None else np.asarray(p_both, float)
+        p01, p00 = pe - p11, 1.0 - pt - pe + p11
+        u = 100.0 * p01 + c.u11 * p11 + c.u00 * p00
+        ok = (pt <= c.target) & (pe >= c.phi_e)
+        nd = u.shape[0]
+        dose = int(nd - 1 - np.argmax(np.where(ok, u, -np.inf)[::-1])) if ok.any() else NO_DOSE
+        rule = (f"highest true mean utility (u11 = {c.u11:g}, u00 = {c.u00:g}; response without DLT 100, DLT "
+                f"without response 0) among doses with true DLT rate <= {c.target:g} and true response rate >= "
+                f"{c.phi_e:g}; ties: the higher dose")
+        return TrueOptimum(dose, tuple(float(v) for v in u), tuple(bool(v) for v in ok), "BOIN12 utility", rule)
 
     def decide(self, states: States) -> Decisions:
         c, b = self.config, self.boundaries

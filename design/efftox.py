@@ -90,7 +90,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize, special
 
 from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray,
-                                  States, StopReason)
+                                  States, StopReason, TrueOptimum)
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability, check_trial_size
 from escalade.design.efftox_model import (CELLS, PARAMETERS, cell_counts, coded_doses, efftox_utility,
                                           joint_probabilities, solve_p)
@@ -706,6 +706,33 @@ class EffToxDesign(ConfigDesign):
     def state_fields(self) -> str:
         """``"all"`` when a trial rule reads the last cohort (the default guardrail does)."""
         return rules_state_fields(self.rules)
+
+    def true_optimum(self, p_tox: ArrayLike, p_eff: ArrayLike, p_both: ArrayLike | None = None) -> TrueOptimum:
+        """The dose of highest true utility among doses that truly clear both hurdles (Thall & Cook 2004).
+
+        A dose is eligible when its true response rate is at least
+        ``efficacy_hurdle`` and its true DLT rate at most ``toxicity_hurdle``
+        (the hurdles of the acceptability rule, applied to the truth); the
+        optimal dose maximises :meth:`EffToxConfig.utility` of the true
+        marginal rates among them (ties: the lowest dose, as the design ranks).
+        ``p_both`` is not used: the utility depends on the marginals only.
+
+        Examples
+        --------
+        >>> cfg = EffToxConfig(n_doses=3, doses=(1, 2, 4), efficacy_hurdle=0.3, toxicity_hurdle=0.35,
+        ...                    eff0=0.4, tox1=0.7, eff_star=0.65, tox_star=0.25)
+        >>> EffToxDesign(cfg).true_optimum([0.05, 0.2, 0.5], [0.2, 0.6, 0.7]).dose
+        1
+        """
+        c = self.config
+        pt, pe = np.asarray(p_tox, float), np.asarray(p_eff, float)
+        ok = (pe >= c.efficacy_hurdle) & (pt <= c.toxicity_hurdle)
+        u = np.asarray(c.utility(pe, pt), float)
+        dose = int(np.argmax(np.where(ok, u, -np.inf))) if ok.any() else NO_DOSE
+        rule = (f"highest true EffTox utility (contour through ({c.eff0:g}, 0), (1, {c.tox1:g}) and "
+                f"({c.eff_star:g}, {c.tox_star:g})) among doses with true response rate >= {c.efficacy_hurdle:g} "
+                f"and true DLT rate <= {c.toxicity_hurdle:g}; ties: the lower dose")
+        return TrueOptimum(dose, tuple(float(v) for v in u), tuple(bool(v) for v in ok), "EffTox utility", rule)
 
     def fit(self, states: States, *, full: bool = True) -> EffToxFit:
         """Posterior summaries, acceptability and the recommended dose of every state.

@@ -189,7 +189,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     how = ("exact operating characteristics (no Monte Carlo error)" if all_exact else
            f"{m['n_trials']} trials per scenario, seed {m['seed']}; values are means with Monte Carlo SE in "
            f"brackets{' (none where exact)' if res.oc['exact'].any() else ''}")
-    print(f"{how} (PCS = correct MTD selection; true MTD = dose closest to target {study.target})")
+    print(f"{how} (PCS = correct MTD selection; {study.mtd_rule.describe()})")
     print(summary_table(res.oc, [s.name for s in study.scenarios], [d.name for d in study.designs]))
     for f in m["exact_fallbacks"]:
         print(f"note: {f['scenario']} / {f['design']}: simulated, not exact ({f['reason']})")

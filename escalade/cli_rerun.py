@@ -5,10 +5,15 @@ the number of trials, the seed and the exact-mode flag: everything the
 results depend on (DESIGN.md section 7). ``rerun`` runs that study again into
 a new directory (``RUN_DIR-rerun`` unless ``--out``; an interrupted re-run
 there is resumed, a finished one is refused so that nothing is reused) with
-any workers or backend, and compares the new ``results_sha256`` with the recorded one. Exit
-status: 0 when they are identical, 1 when they differ (the message names both
-hashes and the package versions that changed), 2 when ``RUN_DIR`` is not a
-usable run directory.
+any workers or backend, and compares the new ``results_sha256`` (every trial's
+outcome) and the SHA-256 of the new ``oc.csv`` and ``paired.csv`` with the
+recorded ones. Before anything runs, the original's ``trials.parquet``,
+``oc.csv`` and ``paired.csv`` are checked against the hashes its manifest
+recorded (:func:`escalade.simulations.run_files.verify_run_files`): a run
+whose files were edited is refused, in one line naming the file, rather than
+"reproduced". Exit status: 0 when everything is identical, 1 when something
+differs (the message names the hashes or files and the package versions that
+changed), 2 when ``RUN_DIR`` is not a usable run directory.
 """
 
 from __future__ import annotations
@@ -48,19 +53,25 @@ class RerunOutcome:
     version_changes
         ``"name old -> new"`` for each package whose version differs from the
         one recorded in the manifest.
+    files_differ
+        Which of ``oc.csv`` and ``paired.csv`` came out different from the
+        recorded file (e.g. another escalade version's definitions), even if the
+        trial outcomes are identical.
     """
 
-    __slots__ = ("recorded", "regenerated", "out", "version_changes")
+    __slots__ = ("recorded", "regenerated", "out", "version_changes", "files_differ")
 
-    def __init__(self, recorded: str, regenerated: str, out: Path, version_changes: list[str]) -> None:
+    def __init__(self, recorded: str, regenerated: str, out: Path, version_changes: list[str],
+                 files_differ: list[str] | None = None) -> None:
         self.recorded = recorded
         self.regenerated = regenerated
         self.out = out
         self.version_changes = version_changes
+        self.files_differ = list(files_differ or [])
 
     @property
     def identical(self) -> bool:
-        return self.recorded == self.regenerated
+        return self.recorded == self.regenerated and not self.files_differ
 
 
 def add_parser(sub: Any) -> None:
@@ -101,6 +112,9 @@ def _read_manifest(run_dir: Path) -> dict[str, Any]:
     text = man["study_text"]
     if not isinstance(text, str) or hashlib.sha256(text.encode("utf-8")).hexdigest() != man["study_sha256"]:
         raise RerunError(f"{path}: study_text does not match study_sha256; the manifest was edited")
+    from escalade.simulations.run_files import verify_run_files
+
+    verify_run_files(run_dir, man)  # the original's result files must be the run's, or there is nothing to verify
     return man
 
 
@@ -145,8 +159,10 @@ def rerun(run_dir: str | Path, *, out: str | Path | None = None, n_jobs: int = -
     res = run_study(study, n_trials=man["n_trials"], seed=man["seed"], exact=bool(man.get("exact", False)),
                     n_jobs=n_jobs, backend=backend, scheduler=scheduler,  # type: ignore[arg-type]
                     out_dir=target, progress=progress, command=command)
+    old, new = man.get("files_sha256") or {}, res.manifest.get("files_sha256") or {}
+    differ = [f for f in ("oc.csv", "paired.csv") if old.get(f) != new.get(f)]
     return RerunOutcome(man["results_sha256"], res.manifest["results_sha256"], target,
-                        _version_changes(man.get("versions")))
+                        _version_changes(man.get("versions")), differ)
 
 
 def handler(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -160,10 +176,16 @@ def handler(args: argparse.Namespace, argv: Sequence[str]) -> int:
     finally:
         close()
     if got.identical:
-        print(f"rerun of {args.run_dir} reproduces it: results_sha256 {got.recorded} (new run in {got.out})")
+        print(f"rerun of {args.run_dir} reproduces it: results_sha256 {got.recorded}; oc.csv and paired.csv "
+              f"identical (new run in {got.out})")
         return 0
     versions = "; ".join(got.version_changes) or "none"
-    print(f"escalade: error: rerun of {args.run_dir} does not reproduce it: results_sha256 {got.recorded} "
-          f"(manifest) != {got.regenerated} (rerun in {got.out}); package versions changed: {versions}",
-          file=sys.stderr)
+    if got.recorded != got.regenerated:
+        what = f"results_sha256 {got.recorded} (manifest) != {got.regenerated}"
+    else:
+        what = (f"the trial outcomes are identical (results_sha256 {got.recorded}) but "
+                f"{' and '.join(got.files_differ)} differ{'s' if len(got.files_differ) == 1 else ''} "
+                "(the operating characteristics are computed differently)")
+    print(f"escalade: error: rerun of {args.run_dir} does not reproduce it: {what} (rerun in {got.out}); "
+          f"package versions changed: {versions}", file=sys.stderr)
     return 1

@@ -2,9 +2,8 @@
 
 Reads a run directory (``escalade run --out DIR``) and never runs a design.
 Modules, one idea each: ``load`` (read and check a run directory), ``formatting``
-(how numbers are written), ``tables``, ``plots``, ``conclusion``, ``pairing``
-(paired differences from trial-level results), ``optimal`` (EffTox optimal
-dose of the true curves), ``methods`` and ``methods_<design>`` (protocol text),
+(how numbers are written), ``tables``, ``plots``, ``conclusion``,
+``optimal`` (each phase I/II design's optimal dose, as the run recorded it), ``methods`` and ``methods_<design>`` (protocol text),
 ``appendix`` (HTML/PDF), ``xlsx``, ``diff`` (two runs compared), ``write``
 (atomic output) and ``templating`` (jinja2, autoescaped).
 """

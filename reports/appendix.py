@@ -149,11 +149,13 @@ def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
     scen_sections = []
     for k, s in enumerate(run.scenarios):
         tables = [replace(t, id=f"s{k + 1}-{t.id}") for t in scenario_tables(run, s)]
-        mtd = dose_display(run.doses[s.true_mtd])
-        if optimal is not None:
-            obd = optimal.get(s.name)
-            mtd += "; EffTox optimal dose (true utility): " + ("none" if obd is None else
-                                                                dose_display(run.doses[obd]))
+        mtd = ("none (no dose is tolerable)" if s.true_mtd is None else dose_display(run.doses[s.true_mtd]))
+        if s.mtd_why:  # the reasons start with "DL4: " / "none: ", already named
+            mtd += f" \u2014 {s.mtd_why.split(': ', 1)[-1]}"
+        for opt in s.optimal:
+            mtd += (f"; optimal dose of {opt.design} ({opt.objective}): "
+                    + ("none" if opt.dose is None else dose_display(run.doses[opt.dose]))
+                    + f" \u2014 {opt.why.split(': ', 1)[-1]}")
         scen_sections.append({"name": s.name, "description": s.description, "mtd": mtd, "tables": tables})
     ctx: dict[str, Any] = {
         "title": run.title,

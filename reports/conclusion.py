@@ -16,20 +16,19 @@ from collections.abc import Sequence
 
 from escalade.reports.formatting import fmt_number
 from escalade.reports.load import RunData, ScenarioInfo
-from escalade.reports.pairing import paired_from_trials
 from escalade.reports.tables import FLAG_Z
 
 __all__ = ["conclusion", "has_acceptable_dose"]
 
 
 def has_acceptable_dose(scenario: ScenarioInfo, target: float) -> bool:
-    """True when some dose's true DLT probability is at or below the target.
+    """True when the scenario has a true MTD (by the study's rule, recorded in the manifest).
 
-    In the other scenarios (every dose above the target) the right decision
-    is to stop without selecting a dose, so "correct selection" of the dose
-    closest to the target is not the measure of success there.
+    In the other scenarios (every dose too toxic) the right decision is to
+    stop without selecting a dose, which is what ``correct_selection_pct``
+    then measures. ``target`` is not used (kept for callers).
     """
-    return min(scenario.p_dlt) <= target
+    return scenario.true_mtd is not None
 
 
 def _value(run: RunData, s: str, d: str, m: str) -> float:
@@ -52,17 +51,13 @@ def _pct_range(vals: Sequence[float]) -> str:
 def _difference(run: RunData, s: str, a: str, b: str, m: str) -> tuple[float, float, bool]:
     """Difference ``a - b`` of metric ``m``, its SE, and whether the SE is paired.
 
-    Taken from ``paired.csv`` where it holds the pair (either order), else
-    paired trial by trial from ``trials.parquet``; otherwise (exact runs) the
-    SE :math:`\\sqrt{se_a^2 + se_b^2}` from ``oc.csv``.
+    Taken from ``paired.csv`` (every pair of designs, computed at run time);
+    otherwise (exact runs) the SE :math:`\\sqrt{se_a^2 + se_b^2}` from ``oc.csv``.
     """
     for x, y, sign in ((a, b, 1.0), (b, a, -1.0)):
         got = run.paired_cell(s, x, y, m)
         if got is not None:
             return sign * got[0], got[1], True
-    got = paired_from_trials(run, s, a, b, m)
-    if got is not None:
-        return got[0], got[1], True
     ca, cb = run.cell(s, a, m), run.cell(s, b, m)
     if ca is None or cb is None:
         return math.nan, math.nan, False
@@ -185,24 +180,22 @@ def _toxic_sentences(run: RunData, toxic: list[ScenarioInfo]) -> list[str]:
 
 
 def _optimal_sentences(run: RunData) -> list[str]:
-    from escalade.reports.optimal import efftox_design, optimal_doses
+    from escalade.reports.optimal import objective_designs, optimal_of
 
-    design, optimal = efftox_design(run), optimal_doses(run)
-    if design is None or optimal is None:
-        return []
-    have = [(s, optimal[s.name]) for s in run.scenarios if optimal.get(s.name) is not None]
-    if not have:
-        return []
-    sel = []
-    for s, j in have:
-        c = run.cell(s.name, design.name, "select_pct", run.doses[j].label)
-        if c is not None and not c.missing:
-            sel.append(c.value)
-    if not sel:
-        return []
-    return [f"{design.name} aims at the dose with the best efficacy-toxicity trade-off rather than the MTD; it "
-            f"selected that optimal dose (by its utility and the true curves) in {_pct_range(sel)} of trials "
-            f"across the {len(sel)} scenarios that have one."]
+    out = []
+    for design in objective_designs(run):
+        sel, objective = [], ""
+        for s in run.scenarios:
+            opt = optimal_of(run, s.name, design.name)
+            c = run.cell(s.name, design.name, "optimal_selection_pct")
+            if opt is not None and opt.dose is not None and c is not None and not c.missing:
+                sel.append(c.value)
+                objective = opt.objective
+        if sel:
+            out.append(f"{design.name} aims at the dose that is best by its own objective ({objective}) rather "
+                       f"than the MTD; it selected that optimal dose (by the true curves) in {_pct_range(sel)} "
+                       f"of trials across the {len(sel)} scenarios that have one.")
+    return out
 
 
 def conclusion(run: RunData) -> str:

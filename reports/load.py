@@ -1,9 +1,13 @@
 """Read a run directory (``escalade run --out DIR``) for reporting.
 
 Only stored results are read: ``manifest.json``, ``oc.csv`` and ``paired.csv``
-(``trials.parquet`` stays the machine-readable trial-level output and is not
-needed). Nothing is simulated here. Every problem is a one-line
-:class:`~escalade.reports.errors.ReportError` naming the file and the fix.
+(``trials.parquet`` stays the machine-readable trial-level output). Before
+anything is read, the three result files are checked against the SHA-256 the
+manifest recorded (:func:`escalade.simulations.run_files.verify_run_files`):
+an edited or replaced file is refused. Nothing is simulated or re-derived
+here: the true MTD, the acceptable doses and each design's optimal dose
+(with the reasons) are the run's, from the manifest. Every problem is a
+one-line :class:`~escalade.reports.errors.ReportError` naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from escalade.reports.errors import (
 )
 from escalade.simulations.manifest import Manifest, ManifestError
 
-__all__ = ["OcCell", "DoseInfo", "ScenarioInfo", "DesignInfo", "RunData", "load_run", "OC_COLUMNS",
+__all__ = ["OcCell", "DoseInfo", "ScenarioInfo", "DesignInfo", "OptimalDose", "RunData", "load_run", "OC_COLUMNS",
            "PAIRED_COLUMNS"]
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ log = logging.getLogger(__name__)
 OC_COLUMNS: tuple[str, ...] = ("scenario", "design", "metric", "dose", "value", "se", "exact")
 #: Columns ``paired.csv`` must have.
 PAIRED_COLUMNS: tuple[str, ...] = ("scenario", "design", "versus", "metric", "difference", "se", "se_unpaired")
-_MANIFEST_KEYS: tuple[str, ...] = ("n_trials", "seed", "doses", "scenarios", "designs", "target")
+_MANIFEST_KEYS: tuple[str, ...] = ("n_trials", "seed", "doses", "scenarios", "designs", "target", "mtd_rule")
 _RERUN = "regenerate it with `escalade run STUDY.yaml --out {dir}`"
 
 
@@ -65,15 +69,56 @@ class DoseInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class OptimalDose:
+    """A phase I/II design's optimal dose under the true curves, by its own objective.
+
+    Attributes
+    ----------
+    design
+        The design's display name.
+    objective
+        What it maximises, e.g. ``"EffTox utility"``.
+    dose
+        0-based optimal dose, ``None`` when no dose meets the design's hurdles.
+    why
+        One sentence: the dose, and the rule that picks it.
+    value
+        The true objective per dose.
+    """
+
+    design: str
+    objective: str
+    dose: int | None
+    why: str
+    value: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ScenarioInfo:
-    """A true scenario; ``true_mtd`` is 0-based (the manifest stores it 1-based)."""
+    """A true scenario as the run defined it (0-based doses; the manifest stores them 1-based).
+
+    Attributes
+    ----------
+    true_mtd
+        The true MTD by the study's rule, ``None`` when no dose is tolerable
+        (then selecting no dose is the correct selection).
+    acceptable
+        Doses whose true DLT rate is within target +/- delta.
+    mtd_why
+        Why the true MTD is that dose (or none), one sentence.
+    optimal
+        The optimal dose of each phase I/II design (by its own objective).
+    """
 
     name: str
     p_dlt: tuple[float, ...]
     p_response: tuple[float, ...]
     association: float
-    true_mtd: int
+    true_mtd: int | None
     description: str = ""
+    acceptable: tuple[int, ...] = ()
+    mtd_why: str = ""
+    optimal: tuple[OptimalDose, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +190,18 @@ class RunData:
         return [d.label for d in self.doses]
 
     @property
+    def mtd_rule(self) -> str:
+        """The study's definition of the true MTD and the acceptable doses, one sentence (from the manifest)."""
+        rule = self.manifest.get("mtd_rule") or {}
+        return str(rule.get("text") or "") if isinstance(rule, dict) else ""
+
+    @property
+    def timing(self) -> dict[str, Any]:
+        """The calendar time the run simulated (``enabled``, ``source`` and the settings), from the manifest."""
+        t = self.manifest.get("timing")
+        return dict(t) if isinstance(t, dict) else {"enabled": False, "source": "not recorded"}
+
+    @property
     def any_exact(self) -> bool:
         return bool(self.oc["exact"].any())
 
@@ -159,7 +216,13 @@ class RunData:
         return self._cache[key]
 
     def paired_cell(self, scenario: str, design: str, versus: str, metric: str) -> tuple[float, float, float] | None:
-        """``(difference, se, se_unpaired)`` of ``design - versus`` from ``paired.csv``, or ``None``."""
+        """``(difference, se, se_unpaired)`` of ``design - versus`` from ``paired.csv``, or ``None``.
+
+        ``paired.csv`` holds every pair of designs once (the later design in
+        the study file minus the earlier); the other order is its negative.
+        ``None`` when the pair is not paired (exact enumeration) or the
+        characteristic is not defined for one of the designs.
+        """
         index = self._cache.get("paired")
         if index is None:
             p = self.paired
@@ -167,18 +230,12 @@ class RunData:
                                                                   float(r.se_unpaired))
                      for r in p.itertuples(index=False)}
             self._cache["paired"] = index
-        return index.get((scenario, design, versus, metric))
-
-    def trials(self) -> pd.DataFrame | None:
-        """``trials.parquet`` (read once, on first use), or ``None`` when it is missing or unreadable."""
-        if "trials" not in self._cache:
-            f = self.path / "trials.parquet"
-            try:
-                self._cache["trials"] = pd.read_parquet(f)
-            except (OSError, ValueError, ImportError) as exc:
-                log.warning("%s cannot be read (%s); differences between designs use unpaired SEs", f, exc)
-                self._cache["trials"] = None
-        return self._cache["trials"]
+        got = index.get((scenario, design, versus, metric))
+        if got is None:
+            back = index.get((scenario, versus, design, metric))
+            if back is not None:
+                got = (-back[0], back[1], back[2])
+        return got
 
     def stop_reasons(self) -> list[str]:
         """Stop reasons that occur in the run, in order of first appearance."""
@@ -265,7 +322,8 @@ def _study_settings(man: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, An
         return {}, {}
     settings = {"title": st.title, "target": st.target, "cohort_size": st.cohort_size, "max_n": st.max_n,
                 "start_dose": st.start_dose, "dlt_window_days": st.dlt_window_days,
-                "response_days": st.response_days}
+                "response_days": st.response_days, "mtd_definition": st.mtd_definition,
+                "mtd_delta": st.mtd_delta}
     return settings, {s.name: s.description for s in st.scenarios}
 
 
@@ -276,14 +334,33 @@ def _parse_structure(man: dict[str, Any], f: Path, run_dir: Path
     except ManifestError as exc:
         raise RunFileCorruptError(f, f"has a malformed doses/scenarios/designs entry ({exc}); "
                                   f"{_RERUN.format(dir=run_dir)}") from None
-    doses = tuple(DoseInfo(d.label, d.amount, d.unit) for d in record.doses)
-    scen = []
-    for s in record.scenarios:
-        mtd = s.true_mtd - 1 if s.true_mtd is not None else \
-            min(range(len(s.p_dlt)), key=lambda j: (abs(s.p_dlt[j] - record.target), j))
-        scen.append(ScenarioInfo(s.name, s.p_dlt, s.p_response, s.association, mtd))
-    designs = tuple(DesignInfo(d.name, d.design, dict(d.params), dict(d.params_given)) for d in record.designs)
+    try:
+        doses = tuple(DoseInfo(d.label, d.amount, d.unit) for d in record.doses)
+        scen = []
+        for s in record.scenarios:
+            mtd = None if s.true_mtd is None else s.true_mtd - 1
+            optimal = tuple(OptimalDose(str(o["design"]), str(o["objective"]),
+                                        None if o["dose"] is None else int(o["dose"]) - 1, str(o.get("why") or ""),
+                                        tuple(float(v) for v in o.get("value") or ()))
+                            for o in s.optimal)
+            scen.append(ScenarioInfo(s.name, s.p_dlt, s.p_response, s.association, mtd, s.description,
+                                     tuple(j - 1 for j in s.acceptable_doses), s.true_mtd_why, optimal))
+        designs = tuple(DesignInfo(d.name, d.design, dict(d.params), dict(d.params_given)) for d in record.designs)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunFileCorruptError(f, f"has a malformed doses/scenarios/designs entry ({type(exc).__name__}: "
+                                  f"{exc}); {_RERUN.format(dir=run_dir)}") from None
     return doses, tuple(scen), designs
+
+
+def _verify(run_dir: Path, man: dict[str, Any]) -> None:
+    """Refuse result files that differ from the hashes the manifest recorded (one line naming the file)."""
+    from escalade.simulations.run_files import RunFilesError, verify_run_files
+
+    try:
+        verify_run_files(run_dir, man)
+    except RunFilesError as exc:
+        cls = RunFileMissingError if "is missing" in exc.reason else RunFileCorruptError
+        raise cls(exc.path, exc.reason) from None
 
 
 def load_run(path: str | Path) -> RunData:
@@ -305,10 +382,12 @@ def load_run(path: str | Path) -> RunData:
     RunInProgressError
         If a run holds the directory's lock (its files may change while read).
     RunFileMissingError
-        If ``manifest.json`` or ``oc.csv`` is missing.
+        If ``manifest.json``, ``oc.csv``, ``paired.csv`` or ``trials.parquet`` is missing.
     RunFileCorruptError
-        If a file cannot be parsed, lacks a column or field, or ``oc.csv`` does
-        not match the manifest's scenarios and designs.
+        If a result file differs from the SHA-256 the manifest recorded, the
+        manifest records none (an earlier escalade), a file cannot be parsed,
+        lacks a column or field, or ``oc.csv`` does not match the manifest's
+        scenarios and designs.
     """
     run_dir = Path(path)
     if not run_dir.is_dir():
@@ -320,18 +399,14 @@ def load_run(path: str | Path) -> RunData:
                                  f"finished (if that run was killed, run it again to finish it, or delete {lock})")
     man = _read_manifest(run_dir)
     mf = run_dir / "manifest.json"
+    _verify(run_dir, man)
     doses, scenarios, designs = _parse_structure(man, mf, run_dir)
 
     oc_f = run_dir / "oc.csv"
     if not oc_f.is_file():
         raise RunFileMissingError(oc_f, f"is missing; {_RERUN.format(dir=run_dir)}")
     oc = _read_csv(oc_f, OC_COLUMNS, ("value", "se"), run_dir)
-    pf = run_dir / "paired.csv"
-    if pf.is_file():
-        paired = _read_csv(pf, PAIRED_COLUMNS, ("difference", "se", "se_unpaired"), run_dir)
-    else:
-        log.warning("%s is missing; the report will show no paired differences", pf)
-        paired = pd.DataFrame(columns=list(PAIRED_COLUMNS))
+    paired = _read_csv(run_dir / "paired.csv", PAIRED_COLUMNS, ("difference", "se", "se_unpaired"), run_dir)
 
     have = set(zip(oc["scenario"], oc["design"]))
     lost = [(s.name, d.name) for s in scenarios for d in designs if (s.name, d.name) not in have]
@@ -343,7 +418,6 @@ def load_run(path: str | Path) -> RunData:
     index = {(r.scenario, r.design, r.metric, r.dose): OcCell(float(r.value), float(r.se), bool(r.exact))
              for r in oc.itertuples(index=False)}
     settings, descriptions = _study_settings(man, run_dir)
-    scenarios = tuple(ScenarioInfo(s.name, s.p_dlt, s.p_response, s.association, s.true_mtd,
-                                   descriptions.get(s.name, "")) for s in scenarios)
+    scenarios = tuple(dataclasses.replace(s, description=descriptions.get(s.name, "")) for s in scenarios)
     log.info("read run %s: %d scenarios x %d designs", run_dir, len(scenarios), len(designs))
     return RunData(run_dir, man, oc, paired, doses, scenarios, designs, settings, index)

@@ -102,7 +102,9 @@ def _style(ax) -> None:
     ax.set_axisbelow(True)
 
 
-def _mark_mtd(ax, j: int, ticks: Sequence[str]) -> None:
+def _mark_mtd(ax, j: int | None, ticks: Sequence[str]) -> None:
+    if j is None:  # no tolerable dose: nothing to mark
+        return
     ax.axvspan(j - 0.45, j + 0.45, color=MTD_SHADE, alpha=0.35, zorder=0, linewidth=0)
     for k, lab in enumerate(ax.get_xticklabels()):
         if k == j:
@@ -110,7 +112,7 @@ def _mark_mtd(ax, j: int, ticks: Sequence[str]) -> None:
 
 
 def scenario_curves_figure(run: RunData, optimal: Mapping[str, int | None] | None = None) -> FigureImage:
-    """True P(DLT) and P(response) by dose, one panel per scenario, true MTD (and EffTox optimal dose) marked."""
+    """True P(DLT) and P(response) by dose, one panel per scenario, true MTD (and an optimal dose) marked."""
     ns = len(run.scenarios)
     ncol = min(4, ns)
     nrow = math.ceil(ns / ncol)
@@ -128,12 +130,13 @@ def scenario_curves_figure(run: RunData, optimal: Mapping[str, int | None] | Non
             ax.plot(x, s.p_response, marker="s", linestyle="--", color=RESPONSE_COLOUR, linewidth=1.4,
                     markersize=4, label="P(response)")
         ax.axhline(run.target, color="#000000", linestyle=":", linewidth=1, label=f"target {run.target:g}")
-        ax.plot([s.true_mtd], [s.p_dlt[s.true_mtd]], marker="*", markersize=13, color="#000000",
-                linestyle="none", label="true MTD")
+        if s.true_mtd is not None:
+            ax.plot([s.true_mtd], [s.p_dlt[s.true_mtd]], marker="*", markersize=13, color="#000000",
+                    linestyle="none", label="true MTD")
         obd = None if optimal is None else optimal.get(s.name)
         if obd is not None:
             ax.plot([obd], [s.p_response[obd]], marker="D", markersize=8, markerfacecolor="none",
-                    markeredgecolor="#000000", markeredgewidth=1.5, linestyle="none", label="optimal dose (EffTox)")
+                    markeredgecolor="#000000", markeredgewidth=1.5, linestyle="none", label="optimal dose")
         ax.set_xticks(x, ticks, fontsize=_FONT["tick"] - 1)
         _mark_mtd(ax, s.true_mtd, ticks)
         ax.set_ylim(0, 1)
@@ -156,7 +159,7 @@ def scenario_curves_figure(run: RunData, optimal: Mapping[str, int | None] | Non
     caption = (f"True probability of a DLT (solid) and of response (dashed) at each dose; dotted line: target "
                f"DLT rate {run.target:g}; star and shading: the true MTD.")
     if optimal is not None:
-        caption += " Open diamond: the optimal dose by the EffTox design's utility."
+        caption += " Open diamond: the optimal dose by the first phase I/II design's own objective."
     return FigureImage("fig-scenarios", "True dose-toxicity and dose-response curves", caption, png_bytes(fig),
                        "True DLT and response probabilities by dose for each scenario")
 
@@ -226,10 +229,7 @@ def summary_figure(run: RunData) -> FigureImage:
         for i, d in enumerate(names):
             vals, errs = [], []
             for s in scen:
-                m = metric
-                if metric == "correct_selection_pct" and not has_acceptable_dose(s, run.target):
-                    m = "select_none_pct"
-                c = run.cell(s.name, d, m)
+                c = run.cell(s.name, d, metric)  # correct selection is "no dose" where no dose is tolerable
                 vals.append(0.0 if c is None or c.missing else c.value)
                 errs.append(0.0 if c is None or c.missing or c.exact else 1.96 * c.se)
             col, hatch = colours[d]

@@ -103,16 +103,19 @@ def _oc_cell(run: RunData, scenario: str, design: str, metric: str, dose: str = 
 def scenario_truth_table(run: RunData, optimal: Mapping[str, int | None] | None = None) -> Table:
     """True DLT and response probabilities per dose for every scenario.
 
-    The true MTD is shaded in the P(DLT) row; with ``optimal`` (EffTox's optimal
+    The true MTD is shaded in the P(DLT) row; with ``optimal`` (a phase I/II design's optimal
     dose per scenario, :mod:`escalade.reports.optimal`) that dose is marked in the
     P(response) row and listed in an extra column.
     """
+    from escalade.reports.optimal import objective_design
+
     cols = ["Scenario", "Curve"] + [d.label for d in run.doses] + ["True MTD"]
+    obj_design = objective_design(run)
     if optimal is not None:
-        cols.append("Optimal dose (EffTox)")
+        cols.append(f"Optimal dose ({obj_design.name})" if obj_design is not None else "Optimal dose")
     rows: list[list[Cell]] = []
     for s in run.scenarios:
-        mtd_label = run.doses[s.true_mtd].label
+        mtd_label = "none" if s.true_mtd is None else run.doses[s.true_mtd].label
         obd = None if optimal is None else optimal.get(s.name)
         for curve, probs in (("P(DLT)", s.p_dlt), ("P(response)", s.p_response)):
             row = [_head(s.name if curve == "P(DLT)" else "", "scenario"), _head(curve)]
@@ -127,11 +130,11 @@ def scenario_truth_table(run: RunData, optimal: Mapping[str, int | None] | None 
                 row.append(Cell(text, css="mtd-label"))
             rows.append(row)
     doses = "; ".join(dose_display(d) for d in run.doses)
-    note = (f"True MTD (shaded) = the dose whose true DLT probability is closest to the target "
-            f"{run.target:g} (ties: the lower dose). Doses: {doses}.")
-    if optimal is not None:
-        note += (" Optimal dose (outlined): the dose of highest true EffTox utility among the doses whose true "
-                 "response and DLT rates meet the design's hurdles.")
+    note = f"Shaded: {run.mtd_rule}. Doses: {doses}."
+    if optimal is not None and obj_design is not None:
+        why = next((o.why.split(": ", 1)[-1] for s in run.scenarios for o in s.optimal
+                    if o.design == obj_design.name), "")
+        note += f" Optimal dose of {obj_design.name} (outlined): {why}."
     return Table("scenarios-table", "True probabilities by dose", cols, rows, note)
 
 
@@ -198,7 +201,7 @@ def paired_tables(run: RunData, scenario: ScenarioInfo) -> list[Table]:
     At most :data:`_PAIRS_PER_TABLE` comparisons per table, so that the table
     fits the printed page however many designs are compared.
     """
-    p = run.paired[run.paired["scenario"] == scenario.name]
+    p = run.paired[(run.paired["scenario"] == scenario.name) & (run.paired["versus"] == run.design_names[0])]
     if p.empty:
         return []
     pairs = list(dict.fromkeys(zip(p["design"], p["versus"])))

@@ -31,7 +31,9 @@ import yaml
 
 from escalade.scenarios.errors import StudyError, did_you_mean
 from escalade.scenarios.study import (
+    DEFAULT_MTD_DELTA,
     LIMITS,
+    MTD_DEFINITIONS,
     DesignSpec,
     DoseLevel,
     Scenario,
@@ -159,14 +161,16 @@ def _scan(text: str, source: str | None) -> None:
 
 
 _TOP = {
-    "study": "study settings (title, target, cohort_size, max_n, start_dose, dlt_window_days, response_days)",
+    "study": "study settings (title, target, cohort_size, max_n, start_dose, dlt_window_days, response_days, "
+             "mtd_definition, mtd_delta)",
     "doses": "list of dose levels",
     "designs": "list of designs to compare",
     "scenarios": "list of true scenarios",
     "simulation": "simulation settings (n_trials, seed, chunk_size, exact)",
     "timing": "calendar time: accrual, dlt_onset, enrolment",
 }
-_STUDY_KEYS = {"title", "target", "cohort_size", "max_n", "start_dose", "dlt_window_days", "response_days"}
+_STUDY_KEYS = {"title", "target", "cohort_size", "max_n", "start_dose", "dlt_window_days", "response_days",
+               "mtd_definition", "mtd_delta"}
 _DOSE_KEYS = {"label", "amount", "unit"}
 _DESIGN_KEYS = {"name", "design", "params"}
 _SCEN_KEYS = {"name", "p_dlt", "p_response", "association", "description"}
@@ -370,6 +374,10 @@ def parse_study(text: str, source: str | None = None) -> Study:
                              what=f"a dose level number in [1, {nd}] (1 = lowest)") - 1
     window = ctx.number(st.get("dlt_window_days", 28), "study.dlt_window_days", low=0, low_open=True)
     resp = ctx.number(st.get("response_days", 90), "study.response_days", low=0, low_open=True)
+    mtd_definition = _choice(ctx, st.get("mtd_definition", "highest_below"), "study.mtd_definition",
+                             MTD_DEFINITIONS)
+    mtd_delta = ctx.number(st.get("mtd_delta", DEFAULT_MTD_DELTA), "study.mtd_delta", low=0, high=0.5,
+                           high_open=True, what="a DLT-rate tolerance in [0, 0.5) (default 0.05)")
 
     designs_raw = data["designs"]
     if not isinstance(designs_raw, list) or not designs_raw:
@@ -446,6 +454,7 @@ def parse_study(text: str, source: str | None = None) -> Study:
         dlt_window_days=window, response_days=resp, doses=tuple(doses), designs=tuple(designs),
         scenarios=tuple(scenarios), simulation=SimulationSettings(n_trials, seed, chunk, exact),
         source=source, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), text=text,
+        mtd_delta=mtd_delta, mtd_definition=mtd_definition,  # type: ignore[arg-type]
     )
 
 

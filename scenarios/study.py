@@ -8,11 +8,12 @@ reports.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
 
-__all__ = ["DoseLevel", "Scenario", "DesignSpec", "SimulationSettings", "Timing", "Study", "LIMITS", "true_mtd"]
+__all__ = ["DoseLevel", "Scenario", "DesignSpec", "SimulationSettings", "Timing", "Study", "LIMITS", "true_mtd",
+           "acceptable_doses", "MtdRule", "MTD_DEFINITIONS", "DEFAULT_MTD_DELTA"]
 
 #: Explicit resource limits, so that a typo cannot exhaust the machine. Checked
 #: when a study file is loaded (and, for command-line overrides and values that
@@ -70,6 +71,108 @@ class DoseLevel:
         return f"{self.label} ({amt} {self.unit})".strip() if self.unit else f"{self.label} ({amt})"
 
 
+#: The definitions of the true MTD a study file may choose (``study.mtd_definition``).
+MTD_DEFINITIONS: Final[tuple[str, ...]] = ("highest_below", "closest")
+#: Default :math:`\\delta` of the true-MTD rule and of the acceptable band (``study.mtd_delta``).
+DEFAULT_MTD_DELTA: Final[float] = 0.05
+# Rounding slack when a true DLT rate is compared with target +/- delta (0.30 + 0.05 must admit 0.35).
+_SLACK: Final[float] = 1e-9
+
+
+def true_mtd(p_dlt: Any, target: float, *, delta: float = DEFAULT_MTD_DELTA,
+             definition: Literal["highest_below", "closest"] = "highest_below") -> int | None:
+    """0-based true MTD of a DLT curve, or ``None`` when no dose is tolerable.
+
+    ``"highest_below"`` (default): the highest dose whose true DLT rate is at
+    most :math:`\\phi + \\delta` (target :math:`\\phi`); ``None`` when even the
+    lowest dose exceeds it, so that stopping without a dose is the correct
+    answer in an all-toxic scenario. :math:`\\phi \\pm \\delta` is the
+    indifference interval of Cheung & Chappell (2002), Biometrics 58:671-674.
+    With a DLT curve that decreases somewhere (allowed, with a warning) it is
+    still the *highest* such dose.
+
+    ``"closest"``: the dose whose true DLT rate is closest to the target (ties:
+    the lower dose), as ``BOIN::get.oc`` marks it; always a dose.
+
+    Examples
+    --------
+    >>> true_mtd([0.05, 0.12, 0.30, 0.45], 0.30)
+    2
+    >>> true_mtd([0.50, 0.60], 0.30) is None, true_mtd([0.50, 0.60], 0.30, definition="closest")
+    (True, 0)
+    >>> true_mtd([0.05, 0.10, 0.20, 0.35, 0.50], 0.30)   # 0.35 <= 0.30 + 0.05
+    3
+    """
+    p = np.asarray(p_dlt, float)
+    if definition == "closest":
+        return int(np.argmin(np.abs(p - target)))
+    if definition != "highest_below":
+        raise ValueError(f"definition must be one of {', '.join(MTD_DEFINITIONS)}; got {definition!r}")
+    ok = np.flatnonzero(p <= target + delta + _SLACK)
+    return int(ok[-1]) if ok.size else None
+
+
+def acceptable_doses(p_dlt: Any, target: float, *, delta: float = DEFAULT_MTD_DELTA) -> tuple[int, ...]:
+    """0-based doses whose true DLT rate is within :math:`\\phi \\pm \\delta` (the acceptable band).
+
+    >>> acceptable_doses([0.05, 0.27, 0.33, 0.45], 0.30)
+    (1, 2)
+    """
+    p = np.asarray(p_dlt, float)
+    return tuple(int(j) for j in np.flatnonzero(np.abs(p - target) <= delta + _SLACK))
+
+
+@dataclass(frozen=True, slots=True)
+class MtdRule:
+    """How a study defines the true MTD and the acceptable doses of a scenario.
+
+    Attributes
+    ----------
+    target
+        :math:`\\phi`, the target DLT rate.
+    delta
+        :math:`\\delta` (``study.mtd_delta``, default 0.05).
+    definition
+        ``"highest_below"`` or ``"closest"`` (``study.mtd_definition``); see :func:`true_mtd`.
+    """
+
+    target: float
+    delta: float = DEFAULT_MTD_DELTA
+    definition: Literal["highest_below", "closest"] = "highest_below"
+
+    def mtd(self, p_dlt: Any) -> int | None:
+        """0-based true MTD, or ``None`` (see :func:`true_mtd`)."""
+        return true_mtd(p_dlt, self.target, delta=self.delta, definition=self.definition)
+
+    def acceptable(self, p_dlt: Any) -> tuple[int, ...]:
+        """0-based doses within :math:`\\phi \\pm \\delta`."""
+        return acceptable_doses(p_dlt, self.target, delta=self.delta)
+
+    def describe(self) -> str:
+        """The rule in one sentence (for manifests and reports)."""
+        if self.definition == "closest":
+            return (f"true MTD: the dose whose true DLT rate is closest to the target {self.target:g} (ties: the "
+                    f"lower dose); acceptable doses: true DLT rate within {self.target:g} \u00b1 {self.delta:g}")
+        return (f"true MTD: the highest dose whose true DLT rate is at most {self.target + self.delta:g} (target "
+                f"{self.target:g} + \u03b4 {self.delta:g}), none when even the lowest dose exceeds it; acceptable "
+                f"doses: true DLT rate within {self.target:g} \u00b1 {self.delta:g}")
+
+    def explain(self, p_dlt: Any, labels: Any = None) -> str:
+        """Why a scenario's true MTD is what it is (one sentence naming the dose and its true DLT rate)."""
+        p = [float(v) for v in p_dlt]
+        names = list(labels) if labels is not None else [f"DL{j + 1}" for j in range(len(p))]
+        m = self.mtd(p)
+        if self.definition == "closest":
+            return (f"{names[m]}: its true DLT rate {p[m]:g} is the closest to the target {self.target:g}")
+        limit = self.target + self.delta
+        if m is None:
+            return (f"none: even the lowest dose, {names[0]}, has a true DLT rate of {p[0]:g} > {limit:g} "
+                    f"(target {self.target:g} + \u03b4 {self.delta:g}); the correct decision is to select no dose")
+        above = f"; {names[m + 1]} has {p[m + 1]:g} > {limit:g}" if m + 1 < len(p) else "; it is the highest dose"
+        return (f"{names[m]}: the highest dose whose true DLT rate ({p[m]:g}) is at most {limit:g} (target "
+                f"{self.target:g} + \u03b4 {self.delta:g}){above}")
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """A true state of nature: P(DLT) and P(response) per dose, and their association."""
@@ -80,15 +183,10 @@ class Scenario:
     association: float = 0.0
     description: str = ""
 
-    def mtd(self, target: float) -> int:
-        """0-based true MTD (dose whose true DLT rate is closest to the target)."""
-        return true_mtd(self.p_dlt, target)
-
-
-def true_mtd(p_dlt: Any, target: float) -> int:
-    """Dose whose true DLT rate is closest to the target (ties: the lower dose)."""
-    p = np.asarray(p_dlt, float)
-    return int(np.argmin(np.abs(p - target)))
+    def mtd(self, target: float, *, delta: float = DEFAULT_MTD_DELTA,
+            definition: Literal["highest_below", "closest"] = "highest_below") -> int | None:
+        """0-based true MTD, ``None`` when no dose is tolerable (see :func:`true_mtd`)."""
+        return true_mtd(self.p_dlt, target, delta=delta, definition=definition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +265,17 @@ class Study:
     source: str | None = None
     sha256: str = ""
     text: str = ""
+    mtd_delta: float = DEFAULT_MTD_DELTA
+    mtd_definition: Literal["highest_below", "closest"] = "highest_below"
 
     @property
     def n_doses(self) -> int:
         return len(self.doses)
+
+    @property
+    def mtd_rule(self) -> MtdRule:
+        """The study's definition of the true MTD and of the acceptable doses (one place for every layer)."""
+        return MtdRule(self.target, self.mtd_delta, self.mtd_definition)
 
     def design_defaults(self) -> dict[str, Any]:
         """Study-level values a design config takes when it has a field of that name."""

@@ -22,8 +22,10 @@ from escalade.design.errors import EscaladeError
 __all__ = ["ManifestError", "DoseRecord", "ScenarioRecord", "DesignRecord", "StudySettings", "Manifest",
            "RUN_FORMAT"]
 
-#: Version of the run-directory layout (``inputs.json`` fingerprint includes it).
-RUN_FORMAT = 1
+#: Version of the run-directory layout (``inputs.json`` fingerprint includes it). Format 2 adds the
+#: per-file hashes (``files_sha256``) that ``report``, ``diff`` and ``rerun`` verify, and the study's truth
+#: per scenario (true MTD, acceptable doses, each phase I/II design's optimal dose).
+RUN_FORMAT = 2
 
 
 class ManifestError(EscaladeError, ValueError):
@@ -61,6 +63,9 @@ class ScenarioRecord:
     p_response: tuple[float, ...] = ()
     association: float = 0.0
     true_mtd: int | None = None
+    true_mtd_why: str = ""
+    acceptable_doses: tuple[int, ...] = ()
+    optimal: tuple[Mapping[str, Any], ...] = ()
     description: str = ""
 
 
@@ -110,6 +115,8 @@ class Manifest:
     n_jobs: int | None = None
     backend: str | None = None
     target: float
+    mtd_rule: Mapping[str, Any] = field(default_factory=dict)
+    timing: Mapping[str, Any] | None = None
     doses: tuple[DoseRecord, ...]
     scenarios: tuple[ScenarioRecord, ...]
     designs: tuple[DesignRecord, ...]
@@ -221,6 +228,13 @@ def _record(cls: type, data: Any, where: str) -> Any:
         try:
             if t.startswith("tuple[float"):
                 kw[f.name] = tuple(float(x) for x in _list(v, f"{where}.{f.name}"))
+            elif t.startswith("tuple[int"):
+                kw[f.name] = tuple(_int(x, f"{where}.{f.name}") for x in _list(v, f"{where}.{f.name}"))
+            elif t.startswith("tuple[Mapping"):
+                items = _list(v, f"{where}.{f.name}")
+                if not all(isinstance(x, Mapping) for x in items):
+                    raise ManifestError(f"{where}.{f.name}", "must be a list of JSON objects")
+                kw[f.name] = tuple(dict(x) for x in items)
             elif t.startswith("float"):
                 kw[f.name] = _num(v, f"{where}.{f.name}")
             elif t.startswith("int"):

@@ -1,95 +1,304 @@
-"""Operating characteristics with Monte Carlo standard errors (or exact).
+"""Operating characteristics and paired differences, from one per-trial metric table.
 
-Every characteristic is a (weighted) mean over trials of a per-trial quantity
-``x_i``; with simulated trials (weights ``1/T``) its Monte Carlo standard error
-is :math:`s_x/\\sqrt{T}`; with exact enumeration (weights = terminal-state
-probabilities) it has no Monte Carlo error and ``se`` is 0 with
-``exact = True``. Ratios (DLT rate, % of patients per dose) get delta-method
-standard errors.
+Every characteristic of ``oc.csv`` is a ratio of (weighted) means of two
+per-trial quantities, a numerator :math:`a_i` and a denominator :math:`b_i`
+(:class:`PerTrial`):
 
-The true MTD is the dose whose true DLT rate is closest to the target (ties:
-the lower dose). Overdosing follows ``BOIN::get.oc``: the % of trials in which
-more than 60% (80%) of the maximum sample size was treated above the true MTD.
+.. math::
+
+    \\hat R = \\frac{\\sum_i w_i a_i}{\\sum_i w_i b_i},
+
+with :math:`b_i = 1` for a plain mean (selection %, sample size, DLTs) and a
+per-trial count for a ratio of means (DLT rate = DLTs / patients, % of
+patients at the MTD = patients at the MTD / patients, true ORR at the
+selected dose over the trials that selected one). Weights are :math:`1/T` for
+simulated trials and the terminal-state probabilities for exact enumeration
+(which has no Monte Carlo error: ``se`` 0 and ``exact`` True).
+
+The Monte Carlo standard error is the delta-method one: with the per-trial
+influence values :math:`\\varphi_i = (a_i - \\hat R b_i)/\\bar b`,
+:math:`\\mathrm{SE}(\\hat R) = s_\\varphi/\\sqrt{T}` (for a mean, :math:`s_a/\\sqrt T`).
+
+Paired differences between designs (``paired.csv``) come from the *same*
+table: the difference of designs A and B is :math:`\\hat R_A - \\hat R_B`,
+exactly the difference of the two values in ``oc.csv``, and, because trial
+``i`` of every design saw the same virtual patients (common random numbers),
+its standard error is that of the per-trial differences of influence values,
+:math:`s_{\\varphi_A - \\varphi_B}/\\sqrt T` (the delta method for a difference
+of ratios; for a mean it is the usual paired SE :math:`s_{a_A - a_B}/\\sqrt T`).
+Designs enumerated exactly are not paired (their rows are terminal states,
+not trials).
+
+Definitions against the truth (:class:`Truth`, built from the study's
+:class:`~escalade.scenarios.study.MtdRule`): the true MTD may be *no dose*
+(every dose too toxic), in which case selecting no dose is the correct
+selection, every selected dose is an overdose selection, no patient is
+treated "at the MTD" and every patient is treated above it. Overdosing
+(``overdose60_pct``, ``overdose80_pct``) follows ``BOIN::get.oc``: the % of
+trials in which more than 60% (80%) of the maximum sample size was treated
+above the true MTD.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from escalade.design.base import NO_DOSE, StopReason
-from escalade.scenarios.study import true_mtd
+from escalade.scenarios.study import MtdRule
 from escalade.simulations.outcomes import TrialOutcomes
 
-__all__ = ["Truth", "operating_characteristics", "paired_differences", "KEY_METRICS", "per_trial_metrics"]
+__all__ = ["Truth", "PerTrial", "TrialTable", "trial_table", "operating_characteristics", "paired_differences",
+           "paired_from_tables", "KEY_METRICS", "per_trial_metrics", "PAIRED_COLUMNS"]
 
-#: Metrics shown in the terminal summary and compared in paired differences.
+#: Metrics shown in the terminal summary.
 KEY_METRICS: tuple[str, ...] = (
-    "correct_selection_pct", "select_none_pct", "overdose_selection_pct", "patients_at_mtd_pct",
-    "patients_above_mtd", "dlts", "sample_size", "orr_selected",
+    "correct_selection_pct", "acceptable_selection_pct", "select_none_pct", "overdose_selection_pct",
+    "patients_at_mtd_pct", "patients_above_mtd", "dlts", "sample_size", "orr_selected",
 )
+
+#: Columns of ``paired.csv``.
+PAIRED_COLUMNS: tuple[str, ...] = ("scenario", "design", "versus", "metric", "difference", "se", "se_unpaired")
 
 
 @dataclass(frozen=True, slots=True)
 class Truth:
-    """What the characteristics are measured against."""
+    """What the characteristics of one scenario x design are measured against.
+
+    Attributes
+    ----------
+    p_dlt, p_response
+        True per-dose rates.
+    target
+        Target DLT rate.
+    rule
+        The study's definition of the true MTD and acceptable doses
+        (default: :class:`~escalade.scenarios.study.MtdRule` of ``target`` with
+        its defaults).
+    optimal
+        The design's own optimal dose under the truth (0-based,
+        :data:`~escalade.design.base.NO_DOSE` for none), or ``None`` for a
+        design without an objective of its own (phase I designs).
+    objective
+        Name of that objective (e.g. ``"EffTox utility"``), or ``None``.
+    """
 
     p_dlt: np.ndarray
     p_response: np.ndarray
     target: float
+    rule: MtdRule | None = None
+    optimal: int | None = None
+    objective: str | None = None
+
+    @property
+    def mtd_rule(self) -> MtdRule:
+        return self.rule if self.rule is not None else MtdRule(self.target)
 
     @property
     def mtd(self) -> int:
-        return true_mtd(self.p_dlt, self.target)
+        """0-based true MTD, :data:`NO_DOSE` when no dose is tolerable."""
+        m = self.mtd_rule.mtd(self.p_dlt)
+        return NO_DOSE if m is None else m
+
+    @property
+    def acceptable(self) -> tuple[int, ...]:
+        """0-based doses within target +/- delta."""
+        return self.mtd_rule.acceptable(self.p_dlt)
 
 
-def _mean_se(x: np.ndarray, w: np.ndarray, exact: bool) -> tuple[float, float]:
-    x = np.asarray(x, float)
-    m = float(np.sum(w * x))
-    if exact or x.size < 2:
-        return m, 0.0
-    var = float(np.sum(w * (x - m) ** 2)) * x.size / (x.size - 1)
-    return m, float(np.sqrt(var / x.size))
+@dataclass(frozen=True, slots=True, eq=False)
+class PerTrial:
+    """One characteristic per trial: ``scale * sum(w * num) / sum(w * den)`` (``den`` None: a mean).
+
+    ``num`` and ``den`` keep their own dtype (booleans, counts, or views into
+    the outcome arrays) and are converted to float only when estimated, so
+    that a table of a million trials on twenty doses stays small.
+    """
+
+    num: np.ndarray
+    den: np.ndarray | None = None
+    scale: float = 1.0
 
 
-def _ratio_se(a: np.ndarray, b: np.ndarray, w: np.ndarray, exact: bool) -> tuple[float, float]:
-    """Ratio of means E[a]/E[b] with its delta-method standard error."""
-    ma, mb = float(np.sum(w * a)), float(np.sum(w * b))
-    if mb == 0:
-        return float("nan"), float("nan")
-    r = ma / mb
-    if exact or a.size < 2:
-        return r, 0.0
-    resid = (a - r * b) / mb
-    _, se = _mean_se(resid, w, False)
-    return r, se
+@dataclass(frozen=True, slots=True, eq=False)
+class TrialTable:
+    """The per-trial metric table of one scenario x design (feeds ``oc.csv`` and ``paired.csv``).
+
+    Attributes
+    ----------
+    trial
+        ``(T,)`` trial numbers (rows are sorted by them), or state indices when exact.
+    weight
+        ``(T,)`` weights summing to 1.
+    exact
+        True for exact enumeration (no Monte Carlo error, never paired).
+    columns
+        ``(metric, dose) -> PerTrial``, in ``oc.csv`` order; ``dose`` is a dose
+        label, ``"none"``, a stop reason, or ``""`` for a scalar characteristic.
+    objective
+        Name of the design's own objective (``optimal_selection_pct`` is paired
+        only between designs of the same objective), or ``None``.
+    """
+
+    trial: np.ndarray
+    weight: np.ndarray
+    exact: bool
+    columns: dict[tuple[str, str], PerTrial] = field(default_factory=dict)
+    objective: str | None = None
+
+    def estimate(self, key: tuple[str, str]) -> tuple[float, float]:
+        """Value and Monte Carlo SE of one characteristic (SE 0 when exact)."""
+        c = self.columns[key]
+        value, phi = _influence(c, self.weight)
+        if self.exact or phi is None or phi.size < 2:
+            return value, (0.0 if np.isfinite(value) else float("nan"))
+        return value, c.scale * _se(phi, self.weight)
+
+    def influence(self, key: tuple[str, str]) -> tuple[float, np.ndarray | None]:
+        """Value and per-trial influence values (unscaled) of one characteristic."""
+        return _influence(self.columns[key], self.weight)
 
 
-def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int) -> dict[str, np.ndarray]:
-    """Per-trial quantities behind the key metrics (also used for paired differences)."""
-    mtd = truth.mtd
-    sel = out.selected
-    above = np.arange(out.n_doses) > mtd
-    total = out.n.sum(axis=1)
-    n_above = out.n[:, above].sum(axis=1)
+def _influence(c: PerTrial, w: np.ndarray) -> tuple[float, np.ndarray | None]:
+    a = np.asarray(c.num, float)
+    if c.den is None:
+        m = float(np.sum(w * a))
+        return c.scale * m, a - m
+    b = np.asarray(c.den, float)
+    mb = float(np.sum(w * b))
+    if mb == 0.0:
+        return float("nan"), None
+    r = float(np.sum(w * a)) / mb
+    return c.scale * r, (a - r * b) / mb
+
+
+def _se(phi: np.ndarray, w: np.ndarray) -> float:
+    """SE of a weighted mean of influence values (unbiased variance; ``w`` = 1/T for simulated trials)."""
+    t = phi.size
+    m = float(np.sum(w * phi))
+    var = float(np.sum(w * (phi - m) ** 2)) * t / (t - 1)
+    return float(np.sqrt(var / t))
+
+
+def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
+                      dose_labels: Sequence[str] | None = None) -> dict[tuple[str, str], PerTrial]:
+    """Numerators and denominators per trial of every characteristic (rows in ``oc.csv`` order).
+
+    Metric names (``dose`` in brackets where per dose):
+
+    * ``select_pct`` [dose label, ``"none"``]: % of trials selecting the dose / no dose;
+    * ``patients``, ``patients_pct``, ``dlts_at_dose``, ``responders_at_dose`` [dose];
+    * ``correct_selection_pct``: selection = the true MTD (no dose when it is none);
+    * ``acceptable_selection_pct``: selection within target +/- delta, or the true MTD itself
+      (so no dose when it is none; the top dose of an all-safe scenario);
+    * ``select_none_pct``, ``overdose_selection_pct`` (a dose above the true MTD; any dose when it is none);
+    * ``optimal_selection_pct``: selection = the design's own optimal dose (designs with an objective only);
+    * ``patients_at_mtd_pct`` (ratio of means), ``patients_above_mtd``, ``overdose60_pct``, ``overdose80_pct``;
+    * ``dlts``, ``dlt_rate`` (ratio of means), ``sample_size``, ``responders``;
+    * ``orr_selected``: true response rate at the selected dose, over the trials that selected one
+      (ratio of means; not defined when none did);
+    * ``early_stop_pct``, ``stop_pct`` [stop reason];
+    * with calendar time, ``duration_days``, ``suspensions``, ``suspended_pct``
+      (:func:`escalade.simulations.oc_time.time_per_trial`).
+    """
+    nd = out.n_doses
+    labels = list(dose_labels) if dose_labels is not None else [f"DL{j + 1}" for j in range(nd)]
+    sel = np.asarray(out.selected)
     has = sel != NO_DOSE
-    orr = np.where(has, truth.p_response[np.clip(sel, 0, None)], np.nan)
-    return {
-        "correct_selection_pct": 100.0 * (sel == mtd),
-        "select_none_pct": 100.0 * ~has,
-        "overdose_selection_pct": 100.0 * (has & (sel > mtd)),
-        "patients_at_mtd_pct": np.where(total > 0, 100.0 * out.n[:, mtd] / np.maximum(total, 1), 0.0),
-        "patients_above_mtd": n_above.astype(float),
-        "dlts": out.tox.sum(axis=1).astype(float),
-        "sample_size": total.astype(float),
-        "orr_selected": orr,
-        "responders": out.eff.sum(axis=1).astype(float),
-        "overdose60_pct": 100.0 * (n_above > 0.6 * max_n),
-        "overdose80_pct": 100.0 * (n_above > 0.8 * max_n),
-    }
+    total = out.n.sum(axis=1).astype(float)
+    mtd = truth.mtd
+    ok_sel = np.zeros(nd + 1, bool)  # index nd = "no dose"
+    ok_sel[list(truth.acceptable)] = True
+    ok_sel[mtd if mtd != NO_DOSE else nd] = True
+    cols: dict[tuple[str, str], PerTrial] = {}
+
+    def pct(x: np.ndarray) -> PerTrial:
+        return PerTrial(np.asarray(x), None, 100.0)
+
+    def mean(x: np.ndarray) -> PerTrial:
+        return PerTrial(np.asarray(x))
+
+    for j in range(nd):
+        cols[("select_pct", labels[j])] = pct(sel == j)
+    cols[("select_pct", "none")] = pct(~has)
+    for j in range(nd):
+        cols[("patients", labels[j])] = mean(out.n[:, j])
+    for j in range(nd):
+        cols[("patients_pct", labels[j])] = PerTrial(out.n[:, j], total, 100.0)
+    for j in range(nd):
+        cols[("dlts_at_dose", labels[j])] = mean(out.tox[:, j])
+    for j in range(nd):
+        cols[("responders_at_dose", labels[j])] = mean(out.eff[:, j])
+
+    above = np.arange(nd) > mtd  # everything when the MTD is no dose (-1)
+    n_above = out.n[:, above].sum(axis=1).astype(float)
+    at_mtd = out.n[:, mtd].astype(float) if mtd != NO_DOSE else np.zeros(out.n_trials)
+    cols[("correct_selection_pct", "")] = pct(sel == mtd)
+    cols[("acceptable_selection_pct", "")] = pct(ok_sel[np.where(has, sel, nd)])
+    cols[("select_none_pct", "")] = pct(~has)
+    cols[("overdose_selection_pct", "")] = pct(has & (sel > mtd))
+    if truth.optimal is not None:
+        cols[("optimal_selection_pct", "")] = pct(sel == truth.optimal)
+    cols[("patients_at_mtd_pct", "")] = PerTrial(at_mtd, total, 100.0)
+    cols[("patients_above_mtd", "")] = mean(n_above)
+    cols[("overdose60_pct", "")] = pct(n_above > 0.6 * max_n)
+    cols[("overdose80_pct", "")] = pct(n_above > 0.8 * max_n)
+    dlts = out.tox.sum(axis=1).astype(float)
+    cols[("dlts", "")] = mean(dlts)
+    cols[("dlt_rate", "")] = PerTrial(dlts, total)
+    cols[("sample_size", "")] = mean(total)
+    cols[("responders", "")] = mean(out.eff.sum(axis=1))
+    p_resp = np.asarray(truth.p_response, float)
+    cols[("orr_selected", "")] = PerTrial(np.where(has, p_resp[np.clip(sel, 0, None)], 0.0), has)
+    early = np.array([StopReason(int(r)).early for r in range(len(StopReason))])
+    reasons = np.asarray(out.reason).astype(int)
+    cols[("early_stop_pct", "")] = pct(early[reasons])
+    for r in StopReason:
+        if r is StopReason.CONTINUE:
+            continue
+        hit = reasons == int(r)
+        if hit.any():
+            cols[("stop_pct", r.label)] = pct(hit)
+    if out.duration is not None:
+        from escalade.simulations.oc_time import time_per_trial
+
+        cols.update({(m, ""): c for m, c in time_per_trial(out).items()})
+    return cols
+
+
+def trial_table(out: TrialOutcomes, truth: Truth, *, max_n: int,
+                dose_labels: Sequence[str] | None = None) -> TrialTable:
+    """The :class:`TrialTable` of one scenario x design, rows sorted by trial number."""
+    if out.exact:
+        w = np.asarray(out.weight, float)
+        w = w / w.sum()
+    else:  # simulated trials weigh 1/T each, whatever arithmetic produced the stored weights
+        w = np.full(out.n_trials, 1.0 / out.n_trials)
+    trial = np.asarray(out.trial if out.trial is not None else np.arange(out.n_trials))
+    order = np.argsort(trial, kind="stable")
+    cols = per_trial_metrics(out, truth, max_n, dose_labels)
+    if not np.array_equal(order, np.arange(order.size)):
+        cols = {k: PerTrial(c.num[order], None if c.den is None else c.den[order], c.scale)
+                for k, c in cols.items()}
+    return TrialTable(trial[order], w[order], bool(out.exact), cols, truth.objective if truth.optimal is not None
+                      else None)
+
+
+_OC_COLUMNS = ["scenario", "design", "metric", "dose", "value", "se", "exact"]
+
+
+def oc_rows(table: TrialTable, *, scenario: str = "", design: str = "",
+            skip: Sequence[str] = ()) -> pd.DataFrame:
+    """``oc.csv`` rows of a :class:`TrialTable` (metrics in ``skip`` left out)."""
+    rows = [(m, d, *table.estimate((m, d))) for (m, d) in table.columns if m not in skip]
+    df = pd.DataFrame(rows, columns=["metric", "dose", "value", "se"])
+    df.insert(0, "design", design)
+    df.insert(0, "scenario", scenario)
+    df["exact"] = table.exact
+    return df[_OC_COLUMNS]
 
 
 def operating_characteristics(
@@ -100,100 +309,71 @@ def operating_characteristics(
     dose_labels: Sequence[str] | None = None,
     scenario: str = "",
     design: str = "",
+    table: TrialTable | None = None,
 ) -> pd.DataFrame:
     """Tidy table of operating characteristics for one scenario x design.
 
     Columns: ``scenario, design, metric, dose, value, se, exact``; ``dose`` is a
     dose label for per-dose metrics, ``"none"`` for no selection, a stop
-    reason for ``stop_pct`` rows and empty otherwise.
+    reason for ``stop_pct`` rows and empty otherwise. Calendar-time means are
+    left to :func:`escalade.simulations.oc_time.time_characteristics`.
     """
-    w = np.asarray(out.weight, float)
-    w = w / w.sum()
-    ex = bool(out.exact)
-    nd = out.n_doses
-    labels = list(dose_labels) if dose_labels is not None else [f"DL{j + 1}" for j in range(nd)]
-    rows: list[tuple[str, str, float, float]] = []
+    if table is None:
+        table = trial_table(out, truth, max_n=max_n, dose_labels=dose_labels)
+    from escalade.simulations.oc_time import TIME_METRICS
 
-    def add(metric: str, dose: str, ms: tuple[float, float]) -> None:
-        rows.append((metric, dose, ms[0], ms[1]))
+    return oc_rows(table, scenario=scenario, design=design, skip=TIME_METRICS)
 
-    for j in range(nd):
-        add("select_pct", labels[j], _mean_se(100.0 * (out.selected == j), w, ex))
-    add("select_pct", "none", _mean_se(100.0 * (out.selected == NO_DOSE), w, ex))
-    total = out.n.sum(axis=1).astype(float)
-    for j in range(nd):
-        add("patients", labels[j], _mean_se(out.n[:, j], w, ex))
-    for j in range(nd):
-        r, se = _ratio_se(out.n[:, j].astype(float), total, w, ex)
-        add("patients_pct", labels[j], (100.0 * r, 100.0 * se))
-    for j in range(nd):
-        add("dlts_at_dose", labels[j], _mean_se(out.tox[:, j], w, ex))
-    for j in range(nd):
-        add("responders_at_dose", labels[j], _mean_se(out.eff[:, j], w, ex))
 
-    pt = per_trial_metrics(out, truth, max_n)
-    for name in ("correct_selection_pct", "select_none_pct", "overdose_selection_pct", "patients_above_mtd",
-                 "dlts", "sample_size", "responders", "overdose60_pct", "overdose80_pct"):
-        add(name, "", _mean_se(pt[name], w, ex))
-    add("patients_at_mtd_pct", "", tuple(100.0 * v for v in _ratio_se(out.n[:, truth.mtd].astype(float), total, w, ex)))
-    add("dlt_rate", "", _ratio_se(out.tox.sum(axis=1).astype(float), total, w, ex))
-    has = out.selected != NO_DOSE
-    if has.any():
-        add("orr_selected", "", _mean_se(pt["orr_selected"][has], w[has] / w[has].sum(), ex))
-    else:
-        add("orr_selected", "", (float("nan"), float("nan")))
-    early = np.array([StopReason(int(r)).early for r in range(len(StopReason))])
-    reasons = out.reason.astype(int)
-    add("early_stop_pct", "", _mean_se(100.0 * early[reasons], w, ex))
-    for r in StopReason:
-        if r is StopReason.CONTINUE:
-            continue
-        frac = 100.0 * (reasons == int(r))
-        if frac.any():
-            add("stop_pct", r.label, _mean_se(frac, w, ex))
+def paired_from_tables(tables: Mapping[str, TrialTable], *, scenario: str = "") -> pd.DataFrame:
+    """Paired differences between every two designs of a scenario (``paired.csv`` rows).
 
-    df = pd.DataFrame(rows, columns=["metric", "dose", "value", "se"])
-    df.insert(0, "design", design)
-    df.insert(0, "scenario", scenario)
-    df["exact"] = ex
-    return df
+    For designs listed in the order ``d_0, d_1, ...``, row ``(design=d_j,
+    versus=d_i)`` for every ``i < j`` and every scalar characteristic both
+    tables hold (``optimal_selection_pct`` only between designs of the same
+    objective): ``difference`` is exactly ``value(d_j) - value(d_i)`` of
+    ``oc.csv``, ``se`` the paired delta-method SE (module docstring) and
+    ``se_unpaired`` :math:`\\sqrt{se_i^2 + se_j^2}`. Designs enumerated
+    exactly, or holding other trials, are not paired; a characteristic that
+    is not defined for either design (ORR at the selected dose when no trial
+    selected a dose) has no row.
+    """
+    names = list(tables)
+    rows = []
+    for i, base in enumerate(names):
+        tb = tables[base]
+        for other in names[i + 1:]:
+            to = tables[other]
+            if tb.exact or to.exact or not np.array_equal(tb.trial, to.trial) or tb.trial.size < 2:
+                continue
+            for key in to.columns:
+                m, dose = key
+                if dose != "" or key not in tb.columns:
+                    continue
+                if m == "optimal_selection_pct" and to.objective != tb.objective:
+                    continue
+                va, phi_a = to.influence(key)
+                vb, phi_b = tb.influence(key)
+                if phi_a is None or phi_b is None or not (np.isfinite(va) and np.isfinite(vb)):
+                    continue
+                scale = to.columns[key].scale
+                se = scale * _se(phi_a - phi_b, to.weight)
+                se_a, se_b = to.estimate(key)[1], tb.estimate(key)[1]
+                rows.append((scenario, other, base, m, va - vb, se, float(np.hypot(se_a, se_b))))
+    return pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))
 
 
 def paired_differences(
-    outcomes: Mapping[str, TrialOutcomes], truth: Truth, *, max_n: Mapping[str, int], scenario: str = "",
-    metrics: Sequence[str] = KEY_METRICS,
+    outcomes: Mapping[str, TrialOutcomes], truth: Truth | Mapping[str, Truth], *, max_n: Mapping[str, int],
+    scenario: str = "",
 ) -> pd.DataFrame:
-    """Differences between designs on the same virtual patients (common random numbers).
+    """:func:`paired_from_tables` of the outcomes of several designs on one scenario.
 
-    For designs ``A`` and ``B`` and a per-trial quantity ``x``, the difference
-    :math:`\\bar x_A - \\bar x_B` has standard error :math:`s_{x_A - x_B}/\\sqrt T`
-    computed from the paired per-trial differences; pairing removes the
-    between-trial (patient) variance that the two designs share. Every design
-    is compared with the first one given.
+    ``truth`` is one :class:`Truth` for all designs, or one per design (their
+    own optimal doses).
     """
-    names = list(outcomes)
-    rows = []
-    if len(names) < 2:
-        return pd.DataFrame(columns=["scenario", "design", "versus", "metric", "difference", "se", "se_unpaired"])
-    base = names[0]
-    ob = outcomes[base]
-    order_b = np.argsort(ob.trial if ob.trial is not None else np.arange(ob.n_trials))
-    mb = per_trial_metrics(ob, truth, max_n[base])
-    for other in names[1:]:
-        oo = outcomes[other]
-        order_o = np.argsort(oo.trial if oo.trial is not None else np.arange(oo.n_trials))
-        if oo.n_trials != ob.n_trials or oo.exact or ob.exact:
-            continue
-        mo = per_trial_metrics(oo, truth, max_n[other])
-        for m in metrics:
-            xa, xb = mo[m][order_o], mb[m][order_b]
-            if m == "orr_selected":
-                ok = ~np.isnan(xa) & ~np.isnan(xb)
-                xa, xb = xa[ok], xb[ok]
-            t = xa.size
-            if t < 2:
-                continue
-            d = xa - xb
-            rows.append((scenario, other, base, m, float(d.mean()), float(d.std(ddof=1) / np.sqrt(t)),
-                         float(np.sqrt(xa.var(ddof=1) / t + xb.var(ddof=1) / t))))
-    return pd.DataFrame(rows, columns=["scenario", "design", "versus", "metric", "difference", "se", "se_unpaired"])
+    tables = {}
+    for name, o in outcomes.items():
+        t = truth[name] if isinstance(truth, Mapping) else truth
+        tables[name] = trial_table(o, t, max_n=max_n[name])
+    return paired_from_tables(tables, scenario=scenario)

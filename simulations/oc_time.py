@@ -8,6 +8,9 @@ Rows in the tidy format of :func:`escalade.simulations.oc.operating_characterist
 
 * ``duration_days`` -- mean trial duration (first dosing to the end of the last
   patient's follow-up), with its Monte Carlo standard error :math:`s/\\sqrt T`;
+  it, ``suspensions`` and ``suspended_pct`` are per-trial means
+  (:func:`time_per_trial`), part of the per-trial metric table of
+  :mod:`escalade.simulations.oc` and so paired between designs like the others;
 * ``duration_days_median``, ``duration_days_p10``, ``duration_days_p90`` -- quantiles
   (inverse of the weighted empirical CDF). Their standard error is the
   distribution-free one from order statistics: half the distance between the
@@ -27,9 +30,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from escalade.simulations.oc import PerTrial, TrialTable
 from escalade.simulations.outcomes import TrialOutcomes
 
-__all__ = ["TIME_METRICS", "time_characteristics", "weighted_quantile"]
+__all__ = ["TIME_METRICS", "time_characteristics", "time_per_trial", "weighted_quantile"]
 
 #: The metrics this module adds, in output order.
 TIME_METRICS: tuple[str, ...] = ("duration_days", "duration_days_median", "duration_days_p10",
@@ -52,12 +56,16 @@ def weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
     return float(xs[min(k, xs.size - 1)])
 
 
-def _mean_se(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    m = float(np.sum(w * x))
-    if x.size < 2:
-        return m, 0.0
-    var = float(np.sum(w * (x - m) ** 2)) * x.size / (x.size - 1)
-    return m, float(np.sqrt(var / x.size))
+def time_per_trial(out: TrialOutcomes) -> dict[str, PerTrial]:
+    """Per-trial duration and suspensions (means), empty without calendar time."""
+    if out.duration is None:
+        return {}
+    cols = {"duration_days": PerTrial(np.asarray(out.duration, float))}
+    if out.suspensions is not None:
+        s = np.asarray(out.suspensions, float)
+        cols["suspensions"] = PerTrial(s)
+        cols["suspended_pct"] = PerTrial((s > 0).astype(float), None, 100.0)
+    return cols
 
 
 def _quantile_se(x: np.ndarray, w: np.ndarray, q: float) -> tuple[float, float]:
@@ -88,16 +96,15 @@ def time_characteristics(out: TrialOutcomes, *, scenario: str = "", design: str 
     """
     if out.duration is None or out.n_trials == 0:
         return pd.DataFrame(columns=_COLUMNS)
-    w = np.asarray(out.weight, float)
-    w = w / w.sum()
+    w = np.full(out.n_trials, 1.0 / out.n_trials)  # simulated trials (exact enumeration has no calendar time)
     dur = np.asarray(out.duration, float)
-    rows: list[tuple[str, float, float]] = [("duration_days", *_mean_se(dur, w))]
+    means = TrialTable(np.arange(out.n_trials), w, False, {(m, ""): c for m, c in time_per_trial(out).items()})
+    rows: list[tuple[str, float, float]] = [("duration_days", *means.estimate(("duration_days", "")))]
     for name, q in (("duration_days_median", 0.5), ("duration_days_p10", 0.1), ("duration_days_p90", 0.9)):
         rows.append((name, *_quantile_se(dur, w, q)))
-    if out.suspensions is not None:
-        s = np.asarray(out.suspensions, float)
-        rows.append(("suspensions", *_mean_se(s, w)))
-        rows.append(("suspended_pct", *_mean_se(100.0 * (s > 0), w)))
+    for name in ("suspensions", "suspended_pct"):
+        if (name, "") in means.columns:
+            rows.append((name, *means.estimate((name, ""))))
     df = pd.DataFrame(rows, columns=["metric", "value", "se"])
     df.insert(0, "design", design)
     df.insert(0, "scenario", scenario)

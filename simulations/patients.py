@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-__all__ = ["Patients", "draw_patients", "scenario_key", "BLOCK"]
+__all__ = ["Patients", "draw_patients", "scenario_key", "BLOCK", "joint_probability"]
 
 #: Patients per block of latent draws (fixed: changing it changes every number).
 BLOCK = 16
@@ -57,6 +57,34 @@ class Patients:
     @property
     def capacity(self) -> int:
         return int(self.u_tox.shape[1])
+
+
+def joint_probability(p_tox: object, p_eff: object, association: float = 0.0) -> np.ndarray:
+    """True P(DLT and response) per dose under the Gaussian copula of :func:`draw_patients`.
+
+    :math:`\\Phi_2(\\Phi^{-1}(p_T), \\Phi^{-1}(p_E); \\rho)`, which is
+    :math:`p_T p_E` when :math:`\\rho = 0`, and :math:`\\min`-bounded at rates
+    of 0 or 1.
+
+    >>> joint_probability([0.2, 0.5], [0.5, 0.5]).tolist()
+    [0.1, 0.25]
+    >>> round(float(joint_probability([0.5], [0.5], 0.5)[0]), 6)   # 1/4 + arcsin(0.5)/(2 pi)
+    0.333333
+    """
+    from scipy import stats
+
+    pt, pe = np.asarray(p_tox, float), np.asarray(p_eff, float)
+    rho = float(association)
+    if rho == 0.0:
+        return pt * pe
+    out = np.minimum(pt, pe)
+    inner = (pt > 0) & (pt < 1) & (pe > 0) & (pe < 1)
+    out = np.where((pt <= 0) | (pe <= 0), 0.0, out)
+    if inner.any():
+        z = np.column_stack([special.ndtri(pt[inner]), special.ndtri(pe[inner])])
+        mvn = stats.multivariate_normal(mean=[0.0, 0.0], cov=[[1.0, rho], [rho, 1.0]])
+        out[inner] = np.atleast_1d(mvn.cdf(z))
+    return out
 
 
 def _blocks(rng: np.random.Generator, n_trials: int, n_blocks: int) -> np.ndarray:

@@ -6,7 +6,12 @@ A run directory holds:
   terminal state, with its probability in ``weight``);
 * ``oc.csv`` - operating characteristics with Monte Carlo standard errors;
 * ``paired.csv`` - paired differences between designs (common random numbers);
-* ``manifest.json`` - everything needed to regenerate the run (DESIGN.md section 7);
+* ``manifest.json`` - everything needed to regenerate the run (DESIGN.md section 7), the
+  study's truth per scenario (true MTD, acceptable doses, each phase I/II
+  design's optimal dose, each with the reason), the calendar time used, and
+  the SHA-256 of ``trials.parquet``, ``oc.csv`` and ``paired.csv``
+  (``files_sha256``), which ``report``, ``diff`` and ``rerun`` verify before
+  using them (:func:`verify_run_files`);
 * ``units/`` - finished work units (lets an interrupted run resume).
 
 Every file is written to a temporary name and renamed into place, so a run
@@ -22,6 +27,7 @@ it created.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -42,20 +48,23 @@ import pandas as pd
 from escalade.design.base import NO_DOSE, Design, StopReason, decides_on_followup
 from escalade.design.registry import config_to_dict
 from escalade.scenarios.designs import build_study_designs
-from escalade.scenarios.errors import ConfigError, StudyError
-from escalade.scenarios.study import LIMITS, Study
+from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
+from escalade.scenarios.study import LIMITS, Scenario, Study, Timing
 from escalade.simulations.atomic import atomic_write, replacing
-from escalade.simulations.oc import Truth, operating_characteristics, paired_differences
-from escalade.simulations.oc_time import time_characteristics
 from escalade.simulations.manifest import (RUN_FORMAT, DesignRecord, DoseRecord, Manifest, ScenarioRecord,
                                            StudySettings)
+from escalade.simulations.oc import TrialTable, Truth, oc_rows, paired_from_tables, trial_table
+from escalade.simulations.oc_time import TIME_METRICS, time_characteristics
+from escalade.simulations.patients import joint_probability
+from escalade.simulations.run_files import VERIFIED_FILES, RunFilesError, sha256_file, verify_run_files
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.run_lock import RunDirError, hold_lock
 from escalade.simulations.runner import ScenarioSpec, run_units
 from escalade.simulations.unit_file import UNIT_SUFFIX
 
 __all__ = ["RunResult", "run_study", "trials_frame", "write_run", "atomic_write", "RunDirError", "results_hash",
-           "study_differences"]
+           "study_differences", "effective_timing", "scenario_truths", "verify_run_files", "RunFilesError",
+           "VERIFIED_FILES", "RUN_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +272,81 @@ def _prepare_dir(out: Path, record: dict[str, Any], force: bool) -> None:
         p.unlink(missing_ok=True)
 
 
+def effective_timing(study: Study, designs: Sequence[Design]) -> tuple[Timing | None, str]:
+    """The calendar time every design of the study is simulated with, and where it comes from.
+
+    A study with a ``timing`` section uses it for every design. A study
+    without one is simulated without calendar time, unless a design decides
+    on follow-up times (:func:`~escalade.design.base.decides_on_followup`: TITE-CRM, TITE-BOIN), which needs a
+    clock: then *every* design runs with the default timing
+    (:class:`~escalade.scenarios.study.Timing` defaults: Poisson accrual of 1.5
+    patients a month, uniform DLT onset over the window, cohort enrolment),
+    so that durations are reported for all designs and compared on the same
+    patients, never for some only. The second item says which applies, for the
+    manifest and the report.
+    """
+    if study.timing.enabled:
+        return study.timing, "the study file's timing section"
+    timed = [spec_name for spec_name, d in zip((s.name for s in study.designs), designs)
+             if decides_on_followup(d)]
+    if not timed:
+        return None, "none: the study file has no timing section and no design needs calendar time"
+    t = dataclasses.replace(Timing(), enabled=True)
+    return t, (f"default timing for every design (the study file has no timing section and {', '.join(timed)} "
+               f"decide{'s' if len(timed) == 1 else ''} on follow-up times): Poisson accrual of "
+               f"{t.rate_per_month:g} patients a month, uniform DLT onset over the "
+               f"{study.dlt_window_days:g}-day window, cohort enrolment; add a timing section to set them")
+
+
+def _timing_record(timing: Timing | None, source: str) -> dict[str, Any]:
+    if timing is None:
+        return {"enabled": False, "source": source}
+    return {"enabled": True, "source": source, "accrual": timing.accrual, "rate_per_month": timing.rate_per_month,
+            "arrival_days": list(timing.arrival_days), "dlt_onset": timing.dlt_onset,
+            "enrolment": timing.enrolment, "stagger_days": timing.stagger_days}
+
+
+def scenario_truths(study: Study, designs: Sequence[tuple[Any, Design]]) -> list[dict[str, Any]]:
+    """Per scenario: the true MTD, the acceptable doses and each phase I/II design's optimal dose, with reasons.
+
+    Dose numbers are 1-based (``None``: no dose). The true MTD follows the
+    study's :attr:`~escalade.scenarios.study.Study.mtd_rule`; a design's
+    optimal dose is what its own objective picks knowing the true curves
+    (its ``true_optimum``), so that EffTox is scored by EffTox's utility and
+    BOIN12 by BOIN12's. This is what ``manifest.json`` records under
+    ``scenarios`` and what the report prints.
+    """
+    rule = study.mtd_rule
+    labels = study.dose_labels()
+    out = []
+    for s in study.scenarios:
+        mtd = rule.mtd(s.p_dlt)
+        rec: dict[str, Any] = {
+            "true_mtd": None if mtd is None else mtd + 1,
+            "true_mtd_why": rule.explain(s.p_dlt, labels),
+            "acceptable_doses": [j + 1 for j in rule.acceptable(s.p_dlt)],
+            "optimal": [],
+        }
+        for spec, d in designs:
+            opt = _true_optimum(d, s)
+            if opt is None:
+                continue
+            name = None if opt.dose == NO_DOSE else labels[opt.dose]
+            why = (f"{name}: " if name else "none: no dose meets the hurdles; ") + opt.rule
+            rec["optimal"].append({"design": spec.name, "objective": opt.objective,
+                                   "dose": None if opt.dose == NO_DOSE else opt.dose + 1,
+                                   "value": list(opt.value), "eligible": list(opt.eligible), "why": why})
+        out.append(rec)
+    return out
+
+
+def _true_optimum(design: Design, s: Scenario) -> Any:
+    """``design.true_optimum`` of a scenario's true curves, or ``None`` for a design without an objective."""
+    fn = getattr(design, "true_optimum", None)
+    if fn is None:
+        return None
+    p_both = joint_probability(s.p_dlt, s.p_response, s.association)
+    return fn(np.asarray(s.p_dlt, float), np.asarray(s.p_response, float), p_both)
 def run_study(
     study: Study,
     *,
@@ -302,23 +386,20 @@ def run_study(
             record = _inputs_record(study, n_trials, seed, exact, fingerprint)
             _prepare_dir(out, record, force)
             atomic_write(out / "inputs.json", json.dumps(record, indent=2))
-        scen_specs = [ScenarioSpec(s.name, s.p_dlt, s.p_response, s.association,
-                                   study.timing if study.timing.enabled else None,
+        timing, timing_source = effective_timing(study, [d for _, d in designs])
+        if timing is not None and not study.timing.enabled:
+            log.warning("%s has no timing section but a design decides on follow-up times; every design is "
+                        "simulated with the %s", study.source or "the study", timing_source.split(" (")[0])
+        scen_specs = [ScenarioSpec(s.name, s.p_dlt, s.p_response, s.association, timing,
                                    study.dlt_window_days, study.response_days) for s in study.scenarios]
+        truths = scenario_truths(study, designs)
         outcomes: dict[tuple[str, str], TrialOutcomes] = {}
         fallbacks: dict[tuple[str, str], str] = {}
         exact_results: dict[tuple[int, int], TrialOutcomes] = {}
         if exact:
-            exact_results, fallbacks_idx = _exact_all(study, designs, scen_specs)
+            exact_results, fallbacks_idx = _exact_all(study, designs, scen_specs, timed=timing is not None)
             fallbacks = {(study.scenarios[s].name, designs[d][0].name): why for (s, d), why in fallbacks_idx.items()}
         sim_designs = [d for _, d in designs]
-        if not study.timing.enabled:
-            for spec, d in designs:
-                if decides_on_followup(d):
-                    log.warning("design '%s' decides on follow-up times but %s has no timing section; "
-                                "using the default timing (Poisson accrual of %.1f patients a month, uniform "
-                                "DLT onset); add a 'timing' section to set them", spec.name,
-                                study.source or "the study", study.timing.rate_per_month)
         need_sim = not exact or len(exact_results) < len(scen_specs) * len(designs)
         labels = study.dose_labels()
         summaries: dict[int, _ScenarioSummary] = {}
@@ -326,22 +407,26 @@ def run_study(
         def summarise(si: int, sim_outs: list[TrialOutcomes] | None) -> None:
             """A scenario's OCs (and trial rows) as soon as its outcomes are in, while others run."""
             s = study.scenarios[si]
-            truth = Truth(np.asarray(s.p_dlt), np.asarray(s.p_response), study.target)
+            optimal = {o["design"]: o for o in truths[si]["optimal"]}
             got = _ScenarioSummary()
+            tables: dict[str, TrialTable] = {}
             for di, (spec, d) in enumerate(designs):
                 o = exact_results.get((si, di))
                 if o is None:
                     assert sim_outs is not None
                     o = sim_outs[di]
                 got.outcomes[spec.name] = o
-                got.oc.append(operating_characteristics(o, truth, max_n=int(d.max_n), dose_labels=labels,
-                                                        scenario=s.name, design=spec.name))
+                opt = optimal.get(spec.name)
+                truth = Truth(np.asarray(s.p_dlt), np.asarray(s.p_response), study.target, study.mtd_rule,
+                              None if opt is None else (NO_DOSE if opt["dose"] is None else opt["dose"] - 1),
+                              None if opt is None else opt["objective"])
+                table = tables[spec.name] = trial_table(o, truth, max_n=int(d.max_n), dose_labels=labels)
+                got.oc.append(oc_rows(table, scenario=s.name, design=spec.name, skip=TIME_METRICS))
                 if o.duration is not None:
                     got.oc.append(time_characteristics(o, scenario=s.name, design=spec.name))
                 if out is not None:
                     got.trials.append(_trials_part(labels, s.name, spec.name, o))
-            got.paired = paired_differences(got.outcomes, truth, scenario=s.name,
-                                            max_n={spec.name: int(d.max_n) for spec, d in designs})
+            got.paired = paired_from_tables(tables, scenario=s.name)
             summaries[si] = got
 
         if need_sim:
@@ -375,11 +460,16 @@ def run_study(
             n_jobs=n_jobs,
             backend=backend,
             target=study.target,
+            mtd_rule={"definition": study.mtd_definition, "delta": study.mtd_delta,
+                      "text": study.mtd_rule.describe()},
+            timing=_timing_record(timing, timing_source),
             doses=tuple(DoseRecord(label=d.label, amount=d.amount, unit=d.unit) for d in study.doses),
             scenarios=tuple(ScenarioRecord(name=s.name, p_dlt=tuple(s.p_dlt), p_response=tuple(s.p_response),
-                                           association=s.association, true_mtd=s.mtd(study.target) + 1,
-                                           description=s.description)
-                            for s in study.scenarios),
+                                           association=s.association, true_mtd=truth["true_mtd"],
+                                           true_mtd_why=truth["true_mtd_why"],
+                                           acceptable_doses=tuple(truth["acceptable_doses"]),
+                                           optimal=tuple(truth["optimal"]), description=s.description)
+                            for s, truth in zip(study.scenarios, truths)),
             designs=tuple(DesignRecord(name=spec.name, design=d.kind, params_given=spec.params,
                                        params=config_to_dict(d.config)) for spec, d in designs),
             settings=StudySettings(title=study.title, target=study.target, cohort_size=study.cohort_size,
@@ -454,7 +544,7 @@ def _check_limits(study: Study, designs: list[tuple[Any, Design]], n_trials: int
                              f"(max_unit_patients, {where}); lower chunk_size")
 
 
-def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec]
+def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec], *, timed: bool
                ) -> tuple[dict[tuple[int, int], TrialOutcomes], dict[tuple[int, int], str]]:
     got: dict[tuple[int, int], TrialOutcomes] = {}
     why: dict[tuple[int, int], str] = {}
@@ -470,8 +560,11 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec]
             if not d.enumerable:
                 why[(si, di)] = f"design '{d.kind}' is not enumerable (it decides on more than the per-dose counts)"
                 continue
-            if study.timing.enabled:
-                why[(si, di)] = "the study simulates calendar time (durations are not enumerated)"
+            if timed:
+                why[(si, di)] = ("the study simulates calendar time (durations are not enumerated)"
+                                 if study.timing.enabled else
+                                 "a design of the study needs calendar time, so every design is simulated with "
+                                 "the default timing (durations are not enumerated)")
                 continue
             try:
                 got[(si, di)] = exact_outcomes(d, np.asarray(s.p_dlt), np.asarray(s.p_response),
@@ -485,16 +578,24 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec]
 def write_run(out: Path, result: RunResult, trials: pd.DataFrame | None = None) -> None:
     """Write trials.parquet, oc.csv, paired.csv and manifest.json atomically.
 
-    ``trials`` is :func:`trials_frame` of the result when the caller has it already.
+    The SHA-256 of each of the first three, as written, goes into the
+    manifest's ``files_sha256`` (also in ``result.manifest``); the manifest is
+    written last. ``trials`` is :func:`trials_frame` of the result when the
+    caller has it already.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if trials is None:
         trials = trials_frame(result.study, result.outcomes)
+    hashes: dict[str, str] = {}
     with replacing(out / "trials.parquet", ".parquet") as tmp:
         trials.to_parquet(tmp, index=False)
-    atomic_write(out / "oc.csv", result.oc.to_csv(index=False))
-    atomic_write(out / "paired.csv", result.paired.to_csv(index=False))
+        hashes["trials.parquet"] = sha256_file(tmp)
+    for name, frame in (("oc.csv", result.oc), ("paired.csv", result.paired)):
+        data = frame.to_csv(index=False).encode("utf-8")
+        hashes[name] = hashlib.sha256(data).hexdigest()
+        atomic_write(out / name, data)
+    result.manifest["files_sha256"] = hashes
     atomic_write(out / "manifest.json", json.dumps(result.manifest, indent=2, default=_json_default))
 
 
