@@ -64,6 +64,7 @@ from scipy import stats
 
 from escalade.design.base import ConfigDesign, NO_DOSE, BoolArray, Decisions, FloatArray, IntArray, States
 from escalade.design.crm import CrmConfig, CrmModel, crm_mtd, crm_rules, design_intervals
+from escalade.design.crm import counts_loglik, grid_sums
 from escalade.design.crm_rules import RuleContext, apply_rules
 from escalade.scenarios.errors import ConfigError, did_you_mean
 
@@ -212,16 +213,19 @@ def weighted_posterior(model: CrmModel, y: Any, n_complete_nondlt: Any, part_dos
     g = model._grid()  # the CRM's quadrature tables (cached per model)
     counts = np.concatenate([np.atleast_2d(np.asarray(y, float)),
                              np.atleast_2d(np.asarray(n_complete_nondlt, float))], axis=1)
-    ll = counts @ g.log_pq
+    ll = counts_loglik(counts, g.log_pq)  # no BLAS: the same bits for a state in any batch
     pw = np.asarray(part_w, float)
     if pw.size:
         p = _prob_table(model)[np.maximum(np.asarray(part_dose, np.int64), 0)]  # (S, P, G)
-        ll += np.log1p(-pw[:, :, None] * p).sum(axis=1)
+        # patient by patient in order: the weight-0 padding adds exact zeros (log1p(-0) = -0)
+        part = np.log1p(-pw[:, :, None] * p)
+        for j in range(part.shape[1]):
+            ll += part[:, j]
     ll += g.log_prior
     ll -= ll.max(axis=1, keepdims=True)
     np.maximum(ll, _EXP_FLOOR, out=ll)
     np.exp(ll, out=ll)
-    m = ll @ g.weights
+    m = grid_sums(ll, np.ascontiguousarray(g.weights.T))
     mean = m[:, 1] / m[:, 0]
     return mean, m[:, 2] / m[:, 0] - mean**2, m[:, 3] / m[:, 0]
 
