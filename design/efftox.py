@@ -284,8 +284,9 @@ def _logistic_normal_moments(mean: np.ndarray, var: np.ndarray) -> tuple[np.ndar
     m = np.asarray(mean, float)[..., None]
     s = np.sqrt(np.asarray(var, float))[..., None]
     pr = special.expit(m + s * _Z_GRID)
-    mu = pr @ _Z_WEIGHTS
-    second = (pr * pr) @ _Z_WEIGHTS
+    # NumPy's row-wise pairwise sums, not a BLAS product: the same bits for any number of doses or threads
+    mu = np.add.reduce(pr * _Z_WEIGHTS, axis=-1)
+    second = np.add.reduce(pr * pr * _Z_WEIGHTS, axis=-1)
     return mu, np.maximum(second - mu * mu, 0.0)
 
 
