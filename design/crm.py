@@ -46,11 +46,14 @@ are :math:`\\le \\phi`, dose 1 if all are :math:`\\ge \\phi`, ties to the lower 
 Numerics
 --------
 The posterior is integrated on one fixed grid of :math:`\\beta` per
-configuration (cached), so that a batch of ``S`` states costs one matrix
-product ``loglik[S, G] = [tox, n - tox][S, 2D] @ [log p; log(1 - p)][2D, G]``,
-one ``exp`` and one product with a ``(G, 4)`` weight matrix (denominator,
+configuration (cached), so that a batch of ``S`` states costs the log-likelihood
+``loglik[S, G] = [tox, n - tox][S, 2D] . [log p; log(1 - p)][2D, G]``,
+one ``exp`` and the sums against a ``(G, 4)`` weight matrix (denominator,
 the two numerators, the CDF below :math:`\\beta^*`), done per distinct
-``(n, tox)`` in cache-sized blocks.
+``(n, tox)`` in cache-sized blocks. Both contractions are written as NumPy
+element-wise sums in a fixed order (:func:`counts_loglik`, :func:`grid_sums`),
+not BLAS products, so a state's posterior is the same, bit for bit, whatever
+the other states of its batch and the number of threads.
 
 * Grid: uniform on :math:`[-10, 10]`; composite rule of local quintic
   interpolation, i.e. the trapezoidal rule (all interior weights equal to the
@@ -155,9 +158,7 @@ _MLE_XTOL = 1e-13
 _EXP_FLOOR = -300.0     # relative posterior density below e^-300 is set to e^-300 (no underflow)
 _CDF_PLATEAU = 1.5      # sinc CDF weights within this distance of beta* (see _cdf_weights)
 _CDF_EDGE = 0.25        # width of the erfc taper between sinc and Gregory CDF weights
-_CHUNK_CELLS = 1 << 14  # states x grid nodes per block (128 KiB): stays in cache, and keeps each BLAS call
-#                         small enough to run single-threaded (OpenBLAS threads only above m*n*k = 262,144;
-#                         threads on a busy 2-core machine made the batch 3-5 times slower)
+_CHUNK_CELLS = 1 << 14  # states x grid nodes per block (128 KiB): stays in cache
 _HALF_STENCIL = 3       # local interpolation through 6 nodes (sixth-order end corrections)
 _MODELS = ("empiric", "logistic")
 

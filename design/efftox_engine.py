@@ -34,7 +34,8 @@ as proposal) the log-likelihood of a batch would be a single product
 accrue (1.8 % of the draws for the 6-patient data set ``1NNE 2EEB`` in the
 reference importance-sampling run, far less after 39 patients). Here each
 state has its own points, and its log-likelihood is the same contraction per
-state, ``counts[s, 1, 4D] @ log_pi[s, 4D, P]``, over the treated doses only.
+state, :math:`\\sum_{d, c} n_{s,d,c} \\log \\pi_{s,d,c,i}` over the doses treated in the
+chunk, summed dose by dose and cell by cell (see Determinism).
 
 ESS check and fallback. The effective sample size
 :math:`\\mathrm{ESS} = 1 / \\sum_i \\bar w_i^2` (Kong 1992) is checked for every
@@ -45,10 +46,18 @@ short after the last round is logged as a WARNING. The summary carries the
 ESS and the number of points of every state.
 
 Determinism. The points are fixed, and every per-state quantity comes from
-element-wise operations or from per-state matrix products of fixed shape, so
-a state's summary is the same, bit for bit, whatever the other states of the
-batch, their order, the chunking or the number of threads: decisions are
-memoisable (tested).
+NumPy element-wise operations, from sums in a fixed order (the log-likelihood
+dose by dose, where a dose that only other states of the chunk were treated
+at adds exact zeros; the weighted means as NumPy's pairwise sums along each
+state's row of points, whose grouping depends only on the number of points),
+or from BLAS products of one fixed shape per state, ``(6, 6) @ (6, <= 4096)``
+for :math:`\\theta`, small enough to run on one thread. No BLAS product mixes
+states or depends on the batch's shape (one did before issue 13: the
+log-likelihood's length was the number of doses treated anywhere in the chunk,
+and OpenBLAS's Haswell kernels round such products differently for different
+lengths). So a state's summary is the same, bit for bit, whatever the other
+states of the batch, their order, the chunking, the engine's threads or the
+BLAS threads: decisions are memoisable (``tests/test_reproducible.py``).
 
 Precision. The per-point work is in float32 (``dtype``; log-likelihoods of
 a trial are sums of at most a few dozen terms, so the rounding, about 1e-6,

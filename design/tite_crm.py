@@ -205,7 +205,7 @@ def weighted_posterior(model: CrmModel, y: Any, n_complete_nondlt: Any, part_dos
     """Posterior mean and variance of :math:`\\beta`, and :math:`\\Pr(p_1 > \\phi)`, for ``S`` weighted likelihoods.
 
     ``y[s, k]`` DLTs and ``n_complete_nondlt[s, k]`` weight-1 non-DLT patients
-    per dose enter as counts (one matrix product, as the CRM); ``part_dose`` and
+    per dose enter as counts (summed in a fixed order, as the CRM); ``part_dose`` and
     ``part_w`` ``(S, P)`` are the partially followed non-DLT patients (padding
     has weight 0 and adds nothing). Integration as
     :meth:`escalade.design.crm.CrmModel.posterior` (same grid and weights).
