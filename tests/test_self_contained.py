@@ -19,7 +19,7 @@ REFERENCE = REPO / "tests" / "reference"
 
 # what a path out of the repository looks like in source text
 OUTSIDE = [
-    (re.compile(r"\.\./"), "a relative path out of the repository (../)"),
+    (re.compile(r"\.\./(shared|\.\./)"), "a relative path out of the repository (../shared, ../../)"),
     (re.compile(r"shared/(reference|scripts)"), "the build machines' shared folder (use tests/reference/)"),
     (re.compile(r"parents\[\s*[2-9]\s*\]"), "a parent of the repository root (tests/x.py: parents[1] is the root)"),
     (re.compile(r"\.parent\.parent\.parent|REPO\.parent|ROOT\.parent"), "a parent of the repository root"),
