@@ -48,6 +48,11 @@ Numerics
 The posterior is integrated on one fixed grid of :math:`\\beta` per
 configuration (cached); the grid, its weights and the choice of step are in
 :mod:`escalade.design.crm_quadrature`, which explains them and their accuracy.
+The two contractions (log-likelihood ``[tox, n - tox] . [log p; log(1 - p)]``
+and the sums against the grid weights) are written as NumPy element-wise sums
+in a fixed order (:func:`counts_loglik`, :func:`grid_sums`), not BLAS products,
+so a state's posterior is the same, bit for bit, whatever the other states of
+its batch and the number of threads.
 
 The MLE is found on the same grid (argmax of the log-likelihood) and refined by
 Newton's method in :math:`e^\\beta` safeguarded by bisection; the log-likelihood
@@ -108,6 +113,8 @@ __all__ = [
     "crm_fit",
     "crm_fit_counts",
     "crm_mtd",
+    "counts_loglik",
+    "grid_sums",
     ]
 
 log = logging.getLogger(__name__)
@@ -120,10 +127,39 @@ _MLE_FALLBACK_VAR = 500.0 ** 2  # crmsim: Bayes with scale = 500 when the MLE do
 _NEWTON_STEPS = 100     # safeguarded Newton for the MLE (converges in ~5; the cap is never reached)
 _MLE_XTOL = 1e-13
 _EXP_FLOOR = -300.0     # relative posterior density below e^-300 is set to e^-300 (no underflow)
-_CHUNK_CELLS = 1 << 14  # states x grid nodes per block (128 KiB): stays in cache, and keeps each BLAS call
-#                         small enough to run single-threaded (OpenBLAS threads only above m*n*k = 262,144;
-#                         threads on a busy 2-core machine made the batch 3-5 times slower)
+_CHUNK_CELLS = 1 << 14  # states x grid nodes per block (128 KiB): stays in cache
 _MODELS = ("empiric", "logistic")
+
+
+def counts_loglik(counts: FloatArray, table: FloatArray) -> FloatArray:
+    """``counts @ table`` (``(S, K) @ (K, G)``), summed term by term in a fixed order.
+
+    Not a BLAS product: BLAS picks kernels, blocking and threads from the shape
+    of the whole call (a single state even goes through a matrix-vector
+    kernel), so a state's log-likelihood could change in its last bits with
+    the other states of its batch or the thread count. Here every state's
+    row is :math:`((c_0 t_0 + c_1 t_1) + c_2 t_2) + \\dots` in NumPy
+    element-wise arithmetic, the same in any batch; a zero count adds an exact
+    zero.
+    """
+    out = counts[:, 0:1] * table[0]
+    for k in range(1, table.shape[0]):
+        out += counts[:, k:k + 1] * table[k]
+    return out
+
+
+def grid_sums(values: FloatArray, weight_rows: FloatArray) -> FloatArray:
+    """``values @ weight_rows.T`` (``(S, G)`` by ``(J, G)`` -> ``(S, J)``), row by row without BLAS.
+
+    Each entry is NumPy's pairwise sum over the grid of one state's row, whose
+    grouping depends only on the grid size, so it is the same in any batch
+    and for any number of threads (see :func:`counts_loglik`).
+    """
+    out = np.empty((values.shape[0], weight_rows.shape[0]))
+    for j in range(weight_rows.shape[0]):
+        out[:, j] = np.add.reduce(values * weight_rows[j], axis=1)
+    return out
+
 _METHODS = ("bayes", "mle")
 
 
@@ -393,13 +429,14 @@ class CrmModel:
         counts = np.concatenate([y, n_ - y], axis=1)
         s = np.empty((counts.shape[0], 4))
         step = max(1, _CHUNK_CELLS // g.beta.size)  # states per block: the (block, G) array stays in cache
+        w_rows = np.ascontiguousarray(g.weights.T)
         for a in range(0, counts.shape[0], step):
-            ll = counts[a:a + step] @ g.log_pq
+            ll = counts_loglik(counts[a:a + step], g.log_pq)
             ll += g.log_prior
             ll -= ll.max(axis=1, keepdims=True)
             np.maximum(ll, _EXP_FLOOR, out=ll)  # exp() of underflowing values is many times slower
             np.exp(ll, out=ll)
-            s[a:a + step] = ll @ g.weights
+            s[a:a + step] = grid_sums(ll, w_rows)
         mean = s[:, 1] / s[:, 0]
         var = s[:, 2] / s[:, 0] - mean**2
         cdf = s[:, 3] / s[:, 0]
@@ -420,7 +457,8 @@ class CrmModel:
         table = np.ascontiguousarray(g.log_pq[:, core])
         beta = g.beta[core]
         step = max(1, _CHUNK_CELLS // beta.size)
-        k = np.concatenate([np.argmax(counts[a:a + step] @ table, axis=1) for a in range(0, counts.shape[0], step)])
+        k = np.concatenate([np.argmax(counts_loglik(counts[a:a + step], table), axis=1)
+                            for a in range(0, counts.shape[0], step)])
         lo = beta[np.maximum(k - 1, 0)]
         hi = beta[np.minimum(k + 1, beta.size - 1)]
         # the maximiser lies in [lo, hi] (unimodal likelihood); at -10 or +10 when the score says so

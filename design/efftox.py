@@ -3,7 +3,7 @@
 Thall & Cook (2004), Biometrics 60:684-693; priors by effective sample size as
 Thall, Herrick, Nguyen, Venier & Norris (2014), Clin Trials 11:657-666. The
 trial rules are those of the R package ``trialr`` (``efftox_process``), written
-out in ``shared/reference/efftox/README.md``.
+out in ``tests/reference/efftox/README.md``.
 
 Model
 -----
@@ -146,8 +146,9 @@ def _logistic_normal_moments(mean: np.ndarray, var: np.ndarray) -> tuple[np.ndar
     m = np.asarray(mean, float)[..., None]
     s = np.sqrt(np.asarray(var, float))[..., None]
     pr = special.expit(m + s * _Z_GRID)
-    mu = pr @ _Z_WEIGHTS
-    second = (pr * pr) @ _Z_WEIGHTS
+    # NumPy's row-wise pairwise sums, not a BLAS product: the same bits for any number of doses or threads
+    mu = np.add.reduce(pr * _Z_WEIGHTS, axis=-1)
+    second = np.add.reduce(pr * pr * _Z_WEIGHTS, axis=-1)
     return mu, np.maximum(second - mu * mu, 0.0)
 
 

@@ -34,7 +34,8 @@ as proposal) the log-likelihood of a batch would be a single product
 accrue (1.8 % of the draws for the 6-patient data set ``1NNE 2EEB`` in the
 reference importance-sampling run, far less after 39 patients). Here each
 state has its own points, and its log-likelihood is the same contraction per
-state, ``counts[s, 1, 4D] @ log_pi[s, 4D, P]``, over the treated doses only.
+state, :math:`\\sum_{d, c} n_{s,d,c} \\log \\pi_{s,d,c,i}` over the doses treated in the
+chunk, summed dose by dose and cell by cell (see Determinism).
 
 ESS check and fallback. The effective sample size
 :math:`\\mathrm{ESS} = 1 / \\sum_i \\bar w_i^2` (Kong 1992) is checked for every
@@ -45,10 +46,18 @@ short after the last round is logged as a WARNING. The summary carries the
 ESS and the number of points of every state.
 
 Determinism. The points are fixed, and every per-state quantity comes from
-element-wise operations or from per-state matrix products of fixed shape, so
-a state's summary is the same, bit for bit, whatever the other states of the
-batch, their order, the chunking or the number of threads: decisions are
-memoisable (tested).
+NumPy element-wise operations, from sums in a fixed order (the log-likelihood
+dose by dose, where a dose that only other states of the chunk were treated
+at adds exact zeros; the weighted means as NumPy's pairwise sums along each
+state's row of points, whose grouping depends only on the number of points),
+or from BLAS products of one fixed shape per state, ``(6, 6) @ (6, <= 4096)``
+for :math:`\\theta`, small enough to run on one thread. No BLAS product mixes
+states or depends on the batch's shape (one did before issue 13: the
+log-likelihood's length was the number of doses treated anywhere in the chunk,
+and OpenBLAS's Haswell kernels round such products differently for different
+lengths). So a state's summary is the same, bit for bit, whatever the other
+states of the batch, their order, the chunking, the engine's threads or the
+BLAS threads: decisions are memoisable (``tests/test_reproducible.py``).
 
 Precision. The per-point work is in float32 (``dtype``; log-likelihoods of
 a trial are sums of at most a few dozen terms, so the rounding, about 1e-6,
@@ -92,6 +101,8 @@ _TINY: Final[dict[type, float]] = {np.float32: 1e-30, np.float64: 1e-300}  # flo
 _PILOT_MIN_ESS: Final[float] = 30.0  # pilot ESS needed to trust its moments for the main proposal
 _STATE_BLOCK: Final[int] = 8192   # states per block (bounds the memory of mode finding)
 _MIN_STATES_PER_THREAD: Final[int] = 16  # smaller batches are not worth a thread
+_GEMM_COLUMNS: Final[int] = 4096  # points per (6 x 6) @ (6 x 4096) product: 147,456 multiply-adds, under
+#                                   OpenBLAS's threading threshold (4 x 65,536), so each call is one thread
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -674,8 +685,13 @@ class EffToxEngine:
         n_pts = pts.log_q.shape[0]
         x = m.x.astype(ft)[:, None]
         x2 = m.x2.astype(ft)[:, None]
-        # theta (S, 6, P) = mode + (scale * root) @ t: one fixed-shape product per state
-        theta = np.matmul((scale[:, None, None] * root).astype(ft), pts.t)
+        # theta (S, 6, P) = centre + (scale * root) @ t: for every state the same BLAS calls, of one
+        # fixed shape, (6, 6) @ (6, <= 4096) (single-threaded at that size), whatever the batch
+        rs = (scale[:, None, None] * root).astype(ft)
+        theta = np.empty((s, _N_PAR, n_pts), ft)
+        for a in range(0, n_pts, _GEMM_COLUMNS):
+            z = min(a + _GEMM_COLUMNS, n_pts)
+            np.matmul(rs, pts.t[:, a:z], out=theta[:, :, a:z])
         theta += centre.astype(ft)[:, :, None]
         eta_t = theta[:, 0:1, :] + theta[:, 1:2, :] * x                            # (S, D, P)
         eta_e = theta[:, 2:3, :] + theta[:, 3:4, :] * x + theta[:, 4:5, :] * x2
@@ -687,40 +703,50 @@ class EffToxEngine:
         if treated.size:
             k = np.tanh(ft(0.5) * theta[:, 5:6, :])                               # (S, 1, P)
             et, qet, tt, qtt = e[:, treated], qe[:, treated], t[:, treated], qt[:, treated]
-            # cell probabilities (CELLS order): pi_11 = e t (1 + k qe qt), pi_10 = e qt (1 - k qe t),
-            # pi_01 = qe t (1 - k e qt), pi_00 = qe qt (1 + k e t); written into one array, one log
-            p11, p10, p01, p00 = et * tt, et * qtt, qet * tt, qet * qtt
-            one = ft(1.0)
+            # cell probabilities (CELLS order): with p_ab the independent products (p_11 = e t, p_10 =
+            # e (1 - t), ...) and kq = k p_11 p_00 = k e t (1 - e)(1 - t), pi_11 = p_11 + kq,
+            # pi_10 = p_10 - kq, pi_01 = p_01 - kq, pi_00 = p_00 + kq; written into one array, one log
             cells = np.empty(et.shape[:2] + (4, n_pts), ft)
-            for j, (a, b, sign) in enumerate(((p11, p00, 1), (p10, p01, -1), (p01, p10, -1), (p00, p11, 1))):
-                c = cells[:, :, j]
-                np.multiply(k, b, out=c)
-                if sign > 0:
-                    c += one
-                else:
-                    np.subtract(one, c, out=c)
-                c *= a
+            np.multiply(et, tt, out=cells[:, :, 0])
+            np.multiply(et, qtt, out=cells[:, :, 1])
+            np.multiply(qet, tt, out=cells[:, :, 2])
+            np.multiply(qet, qtt, out=cells[:, :, 3])
+            kq = cells[:, :, 0] * cells[:, :, 3]
+            kq *= k
+            cells[:, :, 0] += kq
+            cells[:, :, 1] -= kq
+            cells[:, :, 2] -= kq
+            cells[:, :, 3] += kq
             np.maximum(cells, ft(_TINY[ft]), out=cells)  # below it only where the weight is negligible anyway
             np.log(cells, out=cells)
-            cf = cnt[:, treated].astype(ft).reshape(s, 1, -1)
-            log_lik = np.matmul(cf, cells.reshape(s, -1, n_pts))[:, 0]              # (S, P)
+            # summed dose by dose and cell by cell in a fixed order (NumPy element-wise, no BLAS): a dose
+            # at which only other states of the chunk were treated adds exact zeros (0 * finite log), so
+            # a state's sum is the same whichever states share its chunk
+            cf = cnt[:, treated].astype(ft)
+            for i in range(treated.size):
+                for j in range(4):
+                    log_lik += cf[:, i, j, None] * cells[:, i, j]
         dev = (theta - m.mu.astype(ft)[:, None]) * np.sqrt(m.prec).astype(ft)[:, None]
-        log_w = log_lik - ft(0.5) * (dev * dev).sum(axis=1) - pts.log_q
+        dev *= dev
+        log_w = log_lik - ft(0.5) * dev.sum(axis=1) - pts.log_q  # a middle-axis sum: added row by row, in order
         log_w -= log_w.max(axis=1, keepdims=True)
         w = np.exp(log_w)
-        w /= w.sum(axis=1, keepdims=True)
-        ess = 1.0 / (w * w).sum(axis=1, dtype=float)
-        wc = w[:, :, None]
-        prob_eff = np.matmul(e, wc)[..., 0].astype(float)
-        prob_tox = np.matmul(t, wc)[..., 0].astype(float)
+        w /= _row_sum(w)[:, None]
+        ess = 1.0 / _row_sum((w * w).astype(float))
+        prob_eff = _weighted_mean(e, w)
+        prob_tox = _weighted_mean(t, w)
         lo_e = ft(math.log(self.efficacy_hurdle / (1.0 - self.efficacy_hurdle)))
         lo_t = ft(math.log(self.toxicity_hurdle / (1.0 - self.toxicity_hurdle)))
-        acc_e = np.matmul((eta_e > lo_e).astype(ft), wc)[..., 0].astype(float)
-        acc_t = np.matmul((eta_t < lo_t).astype(ft), wc)[..., 0].astype(float)
-        theta_mean = np.matmul(theta, wc)[..., 0].astype(float)
+        acc_e = _weighted_mean((eta_e > lo_e).astype(ft), w)
+        acc_t = _weighted_mean((eta_t < lo_t).astype(ft), w)
+        theta_mean = _weighted_mean(theta, w)
         if cov:
-            dth = (theta - theta_mean.astype(ft)[:, :, None])
-            theta_cov = np.matmul(dth * wc.transpose(0, 2, 1), dth.transpose(0, 2, 1)).astype(float)
+            dth = theta - theta_mean.astype(ft)[:, :, None]
+            wd = dth * w[:, None, :]
+            theta_cov = np.empty((s, _N_PAR, _N_PAR))
+            for i in range(_N_PAR):  # lower triangle, mirrored: exactly symmetric
+                theta_cov[:, i, :i + 1] = _row_sum(wd[:, i:i + 1, :] * dth[:, :i + 1, :])
+                theta_cov[:, :i, i] = theta_cov[:, i, :i]
         else:
             theta_cov = np.full((s, _N_PAR, _N_PAR), np.nan)
         plug = _utility(prob_eff, prob_tox, self.eff0, self.tox1, self.p)
@@ -731,17 +757,16 @@ class EffToxEngine:
             a = np.exp(p * (np.log(np.maximum(qe, tiny)) - ft(math.log1p(-self.eff0))))
             b = np.exp(p * (np.log(np.maximum(t, tiny)) - ft(math.log(self.tox1))))
             u = ft(1.0) - np.exp(np.log(a + b) / p)
-            post_u = np.matmul(u, wc)[..., 0].astype(float)
+            post_u = _weighted_mean(u, w)
             best = np.argmax(u, axis=1)                                            # (S, P)
-            obd = np.zeros((s, d))
-            for j in range(d):
-                obd[:, j] = np.matmul((best == j).astype(ft)[:, None, :], wc)[:, 0, 0]
+            obd = _weighted_mean(best[:, None, :] == np.arange(d)[None, :, None], w)
             # Monte Carlo SEs of the weighted means (delta method, IID formula): var = sum w^2 (f - mean)^2
-            w2 = (w * w).astype(ft)[:, :, None]
+            w2 = w * w
 
             def se(f: np.ndarray, mean: np.ndarray) -> np.ndarray:
                 dev_f = f - mean.astype(ft)[:, :, None]
-                return np.sqrt(np.matmul(dev_f * dev_f, w2)[..., 0].astype(float))
+                dev_f *= dev_f
+                return np.sqrt(_weighted_mean(dev_f, w2))
 
             de, dt = _utility_grad(prob_eff, prob_tox, self.eff0, self.tox1, self.p)
             lin = de.astype(ft)[:, :, None] * e + dt.astype(ft)[:, :, None] * t  # linearised plug-in utility
@@ -753,6 +778,23 @@ class EffToxEngine:
             ses = tuple(np.full((s, d), np.nan) for _ in range(6))
         return PosteriorSummary(prob_eff, prob_tox, acc_e, acc_t, plug, post_u, obd, *ses, theta_mean, theta_cov,
                                 mode.copy(), ess, np.full(s, n_pts, np.int64))
+
+
+def _row_sum(a: np.ndarray) -> np.ndarray:
+    """Sums along the last axis, row by row.
+
+    NumPy reduces a contiguous last axis with pairwise summation whose
+    grouping depends only on the row's length, so each row's sum is the same,
+    bit for bit, whatever the other rows and the number of threads (unlike a
+    BLAS product, whose kernel, blocking and threading change with the shape
+    of the whole call).
+    """
+    return np.add.reduce(np.ascontiguousarray(a), axis=-1)
+
+
+def _weighted_mean(f: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """:math:`\\sum_i w_i f_i` per state and row: ``f`` ``(S, K, P)``, ``w`` ``(S, P)`` -> ``(S, K)`` float64."""
+    return _row_sum(f * w[:, None, :]).astype(float)
 
 
 def _utility_grad(e: np.ndarray, t: np.ndarray, eff0: float, tox1: float, p: float
@@ -806,19 +848,14 @@ def _t_points(st: EngineSettings) -> dict[int, _PointSet]:
 
 
 def _safe_cholesky(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cholesky factors of a batch of covariances and which ones succeeded (finite, positive definite)."""
+    """Cholesky factors of a batch of covariances and which ones succeeded (finite, positive definite).
+
+    Written out (:func:`_cholesky_rows`), not LAPACK, so that each state's
+    factor is the same whatever the batch and the number of threads.
+    """
     ok = np.all(np.isfinite(cov), axis=(1, 2))
-    try:
-        return np.linalg.cholesky(np.where(ok[:, None, None], cov, np.eye(cov.shape[-1]))), ok
-    except np.linalg.LinAlgError:
-        pass
-    out = np.zeros_like(cov)
-    for i in np.flatnonzero(ok):
-        try:
-            out[i] = np.linalg.cholesky(cov[i])
-        except np.linalg.LinAlgError:
-            ok[i] = False
-    return out, ok
+    low, pd = _cholesky_rows(np.where(ok[:, None, None], cov, np.eye(cov.shape[-1])), 0.0)
+    return low, ok & pd
 
 
 def _empty_summary(s: int, d: int) -> PosteriorSummary:

@@ -92,9 +92,13 @@ class MCMCFit:
     ----------
     summary
         :func:`arviz.summary` of the six parameters and the per-dose
-        probabilities and utilities (R-hat, ESS bulk/tail, MCSE).
+        probabilities and utilities (R-hat, ESS bulk/tail, MCSE), rounded to
+        2 decimals for display.
     max_rhat, min_ess_bulk, min_ess_tail, divergences
-        Diagnostics for the report.
+        Diagnostics for the report, from the unrounded values: the largest
+        rank-normalised split R-hat and the smallest bulk / tail ESS
+        (Vehtari et al. 2021, Bayesian Analysis 16:667-718) over the
+        quantities of ``summary``.
     idata
         The :class:`arviz.InferenceData` (posterior draws).
     """
@@ -189,7 +193,11 @@ def sample_posterior(
     mc_plug = np.sqrt((du_de * mc_e) ** 2 + (du_dt * mc_t) ** 2)
     in_range, acceptable, rec = config.apply_rules(states.n, acc_e_draws.mean(axis=0), acc_t_draws.mean(axis=0),
                                             plug, u.mean(axis=0))
-    summary = az.summary(idata, var_names=[*PARAMETERS, "prob_eff", "prob_tox", "utility"])
+    names = [*PARAMETERS, "prob_eff", "prob_tox", "utility"]
+    summary = az.summary(idata, var_names=names)  # rounded to 2 decimals, for display
+    # the diagnostics from the unrounded values: az.summary rounds R-hat to 2 decimals, so a rounded
+    # 1.01 may be 1.005 (and a 1.01 threshold applied to it would really be 1.005)
+    raw = az.summary(idata, var_names=names, round_to="none")
     stats = idata.sample_stats
     divergences = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
     fit = MCMCFit(
@@ -200,8 +208,8 @@ def sample_posterior(
         mcse_prob_acc_eff=mcse("", acc_e_draws), mcse_prob_acc_tox=mcse("", acc_t_draws),
         mcse_utility=mc_plug, mcse_post_utility=mcse("utility"),
         in_range=in_range[0], acceptable=acceptable[0], recommended=int(rec[0]),
-        summary=summary, max_rhat=float(summary["r_hat"].max()),
-        min_ess_bulk=float(summary["ess_bulk"].min()), min_ess_tail=float(summary["ess_tail"].min()),
+        summary=summary, max_rhat=float(raw["r_hat"].max()),
+        min_ess_bulk=float(raw["ess_bulk"].min()), min_ess_tail=float(raw["ess_tail"].min()),
         divergences=divergences, idata=idata,
     )
     if fit.max_rhat > 1.01 or fit.divergences:

@@ -70,8 +70,8 @@ from scipy import stats
 
 from escalade.design.base import (ConfigDesign, DesignEntry, NO_DOSE, BoolArray, Decisions, FloatArray, FollowUp, IntArray, States,
                                   TiteDecisions)
-from escalade.design.crm import (_N_INTERVALS, CrmConfig, CrmFit, CrmModel, crm_fit_counts, crm_mtd, crm_rules,
-                                 design_intervals)
+from escalade.design.crm import (_N_INTERVALS, CrmConfig, CrmFit, CrmModel, counts_loglik, crm_fit_counts, crm_mtd,
+                                 crm_rules, design_intervals, grid_sums)
 from escalade.design.errors import ConfigError, did_you_mean
 from escalade.design.rules import RuleContext, SharedRules, apply_rules, select_with_rules
 from escalade.design.rules import state_fields as rules_state_fields
@@ -130,7 +130,7 @@ def weighted_posterior(model: CrmModel, y: Any, n_complete_nondlt: Any, part_dos
     """Posterior mean and variance of :math:`\\beta`, and :math:`\\Pr(p_1 > \\phi)`, for ``S`` weighted likelihoods.
 
     ``y[s, k]`` DLTs and ``n_complete_nondlt[s, k]`` weight-1 non-DLT patients
-    per dose enter as counts (one matrix product, as the CRM); ``part_dose`` and
+    per dose enter as counts (summed in a fixed order, as the CRM); ``part_dose`` and
     ``part_w`` ``(S, P)`` are the partially followed non-DLT patients (padding
     has weight 0 and adds nothing). Integration as
     :meth:`escalade.design.crm.CrmModel.posterior` (same grid and weights).
@@ -138,16 +138,19 @@ def weighted_posterior(model: CrmModel, y: Any, n_complete_nondlt: Any, part_dos
     g = model._grid()  # the CRM's quadrature tables (cached per model)
     counts = np.concatenate([np.atleast_2d(np.asarray(y, float)),
                              np.atleast_2d(np.asarray(n_complete_nondlt, float))], axis=1)
-    ll = counts @ g.log_pq
+    ll = counts_loglik(counts, g.log_pq)  # no BLAS: the same bits for a state in any batch
     pw = np.asarray(part_w, float)
     if pw.size:
         p = _prob_table(model)[np.maximum(np.asarray(part_dose, np.int64), 0)]  # (S, P, G)
-        ll += np.log1p(-pw[:, :, None] * p).sum(axis=1)
+        # patient by patient in order: the weight-0 padding adds exact zeros (log1p(-0) = -0)
+        part = np.log1p(-pw[:, :, None] * p)
+        for j in range(part.shape[1]):
+            ll += part[:, j]
     ll += g.log_prior
     ll -= ll.max(axis=1, keepdims=True)
     np.maximum(ll, _EXP_FLOOR, out=ll)
     np.exp(ll, out=ll)
-    m = ll @ g.weights
+    m = grid_sums(ll, np.ascontiguousarray(g.weights.T))
     mean = m[:, 1] / m[:, 0]
     return mean, m[:, 2] / m[:, 0] - mean**2, m[:, 3] / m[:, 0]
 

@@ -1,22 +1,26 @@
-"""Shared fixtures: where the reference outputs of the R packages live."""
+"""Shared fixtures: where the reference outputs of the R packages live.
+
+The reference outputs (R BOIN, dfcrm, escalation, Stan EffTox) are part of the repository, in
+``tests/reference/`` (provenance in ``tests/reference/README.md``), so the suite needs nothing beside
+a clone; nothing outside the repository is read.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path(os.environ.get("ESCALADE_REFERENCE", REPO.parent / "shared" / "reference"))
+REFERENCE = REPO / "tests" / "reference"
 EXAMPLE = REPO / "scenarios" / "cart_rr_heme.yaml"
 
 
 def load_reference(*parts: str) -> dict:
     path = REFERENCE.joinpath(*parts)
     if not path.exists():
-        pytest.fail(f"reference file {path} is missing; set ESCALADE_REFERENCE to the shared/reference folder")
+        pytest.fail(f"reference file {path} is missing; restore it with `git checkout -- tests/reference`")
     return json.loads(path.read_text())
 
 

@@ -1,5 +1,5 @@
-"""CRM against the R package dfcrm 0.2-2.1 (shared/reference/dfcrm/) and escalation 0.2.3
-(shared/reference/escalation/); quadrature error against adaptive quadrature."""
+"""CRM against the R package dfcrm 0.2-2.1 (tests/reference/dfcrm/) and escalation 0.2.3
+(tests/reference/escalation/); quadrature error against adaptive quadrature."""
 
 from __future__ import annotations
 

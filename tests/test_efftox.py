@@ -1,6 +1,6 @@
-"""EffTox against the trialr/Stan reference runs (shared/reference/efftox/).
+"""EffTox against the trialr/Stan reference runs (tests/reference/efftox/).
 
-The reference numbers come from ``shared/scripts/efftox_reference.R``: trialr's
+The reference numbers come from ``tests/reference/efftox/make_reference.R`` (reconstructed from the recorded calls): trialr's
 ``EffTox.stan`` (commit 66c1eb3) fitted by ``rstan::sampling(chains = 4,
 iter = 12000, warmup = 2000, seed = 123)`` per data set, with trialr's
 ``efftox_solve_p`` (``uniroot``, p = 0.977363190505906), ``efftox_utility`` and
@@ -494,6 +494,10 @@ def _compare_with_pymc(design: EffToxDesign, name: str, draws: int, chains: int)
     ref = LONG["datasets"][name]
     states = parse_outcomes(ref["outcomes"], n_doses=5)
     mc = sample_posterior(design.config, states, draws=draws, tune=1000, chains=chains, cores=1, seed=2024)
+    # max_rhat is the unrounded rank-normalised split R-hat (Vehtari et al. 2021: < 1.01), the largest of 21
+    # quantities; with 2 chains of 1,000 draws it was 1.0033-1.0051 over seeds 1, 2, 2024 (bulk ESS >= 1,181),
+    # so the threshold has a margin of about twice the largest excess seen. (It used to be read from
+    # arviz's summary rounded to 2 decimals, where 1.00506 shows as 1.01 and failed a strict < 1.01.)
     assert mc.max_rhat < 1.01 and mc.divergences == 0 and mc.min_ess_bulk > 400
     fit = design.fit(states)
     s = fit.summary

@@ -50,6 +50,12 @@ simulation: {n_trials: 300, seed: 1, chunk_size: 50}
 """
 
 
+# The CLI subprocesses run in tmp_path; PYTHONPATH makes them import this checkout (not whatever
+# escalade is installed), the code the reference run in this process uses.
+_CHECKOUT_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "escalade", *args]
 
@@ -77,7 +83,7 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path: Path) ->
     study.write_text(BIG)
     out = tmp_path / "run"
     cmd = _cli("run", str(study), "--out", str(out), "--jobs", "1", "--no-progress")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, env=_CHECKOUT_ENV)
     try:
         _wait_for(lambda: len(list((out / "units").glob("unit-*.npy"))) >= 8 or proc.poll() is not None,
                   "the first work units")
@@ -92,7 +98,7 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path: Path) ->
     before = _units(out)
     assert 8 <= len(before) < 320
 
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_CHECKOUT_ENV, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "removing a stale lock" in again.stderr and f"process {proc.pid}" in again.stderr
     after = _units(out)
@@ -116,10 +122,10 @@ def test_second_concurrent_run_refuses(tmp_path: Path) -> None:
     study.write_text(BIG)
     out = tmp_path / "run"
     cmd = _cli("run", str(study), "--out", str(out), "--jobs", "1", "--no-progress")
-    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_CHECKOUT_ENV)
     try:
         _wait_for(lambda: (out / ".lock").exists() or first.poll() is not None, "the first run's lock")
-        second = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        second = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_CHECKOUT_ENV, timeout=120)
         assert first.poll() is None, "the first run ended before the second started; make BIG bigger"
     finally:
         _, err = first.communicate(timeout=300)
