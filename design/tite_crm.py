@@ -70,6 +70,7 @@ from escalade.scenarios.errors import ConfigError, did_you_mean
 __all__ = [
     "FollowUp",
     "TiteDecisions",
+    "TiteExplanation",
     "tite_weights",
     "TiteCrmConfig",
     "TiteCrmDesign",
@@ -158,6 +159,25 @@ class TiteDecisions:
     @property
     def n_states(self) -> int:
         return self.decisions.n_states
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TiteExplanation:
+    """What a decision on pending data rests on, for one trial (conduct mode).
+
+    ``weights`` ``(N,)``: the weight the design gives each patient (1 for a
+    complete outcome or an observed DLT). ``per_dose``: columns with one value
+    per dose (e.g. the weighted posterior's ``ptox``), or empty. ``details``:
+    scalar quantities, ``rule`` the rule in one sentence.
+    """
+
+    weights: FloatArray
+    rule: str
+    details: dict[str, Any] = field(default_factory=dict)
+    per_dose: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> dict[str, Any]:
+        return dict(self.per_dose)
 
 
 def tite_weights(follow: FollowUp, scheme: Literal["linear", "adaptive"] = "linear") -> FloatArray:
@@ -409,6 +429,26 @@ class TiteCrmDesign(ConfigDesign):
         w = tite_weights(followup, self.config.scheme)
         y, c, pd_, pw = _counts_and_partial(followup, w, self.n_doses)
         return TiteDecisions(self._decide(states, y, c, pd_, pw), np.zeros(states.n_states, bool))
+
+    def explain_tite(self, states: States, followup: FollowUp) -> TiteExplanation:
+        """Weights, weighted posterior and plug-in DLT probabilities of the first trial (conduct mode)."""
+        c = self.config
+        one = followup.take(slice(0, 1))
+        w = tite_weights(one, c.scheme)
+        y, cc, pd_, pw = _counts_and_partial(one, w, self.n_doses)
+        mean, var, prob = weighted_posterior(self.model, y, cc, pd_, pw)
+        est, v = float(mean[0]), float(var[0])
+        z = stats.norm.ppf(0.5 + c.conf_level / 2.0)
+        sd = math.sqrt(max(v, 0.0))
+        ptox = self.model.ptox(np.array([est, est + z * sd, est - z * sd]))
+        rule = (f"TITE-CRM (Cheung & Chappell 2000): weighted likelihood, {c.scheme} weights (a pending patient "
+                f"counts as a non-DLT with weight = follow-up / window); next dose the one whose DLT "
+                f"probability is closest to the target {c.target:g}, then the CRM's rules")
+        return TiteExplanation(
+            w[0], rule,
+            {"estimate": est, "post_var": v, "prob_lowest_too_toxic": float(prob[0]),
+             "effective_n": float(w[0].sum())},
+            {"ptox": ptox[0], "ptox_lower": ptox[1], "ptox_upper": ptox[2]})
 
     def select(self, states: States) -> IntArray:
         s = states.n_states
