@@ -154,7 +154,8 @@ class NextDose:
     ``design.explain``); ``explain`` is what the design's explanation returned.
     ``pending`` lists the patients still in follow-up (id, dose, enrol_date,
     days of follow-up, weight, window_ends) for designs on pending data.
-    ``warnings`` are the safety warnings of the module docstring.
+    ``warnings`` are the safety warnings of the module docstring;
+    ``next_check`` says, when accrual is suspended, when to ask again.
     """
 
     design: str
@@ -178,6 +179,7 @@ class NextDose:
     as_of: str | None = None
     dlt_window_days: float | None = None
     selected_now_untried: bool = False
+    next_check: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (the per-dose table as a list of records, NaN as None)."""
@@ -191,7 +193,7 @@ class NextDose:
             "last_cohort": {"n": self.last_cohort_n, "dlt": self.last_cohort_dlt},
             "next_dose": self.next_dose, "cohort_size": self.cohort_size, "stop": self.stop,
             "suspend": self.suspend, "reason": self.reason, "selected_now": self.selected_now,
-            "selected_now_untried": self.selected_now_untried, "warnings": list(self.warnings),
+            "selected_now_untried": self.selected_now_untried, "next_check": self.next_check, "warnings": list(self.warnings),
             "pending": pending, "doses": table,
             "details": {k: _native(v) for k, v in self.details.items()}, "notes": list(self.notes),
         }
@@ -318,12 +320,13 @@ def next_dose(
         details, extra = _boin_details(design, states)
         table = pd.concat([table, extra], axis=1)
     pending = None
+    next_check = None
     if follow is not None:
         pending = _pending_table(pts, follow, weights, as_of, float(dlt_window_days))
         if weights is None:
             notes.append("this design gives no per-patient weights; the weight shown is follow-up / DLT window")
         if suspend:
-            notes.append(_suspend_note(pending, int(states.current[0]) + 1))
+            next_check = _suspend_note(pending, int(states.current[0]) + 1)
         if len(pending) and total and not stop:
             notes.append(f"the dose selected if the trial ended now counts the {len(pending)} pending patient(s) "
                          f"as DLT-free")
@@ -344,7 +347,7 @@ def next_dose(
         reason="suspend accrual" if suspend else reason.label, selected_now=selected_now, table=table,
         details=details, explain=explained, notes=tuple(notes), states=states, suspend=suspend, pending=pending,
         warnings=tuple(warnings), as_of=as_of.isoformat(), dlt_window_days=dlt_window_days,
-        selected_now_untried=untried_sel,
+        selected_now_untried=untried_sel, next_check=next_check,
     )
     log.info("next dose (%s, %d patients): %s", design.kind, total,
              "stop: " + reason.label if stop else "suspend accrual" if suspend else f"dose {result.next_dose}")
@@ -385,11 +388,10 @@ def _pending_table(pts: list[Patient], follow: Any, weights: np.ndarray | None, 
 def _suspend_note(pending: pd.DataFrame, current: int) -> str:
     at = pending[pending["dose"] == current]
     if not len(at):
-        return "accrual suspended: ask again when a pending outcome is known"
+        return "ask again when a pending outcome is known"
     first = at.sort_values("window_ends", kind="stable").iloc[0]
-    return (f"accrual suspended: {len(at)} patient(s) at dose {current} are pending; ask again when one of them "
-            f"has a DLT or completes the DLT window (the first window ends on {first['window_ends']}, patient "
-            f"{first['id']})")
+    return (f"{len(at)} patient(s) at dose {current} are pending; ask again when one of them has a DLT or "
+            f"completes the DLT window (the first window ends on {first['window_ends']}, patient {first['id']})")
 
 
 #: Columns of a design's per-dose estimates read as "estimated P(DLT)", in order of preference: CRM and
@@ -543,6 +545,8 @@ def format_next_dose(result: NextDose, *, digits: int = 2) -> str:
         lines.append(f"DECISION: stop the trial ({result.reason})")
     elif result.suspend:
         lines.append("DECISION: suspend accrual: enrol nobody now, ask again when a pending outcome is known")
+        if result.next_check:
+            lines.append(f"  {result.next_check}")
     else:
         lines.append(f"DECISION: next cohort of {result.cohort_size} at dose {result.next_dose}")
     for w in result.warnings:
