@@ -66,6 +66,7 @@ _ENROL, _DLT_DATE, _RESPONSE_DATE = "enrol_date", "dlt_date", "response_date"
 _TRUE = {"1", "yes", "y", "true"}
 _FALSE = {"0", "no", "n", "false"}
 _BOOL_FIX = "write 0/no or 1/yes"
+_SHOWN = 30  # problems listed in the message (all are kept in PatientDataError.problems)
 _UTF8_FIX = ("save it as UTF-8 ('CSV UTF-8' in Excel, or: iconv -f latin1 -t utf-8 FILE > NEW.csv)")
 
 
@@ -128,7 +129,8 @@ class PatientDataError(EscaladeError, ValueError):
     """The patients file has problems; ``problems`` lists every one (line, field, value, fix).
 
     A problem with the file as a whole (missing, a directory, not UTF-8) is one
-    line: ``FILE: what is wrong; what to do``.
+    line: ``FILE: what is wrong; what to do``. The message lists the first 30
+    problems and counts the rest.
     """
 
     def __init__(self, file: str | None, problems: list[Problem]) -> None:
@@ -138,7 +140,9 @@ class PatientDataError(EscaladeError, ValueError):
         if len(self.problems) == 1 and self.problems[0].line == 0:
             super().__init__(f"{where}: {self.problems[0]}")
             return
-        body = "\n".join(f"  {p}" for p in self.problems)
+        body = "\n".join(f"  {p}" for p in self.problems[:_SHOWN])
+        if len(self.problems) > _SHOWN:
+            body += f"\n  ... and {len(self.problems) - _SHOWN} more problem(s) of the same kinds"
         super().__init__(f"{where}: {len(self.problems)} problem(s); nothing was decided:\n{body}")
 
 
