@@ -193,7 +193,8 @@ class NextDose:
             "last_cohort": {"n": self.last_cohort_n, "dlt": self.last_cohort_dlt},
             "next_dose": self.next_dose, "cohort_size": self.cohort_size, "stop": self.stop,
             "suspend": self.suspend, "reason": self.reason, "selected_now": self.selected_now,
-            "selected_now_untried": self.selected_now_untried, "next_check": self.next_check, "warnings": list(self.warnings),
+            "selected_now_untried": self.selected_now_untried, "next_check": self.next_check,
+            "warnings": list(self.warnings),
             "pending": pending, "doses": table,
             "details": {k: _native(v) for k, v in self.details.items()}, "notes": list(self.notes),
         }

@@ -133,7 +133,8 @@ def followup_fraction(elapsed: np.ndarray, dlt_day: np.ndarray, dlt: np.ndarray,
     dosing (``dlt_day`` is read only where ``dlt``). The time-aware engine and
     conduct mode (:func:`escalade.simulations.conduct.next_dose`) both use it.
 
-    >>> followup_fraction(np.array([7.0, 28.0, 14.0]), np.array([0.0, 0.0, 7.0]), np.array([False, False, True]), 28.0).tolist()
+    >>> elapsed, dlt_day, dlt = np.array([7.0, 28.0, 14.0]), np.array([0.0, 0.0, 7.0]), np.array([False, False, True])
+    >>> followup_fraction(elapsed, dlt_day, dlt, 28.0).tolist()
     [0.25, 1.0, 0.25]
     """
     elapsed = np.asarray(elapsed, float)
