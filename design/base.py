@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Protocol, runtime_checkable
 
 import numpy as np
@@ -39,6 +39,7 @@ __all__ = [
     "ExplanationMixin",
     "FollowUp",
     "TiteDecisions",
+    "TiteExplanation",
     "decides_on_followup",
     "NO_DOSE",
     "StopReason",
@@ -432,6 +433,26 @@ class FollowUp:
 
     def take(self, index: Any) -> "FollowUp":
         return FollowUp(self.dose[index], self.dlt[index], self.fraction[index])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TiteExplanation:
+    """What a decision on pending data rests on, for one trial (conduct mode).
+
+    ``weights`` ``(N,)``: the weight the design gives each patient (1 for a
+    complete outcome or an observed DLT). ``per_dose``: columns with one value
+    per dose (e.g. the weighted posterior's ``ptox``), or empty. ``details``:
+    scalar quantities, ``rule`` the rule in one sentence.
+    """
+
+    weights: FloatArray
+    rule: str
+    details: dict[str, Any] = field(default_factory=dict)
+    per_dose: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> dict[str, Any]:
+        return dict(self.per_dose)
+
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -338,10 +338,24 @@ def _first_exceeding(target: float, cutoff: float, n_max: int) -> IntArray:
     return out
 
 
+#: Largest number of patients at a dose covered by the look-up table of :func:`_exceeds`. The table costs
+#: O(n^2) to build (every y for every n); counts beyond it (a live trial's data, never a simulated trial's
+#: usual size) are evaluated directly, so conduct mode stays linear in patients.
+_TABLE_N = 256
+
+
 def _exceeds(target: float, cutoff: float, y: IntArray, n: IntArray) -> np.ndarray:
-    """Pr(p > target | Beta(y+1, n-y+1)) > cutoff, by table look-up (monotone in y)."""
+    """Pr(p > target | Beta(y+1, n-y+1)) > cutoff, by table look-up (monotone in y).
+
+    Above :data:`_TABLE_N` patients the probability is computed for the given
+    ``(y, n)`` only: the same values the table is built from, hence the same
+    answers.
+    """
     n = np.asarray(n, np.int64)
-    table = _first_exceeding(float(target), float(cutoff), max(int(n.max(initial=0)), 64))
+    top = int(n.max(initial=0))
+    if top > _TABLE_N:
+        return (n >= 1) & (_beta_exceed(target, y, np.maximum(n, 1)) > cutoff)
+    table = _first_exceeding(float(target), float(cutoff), max(top, 64))
     return np.asarray(y) >= table[n]
 
 

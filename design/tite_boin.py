@@ -68,7 +68,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from escalade.design.base import ConfigDesign, Decisions, DesignEntry, FollowUp, IntArray, States, StopReason, TiteDecisions
+from escalade.design.base import (ConfigDesign, Decisions, DesignEntry, FollowUp, IntArray, States, StopReason, TiteDecisions,
+                                  TiteExplanation)
 from escalade.design.boin import BoinBoundaries, BoinConfig, BoinDesign, BoinExplanation, boin_explanation
 from escalade.design.config import check_probability
 from escalade.design.errors import ConfigError
@@ -245,6 +246,36 @@ class TiteBoinDesign(ConfigDesign):
         nxt = np.where(esc & (d < top), d + 1, np.where(deesc & (d > 0), d - 1, d)).astype(np.int64)
         out = apply_rules(self._boin.rules, RuleContext(states, nxt, cfg.target), cfg.cohort_size, hold=suspend)
         return TiteDecisions(out, suspend & ~out.stop)
+
+
+    def explain_tite(self, states: States, followup: FollowUp) -> TiteExplanation:
+        """Effective counts at the current dose of the first trial (conduct mode).
+
+        A pending patient's weight is its follow-up fraction :math:`u_i/W` (its
+        share of STFT); complete patients and observed DLTs weigh 1. Only the
+        patients pending at the current dose enter the decision.
+        """
+        cfg, b = self.config, self.boundaries
+        one = followup.take(slice(0, 1))
+        d = int(states.current[0])
+        at_d = one.pending[0] & (one.dose[0] == d)
+        c = int(at_d.sum())
+        stft = float(one.fraction[0][at_d].sum())
+        n = int(states.n[0, d])
+        y = int(states.tox[0, d])
+        phat = float(imputed_rate(n, y, c, stft, cfg.target))
+        ptilde = (y + cfg.target / 2.0) / (n - c + 1.0) if n else float("nan")
+        weights = np.where(one.pending[0], one.fraction[0], np.where(one.treated[0], 1.0, 0.0))
+        rule = (f"TITE-BOIN (Yuan et al. 2018): at the current dose, p_hat = (y + (c - STFT) p~/(1 - p~)) / n "
+                f"replaces y/n in BOIN's rule (escalate if p_hat <= lambda_e, de-escalate if >= lambda_d); "
+                f"suspend accrual when more than {cfg.max_pending:.0%} of the patients at the current dose "
+                f"are pending")
+        m = min(n, b.n_max)
+        return TiteExplanation(weights, rule, {
+            "n_at_current": n, "dlt_at_current": y, "pending_at_current": c, "stft": stft,
+            "p_tilde": ptilde, "p_hat": phat, "lambda_e": b.lambda_e, "lambda_d": b.lambda_d,
+            "pending_limit": cfg.max_pending * n, "deescalate_if_dlt_ge": int(b.deescalate[m]) if n else None,
+        })
 
 
 # ----------------------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ import numpy as np
 from scipy import stats
 
 from escalade.design.base import (ConfigDesign, DesignEntry, NO_DOSE, BoolArray, Decisions, FloatArray, FollowUp, IntArray, States,
-                                  TiteDecisions)
+                                  TiteDecisions, TiteExplanation)
 from escalade.design.crm import (_N_INTERVALS, CrmConfig, CrmFit, CrmModel, counts_loglik, crm_fit_counts, crm_mtd,
                                  crm_rules, design_intervals, grid_sums)
 from escalade.design.errors import ConfigError, did_you_mean
@@ -358,6 +358,25 @@ class TiteCrmDesign(ConfigDesign):
         import dataclasses
 
         return crm_fit_counts(dataclasses.replace(self.model, n_intervals=_N_INTERVALS), states.n[0], states.tox[0])
+    def explain_tite(self, states: States, followup: FollowUp) -> TiteExplanation:
+        """Weights, weighted posterior and plug-in DLT probabilities of the first trial (conduct mode)."""
+        c = self.config
+        one = followup.take(slice(0, 1))
+        w = tite_weights(one, c.scheme)
+        y, cc, pd_, pw = _counts_and_partial(one, w, self.n_doses)
+        mean, var, prob = weighted_posterior(self.model, y, cc, pd_, pw)
+        est, v = float(mean[0]), float(var[0])
+        z = stats.norm.ppf(0.5 + c.conf_level / 2.0)
+        sd = math.sqrt(max(v, 0.0))
+        ptox = self.model.ptox(np.array([est, est + z * sd, est - z * sd]))
+        rule = (f"TITE-CRM (Cheung & Chappell 2000): weighted likelihood, {c.scheme} weights (a pending patient "
+                f"counts as a non-DLT with weight = follow-up / window); next dose the one whose DLT "
+                f"probability is closest to the target {c.target:g}, then the CRM's rules")
+        return TiteExplanation(
+            w[0], rule,
+            {"estimate": est, "post_var": v, "prob_lowest_too_toxic": float(prob[0]),
+             "effective_n": float(w[0].sum())},
+            {"ptox": ptox[0], "ptox_lower": ptox[1], "ptox_upper": ptox[2]})
 
     def select(self, states: States) -> IntArray:
         s = states.n_states

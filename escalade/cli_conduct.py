@@ -70,6 +70,9 @@ def _cmd_paths(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import inspect
+
+    from escalade.scenarios.errors import StudyError
     from escalade.simulations.conduct import format_next_dose, next_dose
 
     study, design = _study_design(args.study, args.design)
@@ -80,12 +83,22 @@ def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise StudyError(args.study, "--mcmc", True, f"applies to EffTox designs only (those whose explanation "
                          f"offers an MCMC posterior); '{args.design}' is '{design.kind}'")
     result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels(),
-                       explain_kwargs=kw)
+                       explain_kwargs=kw, as_of=args.as_of, dlt_window_days=study.dlt_window_days,
+                       target=study.target)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         print(format_next_dose(result))
     return 0
+
+
+def _iso_date(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date written YYYY-MM-DD") from None
 
 
 def add_parser(sub: Any) -> None:
@@ -107,7 +120,11 @@ def add_parser(sub: Any) -> None:
     n.add_argument("--study", required=True, help="study file (YAML) defining the design")
     n.add_argument("--design", required=True, help="design name (or kind) in the study file")
     n.add_argument("--data", required=True,
-                   help="patients CSV: id, dose_level (1-based), dlt (0/1), response (0/1, optional), dates")
+                   help="patients CSV: id, dose_level (1-based), dlt (0/1), response (0/1, optional), enrol_date and "
+                        "dlt_date (YYYY-MM-DD; needed by TITE designs); see scenarios/patients_example.csv")
+    n.add_argument("--as-of", type=_iso_date, default=None, metavar="YYYY-MM-DD",
+                   help="decision date: follow-up is counted up to it and no date in the data may be later "
+                        "(default: today)")
     n.add_argument("--json", action="store_true", help="print the answer as JSON")
     n.add_argument("--mcmc", action="store_true",
                    help="EffTox: posterior by PyMC NUTS, with ArviZ diagnostics (R-hat, ESS), instead of the "

@@ -1,31 +1,11 @@
 """Conduct mode: "what dose for the next cohort?" from a live trial's patient list.
 
 DESIGN.md section 2: the same ``decide`` that runs the simulations answers the
-question for real data. :func:`read_patients` reads and checks a patients CSV,
+question for real data. :func:`~escalade.simulations.patients_csv.read_patients`
+reads and checks a patients CSV (the columns are described there),
 :func:`patients_states` turns it into the design's :class:`States`,
 :func:`next_dose` asks the design and gathers the estimates behind the answer,
 and :func:`format_next_dose` writes it for people.
-
-Patients file
--------------
-One row per patient, in the order they were treated, with a header row:
-
-=============  =========  =====================================================
-column         required   values
-=============  =========  =====================================================
-``id``         yes        any text, unique
-``dose_level`` yes        whole number, 1 = lowest dose
-``dlt``        yes        ``0``/``1``, ``no``/``yes``, ``false``/``true`` (any case)
-``response``   phase I/II same values; blank allowed only for toxicity-only designs
-``cohort``     no         cohort label; when given, the last cohort is its last value
-``*date``      no         ISO dates ``YYYY-MM-DD`` (e.g. ``enrol_date``); when
-                          ``enrol_date`` is present the rows must be in its order
-=============  =========  =====================================================
-
-Blank lines and lines starting with ``#`` are skipped; other columns are kept
-out of the decision and listed in the notes (a column whose name is close to a
-known one is an error, with a did-you-mean). Nothing is guessed: every bad row
-is reported, with its line number and the fix, in one :class:`PatientDataError`.
 
 The state
 ---------
@@ -36,14 +16,32 @@ given; otherwise the trailing run of patients at the last dose, capped at the
 design's cohort size (a note says so when the run is not a whole number of
 cohorts). If the trial has reached the design's ``max_n`` the answer is "stop:
 max sample size" without asking ``decide`` (as the simulator).
+
+Pending data
+------------
+A design that decides on pending data (it has ``decide_tite``: TITE-CRM,
+TITE-BOIN) is asked exactly as the time-aware engine asks it
+(:func:`escalade.simulations.timed.pending_data` builds the same
+:class:`States` and :class:`~escalade.design.tite_crm.FollowUp`): each patient's
+follow-up is ``as_of - enrol_date`` days, a DLT's time ``dlt_date -
+enrol_date``, both as fractions of the DLT window
+(:func:`~escalade.simulations.timed.followup_fraction`). The answer lists every
+pending patient (no DLT, window not over) with days of follow-up and the
+weight the design gives them, and may be "suspend accrual" (TITE-BOIN).
+
+Warnings
+--------
+The answer carries warnings (never silently): an untried dose more than one
+level above the highest dose tried; an answer whose estimated P(DLT) exceeds
+the target; data that skip a dose or exceed ``max_n``; a "dose selected if the
+trial ended now" that no patient received; patients still inside the DLT
+window counted as complete by a design that decides on complete data.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as _dt
-import difflib
 import io
 import logging
 from dataclasses import dataclass, field
@@ -54,7 +52,10 @@ import numpy as np
 import pandas as pd
 
 from escalade.design.base import NO_DOSE, Design, States, StopReason
-from escalade.scenarios.errors import EscaladeError
+from escalade.simulations.patients_csv import (
+    _BOOL_FIX, Patient, PatientDataError, PatientList, Problem, date_problems, read_patients,
+)
+from escalade.simulations.timed import followup_fraction, pending_data
 
 __all__ = [
     "Patient",
@@ -69,234 +70,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_REQUIRED = ("id", "dose_level", "dlt")
-_OPTIONAL = ("response", "cohort")
-_ENROL = "enrol_date"
-_TRUE = {"1", "yes", "y", "true"}
-_FALSE = {"0", "no", "n", "false"}
-_BOOL_FIX = "write 0/no or 1/yes"
-
-
-@dataclass(frozen=True, slots=True)
-class Patient:
-    """One patient: 0-based ``dose``; ``response`` is None where not recorded."""
-
-    id: str
-    dose: int
-    dlt: bool
-    response: bool | None
-    line: int
-    cohort: str | None = None
-    dates: tuple[tuple[str, _dt.date | None], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class PatientList:
-    """Patients read from a file, in file order, with the columns left out of the decision."""
-
-    patients: tuple[Patient, ...]
-    ignored_columns: tuple[str, ...] = ()
-    source: str | None = None
-
-    def __iter__(self) -> Any:
-        return iter(self.patients)
-
-    def __len__(self) -> int:
-        return len(self.patients)
-
-    def __getitem__(self, i: Any) -> Any:
-        return self.patients[i]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One bad entry of the patients file."""
-
-    line: int
-    field: str
-    value: str
-    fix: str
-
-    def __str__(self) -> str:
-        shown = repr(self.value) if self.value != "" else "(blank)"
-        return f"line {self.line}: {self.field} = {shown}: {self.fix}"
-
-
-class PatientDataError(EscaladeError, ValueError):
-    """The patients file has problems; ``problems`` lists every one (line, field, value, fix)."""
-
-    def __init__(self, file: str | None, problems: list[Problem]) -> None:
-        self.file = file
-        self.problems = list(problems)
-        where = file or "patients data"
-        body = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"{where}: {len(self.problems)} problem(s); nothing was decided:\n{body}")
-
-
-def _bool(text: str) -> bool | None:
-    t = text.strip().lower()
-    if t in _TRUE:
-        return True
-    if t in _FALSE:
-        return False
-    return None
-
-
-def read_patients(
-    source: str | Path | io.TextIOBase,
-    *,
-    n_doses: int | None = None,
-    require_response: bool = False,
-    name: str | None = None,
-) -> PatientList:
-    """Read and check a patients CSV (path, file object, or the CSV text itself if it has a newline).
-
-    Parameters
-    ----------
-    source
-        Path to the file, an open text file, or CSV text.
-    n_doses
-        Number of dose levels (``dose_level`` must be in ``1..n_doses``).
-    require_response
-        True for designs that decide on responses: every patient needs one.
-    name
-        File name used in messages (defaults to the path).
-
-    Raises
-    ------
-    PatientDataError
-        Listing every problem: line number, field, value and fix.
-    """
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
-        path = Path(source)
-        if not path.exists():
-            raise PatientDataError(str(path), [Problem(0, "file", str(path), "no such file; check the path")])
-        text = path.read_text(encoding="utf-8-sig")
-        name = name or str(path)
-    elif isinstance(source, str):
-        text = source
-    else:
-        text = source.read()
-    reader = csv.reader(io.StringIO(text))
-    problems: list[Problem] = []
-    header: list[str] | None = None
-    header_line = 0
-    rows: list[tuple[int, list[str]]] = []
-    line_end = 0
-    for row in reader:
-        start = line_end + 1
-        line_end = reader.line_num
-        if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
-            continue
-        if header is None:
-            header = [c.strip().lower().replace(" ", "_") for c in row]
-            header_line = start
-            continue
-        rows.append((start, row))
-    if header is None:
-        raise PatientDataError(name, [Problem(1, "header", "", "the file is empty: the first line must name the "
-                                                                "columns id,dose_level,dlt[,response]")])
-    known = set(_REQUIRED + _OPTIONAL)
-    for col in _REQUIRED:
-        if col not in header:
-            problems.append(Problem(header_line, "header", ",".join(header),
-                                    f"column '{col}' is missing (required: {', '.join(_REQUIRED)})"))
-    if require_response and "response" not in header:
-        problems.append(Problem(header_line, "header", ",".join(header),
-                                "column 'response' is missing; this design decides on responses"))
-    dup_cols = {c for c in header if header.count(c) > 1 and c}
-    for c in sorted(dup_cols):
-        problems.append(Problem(header_line, "header", c, "column appears more than once; keep one"))
-    date_cols = [c for c in header if c.endswith("date")]
-    ignored: list[str] = []
-    for c in header:
-        if c in known or c in date_cols or not c:
-            continue
-        close = difflib.get_close_matches(c, list(known), n=1, cutoff=0.75)
-        if close:
-            problems.append(Problem(header_line, "header", c, f"unknown column; did you mean '{close[0]}'?"))
-        else:
-            ignored.append(c)
-    if problems:
-        raise PatientDataError(name, problems)
-
-    idx = {c: header.index(c) for c in header}
-    seen: dict[str, int] = {}
-    patients: list[Patient] = []
-    last_enrol: tuple[_dt.date, int] | None = None
-    for line, row in rows:
-        if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
-            problems.append(Problem(line, "row", ",".join(row),
-                                    f"has {len(row)} fields but the header has {len(header)}; "
-                                    f"quote values that contain commas"))
-            continue
-        row = row + [""] * (len(header) - len(row))
-
-        def get(col: str) -> str:
-            return row[idx[col]].strip() if col in idx else ""
-
-        pid = get("id")
-        if not pid:
-            problems.append(Problem(line, "id", "", "every patient needs an id"))
-        elif pid in seen:
-            problems.append(Problem(line, "id", pid, f"duplicate of line {seen[pid]}; ids must be unique"))
-        else:
-            seen[pid] = line
-        dose_txt = get("dose_level")
-        dose: int | None = None
-        if not dose_txt.isdigit():
-            problems.append(Problem(line, "dose_level", dose_txt,
-                                    "must be a whole dose-level number (1 = lowest)"))
-        else:
-            dose = int(dose_txt)
-            if dose < 1 or (n_doses is not None and dose > n_doses):
-                problems.append(Problem(line, "dose_level", dose_txt, f"must be between 1 and {n_doses or '...'}"))
-                dose = None
-        dlt_txt = get("dlt")
-        dlt = _bool(dlt_txt)
-        if dlt is None:
-            fix = (f"{_BOOL_FIX}; if the DLT window is not over yet, leave the patient out until it is"
-                   if not dlt_txt else _BOOL_FIX)
-            problems.append(Problem(line, "dlt", dlt_txt, fix))
-        resp: bool | None = None
-        if "response" in idx:
-            r_txt = get("response")
-            if r_txt:
-                resp = _bool(r_txt)
-                if resp is None:
-                    problems.append(Problem(line, "response", r_txt, _BOOL_FIX))
-            elif require_response:
-                problems.append(Problem(line, "response", "",
-                                        f"{_BOOL_FIX}; this design decides on responses, so none may be blank"))
-        dates: list[tuple[str, _dt.date | None]] = []
-        for c in date_cols:
-            t = get(c)
-            if not t:
-                dates.append((c, None))
-                continue
-            try:
-                dv = _dt.date.fromisoformat(t)
-            except ValueError:
-                problems.append(Problem(line, c, t, "must be a date written YYYY-MM-DD"))
-                continue
-            dates.append((c, dv))
-            if c == _ENROL:
-                if last_enrol is not None and dv < last_enrol[0]:
-                    problems.append(Problem(line, c, t, f"earlier than line {last_enrol[1]} "
-                                                        f"({last_enrol[0].isoformat()}); list patients in the "
-                                                        f"order they were treated"))
-                last_enrol = (dv, line)
-        cohort = get("cohort") if "cohort" in idx else None
-        if "cohort" in idx and not cohort:
-            problems.append(Problem(line, "cohort", "", "blank; give every patient a cohort label, or drop the "
-                                                        "column"))
-        if dose is not None and dlt is not None and pid:
-            patients.append(Patient(pid, dose - 1, dlt, resp, line, cohort, tuple(dates)))
-    if problems:
-        raise PatientDataError(name, problems)
-    return PatientList(tuple(patients), tuple(ignored), name)
-
 
 @dataclass(frozen=True, slots=True)
 class _LastCohort:
@@ -349,14 +122,13 @@ def patients_states(patients: list[Patient] | PatientList, n_doses: int, *, coho
     Responses not recorded count as non-responses in ``eff``/``both`` (only
     designs that ignore responses accept blanks, see :func:`read_patients`).
     """
-    n = np.zeros(n_doses, np.int64)
-    tox, eff, both = n.copy(), n.copy(), n.copy()
-    for p in patients:
-        n[p.dose] += 1
-        tox[p.dose] += p.dlt
-        r = bool(p.response)
-        eff[p.dose] += r
-        both[p.dose] += r and p.dlt
+    dose = np.fromiter((p.dose for p in patients), np.int64, len(patients))
+    dlt = np.fromiter((p.dlt for p in patients), bool, len(patients))
+    resp = np.fromiter((bool(p.response) for p in patients), bool, len(patients))
+    n = np.bincount(dose, minlength=n_doses).astype(np.int64)
+    tox = np.bincount(dose, weights=dlt, minlength=n_doses).astype(np.int64)
+    eff = np.bincount(dose, weights=resp, minlength=n_doses).astype(np.int64)
+    both = np.bincount(dose, weights=dlt & resp, minlength=n_doses).astype(np.int64)
     notes: list[str] = []
     if not patients:
         return States.empty(1, n_doses, start_dose), ["no patient yet: the first cohort gets the start dose"]
@@ -372,13 +144,18 @@ class NextDose:
     """The design's answer for the next cohort, with what it rests on.
 
     Doses are 1-based. ``next_dose`` is None when the trial stops (``reason``
-    says why). ``selected_now`` is the dose the design would select if the trial
-    ended with these data (None for none). ``table`` has one row per dose (n,
-    DLTs, responses, and the design's estimates where it offers them);
-    ``details`` holds rule quantities (e.g. BOIN boundaries at the current n, or
-    the scalar fields of ``design.explain``); ``explain`` is whatever
-    ``design.explain(states)`` returned, if the design has that method (its
-    per-dose columns are also joined to ``table``).
+    says why) or when accrual is suspended (``suspend``: enrol nobody now, ask
+    again when a pending outcome is known). ``selected_now`` is the dose the
+    design would select if the trial ended with these data (None for none;
+    ``selected_now_untried`` says no patient received it). ``table`` has one
+    row per dose (n, DLTs, responses, and the design's estimates where it
+    offers them); ``details`` holds rule quantities (e.g. BOIN boundaries at
+    the current n, TITE-BOIN's effective counts, or the scalar fields of
+    ``design.explain``); ``explain`` is what the design's explanation returned.
+    ``pending`` lists the patients still in follow-up (id, dose, enrol_date,
+    days of follow-up, weight, window_ends) for designs on pending data.
+    ``warnings`` are the safety warnings of the module docstring;
+    ``next_check`` says, when accrual is suspended, when to ask again.
     """
 
     design: str
@@ -396,15 +173,29 @@ class NextDose:
     explain: Any = None
     notes: tuple[str, ...] = ()
     states: States | None = None
+    suspend: bool = False
+    pending: pd.DataFrame | None = None
+    warnings: tuple[str, ...] = ()
+    as_of: str | None = None
+    dlt_window_days: float | None = None
+    selected_now_untried: bool = False
+    next_check: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (the per-dose table as a list of records, NaN as None)."""
         table = [{k: _native(v) for k, v in row.items()} for row in self.table.to_dict(orient="records")]
+        pending = None
+        if self.pending is not None:
+            pending = [{k: _native(v) for k, v in row.items()} for row in self.pending.to_dict(orient="records")]
         return {
             "design": self.design, "n_patients": self.n_patients, "current_dose": self.current_dose,
+            "as_of": self.as_of, "dlt_window_days": self.dlt_window_days,
             "last_cohort": {"n": self.last_cohort_n, "dlt": self.last_cohort_dlt},
             "next_dose": self.next_dose, "cohort_size": self.cohort_size, "stop": self.stop,
-            "reason": self.reason, "selected_now": self.selected_now, "doses": table,
+            "suspend": self.suspend, "reason": self.reason, "selected_now": self.selected_now,
+            "selected_now_untried": self.selected_now_untried, "next_check": self.next_check,
+            "warnings": list(self.warnings),
+            "pending": pending, "doses": table,
             "details": {k: _native(v) for k, v in self.details.items()}, "notes": list(self.notes),
         }
 
@@ -416,15 +207,20 @@ def next_dose(
     name: str | None = None,
     dose_labels: list[str] | None = None,
     explain_kwargs: dict[str, Any] | None = None,
+    as_of: _dt.date | None = None,
+    dlt_window_days: float | None = None,
+    target: float | None = None,
 ) -> NextDose:
-    """Next dose (or stop, with the reason) for a trial's data under ``design``.
+    """Next dose (or stop, or suspend accrual, with the reason) for a trial's data under ``design``.
 
     Parameters
     ----------
     design
-        Any design.
+        Any design. One with ``decide_tite`` (TITE-CRM, TITE-BOIN) decides on
+        the follow-up of each patient and needs ``enrol_date`` (and
+        ``dlt_date`` for DLTs) in the data and ``dlt_window_days``.
     patients
-        A patients CSV (see the module docstring) or patients already read.
+        A patients CSV (see :mod:`escalade.simulations.patients_csv`) or patients already read.
     name
         File name for messages.
     dose_labels
@@ -432,6 +228,14 @@ def next_dose(
     explain_kwargs
         Passed to ``design.explain`` (e.g. ``{"mcmc": True}`` for EffTox's
         NUTS posterior with its ArviZ diagnostics).
+    as_of
+        Decision date (default: today): follow-up is counted up to it, and no
+        date in the data may be later.
+    dlt_window_days
+        Length of the DLT window in days (the study's ``dlt_window_days``).
+    target
+        Target DLT rate for the "estimated P(DLT) above target" warning
+        (default: the design's ``config.target`` where it has one).
 
     Raises
     ------
@@ -440,10 +244,20 @@ def next_dose(
     """
     nd = int(design.n_doses)
     uses_eff = bool(getattr(design, "uses_efficacy", False))
+    on_pending = callable(getattr(design, "decide_tite", None))
+    if on_pending and dlt_window_days is None:
+        raise ValueError(f"design '{design.kind}' decides on follow-up time: pass dlt_window_days")
+    if dlt_window_days is not None and not dlt_window_days > 0:
+        raise ValueError(f"dlt_window_days must be > 0; got {dlt_window_days}")
+    as_of = as_of or _dt.date.today()
     if isinstance(patients, (list, tuple, PatientList)):
         pts = patients
+        problems = date_problems(pts, require_dates=on_pending, as_of=as_of, dlt_window_days=dlt_window_days)
+        if problems:
+            raise PatientDataError(name, problems)
     else:
-        pts = read_patients(patients, n_doses=nd, require_response=uses_eff, name=name)
+        pts = read_patients(patients, n_doses=nd, require_response=uses_eff, require_dates=on_pending,
+                            as_of=as_of, dlt_window_days=dlt_window_days, name=name)
     ignored = pts.ignored_columns if isinstance(pts, PatientList) else ()
     pts = list(pts)
     bad = [p for p in pts if not 0 <= p.dose < nd]
@@ -458,42 +272,183 @@ def next_dose(
     size0 = _cohort_size(design)
     start, first_size = design.start()
     states, notes = patients_states(pts, nd, cohort_size=size0, start_dose=start, name=name)
+    follow = None
+    if on_pending and pts:
+        states, follow = _pending_question(pts, states, nd, as_of, float(dlt_window_days))
     if ignored:
         notes.append(f"column(s) not used by the decision: {', '.join(ignored)}")
     total = int(states.total_n[0])
+    suspend = False
     if total == 0:
         nxt, size, stop, reason = start, first_size, False, StopReason.CONTINUE
     elif total >= int(design.max_n):
         nxt, size, stop, reason = NO_DOSE, None, True, StopReason.MAX_SAMPLE_SIZE
         notes.append(f"{total} patients reach the maximum sample size ({design.max_n}): the trial is complete")
     else:
-        dec = design.decide(states)
-        stop = bool(dec.stop[0])
-        nxt = NO_DOSE if stop else int(dec.dose[0])
-        size = None if stop else int(dec.cohort_size[0])
-        reason = StopReason(int(dec.reason[0]))
-        if not stop:
+        if follow is not None:
+            out = design.decide_tite(states, follow)
+            dec, suspend = out.decisions, bool(np.asarray(out.suspend)[0])
+        else:
+            dec = design.decide(states)
+        stop = bool(dec.stop[0]) and not suspend
+        nxt = NO_DOSE if stop or suspend else int(dec.dose[0])
+        size = None if stop or suspend else int(dec.cohort_size[0])
+        reason = StopReason(int(dec.reason[0])) if not suspend else StopReason.CONTINUE
+        if size is not None:
             size = min(size, int(design.max_n) - total)
     sel = int(np.asarray(design.select(states))[0]) if total else NO_DOSE
     table = _dose_table(states, pts, nd, dose_labels)
     details: dict[str, Any] = {}
-    explained = design.explain(states, **(explain_kwargs or {}))
-    per_dose, scalars = _explained_parts(explained, nd)
-    if per_dose is not None:
-        extra = per_dose[[c for c in per_dose.columns if c not in table.columns]]
-        table = pd.concat([table, extra.reset_index(drop=True)], axis=1)
-    details.update(scalars)
+    explained = None
+    weights = None
+    if follow is not None and callable(getattr(design, "explain_tite", None)):
+        explained = design.explain_tite(states, follow)
+        weights = np.asarray(explained.weights, float)
+        details["rule"] = explained.rule
+        details.update(explained.details)
+        per_dose = pd.DataFrame(explained.table()) if explained.table() else None
+        if per_dose is not None and len(per_dose) == nd:
+            extra = per_dose[[c for c in per_dose.columns if c not in table.columns]]
+            table = pd.concat([table, extra.reset_index(drop=True)], axis=1)
+    else:
+        explained = design.explain(states, **(explain_kwargs or {}))
+        per_dose, scalars = _explained_parts(explained, nd)
+        if per_dose is not None:
+            extra = per_dose[[c for c in per_dose.columns if c not in table.columns]]
+            table = pd.concat([table, extra.reset_index(drop=True)], axis=1)
+        details.update(scalars)
+    pending = None
+    next_check = None
+    if follow is not None:
+        pending = _pending_table(pts, follow, weights, as_of, float(dlt_window_days))
+        if weights is None:
+            notes.append("this design gives no per-patient weights; the weight shown is follow-up / DLT window")
+        if suspend:
+            next_check = _suspend_note(pending, int(states.current[0]) + 1)
+        if len(pending) and total and not stop:
+            notes.append(f"the dose selected if the trial ended now counts the {len(pending)} pending patient(s) "
+                         f"as DLT-free")
     cur = int(states.current[0]) + 1 if total else None
+    selected_now = None if sel < 0 or sel >= nd else sel + 1
+    untried_sel = selected_now is not None and int(states.n[0, selected_now - 1]) == 0
+    if target is None:
+        target = getattr(getattr(design, "config", None), "target", None)
+    warnings = _warnings(design, pts, states, table, next_dose=None if nxt == NO_DOSE else int(nxt),
+                         start=int(start), selected_now=selected_now, untried_selected=untried_sel, target=target,
+                         on_pending=on_pending, as_of=as_of, window=dlt_window_days)
+    for w in warnings:
+        log.info("next dose warning: %s", w)
     result = NextDose(
         design=design.kind, n_patients=total, current_dose=cur,
         last_cohort_n=int(states.last_n[0]), last_cohort_dlt=int(states.last_tox[0]),
         next_dose=None if nxt == NO_DOSE else int(nxt) + 1, cohort_size=size, stop=stop,
-        reason=reason.label, selected_now=None if sel < 0 or sel >= nd else sel + 1, table=table,
-        details=details, explain=explained, notes=tuple(notes), states=states,
+        reason="suspend accrual" if suspend else reason.label, selected_now=selected_now, table=table,
+        details=details, explain=explained, notes=tuple(notes), states=states, suspend=suspend, pending=pending,
+        warnings=tuple(warnings), as_of=as_of.isoformat(), dlt_window_days=dlt_window_days,
+        selected_now_untried=untried_sel, next_check=next_check,
     )
     log.info("next dose (%s, %d patients): %s", design.kind, total,
-             "stop: " + reason.label if stop else f"dose {result.next_dose}")
+             "stop: " + reason.label if stop else "suspend accrual" if suspend else f"dose {result.next_dose}")
     return result
+
+
+def _pending_question(pts: list[Patient], states: States, nd: int, as_of: _dt.date, window: float
+                      ) -> tuple[States, Any]:
+    """The :class:`States` and ``FollowUp`` of the patients as of ``as_of``, built as the time-aware engine
+    builds them (:func:`~escalade.simulations.timed.pending_data`)."""
+    enrol = np.array([p.enrol.toordinal() for p in pts], np.int64)  # dates were checked: never None here
+    elapsed = (as_of.toordinal() - enrol).astype(float)
+    dlt = np.array([p.dlt for p in pts], bool)
+    dlt_day = np.array([(p.dlt_on.toordinal() if p.dlt else 0) for p in pts], np.int64) - np.where(dlt, enrol, 0)
+    frac = followup_fraction(elapsed, dlt_day.astype(float), dlt, window)
+    dose = np.array([p.dose for p in pts], np.int64)
+    eff = np.array([bool(p.response) for p in pts], bool)
+    last_n = int(states.last_n[0])
+    st, follow = pending_data(dose[None], dlt[None], frac[None], eff[None], n_doses=nd, current=states.current,
+                              last_n=states.last_n, last_start=np.array([len(pts) - last_n]))
+    return st, follow
+
+
+def _pending_table(pts: list[Patient], follow: Any, weights: np.ndarray | None, as_of: _dt.date, window: float
+                   ) -> pd.DataFrame:
+    """One row per pending patient: id, dose, enrol_date, days of follow-up, weight, window_ends."""
+    pend = np.asarray(follow.pending)[0]
+    w = np.asarray(follow.fraction)[0] if weights is None else weights
+    rows = []
+    for i in np.nonzero(pend)[0]:
+        p = pts[i]
+        rows.append({"id": p.id, "dose": p.dose + 1, "enrol_date": p.enrol.isoformat(),
+                     "days": (as_of - p.enrol).days, "weight": float(w[i]),
+                     "window_ends": (p.enrol + _dt.timedelta(days=window)).isoformat()})
+    return pd.DataFrame(rows, columns=["id", "dose", "enrol_date", "days", "weight", "window_ends"])
+
+
+def _suspend_note(pending: pd.DataFrame, current: int) -> str:
+    at = pending[pending["dose"] == current]
+    if not len(at):
+        return "ask again when a pending outcome is known"
+    first = at.sort_values("window_ends", kind="stable").iloc[0]
+    return (f"{len(at)} patient(s) at dose {current} are pending; ask again when one of them has a DLT or "
+            f"completes the DLT window (the first window ends on {first['window_ends']}, patient {first['id']})")
+
+
+#: Columns of a design's per-dose estimates read as "estimated P(DLT)", in order of preference: CRM and
+#: TITE-CRM (``ptox``), EffTox (``prob_tox``), BOIN (``p_isotonic``). Interim, until every design's
+#: explanation names its DLT-probability estimate one way.
+_P_DLT_COLUMNS = ("ptox", "prob_tox", "p_isotonic")
+
+
+def _warnings(design: Design, pts: list[Patient], states: States, table: pd.DataFrame, *, next_dose: int | None,
+              start: int, selected_now: int | None, untried_selected: bool, target: float | None,
+              on_pending: bool, as_of: _dt.date, window: float | None) -> list[str]:
+    """Safety warnings of the answer (module docstring); doses 0-based in, 1-based in the text."""
+    out: list[str] = []
+    n = states.n[0]
+    total = int(n.sum())
+    tried = np.nonzero(n > 0)[0]
+    # data that skip a dose: a patient above the highest dose given before, plus one (or above the start dose)
+    skips: list[str] = []
+    hi = -1
+    for p in pts:
+        limit = max(hi + 1, start)
+        if p.dose > limit:
+            skips.append(f"line {p.line} ({p.id}) at dose {p.dose + 1}" + (
+                f" when the highest dose given was {hi + 1}" if hi >= 0 else f" above the start dose {start + 1}"))
+        hi = max(hi, p.dose)
+    if skips:
+        more = f" and {len(skips) - 3} more" if len(skips) > 3 else ""
+        out.append(f"the data skip a dose: {'; '.join(skips[:3])}{more}; check the dose levels")
+    max_n = int(design.max_n)
+    if total > max_n:
+        out.append(f"the data have {total} patients, more than the design's max_n ({max_n}); check the file and "
+                   f"the study's max_n")
+    if next_dose is not None and total:
+        top = int(tried.max())
+        if n[next_dose] == 0 and next_dose > top + 1:
+            out.append(f"the answer, dose {next_dose + 1}, is untried and more than one level above the highest "
+                       f"dose tried ({top + 1})")
+        col = next((c for c in _P_DLT_COLUMNS if c in table.columns), None)
+        if target is not None and col is not None:
+            est = float(table[col].iloc[next_dose])
+            if est == est and est > target:
+                out.append(f"the estimated P(DLT) at the answer, dose {next_dose + 1}, is {est:.2f} ({col}), above "
+                           f"the target {target:g}")
+        elif target is not None and n[next_dose] > 0:
+            rate = float(states.tox[0, next_dose] / n[next_dose])
+            if rate > target:
+                out.append(f"the observed DLT rate at the answer, dose {next_dose + 1}, is {rate:.2f}, above the "
+                           f"target {target:g} (the design gives no model estimate)")
+    if untried_selected:
+        out.append(f"the dose selected if the trial ended now, dose {selected_now}, has not been given to any "
+                   f"patient")
+    if not on_pending and window is not None:
+        inside = [p.id for p in pts if p.enrol is not None and not p.dlt and (as_of - p.enrol).days < window]
+        if inside:
+            shown = ", ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5 else "")
+            out.append(f"{len(inside)} patient(s) without a DLT are still inside the {window:g}-day DLT window as of "
+                       f"{as_of.isoformat()} ({shown}); this design decides on complete data and counts them as "
+                       f"DLT-free: wait for their windows to end")
+    return out
 
 
 def _dose_table(states: States, pts: list[Patient], nd: int, labels: list[str] | None) -> pd.DataFrame:
@@ -544,18 +499,37 @@ def _explained_parts(ex: Any, nd: int) -> tuple[pd.DataFrame | None, dict[str, A
 
 
 def format_next_dose(result: NextDose, *, digits: int = 2) -> str:
-    """The answer, the data per dose and the rule behind it, as plain text."""
-    lines = [f"Design: {result.design}; {result.n_patients} patient(s)"
-             + (f", current dose {result.current_dose}" if result.current_dose else "")]
+    """The answer, its warnings, the pending patients, the data per dose and the rule behind it, as plain text."""
+    head = f"Design: {result.design}; {result.n_patients} patient(s)"
+    if result.current_dose:
+        head += f", current dose {result.current_dose}"
+    if result.pending is not None:
+        head += f"; data as of {result.as_of}, DLT window {result.dlt_window_days:g} days"
+    lines = [head]
     if result.n_patients:
         lines.append(f"Last cohort: {result.last_cohort_n} patient(s) at dose {result.current_dose}, "
-                     f"{result.last_cohort_dlt} DLT(s)")
+                     f"{result.last_cohort_dlt} DLT(s)" + (" observed" if result.pending is not None else ""))
     if result.stop:
         lines.append(f"DECISION: stop the trial ({result.reason})")
+    elif result.suspend:
+        lines.append("DECISION: suspend accrual: enrol nobody now, ask again when a pending outcome is known")
+        if result.next_check:
+            lines.append(f"  {result.next_check}")
     else:
         lines.append(f"DECISION: next cohort of {result.cohort_size} at dose {result.next_dose}")
-    lines.append("Dose selected if the trial ended now: "
-                 + (str(result.selected_now) if result.selected_now else "none"))
+    for w in result.warnings:
+        lines.append(f"WARNING: {w}")
+    sel = "none" if result.selected_now is None else str(result.selected_now)
+    if result.selected_now_untried:
+        sel += " (no patient has received this dose)"
+    lines.append(f"Dose selected if the trial ended now: {sel}")
+    if result.pending is not None:
+        lines.append("")
+        if len(result.pending):
+            lines.append(f"Pending patients (no DLT yet, DLT window not over): {len(result.pending)}")
+            lines.append(result.pending.to_string(index=False, float_format=lambda v: f"{v:.{digits + 1}f}"))
+        else:
+            lines.append("Pending patients: none (every DLT window is over or ended in a DLT)")
     lines.append("")
     lines.append(result.table.to_string(index=False, float_format=lambda v: f"{v:.{digits}f}", na_rep="-"))
     if result.details:

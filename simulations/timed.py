@@ -57,7 +57,7 @@ design's own rules react to it at the next decision.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -67,7 +67,11 @@ from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.patients import Patients
 from escalade.simulations.trial import CohortLoop, select_memoised, simulate
 
-__all__ = ["DAYS_PER_MONTH", "arrival_days", "onset_fraction", "run_timed_trials", "simulate_timed"]
+if TYPE_CHECKING:
+    from escalade.design.tite_crm import FollowUp
+
+__all__ = ["DAYS_PER_MONTH", "arrival_days", "onset_fraction", "followup_fraction", "pending_data", "run_timed_trials",
+           "simulate_timed"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,62 @@ def onset_fraction(u_onset: np.ndarray, distribution: str) -> np.ndarray:
     if distribution == "late":
         return np.cbrt(u)
     raise ValueError(f"timing.dlt_onset must be one of uniform, early, late; got {distribution!r}")
+
+
+def followup_fraction(elapsed: np.ndarray, dlt_day: np.ndarray, dlt: np.ndarray, window: float) -> np.ndarray:
+    """Follow-up as a fraction of the DLT window, as pending-data designs read it (``FollowUp.fraction``).
+
+    ``dlt_day / window`` for a patient whose DLT has been observed; otherwise
+    ``elapsed / window`` capped at 1, and exactly 1 once ``elapsed`` is within
+    ``1e-9`` day of the window's end. ``elapsed`` and ``dlt_day`` are days since
+    dosing (``dlt_day`` is read only where ``dlt``). The time-aware engine and
+    conduct mode (:func:`escalade.simulations.conduct.next_dose`) both use it.
+
+    >>> elapsed, dlt_day, dlt = np.array([7.0, 28.0, 14.0]), np.array([0.0, 0.0, 7.0]), np.array([False, False, True])
+    >>> followup_fraction(elapsed, dlt_day, dlt, 28.0).tolist()
+    [0.25, 1.0, 0.25]
+    """
+    elapsed = np.asarray(elapsed, float)
+    done = elapsed >= window - _DELAY_TOL
+    return np.where(dlt, np.asarray(dlt_day, float) / window,
+                    np.where(done, 1.0, np.minimum(elapsed / window, 1.0)))
+
+
+def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: np.ndarray, *, n_doses: int,
+                 current: np.ndarray, last_n: np.ndarray, last_start: np.ndarray) -> tuple[States, FollowUp]:
+    """The :class:`States` and :class:`~escalade.design.tite_crm.FollowUp` a pending-data design decides on.
+
+    Parameters
+    ----------
+    dose
+        ``(S, N)`` 0-based dose of each patient so far, ``NO_DOSE`` for an empty slot.
+    dlt, eff
+        ``(S, N)`` DLT / response observed by now.
+    fraction
+        ``(S, N)`` follow-up as a fraction of the window (:func:`followup_fraction`).
+    current, last_n, last_start
+        ``(S,)`` current dose, size of the last cohort and position of its first patient.
+
+    The counts are those observed by now (a pending patient counts in ``n``
+    and not in ``tox``); ``last_tox`` counts the last cohort's observed DLTs.
+    Shared by the time-aware engine and conduct mode, so both ask
+    ``design.decide_tite`` the same question.
+    """
+    from escalade.design.tite_crm import FollowUp
+
+    dose = np.asarray(dose, np.int64)
+    treated = dose >= 0
+    dlt = np.asarray(dlt, bool) & treated
+    eff = np.asarray(eff, bool) & treated
+    onehot = (dose[:, :, None] == np.arange(n_doses)) & treated[:, :, None]
+    n_ = onehot.sum(axis=1).astype(np.int64)
+    y_ = (onehot & dlt[:, :, None]).sum(axis=1).astype(np.int64)
+    e_ = (onehot & eff[:, :, None]).sum(axis=1).astype(np.int64)
+    b_ = (onehot & (dlt & eff)[:, :, None]).sum(axis=1).astype(np.int64)
+    in_last = (np.arange(dose.shape[1])[None, :] >= np.asarray(last_start)[:, None]) & treated
+    lt = (dlt & in_last).sum(axis=1).astype(np.int64)
+    states = States(n_, y_, e_, b_, np.asarray(current, np.int64), np.asarray(last_n, np.int64), lt)
+    return states, FollowUp(dose, dlt, fraction)
 
 
 class _Timeline:
@@ -192,8 +252,7 @@ class _Timeline:
         onset = self.onset[rows, :width]
         # an event at t_now counts as observed at t_now (tolerance for round-off in day sums)
         dlt = treated & self.tox[rows, :width] & (onset <= elapsed + _DELAY_TOL)
-        done = elapsed >= self.window - _DELAY_TOL
-        frac = np.where(dlt, onset / self.window, np.where(done, 1.0, np.minimum(elapsed / self.window, 1.0)))
+        frac = followup_fraction(elapsed, onset, dlt, self.window)
         eff = treated & self.eff[rows, :width] & (elapsed >= self.response - _DELAY_TOL)
         return dose, dlt, frac, eff, treated
 
@@ -333,15 +392,8 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
             t_now = np.maximum(line.arrival[ask, pos[ask]], open_at[ask])
             width = int(pos[ask].max())
             pdose, dlt, frac, effo, treated = line.observed(ask, t_now, width)
-            onehot = (pdose[:, :, None] == np.arange(nd)) & treated[:, :, None]
-            n_ = onehot.sum(axis=1).astype(np.int64)
-            y_ = (onehot & dlt[:, :, None]).sum(axis=1).astype(np.int64)
-            e_ = (onehot & effo[:, :, None]).sum(axis=1).astype(np.int64)
-            b_ = (onehot & (dlt & effo)[:, :, None]).sum(axis=1).astype(np.int64)
-            in_last = (np.arange(width)[None, :] >= last_start[ask, None]) & treated
-            lt = (dlt & in_last).sum(axis=1).astype(np.int64)
-            states = States(n_, y_, e_, b_, current[ask], last_n[ask], lt)
-            follow = FollowUp(np.where(treated, pdose, NO_DOSE), dlt, frac)
+            states, follow = pending_data(np.where(treated, pdose, NO_DOSE), dlt, frac, effo, n_doses=nd,
+                                          current=current[ask], last_n=last_n[ask], last_start=last_start[ask])
             out = design.decide_tite(states, follow)
             dec, susp = out.decisions, np.asarray(out.suspend, bool)
             stop = dec.stop & ~susp
