@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,7 +45,8 @@ from escalade.design.base import NO_DOSE, Design, StopReason
 from escalade.design.registry import build_study_designs, config_to_dict
 from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
 from escalade.scenarios.study import LIMITS, Study
-from escalade.simulations.atomic import atomic_write, replacing
+from escalade.simulations.atomic import atomic_write, make_dir, replacing, write_error
+from escalade.simulations.csv_text import neutralise_frame
 from escalade.simulations.oc import Truth, operating_characteristics, paired_differences
 from escalade.simulations.oc_time import time_characteristics
 from escalade.simulations.outcomes import TrialOutcomes
@@ -344,7 +345,10 @@ def _lock(out: Path) -> Iterator[None]:
           "escalade_lock": 1}
     body = json.dumps(me).encode()
     for _attempt in range(5):
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-lock-", dir=out)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-lock-", dir=out)
+        except OSError as exc:  # read-only, no permission, full disk: nothing of the run can be written here
+            raise write_error(lock, exc) from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(body)
@@ -359,6 +363,8 @@ def _lock(out: Path) -> Iterator[None]:
             break
         except FileExistsError:
             pass
+        except OSError as exc:
+            raise write_error(lock, exc) from None
         finally:
             Path(tmp).unlink(missing_ok=True)
         raw, info = _read_lock(lock)
@@ -430,9 +436,7 @@ def run_study(
 
     out = Path(out_dir) if out_dir is not None else None
     ctx = _lock(out) if out is not None else None
-    created = out is not None and not out.exists()
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    created = make_dir(out, what="run directory") if out is not None else False
     with _tidy_on_failure(out if created else None), ctx if ctx is not None else _null():
         if out is not None:
             record = _inputs_record(study, n_trials, seed, exact, fingerprint)
@@ -548,7 +552,8 @@ def _tidy_on_failure(out: Path | None) -> Iterator[None]:
     except BaseException:
         if out is not None and not any((out / "units").glob(f"unit-*{UNIT_SUFFIX}")):
             for p in [out / "inputs.json", *out.glob(".tmp-*"), *(out / "units").glob(".tmp-*")]:
-                p.unlink(missing_ok=True)
+                with suppress(OSError):  # never hide the error that ended the run
+                    p.unlink(missing_ok=True)
             for d in (out / "units", out):
                 try:
                     d.rmdir()
@@ -615,19 +620,27 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec]
 
 
 def write_run(out: Path, result: RunResult, trials: pd.DataFrame | None = None) -> None:
-    """Write trials.parquet, oc.csv, paired.csv and manifest.json atomically.
+    """Write trials.parquet, oc.csv, paired.csv and manifest.json atomically, all or none.
+
+    Every file goes to a temporary name first; only when all are written are
+    they renamed into place (``manifest.json`` last), so a full disk leaves the
+    directory as it was. Text cells of the CSV files that a spreadsheet would
+    run as formulas are written with a leading apostrophe
+    (:mod:`escalade.simulations.csv_text`).
 
     ``trials`` is :func:`trials_frame` of the result when the caller has it already.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out, what="run directory")
     if trials is None:
         trials = trials_frame(result.study, result.outcomes)
-    with replacing(out / "trials.parquet", ".parquet") as tmp:
-        trials.to_parquet(tmp, index=False)
-    atomic_write(out / "oc.csv", result.oc.to_csv(index=False))
-    atomic_write(out / "paired.csv", result.paired.to_csv(index=False))
-    atomic_write(out / "manifest.json", json.dumps(result.manifest, indent=2, default=_json_default))
+    texts = {"manifest.json": json.dumps(result.manifest, indent=2, default=_json_default),  # renamed last
+             "paired.csv": neutralise_frame(result.paired).to_csv(index=False),
+             "oc.csv": neutralise_frame(result.oc).to_csv(index=False)}
+    with ExitStack() as files:  # every file written to its temporary name first, then the renames
+        for name, text in texts.items():
+            files.enter_context(replacing(out / name)).write_text(text, encoding="utf-8")
+        trials.to_parquet(files.enter_context(replacing(out / "trials.parquet", ".parquet")), index=False)
 
 
 def _json_default(o: Any) -> Any:
