@@ -314,17 +314,17 @@ def _plan_workers(n_jobs: int | None, n_units: int, n_todo: int) -> int:
     cores = _cores()
     requested = cores if n_jobs is None or n_jobs < 0 else max(1, n_jobs)
     workers = max(1, min(requested, cores, n_todo))
-    if n_units < requested:
-        tail = ("; lower simulation.chunk_size for more parallel work (it is an input: changing it changes the "
-                "random draws)" if n_units < cores else "")
-        log.warning("only %d work units for %d workers: using %d worker%s (%d cores)%s", n_units, requested,
-                    workers, "" if workers == 1 else "s", cores, tail)
+    plural = "" if workers == 1 else "s"
+    if requested > cores and n_units >= cores:
+        log.warning("--jobs %d: using %d worker%s, one per core (this machine has %d); more would only share the "
+                    "cores and take memory", requested, workers, plural, cores)
+    elif n_units < requested:
+        log.warning("only %d work units for %d workers: using %d worker%s%s%s", n_units, requested, workers, plural,
+                    f" ({cores} cores)" if requested > cores else "",
+                    "; lower simulation.chunk_size for more parallel work (it is an input: changing it changes the "
+                    "random draws)" if n_units < cores else "")
     elif workers < requested:
-        why = (f"one per core: this machine has {cores}" if requested > cores else
-               f"one per work unit left to run ({n_todo})")
-        log.log(logging.WARNING if n_jobs is not None and n_jobs > 0 and requested > cores else logging.INFO,
-                "--jobs %s: using %d worker%s, %s", "all" if n_jobs is None or n_jobs < 0 else n_jobs, workers,
-                "" if workers == 1 else "s", why)
+        log.info("resuming: using %d worker%s, one per work unit left to run (%d)", workers, plural, n_todo)
     return workers
 
 
