@@ -792,19 +792,21 @@ def _alive(pids: set[int]) -> set[int]:
 def test_killed_run_leaves_no_worker_running(tmp_path: Path, sig: signal.Signals) -> None:
     study = _study_file(tmp_path, LONG_STUDY)
     out = tmp_path / "run"
+    errfile = (tmp_path / "stderr.txt").open("w")  # a file, not a pipe: orphaned workers would hold a pipe open
     proc = subprocess.Popen([sys.executable, "-m", "escalade", "run", str(study), "--out", str(out), "--jobs", "2",
-                             "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             "--no-progress"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=errfile,
                             start_new_session=True)
     kids: set[int] = set()
     try:
         deadline = time.monotonic() + 240
         while not list((out / "units").glob("unit-*.npy")):  # the workers are busy: a unit is in
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "stderr.txt").read_text()
             time.sleep(0.2)
         kids = _descendants(proc.pid)
         assert len(kids) >= 2, kids  # the loky workers (and loky's resource tracker)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        err = (tmp_path / "stderr.txt").read_text()
         deadline = time.monotonic() + 10
         while _alive(kids) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -817,6 +819,7 @@ def test_killed_run_leaves_no_worker_running(tmp_path: Path, sig: signal.Signals
             assert not (out / ".lock").exists()
         assert list((out / "units").glob("unit-*.npy"))  # finished units are kept for the re-run
     finally:
+        errfile.close()
         if proc.poll() is None:
             proc.kill()
         for p in _alive(kids):  # never leave a stray process behind a failed test
