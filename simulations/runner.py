@@ -140,25 +140,46 @@ WATCH_PARENT_S = 0.5
 _watchdog: list[threading.Thread] = []
 
 
-def _watch_parent() -> None:
-    """In a worker process: exit at once when its parent (the ``escalade run``) is gone.
+def _driver_gone(driver: int, was_child: bool) -> bool:
+    """Whether the run that started this worker (process ``driver``) has ended."""
+    if os.getppid() == driver:
+        return False
+    if was_child:  # re-parented: its parent has died
+        return True
+    if os.name != "posix":  # (os.kill(pid, 0) would terminate the process on Windows)
+        return False
+    try:
+        os.kill(driver, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, or not ours to ask about
+        return False
+    return False
 
-    A parent killed by ``SIGKILL`` (or by ``SIGTERM`` without Python's handler,
-    e.g. out of memory) cannot stop its workers; without this they would run
-    their queued units for a minute or more, at full CPU, for nobody. Once per
-    process, a daemon thread compares ``os.getppid()`` with the parent's PID
-    every :data:`WATCH_PARENT_S` seconds (portable: no ``prctl``) and ends the
-    process with ``os._exit`` when the worker has been re-parented. Units
-    already written stay on disk; a re-run resumes from them.
+
+def _watch_parent(driver: int) -> None:
+    """In a worker process: exit at once when the run that started it (process ``driver``) is gone.
+
+    A run killed by ``SIGKILL`` (or by ``SIGTERM`` without Python's handler,
+    e.g. by the out-of-memory killer) cannot stop its workers; without this
+    they would run their queued units for a minute or more, at full CPU, for
+    nobody. At its first unit (it may start after the run has died: the check
+    is then immediate) and every :data:`WATCH_PARENT_S` seconds after, in a
+    daemon thread, the worker checks that it is still the child of ``driver``
+    (or, if it never was, that ``driver`` still exists) and otherwise ends with
+    ``os._exit``. Portable (no ``prctl``); units already written stay on disk
+    and a re-run resumes from them.
     """
     if _watchdog:
         return
-    parent = os.getppid()
+    was_child = os.getppid() == driver
+    if _driver_gone(driver, was_child):
+        os._exit(1)
 
     def watch() -> None:
         while True:
             time.sleep(WATCH_PARENT_S)
-            if os.getppid() != parent:
+            if _driver_gone(driver, was_child):
                 os._exit(1)
 
     thread = threading.Thread(target=watch, name="escalade-watch-parent", daemon=True)
@@ -167,9 +188,9 @@ def _watch_parent() -> None:
 
 
 def _unit_task(unit: WorkUnit, scenario: ScenarioSpec, designs: Sequence[Design], seed: int,
-               unit_dir: str | None, watch_parent: bool = False) -> tuple[WorkUnit, np.ndarray]:
-    if watch_parent:  # a worker process of this machine (loky): stop with the parent
-        _watch_parent()
+               unit_dir: str | None, driver: int | None = None) -> tuple[WorkUnit, np.ndarray]:
+    if driver is not None and driver != os.getpid():  # a worker process started by the run ``driver`` (loky)
+        _watch_parent(driver)
     pad_heap()  # once per process: no page faults from freeing and retaking the engine's temporaries
     rec = pack(run_unit(unit, scenario, designs, seed))
     if unit_dir is not None:
@@ -277,8 +298,8 @@ def run_units(
 
     from joblib import Parallel, delayed, parallel_config
 
-    watch = backend == "loky"  # worker processes of this machine, started by this process
-    tasks = (delayed(_unit_task)(u, scenarios[u.scenario], designs, seed, worker_dir, watch) for u in todo)
+    driver = os.getpid() if backend == "loky" else None  # worker processes of this machine, started by this one
+    tasks = (delayed(_unit_task)(u, scenarios[u.scenario], designs, seed, worker_dir, driver) for u in todo)
     if backend != "dask":
         started()
         with parallel_config(backend=backend, n_jobs=workers):

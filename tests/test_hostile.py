@@ -787,6 +787,15 @@ def _alive(pids: set[int]) -> set[int]:
     return {p for p in pids if p in procs and procs[p][1] not in ("Z", "X")}
 
 
+def _describe(pids: set[int]) -> list[str]:
+    out = []
+    for p in sorted(pids):
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+            out.append(f"{p} {_processes().get(p)} {cmd}")
+    return out
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to list the worker processes")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_run_leaves_no_worker_running(tmp_path: Path, sig: signal.Signals) -> None:
@@ -810,7 +819,7 @@ def test_killed_run_leaves_no_worker_running(tmp_path: Path, sig: signal.Signals
         deadline = time.monotonic() + 10
         while _alive(kids) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _alive(kids), f"still running after {sig.name} of the run: {sorted(_alive(kids))}"
+        assert not _alive(kids), f"still running after {sig.name} of the run: {_describe(_alive(kids))}"
         if sig == signal.SIGTERM:
             assert proc.returncode == 143
             lines = [ln for ln in err.split("\n") if ln.strip()]
@@ -825,6 +834,44 @@ def test_killed_run_leaves_no_worker_running(tmp_path: Path, sig: signal.Signals
         for p in _alive(kids):  # never leave a stray process behind a failed test
             with contextlib.suppress(OSError):
                 os.kill(p, signal.SIGKILL)
+
+
+_WORKER = """
+import sys, time
+from escalade.simulations.runner import _watch_parent
+_watch_parent(int(sys.argv[1]))
+print("watching", flush=True)
+end = time.monotonic() + 60
+while time.monotonic() < end:  # burn CPU, as a worker with queued units would
+    pass
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to list processes")
+def test_worker_exits_when_its_run_dies_or_died_before_it_started(tmp_path: Path) -> None:
+    # the run dies while the worker computes: the worker notices within WATCH_PARENT_S
+    parent = ("import subprocess, sys, os\n"
+              f"p = subprocess.Popen([sys.executable, '-c', {_WORKER!r}, str(os.getpid())], "
+              "stdout=subprocess.PIPE, text=True)\n"
+              "print(p.pid, p.stdout.readline().strip(), flush=True)\n"
+              "os._exit(0)  # gone without a word, as after SIGKILL\n")
+    out = subprocess.run([sys.executable, "-c", parent], cwd=REPO, capture_output=True, text=True, timeout=120)
+    pid, said = out.stdout.split()
+    assert said == "watching", out.stderr
+    deadline = time.monotonic() + 10
+    while _alive({int(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = _alive({int(pid)})
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert not alive, "the worker kept running after its run died"
+    # a worker whose first unit arrives after the run has died exits at once
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    t0 = time.monotonic()
+    late = subprocess.run([sys.executable, "-c", _WORKER, str(gone.pid)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert late.returncode == 1 and "watching" not in late.stdout and time.monotonic() - t0 < 30
 
 
 # --- names that a spreadsheet would run as formulas -----------------------------------------------------------------
