@@ -46,6 +46,7 @@ import pandas as pd
 
 from escalade.design.base import NO_DOSE, Design, IntArray, States, StopReason
 from escalade.scenarios.errors import ConfigError, EscaladeError
+from escalade.simulations.atomic import atomic_write, replacing
 from escalade.simulations.exact import (
     cell_probabilities, check_truth, cohort_outcomes, decide_in_chunks, outcome_probabilities,
 )
@@ -218,8 +219,12 @@ class DosePaths:
         return self.table[self.table["leaf"]]
 
     def to_csv(self, path: str | Path | None = None) -> str | None:
-        """The table as CSV (written to ``path`` if given)."""
-        return self.table.to_csv(path, index=False)
+        """The table as CSV (written to ``path`` atomically if given, else returned)."""
+        text = self.table.to_csv(index=False)
+        if path is None:
+            return text
+        atomic_write(path, text)
+        return None
 
     def text(self, **kwargs: Any) -> str:
         return format_paths(self, **kwargs)
@@ -493,6 +498,7 @@ def plot_paths(paths: DosePaths, path: str | Path, *, dpi: int = 150, title: str
     matplotlib (``pip install escalade[reports]``).
     """
     try:
+        import matplotlib
         from matplotlib.figure import Figure
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
         raise ModuleNotFoundError("plot_paths needs matplotlib: pip install 'escalade[reports]'") from exc
@@ -542,5 +548,9 @@ def plot_paths(paths: DosePaths, path: str | Path, *, dpi: int = 150, title: str
                            + "   [disc = next dose, x = stop]"), fontsize=9)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=dpi)
+    fmt = out.suffix[1:].lower() or str(matplotlib.rcParams["savefig.format"])
+    if not out.suffix:  # as matplotlib names it
+        out = out.with_name(f"{out.name}.{fmt}")
+    with replacing(out, out.suffix) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=fmt)
     return out
