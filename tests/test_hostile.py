@@ -394,7 +394,9 @@ def _cli(args: list[str], *, prelude: str = "", timeout: float = 300) -> subproc
                                      "raise SystemExit(main(sys.argv[1:]))", *args]
     else:
         cmd = [sys.executable, "-m", "escalade", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, timeout=timeout)  # bytes: keep the \r of a bar
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode("utf-8", "replace"),
+                                       proc.stderr.decode("utf-8", "replace"))
 
 
 def _one_error_line(proc: subprocess.CompletedProcess, *, status: int = 1) -> str:
@@ -593,6 +595,17 @@ def test_full_disk_simulated_then_resume_gives_the_same_hash(tmp_path: Path, env
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["results_sha256"] == env_reference_hash
+
+
+def test_full_disk_with_the_progress_bar_leaves_only_the_error_line(tmp_path: Path) -> None:
+    """What a terminal shows: the bar is redrawn with carriage returns; after a failure it is cleared, not left."""
+    proc = _cli(["run", str(_study_file(tmp_path)), "--out", str(tmp_path / "run"), "--jobs", "1"],
+                prelude=_disk_full_after(4))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "simulating" in proc.stderr  # the bar was shown
+    shown = [ln.rsplit("\r", 1)[-1].strip() for ln in proc.stderr.split("\n")]
+    shown = [ln for ln in shown if ln]
+    assert len(shown) == 1 and shown[0].startswith("escalade: error: ") and "the disk is full" in shown[0], shown
 
 
 def test_full_disk_on_a_real_small_file_system_then_resume(tmp_path: Path, tmpfs, env_reference_hash: str) -> None:
