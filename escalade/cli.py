@@ -303,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as exc:
         how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        print(f"escalade: {how}; finished work units are kept and the same command resumes", file=sys.stderr)
+        kept = "; finished work units are kept and the same command resumes" if args.command == "run" else ""
+        print(f"escalade: {how}{kept}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     finally:
         if main_thread:
