@@ -64,10 +64,13 @@ def check_start_dose(start_dose: Any, n_doses: int) -> None:
 
 
 def check_trial_size(n_doses: Any, cohort_size: Any, max_n: Any, start_dose: Any) -> None:
-    """The fields every cohort design has: doses, cohort size, maximum sample size, start dose."""
+    """The fields every cohort design has: doses, cohort size, maximum sample size (at least one cohort), start dose."""
     check_int("n_doses", n_doses, low=1)
     check_int("cohort_size", cohort_size, low=1)
     check_int("max_n", max_n, low=1)
+    if max_n < cohort_size:
+        raise ConfigError("max_n", max_n, f"must be at least the cohort size ({cohort_size}): a trial holds at "
+                                          "least one full cohort; raise max_n or lower cohort_size")
     check_start_dose(start_dose, n_doses)
 
 

@@ -3,7 +3,10 @@
 Sub-commands: ``run``, ``boundaries`` (and those registered by later layers:
 ``paths``, ``next-dose``, ``report``, ``diff``, ``rerun`` when available).
 Bad input ends with a one-line error naming the file, the field and the fix
-(exit status 2), never a traceback.
+(exit status 2), never a traceback; so does a machine that refuses a write
+(full disk, read-only file system, no permission: exit status 1). ``SIGTERM``
+stops a run like Ctrl-C (its worker processes with it; exit status 143, 130
+for Ctrl-C); finished work units are kept and the same command resumes.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ import argparse
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "Terminated"]
 
 log = logging.getLogger("escalade")
 
@@ -108,7 +114,7 @@ def _extra_commands() -> list[Any]:
 def _progress_bar(enabled: bool) -> tuple[Any, Any]:
     """A tqdm bar of work units with trials per second (counted from the first report)."""
     if not enabled:
-        return None, lambda: None
+        return None, lambda ok=True: None
     from tqdm import tqdm
 
     state: dict[str, Any] = {"bar": None, "t0": time.perf_counter(), "trials0": None}
@@ -124,8 +130,9 @@ def _progress_bar(enabled: bool) -> tuple[Any, Any]:
         bar.set_postfix_str(f"{trials} trials, {rate:,.0f} trials/s", refresh=False)
         bar.refresh()
 
-    def close() -> None:
+    def close(ok: bool = True) -> None:
         if state["bar"] is not None:
+            state["bar"].leave = ok  # after a failure the error line stands alone
             state["bar"].close()
 
     return update, close
@@ -181,8 +188,10 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         res = run_study(study, n_trials=args.trials, seed=args.seed, n_jobs=args.jobs, backend=args.backend,
                         scheduler=args.scheduler, out_dir=out, exact=args.exact or None, force=args.force,
                         progress=update, command=cmd)
-    finally:
-        close()
+    except BaseException:
+        close(False)
+        raise
+    close()
     m = res.manifest
     print(f"{study.title}")
     all_exact = bool(res.oc["exact"].all())
@@ -237,29 +246,69 @@ def format_boundaries(b: Any, step: int, *, extrasafe: bool = False) -> str:
     return "\n".join(out)
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on ``SIGTERM``, so that a run stops as on Ctrl-C.
+
+    Unwinding stops the worker pool (joblib terminates its workers when the
+    loop over their results is left by an exception), releases the run
+    directory's lock and keeps the finished work units.
+    """
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an ``OSError`` no layer turned into an escalade error: path, reason, fix."""
+    from escalade.simulations.atomic import write_error
+
+    path = exc.filename if exc.filename is not None else "escalade"
+    return str(write_error(path, exc, action="failed"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``escalade`` command line; returns the exit status.
+
+    0: done; 1: the machine refused a write or another system call (one line
+    naming the path and the fix); 2: bad input (one line naming the file, the
+    field and the fix); 130: Ctrl-C; 143: ``SIGTERM``.
+    """
     from escalade.scenarios.errors import EscaladeError
+    from escalade.scenarios.load import StudyWarning
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
-        if args.command == "run":
-            return _cmd_run(args, argv)
-        if args.command == "boundaries":
-            return _cmd_boundaries(args)
-        return int(args.func(args, argv))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StudyWarning)  # each is logged already: one line, not three
+            if args.command == "run":
+                return _cmd_run(args, argv)
+            if args.command == "boundaries":
+                return _cmd_boundaries(args)
+            return int(args.func(args, argv))
     except EscaladeError as exc:
         print(f"escalade: error: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, OSError) else 2
     except BrokenPipeError:  # output piped into e.g. head
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 0
-    except KeyboardInterrupt:
-        print("escalade: interrupted; finished work units are kept and a re-run resumes", file=sys.stderr)
-        return 130
+    except OSError as exc:  # refused by the machine where no layer expected it: still one line
+        print(f"escalade: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        kept = "; finished work units are kept and the same command resumes" if args.command == "run" else ""
+        print(f"escalade: {how}{kept}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover

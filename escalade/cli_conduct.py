@@ -64,8 +64,8 @@ def _cmd_paths(args: argparse.Namespace, argv: Sequence[str]) -> int:
         paths.to_csv(args.csv)
         print(f"\ntable written to {args.csv}")
     if args.figure:
-        plot_paths(paths, args.figure)
-        print(f"figure written to {args.figure}")
+        written = plot_paths(paths, args.figure)
+        print(f"figure written to {written}")
     return 0
 
 

@@ -30,6 +30,7 @@ from escalade.reports.errors import (
     RunFileMissingError,
     RunInProgressError,
 )
+from escalade.simulations.csv_text import restore_frame
 from escalade.simulations.manifest import Manifest, ManifestError
 
 __all__ = ["OcCell", "DoseInfo", "ScenarioInfo", "DesignInfo", "OptimalDose", "RunData", "load_run", "OC_COLUMNS",
@@ -275,6 +276,7 @@ def _read_csv(f: Path, columns: tuple[str, ...], numeric: tuple[str, ...], run_d
     if missing:
         raise RunFileCorruptError(f, f"lacks the column(s) {', '.join(missing)} (expected {', '.join(columns)}); "
                                   f"{_RERUN.format(dir=run_dir)}")
+    restore_frame(df, text_cols)  # names written with a leading apostrophe against spreadsheet formulas
     for c in numeric:
         col = df[c]
         if pd.api.types.is_numeric_dtype(col):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from escalade.simulations.atomic import replacing
 from escalade.simulations.paths import DosePaths
 
 __all__ = ["plot_paths"]
@@ -25,6 +26,7 @@ def plot_paths(paths: DosePaths, path: str | Path, *, dpi: int = 150, title: str
     matplotlib (``pip install escalade[reports]``).
     """
     try:
+        import matplotlib
         from matplotlib.figure import Figure
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
         raise ModuleNotFoundError("plot_paths needs matplotlib: pip install 'escalade[reports]'") from exc
@@ -74,5 +76,9 @@ def plot_paths(paths: DosePaths, path: str | Path, *, dpi: int = 150, title: str
                            + "   [disc = next dose, x = stop]"), fontsize=9)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=dpi)
+    fmt = out.suffix[1:].lower() or str(matplotlib.rcParams["savefig.format"])
+    if not out.suffix:  # as matplotlib names it
+        out = out.with_name(f"{out.name}.{fmt}")
+    with replacing(out, out.suffix) as tmp:  # all or nothing (a full disk leaves no half-written figure)
+        fig.savefig(tmp, dpi=dpi, format=fmt)
     return out

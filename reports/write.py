@@ -1,9 +1,9 @@
 """Write reports to disk: everything rendered in memory first, then each file atomically.
 
 A report is never half-written: each output goes to a temporary file in the
-target directory and is renamed into place (``simulations.atomic``), and
-nothing is written at all when rendering any requested format
-fails.
+target directory, and only when every one is written are they renamed into
+place (``simulations.atomic``); nothing is written at all when rendering any
+requested format fails, or when the disk refuses any of the files.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Literal
 
 from escalade.reports.errors import ReportError
 from escalade.reports.load import RunData
-from escalade.simulations.atomic import atomic_write
+from escalade.simulations.atomic import atomic_write_all
 
 __all__ = ["Format", "output_stem", "write_appendix", "write_diff_report", "formats_of"]
 
@@ -49,14 +49,17 @@ def output_stem(out: str | Path | None, default: Path) -> Path:
 
 
 def _write_all(outputs: dict[Path, bytes | str]) -> list[Path]:
-    for path, data in outputs.items():
-        try:
-            atomic_write(path, data)
-        except OSError as exc:
-            raise ReportError(path, f"cannot be written ({exc.strerror}); check the permissions and free space "
-                                    "or choose another --out") from None
+    """Write every output, all or none (a full disk after the HTML leaves no new file at all).
+
+    Raises
+    ------
+    WriteError
+        One line naming the file, the system's reason and the fix.
+    """
+    written = atomic_write_all(outputs)
+    for path in written:
         log.info("wrote %s", path)
-    return list(outputs)
+    return written
 
 
 def write_appendix(run: RunData, *, fmt: Format = "both", xlsx: bool = False, out: str | Path | None = None,

@@ -5,13 +5,16 @@ curves), ``Operating characteristics`` (one row per scenario x design x metric
 x dose with value, SE and exact, labelled as in the report), ``Paired
 differences`` and ``Manifest`` (design parameters, versions). Text cells are
 always stored as text, never as formulas: a scenario named ``=HYPERLINK(...)``
-stays a name (no formula injection).
+stays a name (no formula injection). Control characters, which a workbook
+cannot hold (an ESC in a scenario name), are written as their escape
+(``\\x1b``), so that a name never stops the export.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -25,6 +28,18 @@ __all__ = ["xlsx_bytes", "SHEETS"]
 #: Sheet names, in order.
 SHEETS: tuple[str, ...] = ("Summary", "Scenarios", "Operating characteristics", "Paired differences", "Manifest")
 
+#: Characters an .xlsx cell cannot hold (XML 1.0 forbids C0 controls other than tab, LF and CR).
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _printable(text: str) -> str:
+    r"""``text`` with each control character a workbook cannot hold written as its escape (``\x1b``).
+
+    >>> print(_printable("A\x1b[31m"))
+    A\x1b[31m
+    """
+    return _ILLEGAL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
 
 def _sheet(wb: Any, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]], widths: Sequence[int]) -> None:
     from openpyxl.styles import Font
@@ -35,7 +50,8 @@ def _sheet(wb: Any, title: str, header: Sequence[str], rows: Iterable[Sequence[A
     for c in ws[1]:
         c.font = Font(bold=True)
     for row in rows:
-        ws.append([None if isinstance(v, float) and v != v else v for v in row])
+        ws.append([None if isinstance(v, float) and v != v else (_printable(v) if isinstance(v, str) else v)
+                   for v in row])
     for row in ws.iter_rows(min_row=2):
         for c in row:
             if isinstance(c.value, str):

@@ -42,14 +42,22 @@ from escalade.scenarios.study import (
     Timing,
 )
 
-__all__ = ["load_study", "parse_study", "NonMonotoneWarning"]
+__all__ = ["load_study", "parse_study", "StudyWarning", "NonMonotoneWarning", "ZeroCurveWarning"]
 
 log = logging.getLogger(__name__)
 MISSING: Any = StudyError.MISSING  # type: ignore[attr-defined]
 
 
-class NonMonotoneWarning(UserWarning):
+class StudyWarning(UserWarning):
+    """Something in a study file that is allowed but probably not meant (also logged as a warning)."""
+
+
+class NonMonotoneWarning(StudyWarning):
     """A true DLT curve decreases with dose (allowed, but unusual)."""
+
+
+class ZeroCurveWarning(StudyWarning):
+    """A true curve is 0 at every dose (allowed: e.g. a study of how designs behave with no toxicity)."""
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -370,6 +378,9 @@ def parse_study(text: str, source: str | None = None) -> Study:
     cohort_size = ctx.integer(st.get("cohort_size", 3), "study.cohort_size", low=1, high=20)
     max_n = ctx.integer(st.get("max_n", 10 * cohort_size), "study.max_n", low=1, high=LIMITS["max_sample_size"],
                         limit="max_sample_size")
+    if max_n < cohort_size:
+        raise ctx.err("study.max_n", max_n, f"must be at least study.cohort_size ({cohort_size}): a trial holds "
+                      "at least one full cohort; raise max_n or lower cohort_size")
     start_dose = ctx.integer(st.get("start_dose", 1), "study.start_dose", low=1, high=nd,
                              what=f"a dose level number in [1, {nd}] (1 = lowest)") - 1
     window = ctx.number(st.get("dlt_window_days", 28), "study.dlt_window_days", low=0, low_open=True)
@@ -421,6 +432,17 @@ def parse_study(text: str, source: str | None = None) -> Study:
             msg = f"{source or 'study'}: {path}.p_dlt = {list(p_dlt)} decreases with dose (allowed, but check it)"
             log.warning(msg)
             warnings.warn(msg, NonMonotoneWarning, stacklevel=2)
+        if not any(p_dlt):
+            msg = (f"{source or 'study'}: {path}.p_dlt is 0 at every dose: no dose is toxic, so there is no "
+                   f"true MTD to find and the correct-selection and overdose figures of this scenario mean "
+                   f"little (allowed, but check it)")
+            log.warning(msg)
+            warnings.warn(msg, ZeroCurveWarning, stacklevel=2)
+        if "p_response" in sr and not any(p_resp):
+            msg = (f"{source or 'study'}: {path}.p_response is 0 at every dose: no patient ever responds "
+                   f"(allowed, but check it; leave p_response out if efficacy is not simulated)")
+            log.warning(msg)
+            warnings.warn(msg, ZeroCurveWarning, stacklevel=2)
         scenarios.append(Scenario(sname, p_dlt, p_resp, assoc, desc))
     snames = [s.name for s in scenarios]
     if len(set(snames)) != len(snames):

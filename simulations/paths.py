@@ -46,6 +46,7 @@ import pandas as pd
 
 from escalade.design.base import NO_DOSE, Design, IntArray, States, StopReason
 from escalade.scenarios.errors import ConfigError, EscaladeError
+from escalade.simulations.atomic import atomic_write, replacing
 from escalade.simulations.exact import (
     cell_probabilities, check_truth, cohort_outcomes, decide_in_chunks, outcome_probabilities,
 )
@@ -217,8 +218,12 @@ class DosePaths:
         return self.table[self.table["leaf"]]
 
     def to_csv(self, path: str | Path | None = None) -> str | None:
-        """The table as CSV (written to ``path`` if given)."""
-        return self.table.to_csv(path, index=False)
+        """The table as CSV (written to ``path`` atomically if given, else returned)."""
+        text = self.table.to_csv(index=False)
+        if path is None:
+            return text
+        atomic_write(path, text)
+        return None
 
     def text(self, **kwargs: Any) -> str:
         return format_paths(self, **kwargs)

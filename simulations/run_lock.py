@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from escalade.design.errors import EscaladeError
+from escalade.simulations.atomic import write_error
 
 __all__ = ["RunDirError", "hold_lock"]
 
@@ -107,7 +108,10 @@ def hold_lock(out: Path) -> Iterator[None]:
           "escalade_lock": 1}
     body = json.dumps(me).encode()
     for _attempt in range(5):
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-lock-", dir=out)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-lock-", dir=out)
+        except OSError as exc:  # read-only, no permission, full disk: nothing of the run can be written here
+            raise write_error(lock, exc) from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(body)
@@ -122,6 +126,8 @@ def hold_lock(out: Path) -> Iterator[None]:
             break
         except FileExistsError:
             pass
+        except OSError as exc:
+            raise write_error(lock, exc) from None
         finally:
             Path(tmp).unlink(missing_ok=True)
         raw, info = _read_lock(lock)

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ import numpy as np
 from escalade.design.base import Design, decides_on_followup
 from escalade.scenarios.errors import EscaladeError
 from escalade.scenarios.study import Timing
+from escalade.simulations.atomic import make_dir
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.heap import pad_heap
 from escalade.simulations.patients import draw_patients, scenario_key
@@ -132,8 +135,62 @@ def run_unit(
     return outs
 
 
+#: How often (seconds) a worker process checks that the process that started it is still there.
+WATCH_PARENT_S = 0.5
+_watchdog: list[threading.Thread] = []
+
+
+def _driver_gone(driver: int, was_child: bool) -> bool:
+    """Whether the run that started this worker (process ``driver``) has ended."""
+    if os.getppid() == driver:
+        return False
+    if was_child:  # re-parented: its parent has died
+        return True
+    if os.name != "posix":  # (os.kill(pid, 0) would terminate the process on Windows)
+        return False
+    try:
+        os.kill(driver, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, or not ours to ask about
+        return False
+    return False
+
+
+def _watch_parent(driver: int) -> None:
+    """In a worker process: exit at once when the run that started it (process ``driver``) is gone.
+
+    A run killed by ``SIGKILL`` (or by ``SIGTERM`` without Python's handler,
+    e.g. by the out-of-memory killer) cannot stop its workers; without this
+    they would run their queued units for a minute or more, at full CPU, for
+    nobody. At its first unit (it may start after the run has died: the check
+    is then immediate) and every :data:`WATCH_PARENT_S` seconds after, in a
+    daemon thread, the worker checks that it is still the child of ``driver``
+    (or, if it never was, that ``driver`` still exists) and otherwise ends with
+    ``os._exit``. Portable (no ``prctl``); units already written stay on disk
+    and a re-run resumes from them.
+    """
+    if _watchdog:
+        return
+    was_child = os.getppid() == driver
+    if _driver_gone(driver, was_child):
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_PARENT_S)
+            if _driver_gone(driver, was_child):
+                os._exit(1)
+
+    thread = threading.Thread(target=watch, name="escalade-watch-parent", daemon=True)
+    thread.start()
+    _watchdog.append(thread)
+
+
 def _unit_task(unit: WorkUnit, scenario: ScenarioSpec, designs: Sequence[Design], seed: int,
-               unit_dir: str | None) -> tuple[WorkUnit, np.ndarray]:
+               unit_dir: str | None, driver: int | None = None) -> tuple[WorkUnit, np.ndarray]:
+    if driver is not None and driver != os.getpid():  # a worker process started by the run ``driver`` (loky)
+        _watch_parent(driver)
     pad_heap()  # once per process: no page faults from freeing and retaking the engine's temporaries
     rec = pack(run_unit(unit, scenario, designs, seed))
     if unit_dir is not None:
@@ -160,8 +217,10 @@ def run_units(
     Parameters
     ----------
     n_jobs
-        Workers (``-1`` = all cores). Never changes the numbers. With the dask
-        backend and no ``scheduler``, the size of the local cluster started.
+        Workers (``-1`` = all cores), capped at one per core and per work unit
+        left to run, with a log line saying so. Never changes the numbers.
+        With the dask backend and no ``scheduler``, the size of the local
+        cluster started (capped the same way).
     backend
         ``"loky"`` (processes, default), ``"threading"``, ``"sequential"`` or
         ``"dask"`` (joblib's dask backend on a ``dask.distributed`` cluster:
@@ -194,7 +253,7 @@ def run_units(
     resumed: list[tuple[WorkUnit, np.ndarray]] = []
     if unit_dir is not None:
         udir = Path(unit_dir)
-        udir.mkdir(parents=True, exist_ok=True)
+        make_dir(udir, what="directory of work units")
         for u in units:
             p = udir / u.filename
             if p.exists():
@@ -225,8 +284,8 @@ def run_units(
         log.debug("unit %s done (%d of %d)", unit.filename, done.n_done + 1, len(units))
         done.add(unit, rec)
 
-    if backend == "sequential" or (n_jobs == 1 and backend != "dask"):
-        _warn_if_starved(len(units), 1)
+    workers = 1 if backend == "sequential" or remote else _plan_workers(n_jobs, len(units), len(todo))
+    if workers == 1 and backend != "dask":
         started()
         # one worker = one core: BLAS may not spread the small batched products over more threads
         # (as loky's workers are limited, and as oversubscription slows them a lot on a busy machine)
@@ -239,17 +298,18 @@ def run_units(
 
     from joblib import Parallel, delayed, parallel_config
 
-    tasks = (delayed(_unit_task)(u, scenarios[u.scenario], designs, seed, worker_dir) for u in todo)
+    driver = os.getpid() if backend == "loky" else None  # worker processes of this machine, started by this one
+    tasks = (delayed(_unit_task)(u, scenarios[u.scenario], designs, seed, worker_dir, driver) for u in todo)
     if backend != "dask":
-        _warn_if_starved(len(units), _n_workers(n_jobs))
         started()
-        with parallel_config(backend=backend, n_jobs=n_jobs):
+        with parallel_config(backend=backend, n_jobs=workers):
             for unit, rec in Parallel(return_as="generator_unordered")(tasks):
                 finished(unit, rec)
         return done.results()
 
-    with _dask_client(scheduler, n_jobs) as client:
-        _warn_if_starved(len(units), max(1, sum(client.nthreads().values())))
+    with _dask_client(scheduler, workers) as client:
+        if remote:
+            _warn_if_starved(len(units), max(1, sum(client.nthreads().values())))
         started()
         with parallel_config(backend="dask", n_jobs=-1):
             for unit, rec in Parallel(return_as="generator_unordered")(tasks):
@@ -257,10 +317,36 @@ def run_units(
     return done.results()
 
 
-def _n_workers(n_jobs: int | None) -> int:
-    if n_jobs is None or n_jobs < 0:
-        return os.cpu_count() or 1
-    return max(1, n_jobs)
+def _cores() -> int:
+    """CPUs this process may use (affinity and container CPU quotas counted, as joblib counts them)."""
+    from joblib import cpu_count
+
+    return max(1, int(cpu_count()))
+
+
+def _plan_workers(n_jobs: int | None, n_units: int, n_todo: int) -> int:
+    """Workers to start: ``n_jobs`` (``-1``: all cores), at most one per core and per unit left to run.
+
+    More workers than cores only share the cores and take memory (each
+    imports numpy and the designs: ``--jobs 1000`` once took 18 GB); more than
+    units left would idle. The cap is logged (a warning when ``--jobs`` asked
+    for more); it never changes the numbers.
+    """
+    cores = _cores()
+    requested = cores if n_jobs is None or n_jobs < 0 else max(1, n_jobs)
+    workers = max(1, min(requested, cores, n_todo))
+    plural = "" if workers == 1 else "s"
+    if requested > cores and n_units >= cores:
+        log.warning("--jobs %d: using %d worker%s, one per core (this machine has %d); more would only share the "
+                    "cores and take memory", requested, workers, plural, cores)
+    elif n_units < requested:
+        log.warning("only %d work units for %d workers: using %d worker%s%s%s", n_units, requested, workers, plural,
+                    f" ({cores} cores)" if requested > cores else "",
+                    "; lower simulation.chunk_size for more parallel work (it is an input: changing it changes the "
+                    "random draws)" if n_units < cores else "")
+    elif workers < requested:
+        log.info("resuming: using %d worker%s, one per work unit left to run (%d)", workers, plural, n_todo)
+    return workers
 
 
 def _warn_if_starved(n_units: int, n_workers: int) -> None:
@@ -329,13 +415,13 @@ def _connect(Client: Any, LocalCluster: Any, scheduler: str | None, n_jobs: int 
             os.environ.pop(_TRIM, None)
             try:
                 with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
-                    cluster = LocalCluster(n_workers=_n_workers(n_jobs), threads_per_worker=1, processes=True,
+                    cluster = LocalCluster(n_workers=max(1, n_jobs or 1), threads_per_worker=1, processes=True,
                                            dashboard_address=":0")  # any free port: never clashes with 8787
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
             client = Client(cluster)
-            log.info("started a local dask cluster of %d workers (dashboard %s)", _n_workers(n_jobs),
+            log.info("started a local dask cluster of %d workers (dashboard %s)", max(1, n_jobs or 1),
                      getattr(cluster, "dashboard_link", "?"))
     except (OSError, TimeoutError, ValueError) as exc:
         if cluster is not None:

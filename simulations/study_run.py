@@ -37,7 +37,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,7 +50,8 @@ from escalade.design.registry import config_to_dict
 from escalade.scenarios.designs import build_study_designs
 from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
 from escalade.scenarios.study import LIMITS, Scenario, Study, Timing
-from escalade.simulations.atomic import atomic_write, replacing
+from escalade.simulations.atomic import atomic_write, make_dir, replacing, write_error
+from escalade.simulations.csv_text import neutralise_frame
 from escalade.simulations.manifest import (RUN_FORMAT, DesignRecord, DoseRecord, Manifest, ScenarioRecord,
                                            StudySettings)
 from escalade.simulations.oc import TrialTable, Truth, oc_rows, paired_from_tables, trial_table
@@ -378,9 +379,7 @@ def run_study(
 
     out = Path(out_dir) if out_dir is not None else None
     ctx = hold_lock(out) if out is not None else None
-    created = out is not None and not out.exists()
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    created = make_dir(out, what="run directory") if out is not None else False
     with _tidy_on_failure(out if created else None), ctx if ctx is not None else _null():
         if out is not None:
             record = _inputs_record(study, n_trials, seed, exact, fingerprint)
@@ -506,7 +505,8 @@ def _tidy_on_failure(out: Path | None) -> Iterator[None]:
     except BaseException:
         if out is not None and not any((out / "units").glob(f"unit-*{UNIT_SUFFIX}")):
             for p in [out / "inputs.json", *out.glob(".tmp-*"), *(out / "units").glob(".tmp-*")]:
-                p.unlink(missing_ok=True)
+                with suppress(OSError):  # never hide the error that ended the run
+                    p.unlink(missing_ok=True)
             for d in (out / "units", out):
                 try:
                     d.rmdir()
@@ -576,7 +576,13 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec], *, t
 
 
 def write_run(out: Path, result: RunResult, trials: pd.DataFrame | None = None) -> None:
-    """Write trials.parquet, oc.csv, paired.csv and manifest.json atomically.
+    """Write trials.parquet, oc.csv, paired.csv and manifest.json atomically, all or none.
+
+    Every file goes to a temporary name first; only when all are written are
+    they renamed into place (``manifest.json`` last), so a full disk leaves the
+    directory as it was. Text cells of the CSV files that a spreadsheet would
+    run as formulas are written with a leading apostrophe
+    (:mod:`escalade.simulations.csv_text`).
 
     The SHA-256 of each of the first three, as written, goes into the
     manifest's ``files_sha256`` (also in ``result.manifest``); the manifest is
@@ -584,19 +590,22 @@ def write_run(out: Path, result: RunResult, trials: pd.DataFrame | None = None) 
     caller has it already.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out, what="run directory")
     if trials is None:
         trials = trials_frame(result.study, result.outcomes)
+    csv = {"paired.csv": neutralise_frame(result.paired).to_csv(index=False).encode("utf-8"),
+           "oc.csv": neutralise_frame(result.oc).to_csv(index=False).encode("utf-8")}
     hashes: dict[str, str] = {}
-    with replacing(out / "trials.parquet", ".parquet") as tmp:
-        trials.to_parquet(tmp, index=False)
-        hashes["trials.parquet"] = sha256_file(tmp)
-    for name, frame in (("oc.csv", result.oc), ("paired.csv", result.paired)):
-        data = frame.to_csv(index=False).encode("utf-8")
-        hashes[name] = hashlib.sha256(data).hexdigest()
-        atomic_write(out / name, data)
-    result.manifest["files_sha256"] = hashes
-    atomic_write(out / "manifest.json", json.dumps(result.manifest, indent=2, default=_json_default))
+    with ExitStack() as files:  # every file written to its temporary name first, then the renames (LIFO)
+        manifest_tmp = files.enter_context(replacing(out / "manifest.json"))  # renamed last
+        for name, data in csv.items():
+            files.enter_context(replacing(out / name)).write_bytes(data)
+            hashes[name] = hashlib.sha256(data).hexdigest()
+        parquet_tmp = files.enter_context(replacing(out / "trials.parquet", ".parquet"))
+        trials.to_parquet(parquet_tmp, index=False)
+        hashes["trials.parquet"] = sha256_file(parquet_tmp)
+        result.manifest["files_sha256"] = dict(sorted(hashes.items()))
+        manifest_tmp.write_text(json.dumps(result.manifest, indent=2, default=_json_default), encoding="utf-8")
 
 
 def _json_default(o: Any) -> Any:
