@@ -70,7 +70,7 @@ OncoBayes2's single-agent example (``hist_SA``, reference dose 50):
 >>> cfg = BlrmConfig(n_doses=5, doses=(1, 2.5, 5, 10, 25), reference_dose=50)
 >>> fit = blrm_fit(cfg, n=[3, 4, 5, 4, 2], tox=[0, 0, 0, 0, 2])
 >>> [round(v, 3) for v in fit.prob_over]
-[0.0, 0.001, 0.006, 0.043, 0.415]
+[0.0, 0.0, 0.001, 0.037, 0.67]
 >>> fit.eligible, fit.recommended   # dose 5 fails EWOC; dose 4 has the highest P(target)
 ((True, True, True, True, False), 3)
 """
@@ -236,8 +236,8 @@ class BlrmConfig:
         object.__setattr__(self, "reference_dose_used", ref)
         object.__setattr__(self, "prior_mean", _pair("prior_mean", self.prior_mean))
         sd = _pair("prior_sd", self.prior_sd)
-        for i, v in enumerate(sd):
-            check_positive(f"prior_sd[{i}]", v)
+        if not min(sd) > 0:
+            raise ConfigError("prior_sd", list(sd), "must be two positive standard deviations")
         object.__setattr__(self, "prior_sd", sd)
         if not (_is_number(self.prior_corr) and -1.0 < self.prior_corr < 1.0):
             raise ConfigError("prior_corr", self.prior_corr, "must be a correlation strictly between -1 and 1")
@@ -498,10 +498,7 @@ class BlrmModel:
         """Normalised posterior weights of one state on the grid, ``(n_b, n_a)`` (sum 1)."""
         n_ = np.asarray(n, np.int64).reshape(1, -1)
         y = np.asarray(tox, np.int64).reshape(1, -1)
-        nb = np.zeros((_BLOCK, self.n_doses), np.int64)
-        yb = np.zeros((_BLOCK, self.n_doses), np.int64)
-        nb[0], yb[0] = n_[0], y[0]
-        lp = self._log_post(nb, yb)[0]
+        lp = self._log_post(n_, y)[0]
         f = np.exp(lp - lp.max())
         return (f / f.sum()).reshape(self.b.size, self.a.size)
 

@@ -11,8 +11,9 @@ Data set "hist_SA" is OncoBayes2's single-agent example (Neuenschwander et al.
 3, 4, 5, 4, 2 patients and 0, 0, 0, 0, 2 DLTs, reference dose 50 as in the
 example's code, prior (log alpha, log beta) ~ N((logit 0.5, log 1), diag(2^2, 1^2)).
 
-Run (about 5 minutes on 2 shared cores):
-    nice python tests/reference/blrm/make_reference.py
+Run (about 7 minutes on 2 shared cores; names of data sets rerun only those and
+keep the others of the existing file):
+    nice python tests/reference/blrm/make_reference.py [NAME ...]
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ DATASETS = {
                             tox=[0, 0, 1, 2, 0],
                             components=[[1.0, [math.log(0.3 / 0.7), 0.0], _cov([1.5, 0.8], -0.3)]],
                             eval_doses=[1e5, 3e5, 1e6, 3e6, 1e7]),
-    "mixture_prior": dict(doses=SA_DOSES, reference_dose=10.0, n=[3, 3, 3, 3, 0], tox=[0, 0, 0, 1, 0],
+    "mixture_prior": dict(doses=SA_DOSES, reference_dose=10.0, n=[3, 3, 3, 6, 0], tox=[0, 0, 0, 1, 0],
                           components=[[0.7, [math.log(0.25 / 0.75), 0.0], _cov([1.0, 0.7], 0.2)],
                                       [0.3, [0.0, 0.0], _cov([2.0, 1.0])]],
                           eval_doses=SA_DOSES),
@@ -71,7 +72,13 @@ def main() -> None:
            "sampler": {"chains": CHAINS, "tune": TUNE, "draws": DRAWS, "seed": SEED, "target_accept": 0.95,
                        "pymc": pm.__version__, "arviz": az.__version__, "python": platform.python_version()},
            "datasets": {}}
+    only = sys.argv[1:]
+    path = HERE / "nuts_reference.json"
+    if only:
+        out["datasets"] = json.loads(path.read_text())["datasets"]
     for i, (name, ds) in enumerate(DATASETS.items()):
+        if only and name not in only:
+            continue
         t0 = time.time()
         model = build_model(doses=ds["doses"], reference_dose=ds["reference_dose"], n=ds["n"], tox=ds["tox"],
                             components=ds["components"])
@@ -108,7 +115,7 @@ def main() -> None:
         }
         print(name, f"{time.time() - t0:.0f} s", "rhat", float(summ["r_hat"].max()), "ess",
               float(summ["ess_bulk"].min()), "div", div, flush=True)
-    (HERE / "nuts_reference.json").write_text(json.dumps(out, indent=1) + "\n")
+    path.write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
