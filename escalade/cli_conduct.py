@@ -8,6 +8,7 @@ the next cohort?" for a live trial's patient data.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,11 +73,12 @@ def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     study, design = _study_design(args.study, args.design)
     kw = {"mcmc": True} if args.mcmc else None
-    if args.mcmc and design.kind != "efftox":
+    explain = getattr(design, "explain", None)
+    if args.mcmc and (explain is None or "mcmc" not in inspect.signature(explain).parameters):
         from escalade.scenarios.errors import StudyError
 
-        raise StudyError(args.study, "--mcmc", True, f"applies to EffTox designs only; '{args.design}' is "
-                         f"'{design.kind}'")
+        raise StudyError(args.study, "--mcmc", True, f"applies to designs with a NUTS engine (EffTox, BLRM); "
+                         f"'{args.design}' is '{design.kind}'")
     result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels(),
                        explain_kwargs=kw)
     if args.json:
@@ -108,6 +110,6 @@ def add_parser(sub: Any) -> None:
                    help="patients CSV: id, dose_level (1-based), dlt (0/1), response (0/1, optional), dates")
     n.add_argument("--json", action="store_true", help="print the answer as JSON")
     n.add_argument("--mcmc", action="store_true",
-                   help="EffTox: posterior by PyMC NUTS, with ArviZ diagnostics (R-hat, ESS), instead of the "
-                        "fast engine")
+                   help="EffTox, BLRM: posterior by PyMC NUTS, with ArviZ diagnostics (R-hat, ESS), instead of "
+                        "the fast engine")
     n.set_defaults(func=_cmd_next_dose)

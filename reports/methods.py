@@ -133,7 +133,8 @@ def generic_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSect
 def _load_writers() -> None:
     import importlib
 
-    for mod in ("methods_threeplusthree", "methods_boin", "methods_crm", "methods_efftox", "methods_tite"):
+    for mod in ("methods_threeplusthree", "methods_boin", "methods_crm", "methods_efftox", "methods_tite",
+                "methods_blrm"):
         try:
             importlib.import_module(f"escalade.reports.{mod}")
         except ModuleNotFoundError as exc:

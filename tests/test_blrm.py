@@ -453,3 +453,69 @@ def test_explain_with_nuts_carries_arviz_diagnostics() -> None:
     ex = d.explain(States.from_counts([3, 4, 5, 4, 2], [0, 0, 0, 0, 2]), mcmc=True, draws=2000, seed=1)
     assert ex.engine.startswith("NUTS") and ex.max_rhat < 1.01 and ex.ess > 1000
     assert ex.eligible == (True, True, True, True, False)
+
+
+def test_run_and_report_show_the_blrm_beside_the_others(tmp_path: Path) -> None:
+    from escalade.cli import main
+    from escalade.reports.load import load_run
+    from escalade.reports.methods import methods_section
+
+    study = tmp_path / "s.yaml"
+    study.write_text("""
+study: {title: BLRM check, target: 0.3, cohort_size: 3, max_n: 15, start_dose: 1}
+doses:
+  - {label: DL1, amount: 1.0e+5, unit: cells/kg}
+  - {label: DL2, amount: 3.0e+5, unit: cells/kg}
+  - {label: DL3, amount: 1.0e+6, unit: cells/kg}
+designs:
+  - {name: "3+3", design: "3+3"}
+  - name: BLRM
+    design: blrm
+    params: {prior_mean: [-1.386, 0.0], target_interval: [0.2, 0.35], stop_n_at_dose: 9}
+scenarios:
+  - {name: A, p_dlt: [0.05, 0.15, 0.35]}
+simulation: {n_trials: 60, seed: 1, chunk_size: 60}
+""")
+    out = tmp_path / "run"
+    assert main(["run", str(study), "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
+    assert main(["report", str(out), "--format", "html"]) == 0
+    html = (out / "report.html").read_text()
+    assert "BLRM-EWOC" in html and "BLRM prior" in html
+    run = load_run(out)
+    k = run.design_names.index("BLRM")
+    sec = methods_section(run, run.designs[k], k)
+    assert sec.specific and "EWOC" in sec.paragraphs[0] and "d* = 300000" in sec.paragraphs[1]
+    assert "when 9 patients have been treated" in sec.paragraphs[3]
+    # the prior table is the design's own prior summary (no data)
+    cfg = BlrmConfig(n_doses=3, doses=(1e5, 3e5, 1e6), prior_mean=(-1.386, 0.0), target_interval=(0.2, 0.35))
+    f = BlrmModel.from_config(cfg).fit_one([0, 0, 0], [0, 0, 0])
+    assert [row[3].value for row in sec.decision_tables[0].rows] == pytest.approx(f["prob_over"].tolist())
+
+
+def test_next_dose_cli_for_the_shipped_blrm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from escalade.cli import main
+
+    pts = tmp_path / "pts.csv"
+    pts.write_text("id,dose_level,dlt\n1,1,0\n2,1,0\n3,1,0\n4,2,0\n5,2,1\n6,2,0\n")
+    study = HERE.parent / "scenarios" / "cart_rr_heme.yaml"
+    assert main(["next-dose", "--study", str(study), "--design", "BLRM", "--data", str(pts)]) == 0
+    out = capsys.readouterr().out
+    assert "DECISION" in out and "prob_over" in out and "eligible" in out and "EWOC" in out
+    assert main(["next-dose", "--study", str(study), "--design", "BLRM", "--data", str(pts), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    _, d = _shipped_blrm()
+    st = States.from_counts([3, 3, 0, 0, 0], [0, 1, 0, 0, 0], current=1, last_n=3, last_tox=1)
+    assert res["next_dose"] == int(d.decide(st).dose[0]) + 1
+    assert [r["eligible"] for r in res["doses"]] == list(d.explain(st).eligible)
+
+
+@pytest.mark.slow
+def test_next_dose_cli_blrm_with_nuts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from escalade.cli import main
+
+    pts = tmp_path / "pts.csv"
+    pts.write_text("id,dose_level,dlt\n1,1,0\n2,1,0\n3,1,0\n")
+    study = HERE.parent / "scenarios" / "cart_rr_heme.yaml"
+    assert main(["next-dose", "--study", str(study), "--design", "BLRM", "--data", str(pts), "--mcmc"]) == 0
+    out = capsys.readouterr().out
+    assert "NUTS" in out and "max_rhat" in out
