@@ -31,8 +31,9 @@ PARAMS: dict[str, dict] = {
     "tite_crm": {"skeleton": [0.05, 0.12, 0.25, 0.40, 0.55]},
     "tite_boin": {},
     "boin12": {},
+    "blrm": {},
 }
-COHERENT = {"3+3", "boin", "crm"}
+COHERENT = {"3+3", "boin", "crm", "blrm"}
 
 
 def test_every_registered_design_is_in_the_suite() -> None:
