@@ -104,6 +104,7 @@ __all__ = [
     "MaxStep",
     "NoEligibleDose",
     "StopAtTarget",
+    "SummaryCache",
     "register_design",
 ]
 
@@ -366,7 +367,9 @@ class BlrmSummary:
 
     ``prob_under``, ``prob_target``, ``prob_over``: interval probabilities;
     ``mean``: posterior mean of :math:`p(d_j)`; ``edge_mass``: ``(S,)`` share of
-    the posterior within 5% of the grid's edge (should be ~0).
+    the posterior within 5% of the grid's edge (should be ~0); ``mean_alpha``,
+    ``mean_beta``: ``(S,)`` posterior means of :math:`\alpha` and :math:`\beta`
+    (for plug-in estimates, as bcrm's two-parameter logistic CRM uses).
     """
 
     prob_under: FloatArray
@@ -374,6 +377,8 @@ class BlrmSummary:
     prob_over: FloatArray
     mean: FloatArray
     edge_mass: FloatArray
+    mean_alpha: FloatArray | None = None
+    mean_beta: FloatArray | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -391,6 +396,7 @@ class BlrmModel:
     target_interval: tuple[float, float]
     grid_points: int = 161
     grid_width: float = 7.0
+    positions: tuple[float, ...] | None = None
     a: np.ndarray = field(init=False, repr=False)
     b: np.ndarray = field(init=False, repr=False)
     log_prior: np.ndarray = field(init=False, repr=False)
@@ -429,6 +435,7 @@ class BlrmModel:
             w = _cdf_weights((thr - a[0]) / h, a.size)          # (n_b, D, n_a)
             cols.extend(w[:, j, :].ravel() for j in range(d))
         cols.extend(special.expit(eta[:, j]) for j in range(d))
+        cols.extend([np.exp(theta[:, 0]), np.exp(theta[:, 1])])
         m = max(1, int(round(_EDGE * n)))
         edge = np.zeros((b.size, a.size), bool)
         edge[:m, :] = edge[-m:, :] = edge[:, :m] = edge[:, -m:] = True
@@ -437,7 +444,9 @@ class BlrmModel:
 
     @property
     def x(self) -> np.ndarray:
-        """:math:`\\log(d_j / d^*)`."""
+        """:math:`\\log(d_j / d^*)`, or the given ``positions`` (e.g. bcrm's standardised doses)."""
+        if self.positions is not None:
+            return np.asarray(self.positions, float)
         return np.log(np.asarray(self.doses, float) / self.reference_dose)
 
     @property
@@ -492,7 +501,8 @@ class BlrmModel:
         cdf1 = out[:, 1:1 + d] / z
         cdf2 = out[:, 1 + d:1 + 2 * d] / z
         return BlrmSummary(prob_under=cdf1, prob_target=cdf2 - cdf1, prob_over=1.0 - cdf2,
-                           mean=out[:, 1 + 2 * d:1 + 3 * d] / z, edge_mass=out[:, -1] / z[:, 0])
+                           mean=out[:, 1 + 2 * d:1 + 3 * d] / z, edge_mass=out[:, -1] / z[:, 0],
+                           mean_alpha=out[:, -3] / z[:, 0], mean_beta=out[:, -2] / z[:, 0])
 
     def density(self, n: Any, tox: Any) -> np.ndarray:
         """Normalised posterior weights of one state on the grid, ``(n_b, n_a)`` (sum 1)."""
@@ -527,6 +537,12 @@ class BlrmModel:
         mean and SD of :math:`p(d)`, quantiles of :math:`p(d)`, edge mass."""
         f = self.density(n, tox)
         xe = self.x if doses is None else np.log(np.asarray(doses, float) / self.reference_dose)
+        return self.fit_positions(f, xe, quantiles)
+
+    def fit_positions(self, f: np.ndarray, xe: np.ndarray,
+                      quantiles: Sequence[float] = (0.025, 0.5, 0.975)) -> dict[str, np.ndarray]:
+        """:meth:`fit_one` for a density ``f`` (:meth:`density`) at model positions ``xe``."""
+        xe = np.asarray(xe, float)
         lc = special.logit(np.asarray(self.target_interval))
         c1 = self.cdf(f, xe, lc[0])
         c2 = self.cdf(f, xe, lc[1])
@@ -671,7 +687,7 @@ def _step_caps(c: BlrmConfig) -> tuple[int, ...]:
 # the design
 
 
-class _Cache:
+class SummaryCache:
     """Summaries by state counts; shared across batches, dropped when pickled."""
 
     __slots__ = ("data", "limit")
@@ -681,7 +697,7 @@ class _Cache:
         self.limit = limit
 
     def __reduce__(self) -> tuple[type, tuple[int]]:
-        return (_Cache, (self.limit,))
+        return (SummaryCache, (self.limit,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -741,11 +757,11 @@ class BlrmDesign(ConfigDesign):
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False  # the design memoises summaries by counts itself, across batches
     model: BlrmModel = field(init=False, repr=False, compare=False)
-    _cache: _Cache = field(init=False, repr=False, compare=False)
+    _cache: SummaryCache = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", BlrmModel.from_config(self.config))
-        object.__setattr__(self, "_cache", _Cache())
+        object.__setattr__(self, "_cache", SummaryCache())
 
     @property
     def state_fields(self) -> str:

@@ -108,7 +108,7 @@ def _load_builtin() -> None:
     register("3+3", threeplusthree.ThreePlusThreeConfig, threeplusthree.ThreePlusThreeDesign,
              aliases=("3plus3", "three_plus_three", "threeplusthree"))
     register("boin", boin.BoinConfig, boin.BoinDesign)
-    for name in ("crm", "efftox", "tite_crm", "tite_boin", "boin12", "blrm"):
+    for name in ("crm", "efftox", "tite_crm", "tite_boin", "boin12", "blrm", "crm_logistic2"):
         try:
             mod = __import__(f"escalade.design.{name}", fromlist=["register_design"])
         except ModuleNotFoundError as exc:

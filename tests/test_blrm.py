@@ -419,7 +419,7 @@ def test_import_does_not_need_pymc() -> None:
     assert out.stdout.strip() == "0.25"
 
 
-@pytest.mark.parametrize("module", ["blrm"])
+@pytest.mark.parametrize("module", ["blrm", "crm_logistic2"])
 def test_doctests(module: str) -> None:
     import doctest
     import importlib
@@ -519,3 +519,102 @@ def test_next_dose_cli_blrm_with_nuts(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["next-dose", "--study", str(study), "--design", "BLRM", "--data", str(pts), "--mcmc"]) == 0
     out = capsys.readouterr().out
     assert "NUTS" in out and "max_rhat" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# the two-parameter logistic CRM (bcrm's logit2) on the same engine
+
+
+def test_crm2_standardised_doses_are_bcrms_find_x() -> None:
+    from escalade.design.crm_logistic2 import Crm2Config
+
+    sk = (0.05, 0.1, 0.2, 0.35, 0.5)
+    for how, half in (("mean", 0.5), ("median", 0.0)):
+        cfg = Crm2Config(target=0.3, n_doses=5, skeleton=sk, prior_mean=(0.4, -0.2), prior_sd=(1.2, 0.5),
+                         sdose_calculate=how)
+        a1 = math.exp(0.4 + half * 1.44)
+        a2 = math.exp(-0.2 + half * 0.25)
+        # bcrm: find.x("logit2", p.tox0, alpha) = (qlogis(p.tox0) - log(alpha[1])) / alpha[2]
+        np.testing.assert_allclose(cfg.sdose, [(special.logit(s) - math.log(a1)) / a2 for s in sk], rtol=1e-14)
+
+
+def test_crm2_posterior_agrees_with_brute_force() -> None:
+    from escalade.design.crm_logistic2 import Crm2Config, Crm2Design
+
+    cfg = Crm2Config(target=0.3, n_doses=5, skeleton=(0.05, 0.1, 0.2, 0.35, 0.5), prior_corr=0.3)
+    d = Crm2Design(cfg)
+    n, y = [3, 3, 6, 3, 0], [0, 0, 2, 2, 0]
+    # the same model as a BLRM with log(d / 1) = x_k
+    as_blrm = BlrmConfig(n_doses=5, doses=tuple(math.exp(x) for x in cfg.sdose), reference_dose=1.0,
+                         prior_mean=cfg.prior_mean, prior_sd=cfg.prior_sd, prior_corr=0.3,
+                         target_interval=(0.3, 0.65))
+    b = _brute(as_blrm, n, y, list(as_blrm.doses))
+    s = d.engine.summarise([n], [y])
+    np.testing.assert_allclose(s.mean[0], b["mean"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(1 - s.prob_under[0], b["interval"][:, 1] + b["interval"][:, 2], rtol=0, atol=1e-3)
+    fine = Crm2Design(Crm2Config(target=0.3, n_doses=5, skeleton=cfg.skeleton, prior_corr=0.3, grid_points=641))
+    f = fine.engine.summarise([n], [y])
+    np.testing.assert_allclose([s.mean_alpha[0], s.mean_beta[0]], [f.mean_alpha[0], f.mean_beta[0]], rtol=1e-6)
+    est, prob = d.estimates(States.from_counts(n, y))
+    plug = special.expit(math.log(s.mean_alpha[0]) + s.mean_beta[0] * np.asarray(cfg.sdose))
+    np.testing.assert_allclose(est[0], plug, rtol=1e-12)
+    assert prob[0] == pytest.approx(1 - s.prob_under[0, 0], abs=1e-12)
+
+
+def test_crm2_rules() -> None:
+    from escalade.design.crm_logistic2 import Crm2Config, Crm2Design
+
+    base = dict(target=0.3, n_doses=5, skeleton=(0.05, 0.1, 0.2, 0.35, 0.5))
+    d = Crm2Design(Crm2Config(**base))
+    st = States.from_counts([3, 0, 0, 0, 0], [0, 0, 0, 0, 0], current=0)
+    est, _ = d.estimates(st)
+    model_dose = int(np.argmin(np.abs(est[0] - 0.3)))
+    assert model_dose > 1 and d.decide(st).dose.tolist() == [1]           # no skipping (constrain = TRUE)
+    assert Crm2Design(Crm2Config(**base, no_skip="off")).decide(st).dose.tolist() == [model_dose]
+    toxic = States.from_counts([6, 0, 0, 0, 0], [5, 0, 0, 0, 0], current=0)
+    safe = Crm2Design(Crm2Config(**base, safety_threshold=0.9))
+    dec = safe.decide(toxic)
+    assert dec.stop[0] and dec.reason[0] == StopReason.ALL_TOXIC and safe.select(toxic).tolist() == [NO_DOSE]
+    mean = Crm2Design(Crm2Config(**base, pointest="mean"))
+    st2 = States.from_counts([3, 3, 6, 3, 0], [0, 0, 2, 2, 0], current=3)
+    assert not np.allclose(mean.estimates(st2)[0], d.estimates(st2)[0])
+    with pytest.raises(ConfigError) as err:
+        Crm2Config(**{**base, "pointest": "median"})
+    assert err.value.field == "pointest"
+
+
+def test_crm2_exact_within_3_mc_se_of_simulation() -> None:
+    study = load_study(HERE.parent / "scenarios" / "cart_rr_heme.yaml")
+    design = build_design("crm2", {"skeleton": [0.12, 0.20, 0.30, 0.40, 0.50]}, study.design_defaults())
+    p_t = np.asarray(study.scenarios[2].p_dlt)
+    ex = exact_outcomes(design, p_t, np.zeros(5))
+    assert abs(ex.weight.sum() - 1.0) < 1e-12
+    t = 3000
+    sim = simulate(design, p_t, n_trials=t, seed=21)
+    for j in range(-1, design.n_doses):
+        p = float(ex.weight[ex.selected == j].sum())
+        se = math.sqrt(max(p * (1 - p), 1e-6) / t)
+        assert abs(float(np.mean(sim.selected == j)) - p) <= 3 * se + 1e-12, j
+
+
+@pytest.mark.slow
+def test_crm2_posterior_means_equal_nuts() -> None:
+    import pymc as pm
+
+    from escalade.design.blrm_pymc import build_model, draw_summaries
+    from escalade.design.crm_logistic2 import Crm2Config, Crm2Design
+
+    cfg = Crm2Config(target=0.3, n_doses=5, skeleton=(0.05, 0.1, 0.2, 0.35, 0.5))
+    n, y = [3, 3, 6, 3, 0], [0, 0, 2, 2, 0]
+    doses = [math.exp(x) for x in cfg.sdose]
+    model = build_model(doses=doses, reference_dose=1.0, n=n, tox=y,
+                        components=[(1.0, cfg.prior_mean, [[1.0, 0.0], [0.0, 1.0]])])
+    with model:
+        idata = pm.sample(draws=5000, tune=1000, chains=4, cores=1, random_seed=3, progressbar=False,
+                          target_accept=0.95, compute_convergence_checks=False)
+    th = idata.posterior["theta"].values.reshape(-1, 2)
+    ref = draw_summaries(th, doses, 1.0, (0.3, 0.65))
+    s = Crm2Design(cfg).engine.summarise([n], [y])
+    se = ref["sd"] / math.sqrt(th.shape[0] / 4)   # ESS >= a quarter of the draws
+    assert np.all(np.abs(s.mean[0] - ref["mean"]) <= 4 * se)
+    assert abs(s.mean_beta[0] - np.exp(th[:, 1]).mean()) <= 4 * np.exp(th[:, 1]).std() / math.sqrt(th.shape[0] / 4)
