@@ -18,7 +18,7 @@ from escalade.reports.load import DesignInfo, RunData
 from escalade.reports.methods import MethodsSection, parameter_table, register_methods, trial_setting_sentence
 from escalade.reports.tables import Cell, Table
 
-__all__ = ["blrm_methods", "BLRM_REFERENCES"]
+__all__ = ["blrm_methods", "crm2_methods", "BLRM_REFERENCES", "CRM2_REFERENCES"]
 
 BLRM_REFERENCES: tuple[str, ...] = (
     "Neuenschwander B, Branson M, Gsponer T. Critical aspects of the Bayesian approach to phase I cancer "
@@ -157,3 +157,48 @@ def blrm_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSection
 
 
 register_methods("blrm", blrm_methods)
+
+CRM2_REFERENCES: tuple[str, ...] = (
+    "O'Quigley J, Pepe M, Fisher L. Continual reassessment method: a practical design for phase 1 clinical "
+    "trials in cancer. Biometrics 1990; 46(1):33\u201348.",
+    "Sweeting M, Mander A, Sabin T. bcrm: Bayesian continual reassessment method designs for phase I "
+    "dose-finding trials. Journal of Statistical Software 2013; 54(13):1\u201326.",
+)
+
+
+def crm2_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSection:
+    """Protocol text and parameters for the two-parameter logistic CRM (bcrm's ``logit2``)."""
+    from escalade.design.crm_logistic2 import Crm2Config
+
+    names = {f.name for f in dataclasses.fields(Crm2Config) if f.init}
+    cfg = Crm2Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in design.params.items()
+                        if k in names})
+    m1, m2 = cfg.prior_mean
+    s1, s2 = cfg.prior_sd
+    p1 = (f"The two-parameter logistic continual reassessment method (CRM; O'Quigley, Pepe and Fisher, 1990), "
+          f"as implemented in the R package bcrm (Sweeting, Mander and Sabin, 2013), will be used to find the "
+          f"dose whose DLT probability is closest to the target \u03c6 = {cfg.target:g}. Patients are treated in "
+          f"cohorts of {cfg.cohort_size}, up to {cfg.max_n} patients, the first cohort at dose level "
+          f"{cfg.start_dose + 1} ({dose_phrase(run.doses[cfg.start_dose])}). {trial_setting_sentence(run)}").strip()
+    p2 = (f"The model is logit p\u2096 = log \u03b1\u2081 + \u03b1\u2082 x\u2096 with (log \u03b1\u2081, "
+          f"log \u03b1\u2082) bivariate normal with means ({m1:.3g}, {m2:.3g}), standard deviations "
+          f"({s1:.3g}, {s2:.3g}) and correlation {cfg.prior_corr:g}; the standardised doses x\u2096 "
+          f"({', '.join(f'{x:.3f}' for x in cfg.sdose)}) make the model at the prior "
+          f"{cfg.sdose_calculate} of \u03b1 equal the skeleton ({', '.join(f'{v:g}' for v in cfg.skeleton)}). "
+          f"After each cohort the next dose is the one whose "
+          + ("plug-in estimate p\u2096(E[\u03b1 | data])" if cfg.pointest == "plugin"
+             else "posterior mean DLT probability")
+          + " is closest to \u03c6" + (", without skipping untried dose levels in escalation"
+                                       if cfg.no_skip != "off" else "") + ".")
+    p3 = (f"The trial continues to {cfg.max_n} patients"
+          + (f", stopping early for safety when Pr(p\u2081 > \u03c6 | data) > {cfg.safety_threshold:g}"
+             if cfg.safety_threshold is not None else "")
+          + (f", or when {cfg.stop_n_at_dose} patients have been treated at the recommended dose"
+             if cfg.stop_n_at_dose is not None else "")
+          + ". The MTD is the dose the model recommends on all data. The posterior is computed by deterministic "
+            "numerical integration on a fixed grid.")
+    return MethodsSection(design.name, design.kind, "Two-parameter logistic continual reassessment method",
+                          [p1, p2, p3], parameter_table(run, design, index), (), (), CRM2_REFERENCES)
+
+
+register_methods("crm2", crm2_methods)

@@ -472,6 +472,7 @@ designs:
   - name: BLRM
     design: blrm
     params: {prior_mean: [-1.386, 0.0], target_interval: [0.2, 0.35], stop_n_at_dose: 9}
+  - {name: CRM2, design: crm2, params: {skeleton: [0.15, 0.3, 0.45]}}
 scenarios:
   - {name: A, p_dlt: [0.05, 0.15, 0.35]}
 simulation: {n_trials: 60, seed: 1, chunk_size: 60}
@@ -490,6 +491,9 @@ simulation: {n_trials: 60, seed: 1, chunk_size: 60}
     cfg = BlrmConfig(n_doses=3, doses=(1e5, 3e5, 1e6), prior_mean=(-1.386, 0.0), target_interval=(0.2, 0.35))
     f = BlrmModel.from_config(cfg).fit_one([0, 0, 0], [0, 0, 0])
     assert [row[3].value for row in sec.decision_tables[0].rows] == pytest.approx(f["prob_over"].tolist())
+    k = run.design_names.index("CRM2")
+    sec = methods_section(run, run.designs[k], k)
+    assert sec.specific and "bcrm" in sec.paragraphs[0] and "plug-in" in sec.paragraphs[1]
 
 
 def test_next_dose_cli_for_the_shipped_blrm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
