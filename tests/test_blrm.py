@@ -85,7 +85,7 @@ def test_hist_sa_decision() -> None:
     assert f.eligible == (True, True, True, True, False) and f.recommended == 3
 
 
-def _brute(cfg: BlrmConfig, n: list[int], y: list[int], eval_doses: list[float], m: int = 2400) -> dict:
+def _brute(cfg: BlrmConfig, n: list[int], y: list[int], eval_doses: list[float], m: int = 1600) -> dict:
     """Brute force on an m x m grid over the prior mean +- 9 SDs: a constant density per cell, and
     the exact share of each cell below a threshold in log alpha (so the error is O(step^2) even
     where the threshold runs along the grid, as at the reference dose)."""
@@ -125,24 +125,26 @@ def _brute(cfg: BlrmConfig, n: list[int], y: list[int], eval_doses: list[float],
         es = eta.ravel()[order]
         qs = []
         for q in (0.025, 0.5, 0.975):
-            e0 = es[np.searchsorted(cw, q)]         # within a step of the quantile; refine linearly
-            lo_e, hi_e = e0 - 0.05, e0 + 0.05
-            f_lo, f_hi = cdf(xe, lo_e), cdf(xe, hi_e)
-            qs.append(special.expit(lo_e + (q - f_lo) / (f_hi - f_lo) * (hi_e - lo_e)))
+            e = es[np.searchsorted(cw, q)]          # within a step of the quantile; refine linearly, twice
+            for half in (0.05, 0.002):
+                lo_e, hi_e = e - half, e + half
+                f_lo, f_hi = cdf(xe, lo_e), cdf(xe, hi_e)
+                e = lo_e + (q - f_lo) / (f_hi - f_lo) * (hi_e - lo_e)
+            qs.append(special.expit(e))
         out["quantiles"].append(qs)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
 @pytest.mark.parametrize("name", ["hist_SA", "mixture_prior"])
 def test_agrees_with_brute_force_dense_grid(name: str) -> None:
-    # The brute force's own error is O(step^2) (step ~0.015 in log alpha), its quantiles refined by
-    # linear interpolation of its CDF over 0.1 logit; tolerance 1e-3.
+    # The brute force's own error is O(step^2) (step ~0.02 in log alpha), its quantiles refined by
+    # linear interpolation of its CDF (twice, over 0.1 then 0.004 logit); observed <= 3e-5; tolerance 2e-4.
     ds = REF["datasets"][name]
     cfg, f = _fit(ds)
     b = _brute(cfg, ds["n"], ds["tox"], ds["eval_doses"])
     np.testing.assert_allclose(np.stack([f.prob_under, f.prob_target, f.prob_over], axis=1), b["interval"],
-                               rtol=0, atol=1e-3)
-    np.testing.assert_allclose(np.stack([f.q025, f.q50, f.q975], axis=1), b["quantiles"], rtol=0, atol=1e-3)
+                               rtol=0, atol=2e-4)
+    np.testing.assert_allclose(np.stack([f.q025, f.q50, f.q975], axis=1), b["quantiles"], rtol=0, atol=2e-4)
     np.testing.assert_allclose(f.mean, b["mean"], rtol=0, atol=1e-9)   # smooth integrand: both spectral
 
 
@@ -555,7 +557,7 @@ def test_crm2_posterior_agrees_with_brute_force() -> None:
     b = _brute(as_blrm, n, y, list(as_blrm.doses))
     s = d.engine.summarise([n], [y])
     np.testing.assert_allclose(s.mean[0], b["mean"], rtol=0, atol=1e-8)
-    np.testing.assert_allclose(1 - s.prob_under[0], b["interval"][:, 1] + b["interval"][:, 2], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(1 - s.prob_under[0], b["interval"][:, 1] + b["interval"][:, 2], rtol=0, atol=2e-4)
     fine = Crm2Design(Crm2Config(target=0.3, n_doses=5, skeleton=cfg.skeleton, prior_corr=0.3, grid_points=641))
     f = fine.engine.summarise([n], [y])
     np.testing.assert_allclose([s.mean_alpha[0], s.mean_beta[0]], [f.mean_alpha[0], f.mean_beta[0]], rtol=1e-6)
