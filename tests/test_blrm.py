@@ -196,13 +196,13 @@ def test_one_component_mixture_equals_the_plain_prior() -> None:
 
 def test_simulation_based_calibration() -> None:
     # Talts et al. (2018), arXiv:1804.06788: theta ~ prior, data ~ model, then the posterior CDF at the
-    # true value (the normalised rank) is Uniform(0, 1). 400 replicates, 10 bins; chi-square p > 0.001
+    # true value (the normalised rank) is Uniform(0, 1). 1,000 replicates, 10 bins; chi-square p > 0.001
     # for log alpha (eta at d*) and for eta at the lowest and highest dose.
     cfg = BlrmConfig(**SA, reference_dose=10, prior_mean=(-1.0, 0.0), prior_sd=(1.0, 0.7), prior_corr=0.2)
     m = BlrmModel.from_config(cfg)
     comps = cfg.components()
     rng = np.random.default_rng(20241117)
-    reps, n = 400, np.array([3, 6, 6, 6, 3])
+    reps, n = 1000, np.array([3, 6, 6, 6, 3])
     theta = rng.multivariate_normal(comps[0][1], comps[0][2], size=reps)
     x_eval = np.array([0.0, m.x[0], m.x[-1]])
     ranks = np.empty((reps, x_eval.size))
