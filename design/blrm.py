@@ -692,7 +692,7 @@ class SummaryCache:
 
     __slots__ = ("data", "limit")
 
-    def __init__(self, limit: int = 2_000_000) -> None:
+    def __init__(self, limit: int = 200_000) -> None:  # ~60 MB of summaries at 5 doses
         self.data: dict[bytes, np.ndarray] = {}
         self.limit = limit
 
