@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from escalade.design import boin, boin12, crm, efftox, threeplusthree, tite_boin, tite_crm
+from escalade.design import blrm, boin, boin12, crm, crm_logistic2, efftox, threeplusthree, tite_boin, tite_crm
 from escalade.design.base import Design, DesignEntry
 from escalade.design.errors import ConfigError, did_you_mean
 
@@ -39,6 +39,8 @@ BUILTIN: tuple[DesignEntry, ...] = (
     tite_crm.ENTRY,
     tite_boin.ENTRY,
     boin12.ENTRY,
+    blrm.ENTRY,
+    crm_logistic2.ENTRY,
 )
 
 _REGISTRY: dict[str, DesignEntry] = {}

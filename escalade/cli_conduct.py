@@ -77,11 +77,12 @@ def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     study, design = _study_design(args.study, args.design)
     kw = {"mcmc": True} if args.mcmc else None
-    if args.mcmc and "mcmc" not in inspect.signature(design.explain).parameters:
+    explain = getattr(design, "explain", None)
+    if args.mcmc and (explain is None or "mcmc" not in inspect.signature(explain).parameters):
         from escalade.scenarios.errors import StudyError
 
-        raise StudyError(args.study, "--mcmc", True, f"applies to EffTox designs only (those whose explanation "
-                         f"offers an MCMC posterior); '{args.design}' is '{design.kind}'")
+        raise StudyError(args.study, "--mcmc", True, f"applies to designs with a NUTS engine (EffTox, BLRM); "
+                         f"'{args.design}' is '{design.kind}'")
     result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels(),
                        explain_kwargs=kw, as_of=args.as_of, dlt_window_days=study.dlt_window_days,
                        target=study.target)
@@ -127,6 +128,6 @@ def add_parser(sub: Any) -> None:
                         "(default: today)")
     n.add_argument("--json", action="store_true", help="print the answer as JSON")
     n.add_argument("--mcmc", action="store_true",
-                   help="EffTox: posterior by PyMC NUTS, with ArviZ diagnostics (R-hat, ESS), instead of the "
-                        "fast engine")
+                   help="EffTox, BLRM: posterior by PyMC NUTS, with ArviZ diagnostics (R-hat, ESS), instead of "
+                        "the fast engine")
     n.set_defaults(func=_cmd_next_dose)

@@ -39,7 +39,7 @@ def test_next_dose_mcmc_is_for_efftox_only(tmp_path: Path, example_study_path: P
     good = tmp_path / "pts.csv"
     good.write_text("id,dose_level,dlt,response\n1,1,0,1\n2,1,0,0\n3,1,0,1\n")
     rc = main(["next-dose", "--study", str(example_study_path), "--design", "BOIN", "--data", str(good), "--mcmc"])
-    assert rc == 2 and "MCMC explanation (EffTox) only" in capsys.readouterr().err
+    assert rc == 2 and "NUTS engine (EffTox, BLRM)" in capsys.readouterr().err
 
 
 @pytest.mark.slow

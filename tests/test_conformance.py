@@ -37,8 +37,10 @@ PARAMS: dict[str, dict] = {
     "tite_crm": {"skeleton": [0.05, 0.12, 0.25, 0.40, 0.55]},
     "tite_boin": {},
     "boin12": {},
+    "blrm": {},
+    "crm2": {"skeleton": [0.05, 0.12, 0.25, 0.40, 0.55]},
 }
-COHERENT = {"3+3", "boin", "crm"}
+COHERENT = {"3+3", "boin", "crm", "blrm", "crm2"}
 
 
 def test_every_registered_design_is_in_the_suite() -> None:
