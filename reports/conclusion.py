@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from dataclasses import dataclass
 
-from escalade.reports.formatting import dose_display, fmt_difference, fmt_number
+from escalade.reports.formatting import fmt_difference, fmt_number
 from escalade.reports.load import RunData, ScenarioInfo
 from escalade.reports.pairing import paired_from_trials
 from escalade.reports.tables import FLAG_Z, Cell, Table
@@ -69,11 +69,6 @@ def _join(items: Sequence[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _pct_range(vals: Sequence[float]) -> str:
-    lo, hi = fmt_number(min(vals), 1), fmt_number(max(vals), 1)
-    return f"{lo}%" if lo == hi else f"{lo}% to {hi}%"
 
 
 def _difference(run: RunData, s: str, a: str, b: str, m: str) -> tuple[float, float, bool]:
@@ -146,7 +141,7 @@ def conclusion_table(run: RunData) -> Table:
     for s in run.scenarios:
         m = correct_metric(run, s)
         lead = scenario_leaders(run, s)
-        answer = dose_display(run.doses[s.true_mtd]) if m == "correct_selection_pct" else "no dose (stop)"
+        answer = run.doses[s.true_mtd].label if m == "correct_selection_pct" else "no dose (stop)"
         row = [Cell(s.name, header=True), Cell(answer, css="text")]
         if not lead:
             rows.append(row + [Cell("\u2014", css="absent")] * 4 + [Cell("")])

@@ -37,9 +37,11 @@ _COMBINE_UP_TO: int = 2
 #: Comparisons per paired-differences table (two columns each).
 _PAIRS_PER_TABLE: int = 3
 
-#: Width of the printed page in characters of table text (A4 portrait, 14 mm margins, 8 pt DejaVu Sans).
-#: Tables wider than this are split into parts that repeat their leading columns (:func:`split_wide`).
-PAGE_CHARS: int = 92
+#: Width of the printed page in characters of table text: A4 portrait less 14 mm margins is 182 mm, about
+#: 63 em of the 8.2 pt table font, and table text (digits, spaces, brackets) averages about 0.55 em per
+#: character. Tables wider than this are split into parts that repeat their leading columns
+#: (:func:`split_wide`); in print, cells may still wrap at spaces as a last resort, so nothing is cut.
+PAGE_CHARS: int = 110
 
 #: Characters a column costs beyond its text (cell padding and rules).
 _COLUMN_PAD: float = 1.6
