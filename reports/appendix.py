@@ -227,7 +227,8 @@ def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
     gen = (generated or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     sections = [{"id": i, "number": k + 1, "title": t} for k, (i, t) in enumerate(SECTIONS)]
     optimal = optimal_doses(run)
-    summary = {"conclusion_table": [conclusion_table(run)],  # text cells: it wraps, never needs parts "conclusion": conclusion(run),
+    # the conclusion table has text cells that wrap: it never needs parts
+    summary = {"conclusion_table": [conclusion_table(run)], "conclusion": conclusion(run),
                "overview": [p for t in cross_scenario_tables(run) for p in split_wide(t)]}
     _stage(progress, t0, "summary and conclusion")
     methods = [methods_section(run, d, i) for i, d in enumerate(run.designs)]
