@@ -11,6 +11,8 @@ loads every ``escalade/cli_*.py``).
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from collections.abc import Sequence
 
 __all__ = ["add_parser", "cmd_report", "cmd_diff"]
@@ -52,9 +54,17 @@ def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from escalade.reports.load import load_run
     from escalade.reports.write import write_appendix
 
+    t0 = time.perf_counter()
+
+    def progress(text: str) -> None:
+        print(f"report: {text}", file=sys.stderr, flush=True)
+
+    progress(f"reading {args.run_dir}")
     run = load_run(args.run_dir)
     compare = load_run(args.compare) if args.compare else None
-    written = write_appendix(run, fmt=args.fmt, xlsx=args.xlsx, out=args.out, compare=compare)
+    progress(f"read {len(run.scenarios)} scenarios x {len(run.designs)} designs ({time.perf_counter() - t0:.1f} s)")
+    written = write_appendix(run, fmt=args.fmt, xlsx=args.xlsx, out=args.out, compare=compare, progress=progress)
+    progress(f"done ({time.perf_counter() - t0:.1f} s)")
     for path in written:
         print(f"wrote {path}")
     return 0
