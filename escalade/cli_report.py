@@ -34,14 +34,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("diff", help="compare two runs of an amended protocol",
-                       description="Which inputs changed between RUN_A and RUN_B, and how each operating "
-                                   "characteristic moved, with the standard error of the change "
+                       description="Which inputs changed between RUN_A and RUN_B, then a summary of the key "
+                                   "operating characteristics that moved by more than 2 standard errors. The "
+                                   "standard error of a change is paired trial by trial when both runs share "
+                                   "virtual patients (same seed, trials and chunk size), else "
                                    "sqrt(se_A^2 + se_B^2); changes larger than 2 SE are marked *.")
     d.add_argument("run_a", metavar="RUN_A", help="run before the amendment")
     d.add_argument("run_b", metavar="RUN_B", help="run after the amendment")
     d.add_argument("--all", action="store_true", dest="all_metrics",
-                   help="list every characteristic (per dose too), not only the summary ones")
-    d.add_argument("--flagged", action="store_true", help="list only changes larger than 2 SE")
+                   help="after the summary, list every characteristic (per dose too)")
+    d.add_argument("--flagged", action="store_true",
+                   help="after the summary, list the characteristics that moved by more than 2 SE")
     d.add_argument("--report", action="store_true", help="also write the comparison as HTML/PDF")
     d.add_argument("--format", choices=["html", "pdf", "both"], default="both", dest="fmt",
                    help="format(s) of --report (default: both)")
@@ -74,14 +77,15 @@ def cmd_diff(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Run ``escalade diff``."""
     from escalade.reports.diff import diff_runs, format_diff
     from escalade.reports.load import load_run
+    from escalade.reports.tables import KEY_OC_ROWS
     from escalade.reports.write import write_diff_report
 
     a, b = load_run(args.run_a), load_run(args.run_b)
     diff = diff_runs(a, b)
-    if args.all_metrics:
-        print(format_diff(diff, metrics=None, only_flagged=args.flagged))
+    if args.all_metrics or args.flagged:
+        print(format_diff(diff, metrics=None if args.all_metrics else KEY_OC_ROWS, only_flagged=args.flagged))
     else:
-        print(format_diff(diff, only_flagged=args.flagged))
+        print(format_diff(diff, full=False))
     if args.report:
         for path in write_diff_report(a, b, fmt=args.fmt, out=args.out):
             print(f"wrote {path}")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from escalade.reports.load import RunData
 
-__all__ = ["PAIRABLE", "paired_from_trials"]
+__all__ = ["PAIRABLE", "paired_from_trials", "per_trial_values"]
 
 #: Metrics that can be recomputed per trial from ``trials.parquet``.
 PAIRABLE: tuple[str, ...] = ("correct_selection_pct", "select_none_pct", "overdose_selection_pct",
@@ -72,3 +72,20 @@ def paired_from_trials(run: RunData, scenario: str, a: str, b: str, metric: str)
     n_doses = len(run.doses)
     d = _per_trial(da, metric, info.true_mtd + 1, n_doses) - _per_trial(db, metric, info.true_mtd + 1, n_doses)
     return float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
+
+
+def per_trial_values(run: RunData, scenario: str, design: str, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(trial numbers, per-trial values of metric)`` of one scenario x design, sorted by trial, or ``None``
+    when the metric is not in :data:`PAIRABLE`, the trials file is missing or the design was enumerated
+    exactly. The mean of the values is the metric's value in ``oc.csv`` (used by ``escalade diff`` to pair
+    two runs that share virtual patients)."""
+    if metric not in PAIRABLE:
+        return None
+    groups = _groups(run)
+    info = next((s for s in run.scenarios if s.name == scenario), None)
+    if groups is None or info is None or (scenario, design) not in groups:
+        return None
+    df = groups[(scenario, design)]
+    if df.empty or df["exact"].any():
+        return None
+    return df["trial"].to_numpy(), _per_trial(df, metric, info.true_mtd + 1, len(run.doses)).astype(float)
