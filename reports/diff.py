@@ -17,7 +17,7 @@ trial by trial,
 
 .. math::
 
-    \operatorname{se}(B - A) = \operatorname{sd}_i(x_{B,i} - x_{A,i}) / \sqrt{T},
+    \\operatorname{se}(B - A) = \\operatorname{sd}_i(x_{B,i} - x_{A,i}) / \\sqrt{T},
 
 far smaller than the unpaired one, which stays in ``se_unpaired`` (and is
 conservative for the other metrics). Exactly enumerated values have no Monte
