@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--xlsx", action="store_true", help="also export the tables to an Excel workbook")
     r.add_argument("--out", metavar="PATH", help="output path without suffix (default: RUN_DIR/report)")
     r.add_argument("--compare", metavar="RUN_A", help="add a section on the changes from this earlier run")
+    r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="one line per stage on stderr (default: when stderr is a terminal)")
     r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("diff", help="compare two runs of an amended protocol",
@@ -58,14 +60,16 @@ def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from escalade.reports.write import write_appendix
 
     t0 = time.perf_counter()
+    show = sys.stderr.isatty() if args.progress is None else args.progress
 
     def progress(text: str) -> None:
-        print(f"report: {text}", file=sys.stderr, flush=True)
+        if show:
+            print(f"report: {text}", file=sys.stderr, flush=True)
 
-    progress(f"reading {args.run_dir}")
     run = load_run(args.run_dir)
     compare = load_run(args.compare) if args.compare else None
-    progress(f"read {len(run.scenarios)} scenarios x {len(run.designs)} designs ({time.perf_counter() - t0:.1f} s)")
+    progress(f"read {args.run_dir}: {len(run.scenarios)} scenarios x {len(run.designs)} designs "
+             f"({time.perf_counter() - t0:.1f} s)")
     written = write_appendix(run, fmt=args.fmt, xlsx=args.xlsx, out=args.out, compare=compare, progress=progress)
     progress(f"done ({time.perf_counter() - t0:.1f} s)")
     for path in written:

@@ -152,12 +152,14 @@ def conclusion_table(run: RunData) -> Table:
             second, v2 = lead[1]
             row.append(Cell(f"{second} ({fmt_number(v2, 1)})", v2, css="text"))
             text, d, se = _diff_text(run, s.name, best, second, m)
-            row.append(Cell(text, d, se, key={"scenario": s.name, "design": best, "versus": second, "metric": m}))
+            row.append(Cell(text, d, se, key={"scenario": s.name, "design": best, "versus": second, "metric": m,
+                                                    "table": "conclusion"}))
         else:
             row += [Cell("\u2014", css="absent"), Cell("\u2014", css="absent")]
         if best != ref:
             text, d, se = _diff_text(run, s.name, best, ref, m)
-            row.append(Cell(text, d, se, key={"scenario": s.name, "design": best, "versus": ref, "metric": m}))
+            row.append(Cell(text, d, se, key={"scenario": s.name, "design": best, "versus": ref, "metric": m,
+                                                    "table": "conclusion"}))
         else:
             row.append(Cell("(is the reference)", css="text"))
         flags = _flags(run, s)

@@ -341,9 +341,10 @@ def key_metrics(run: RunData) -> list[str]:
 
 def _short_cell(run: RunData, scenario: str, design: str, metric: str, dose: str, decimals: int,
                 css: str = "") -> Cell:
-    """The value alone (no SE), as get.oc prints it; the key still names the oc.csv row."""
+    """The value alone (no SE), as get.oc prints it; the key still names the oc.csv row (``data-shown="mean"``
+    says that the SE is left out)."""
     c = run.cell(scenario, design, metric, dose)
-    key = {"scenario": scenario, "design": design, "metric": metric, "dose": dose}
+    key = {"scenario": scenario, "design": design, "metric": metric, "dose": dose, "shown": "mean"}
     if c is None or c.missing:
         return Cell("\u2014", key=key, css=(css + " absent").strip())
     return Cell(fmt_number(c.value, decimals), c.value, c.se, c.exact, key, css)
