@@ -190,7 +190,7 @@ def conclusion(run: RunData) -> str:
     """
     names = run.design_names
     wins = {d: 0 for d in names}
-    clear = {d: 0 for d in names}
+    clear: list[str] = []
     flagged: dict[str, int] = {d: 0 for d in names}
     for s in run.scenarios:
         lead = scenario_leaders(run, s)
@@ -199,15 +199,20 @@ def conclusion(run: RunData) -> str:
             if len(lead) > 1:
                 d, se, _ = _difference(run, s.name, lead[0][0], lead[1][0], correct_metric(run, s))
                 if math.isfinite(d) and (d > FLAG_Z * se if se > 0 else d > 0):
-                    clear[lead[0][0]] += 1
+                    clear.append(f"{lead[0][0]} in \u201c{s.name}\u201d")
         for f in _flags(run, s):
             flagged[f.rsplit(" (", 1)[0]] += 1
     n = len(run.scenarios)
     order = sorted((d for d in names if wins[d]), key=lambda d: -wins[d])
-    parts = [f"{d} in {wins[d]}" + (f" ({clear[d]} clearly)" if clear[d] else "") for d in order]
-    first = (f"Over the {n} scenarios, the design that most often selected the correct answer was "
-             + _join(parts) + f" of {n}" + (", where clearly means by more than "
-                                            f"{FLAG_Z:g} paired standard errors." if any(clear.values()) else "."))
+    parts = [f"{d} in {wins[d]}" for d in order]
+    parts[0] += f" of the {n} scenarios"
+    if clear:
+        tail = (f"; its lead over the runner-up exceeds {FLAG_Z:g} paired standard errors only for "
+                + _join(clear) + ", so elsewhere the best designs are not clearly distinguishable.")
+    else:
+        tail = (f"; no lead over the runner-up exceeds {FLAG_Z:g} paired standard errors, so the best designs are "
+                "not clearly distinguishable.")
+    first = "The design that selected the correct answer most often was " + _join(parts) + tail
     if len(names) == 1:
         first = f"{names[0]} was the only design simulated, in {n} scenarios."
     risky = [f"{d} ({flagged[d]})" for d in names if flagged[d]]

@@ -179,7 +179,7 @@ def boin12_rds_tables(cfg: object, index: int) -> list[Table]:
         table = Table(f"boin12-{index + 1}" + ("" if k == 0 else f"-{k + 1}"),
                       f"BOIN12 rank-based desirability scores (RDS), {span}", ["n", "DLTs"] +
                       [str(e) for e in range(top + 1)], rows, note if k == len(bands) - 1 else "", keep=2)
-        out += split_wide(table)
+        out += split_wide(table, drop_empty=True)
     return out
 
 

@@ -115,11 +115,12 @@ def _style(ax) -> None:
     ax.set_axisbelow(True)
 
 
-def _crowded(run: RunData, panel_in: float, extra: int = 0) -> bool:
-    """True when horizontal two-line dose ticks would overprint in a panel ``panel_in`` inches wide."""
+def _crowded(run: RunData, panel_in: float, extra: int = 0, font: float = _FONT["tick"]) -> bool:
+    """True when horizontal two-line dose ticks (``font`` points) would overprint in a panel ``panel_in``
+    inches wide (about 0.45 in of it goes to the y axis; a character is about 0.6 em wide)."""
     n = len(run.doses) + extra
     chars = max(max(len(d.label), len(fmt_amount(d.amount))) for d in run.doses)
-    return n * (0.075 * chars + 0.08) > 0.85 * panel_in
+    return n * (chars * 0.6 * font / 72 + 0.06) > 0.9 * (panel_in - 0.45)
 
 
 def _set_dose_ticks(ax, ticks: Sequence[str], vertical: bool) -> None:
@@ -140,7 +141,7 @@ def scenario_curves_figure(run: RunData, optimal: Mapping[str, int | None] | Non
     ns = len(run.scenarios)
     ncol = min(4, ns)
     nrow = math.ceil(ns / ncol)
-    vertical = _crowded(run, 2.6)
+    vertical = _crowded(run, 2.6, font=_FONT["tick"] - 1)
     fig = Figure(figsize=(2.6 * ncol, (3.0 if vertical else 2.5) * nrow + 0.6), layout="constrained")
     axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
     ticks, xlabel = _dose_axis(run, vertical=vertical)
@@ -209,9 +210,10 @@ def _bars(ax, run: RunData, scenario: ScenarioInfo, metric: str, doses: Sequence
 
 def selection_allocation_figure(run: RunData, scenario: ScenarioInfo, index: int) -> FigureImage:
     """Selection % (with "none") and mean patients per dose, designs side by side, for one scenario."""
-    stacked = _crowded(run, 4.0, extra=1) or len(run.designs) > 6
+    # many doses or designs: full-width panels, one above the other (bars stay wide enough to read)
+    stacked = _crowded(run, 4.0, extra=1) or len(run.designs) * (len(run.doses) + 1) > 48
     vertical = _crowded(run, 8.0, extra=1) if stacked else False
-    if stacked:  # many doses or designs: one full-width panel each, selection above allocation
+    if stacked:
         fig = Figure(figsize=(8.6, 6.4 if vertical else 5.6), layout="constrained")
         ax1, ax2 = fig.subplots(2, 1)
     else:

@@ -37,11 +37,12 @@ _COMBINE_UP_TO: int = 2
 #: Comparisons per paired-differences table (two columns each).
 _PAIRS_PER_TABLE: int = 3
 
-#: Width of the printed page in characters of table text: A4 portrait less 14 mm margins is 182 mm, about
-#: 63 em of the 8.2 pt table font, and table text (digits, spaces, brackets) averages about 0.55 em per
-#: character. Tables wider than this are split into parts that repeat their leading columns
-#: (:func:`split_wide`); in print, cells may still wrap at spaces as a last resort, so nothing is cut.
-PAGE_CHARS: int = 110
+#: Width of the printed page in characters of table text, as :func:`column_widths` counts them: A4 portrait
+#: less 14 mm margins is 182 mm, about 63 em of the 8.2 pt table font; measured on the shipped study's PDF,
+#: a table counted at 99 characters fills 75% of the line, so the line holds about 132; 120 leaves a margin.
+#: Tables wider than this are split into parts that repeat their leading columns (:func:`split_wide`); in
+#: print, cells may still wrap at spaces as a last resort, so nothing is ever cut.
+PAGE_CHARS: int = 120
 
 #: Characters a column costs beyond its text (cell padding and rules).
 _COLUMN_PAD: float = 1.6
@@ -83,7 +84,8 @@ class Table:
     ``groups`` optionally adds a header row above ``columns`` of ``(text, span)``
     pairs whose spans add up to the number of columns. ``keep`` leading columns
     (row labels) are repeated in every part when :func:`split_wide` splits the
-    table to fit the page.
+    table to fit the page. ``blocks`` optionally cuts the rows into consecutive
+    groups of these sizes (one ``<tbody>`` each, kept on one page in print).
     """
 
     id: str
@@ -94,6 +96,17 @@ class Table:
     scenario: str = ""
     groups: Sequence[tuple[str, int]] = ()
     keep: int = 1
+    blocks: Sequence[int] = ()
+
+    def row_blocks(self) -> list[Sequence[Sequence[Cell]]]:
+        """The rows cut by ``blocks`` (one block of all rows when ``blocks`` is empty or does not add up)."""
+        if not self.blocks or sum(self.blocks) != len(self.rows):
+            return [self.rows]
+        out, k = [], 0
+        for n in self.blocks:
+            out.append(self.rows[k:k + n])
+            k += n
+        return out
 
 
 def _head(text: str, css: str = "") -> Cell:
@@ -283,14 +296,15 @@ def column_widths(table: Table) -> list[float]:
     return widths
 
 
-def split_wide(table: Table, budget: int = PAGE_CHARS) -> list[Table]:
+def split_wide(table: Table, budget: int = PAGE_CHARS, *, drop_empty: bool = False) -> list[Table]:
     """``table`` as one or more tables that each fit ``budget`` characters across.
 
     The first ``table.keep`` columns (row labels) are repeated in every part;
     the other columns are shared out in order, as evenly as the width allows,
     so that no column is ever cut off the printed page. A table that fits is
     returned unchanged; parts are titled "(part k of n)" and only the last
-    keeps the note.
+    keeps the note. With ``drop_empty``, a part leaves out the rows whose cells
+    outside the kept columns are all blank or a dash (e.g. impossible outcomes).
     """
     widths = column_widths(table)
     keep = max(0, min(table.keep, len(widths)))
@@ -321,7 +335,12 @@ def split_wide(table: Table, budget: int = PAGE_CHARS) -> list[Table]:
                 else:
                     groups.append((g, 1))
         rows = [[row[j] for j in cols if j < len(row)] for row in table.rows]
-        parts.append(replace(table, id=table.id if k == 0 else f"{table.id}-part{k + 1}",
+        blocks = table.blocks
+        if drop_empty:
+            keep_row = [any(c.text not in ("", "\u2014") for c in r[keep:]) for r in rows]
+            rows = [r for r, ok in zip(rows, keep_row) if ok]
+            blocks = ()
+        parts.append(replace(table, blocks=blocks, id=table.id if k == 0 else f"{table.id}-part{k + 1}",
                              title=f"{table.title} (part {k + 1} of {len(chunks)})",
                              columns=[table.columns[j] for j in cols], rows=rows,
                              note=table.note if k == len(chunks) - 1 else "",
@@ -377,6 +396,7 @@ def cross_scenario_tables(run: RunData) -> list[Table]:
                 if total:
                     row.append(_short_cell(run, s.name, d, total[0], "", 1))
                 rows.append(row)
+        blocks = [1 + len(names)] * len(run.scenarios)
         note = ("Means over the simulated trials (standard errors are in the per-scenario tables of section 4 "
                 "and in oc.csv); shaded: the true MTD." if not run.oc["exact"].all() else
                 "Computed exactly; shaded: the true MTD.")
@@ -384,5 +404,5 @@ def cross_scenario_tables(run: RunData) -> list[Table]:
             note += " N: mean number of patients treated (sample size)."
         else:
             note += " None: the trial selected no dose."
-        out.append(Table(tid, title, cols, rows, note, "", (), keep=2))
+        out.append(Table(tid, title, cols, rows, note, "", (), keep=2, blocks=blocks))
     return out
