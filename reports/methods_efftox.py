@@ -73,6 +73,9 @@ def _derived(design: DesignInfo) -> dict[str, tuple[str, str]]:
         for i, n in enumerate(_PRIOR_NAMES):
             out[f"{n}_mean"] = (fmt_number(float(mean[i]), 4), how)
             out[f"{n}_sd"] = (fmt_number(float(sd[i]), 4), how)
+    if p.get("prior_prob_eff") is None:
+        for k in ("prior_prob_eff", "prior_prob_tox"):
+            out[k] = ("not used", "no elicited probabilities: the prior means and SDs above apply")
     if p.get("contour_p") is not None:
         out["p"] = (fmt_number(float(p["contour_p"]), 4), "solved from the three contour points")
     return out

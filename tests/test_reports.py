@@ -329,7 +329,7 @@ def test_summary_and_conclusion_come_from_the_numbers(example: dict) -> None:
             if hit:
                 flags.append(f"{des} ({', '.join(map(str, hit))})")
         assert row[5] == ("; ".join(flags) if flags else "none")
-    conc = re.sub(r"\s+", " ", next(t for t in page.text if "Over the" in t))
+    conc = re.sub(r"\s+", " ", next(t for t in page.text if "selected the correct answer most often" in t))
     leaders = sorted((d for d in designs if wins[d]), key=lambda d: -wins[d])
     assert f"most often was {leaders[0]} in {wins[leaders[0]]} of the {len(man['scenarios'])} scenarios" in conc
     assert len(conc.split(". ")) <= 4  # one or two plain sentences (and the Monte Carlo caveat)
