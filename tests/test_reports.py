@@ -846,3 +846,39 @@ def test_no_nan_and_complete_method_tables_in_the_example(example: dict) -> None
                 assert row[2], (design, row)  # a meaning for every design-specific parameter
         if design == "EffTox":
             assert "not set" not in block and "derived" in block
+
+
+def test_exact_fallback_notes_are_grouped() -> None:
+    """56 near-identical fallback notes become one line per reason and set of scenarios."""
+    from escalade.cli import fallback_notes
+
+    scen = [f"S{k}" for k in range(8)]
+    fb = [{"scenario": s, "design": d, "reason": "the study simulates calendar time"}
+          for d in ("3+3", "BOIN", "CRM", "EffTox", "BOIN12") for s in scen]
+    fb += [{"scenario": s, "design": "TITE-BOIN", "reason": "not Markov"} for s in scen]
+    fb += [{"scenario": "S0", "design": "TITE-CRM", "reason": "not Markov"}]
+    lines = fallback_notes(fb, len(scen))
+    assert len(lines) == 3
+    assert lines[0].startswith("note: simulated, not exact (the study simulates calendar time): 3+3, BOIN, CRM, "
+                               "EffTox, BOIN12 in all 8 scenarios")
+    assert "TITE-BOIN in all 8 scenarios" in lines[1] and "TITE-CRM in 1 scenario: S0" in lines[2]
+
+
+def test_terminal_tables_fit_and_show_every_dose(example: dict) -> None:
+    """`escalade run` output: get.oc-style selection and patients per dose and the key characteristics, each
+    value as in oc.csv, no line over 120 characters."""
+    from escalade.cli import per_dose_table, summary_table
+    from escalade.reports.load import load_run
+
+    run = load_run(example["run"])
+    text = per_dose_table(run.oc, run.scenarios, run.design_names, run.dose_labels) + "\n" + summary_table(
+        run.oc, run.scenario_names, run.design_names)
+    assert max(len(line) for line in text.splitlines()) <= 120
+    oc = example["oc"]
+    s, d = run.scenarios[2], run.design_names[1]
+    sel = [f"{oc[(oc.scenario == s.name) & (oc.design == d) & (oc.metric == 'select_pct') & (oc.dose == lab)].value.iloc[0]:.1f}"
+           for lab in run.dose_labels + ["none"]]
+    block = text[text.index(s.name):]
+    line = next(ln for ln in block.splitlines() if ln.startswith(d + " "))
+    assert line.split()[1:] == sel
+    assert "PCS %" in text and "none %" in text and "DLTs" in text
