@@ -43,7 +43,7 @@ from escalade.reports.load import RunData
 from escalade.reports.tables import FLAG_Z, KEY_OC_ROWS, Cell, Table
 
 __all__ = ["InputChange", "RunDiff", "diff_runs", "format_diff", "diff_context", "diff_tables", "input_changes",
-           "shares_patients", "moved_summary", "SUMMARY_LINES"]
+           "shares_patients", "moved_summary", "moved_table", "SUMMARY_LINES"]
 
 #: Lines of the leading summary of ``escalade diff`` (largest moves first); ``--all`` lists everything.
 SUMMARY_LINES = 20
@@ -411,6 +411,30 @@ def diff_tables(diff: RunDiff, *, metrics: Sequence[str] | None = None) -> list[
     return out
 
 
+def moved_table(diff: RunDiff, *, limit: int | None = SUMMARY_LINES) -> Table:
+    """The key characteristics that moved by more than ``FLAG_Z`` SE, largest |z| first (HTML/PDF summary)."""
+    c = diff.changes
+    rows = c[c["flagged"] & c["metric"].isin(KEY_OC_ROWS) & (c["dose"].astype(str) == "")]
+    rows = rows.assign(_az=np.abs(rows["z"].to_numpy(dtype=float))).sort_values("_az", ascending=False,
+                                                                                 kind="stable")
+    n = len(rows)
+    if limit is not None:
+        rows = rows.head(limit)
+    body = []
+    for r in rows.itertuples(index=False):
+        label, va, vb, ch = _row_texts(r)
+        key = {"scenario": r.scenario, "design": r.design, "metric": r.metric, "dose": r.dose}
+        body.append([Cell(r.scenario, header=True), Cell(r.design, header=True), Cell(label, header=True),
+                     Cell(va, r.value_a, r.se_a, bool(r.exact_a)), Cell(vb, r.value_b, r.se_b, bool(r.exact_b)),
+                     Cell(ch + (" (paired)" if r.paired else ""), r.change, r.se_change, False, key, "flag")])
+    more = f" The {limit} largest of {n} are shown; the tables below list every change." if limit and n > limit \
+        else ""
+    note = ("No key characteristic moved by more than {:g} SE.".format(FLAG_Z) if not n else
+            f"Largest moves first (|change| / SE).{more}")
+    return Table("diff-moved", f"Key characteristics that moved by more than {FLAG_Z:g} SE", ["Scenario", "Design",
+                 "Characteristic", "A (before)", "B (after)", "Change B \u2212 A (SE)"], body, note)
+
+
 def diff_context(diff: RunDiff) -> dict[str, Any]:
     """What ``diff_section.html.j2`` needs."""
     inputs = Table("diff-inputs", "Inputs changed", ["Input", "A (before)", "B (after)"],
@@ -429,5 +453,6 @@ def diff_context(diff: RunDiff) -> dict[str, Any]:
         "n_flagged": diff.n_flagged,
         "n_compared": len(diff.changes),
         "flag_z": f"{FLAG_Z:g}",
+        "moved": moved_table(diff),
         "tables": diff_tables(diff),
     }
