@@ -17,6 +17,7 @@ import os
 import shlex
 import signal
 import sys
+import textwrap
 import threading
 import time
 import warnings
@@ -138,42 +139,94 @@ def _progress_bar(enabled: bool) -> tuple[Any, Any]:
     return update, close
 
 
-def summary_table(oc: Any, scenarios: Sequence[str], designs: Sequence[str]) -> str:
-    """Compact key characteristics per scenario and design (value with MC SE)."""
-    cols = [
-        ("correct_selection_pct", "", "PCS %"),
-        ("select_none_pct", "", "none %"),
-        ("overdose_selection_pct", "", "over-sel %"),
-        ("patients_at_mtd_pct", "", "pts@MTD %"),
-        ("patients_above_mtd", "", "pts>MTD"),
-        ("dlts", "", "DLTs"),
-        ("sample_size", "", "N"),
-        ("early_stop_pct", "", "early stop %"),
-        ("orr_selected", "", "ORR@sel"),
-    ]
-    if (oc.metric == "duration_days").any():
-        cols.append(("duration_days", "", "days"))
-    idx = oc.set_index(["scenario", "design", "metric", "dose"])
-    lines = []
-    name_w = max(len(d) for d in designs) + 2
-    head = f"{'design':<{name_w}}" + "".join(f"{c[2]:>15}" for c in cols)
+#: Terminal columns of the key-characteristics table: ``(metric, header, decimals)``, in order; metrics the
+#: run lacks are left out, and any other summary metric of oc.csv about selection is added after them.
+KEY_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("correct_selection_pct", "PCS %", 1),
+    ("select_none_pct", "none %", 1),
+    ("overdose_selection_pct", "over-sel %", 1),
+    ("patients_at_mtd_pct", "pts@MTD %", 1),
+    ("patients_above_mtd", "pts>MTD", 1),
+    ("dlts", "DLTs", 1),
+    ("sample_size", "N", 1),
+    ("early_stop_pct", "early stop %", 1),
+    ("orr_selected", "ORR@sel", 3),
+    ("duration_days", "days", 0),
+)
+
+
+def _key_columns(oc: Any) -> list[tuple[str, str, int]]:
+    scalar = list(dict.fromkeys(oc.loc[oc["dose"].astype(str) == "", "metric"]))
+    cols = [c for c in KEY_COLUMNS if c[0] in scalar]
+    known = {c[0] for c in KEY_COLUMNS}
+    for m in scalar:
+        if m not in known and "selection" in m:
+            head = m.replace("_selection", " sel").replace("_pct", " %").replace("_", " ")
+            cols.append((m, head, 1 if m.endswith("_pct") else 3))
+    return cols
+
+
+def _oc_text(idx: dict, key: tuple[str, str, str, str], prec: int, *, se: bool = True) -> str:
+    row = idx.get(key)
+    if row is None:
+        return "-"
+    v, e, ex = row
+    if v != v:  # not defined (e.g. ORR at the selected dose when none was selected)
+        return "n/a"
+    return f"{v:.{prec}f}" + ("" if ex or not se else f" ({e:.{prec}f})")
+
+
+def summary_table(oc: Any, scenarios: Sequence[str], designs: Sequence[str], *, width: int = 120) -> str:
+    """Key characteristics per scenario and design (value with MC SE), in blocks of columns that fit
+    ``width`` characters."""
+    from escalade.reports.formatting import text_table
+
+    cols = _key_columns(oc)
+    idx = {(r.scenario, r.design, r.metric, r.dose): (float(r.value), float(r.se), bool(r.exact))
+           for r in oc.itertuples(index=False)}
+    out = []
     for s in scenarios:
-        lines.append(f"\n{s}")
-        lines.append(head)
-        for d in designs:
-            cells = []
-            for metric, dose, _ in cols:
-                try:
-                    row = idx.loc[(s, d, metric, dose)]
-                except KeyError:
-                    cells.append(f"{'-':>15}")
-                    continue
-                v, se, ex = float(row["value"]), float(row["se"]), bool(row["exact"])
-                prec = 3 if metric == "orr_selected" else (0 if metric == "duration_days" else 1)
-                txt = f"{v:.{prec}f}" + ("" if ex else f" ({se:.{prec}f})")
-                cells.append(f"{txt:>15}")
-            lines.append(f"{d:<{name_w}}" + "".join(cells))
-    return "\n".join(lines)
+        rows = [[d] + [_oc_text(idx, (s, d, m, ""), p) for m, _, p in cols] for d in designs]
+        out += ["", s, text_table(["design"] + [h for _, h, _ in cols], rows, width=width)]
+    return "\n".join(out)
+
+
+def per_dose_table(oc: Any, scenarios: Sequence[Any], designs: Sequence[str], doses: Sequence[str], *,
+                   width: int = 120) -> str:
+    """get.oc-style table per scenario: selection % at each dose and none, then mean patients treated at each
+    dose and the mean sample size (means only; their SEs are in oc.csv), in blocks that fit ``width``."""
+    from escalade.reports.formatting import text_table
+
+    idx = {(r.scenario, r.design, r.metric, r.dose): (float(r.value), float(r.se), bool(r.exact))
+           for r in oc.itertuples(index=False)}
+    out = []
+    for s in scenarios:
+        truth = " ".join(f"{p:.2f}" for p in s.p_dlt)
+        out += ["", f"{s.name}   (true P(DLT): {truth})"]
+        sel = [[d] + [_oc_text(idx, (s.name, d, "select_pct", lab), 1, se=False) for lab in [*doses, "none"]]
+               for d in designs]
+        out.append(text_table(["selected %"] + list(doses) + ["none"], sel, width=width))
+        pts = [[d] + [_oc_text(idx, (s.name, d, "patients", lab), 1, se=False) for lab in doses]
+               + [_oc_text(idx, (s.name, d, "sample_size", ""), 1, se=False)] for d in designs]
+        out.append(text_table(["patients"] + list(doses) + ["N"], pts, width=width))
+    return "\n".join(out)
+
+
+def fallback_notes(fallbacks: Sequence[dict[str, Any]], n_scenarios: int) -> list[str]:
+    """``--exact`` fallbacks grouped: one line per reason and set of scenarios, naming the designs."""
+    by_design: dict[tuple[str, str], list[str]] = {}
+    for f in fallbacks:
+        by_design.setdefault((str(f.get("design")), str(f.get("reason"))), []).append(str(f.get("scenario")))
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (design, reason), scen in by_design.items():
+        groups.setdefault((reason, tuple(scen)), []).append(design)
+    lines = []
+    for (reason, scen), designs in groups.items():
+        where = (f"all {n_scenarios} scenarios" if len(scen) == n_scenarios else
+                 f"{len(scen)} scenario{'s' if len(scen) > 1 else ''}: " + ", ".join(scen))
+        lines.append(textwrap.fill(f"note: simulated, not exact ({reason}): {', '.join(designs)} in {where}",
+                                   120, subsequent_indent="  "))
+    return lines
 
 
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -193,17 +246,21 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise
     close()
     m = res.manifest
-    print(f"{study.title}")
+    print(textwrap.fill(study.title, 120))
     all_exact = bool(res.oc["exact"].all())
     how = ("exact operating characteristics (no Monte Carlo error)" if all_exact else
            f"{m['n_trials']} trials per scenario, seed {m['seed']}; values are means with Monte Carlo SE in "
            f"brackets{' (none where exact)' if res.oc['exact'].any() else ''}")
-    print(f"{how} (PCS = correct MTD selection; {study.mtd_rule.describe()})")
-    print(summary_table(res.oc, [s.name for s in study.scenarios], [d.name for d in study.designs]))
-    for f in m["exact_fallbacks"]:
-        print(f"note: {f['scenario']} / {f['design']}: simulated, not exact ({f['reason']})")
-    print(f"\nrun directory: {out}  (trials.parquet, oc.csv, paired.csv, manifest.json; "
-          f"{m['elapsed_s']:.1f} s)")
+    print(textwrap.fill(f"{how} (PCS = correct MTD selection; {study.mtd_rule.describe()})", 120))
+    designs = [d.name for d in study.designs]
+    print("\nSelection and allocation by dose (means over the trials, as BOIN's get.oc prints them)")
+    print(per_dose_table(res.oc, study.scenarios, designs, [d.label for d in study.doses]))
+    print("\nKey operating characteristics")
+    print(summary_table(res.oc, [s.name for s in study.scenarios], designs))
+    for line in fallback_notes(m["exact_fallbacks"], len(study.scenarios)):
+        print(line)
+    print("\n" + textwrap.fill(f"run directory: {out}  (trials.parquet, oc.csv, paired.csv, manifest.json; "
+                               f"{m['elapsed_s']:.1f} s)", 120, break_on_hyphens=False))
     return 0
 
 

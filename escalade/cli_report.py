@@ -11,6 +11,8 @@ loads every ``escalade/cli_*.py``).
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from collections.abc import Sequence
 
 __all__ = ["add_parser", "cmd_report", "cmd_diff"]
@@ -29,17 +31,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--xlsx", action="store_true", help="also export the tables to an Excel workbook")
     r.add_argument("--out", metavar="PATH", help="output path without suffix (default: RUN_DIR/report)")
     r.add_argument("--compare", metavar="RUN_A", help="add a section on the changes from this earlier run")
+    r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="one line per stage on stderr (default: when stderr is a terminal)")
     r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("diff", help="compare two runs of an amended protocol",
-                       description="Which inputs changed between RUN_A and RUN_B, and how each operating "
-                                   "characteristic moved, with the standard error of the change "
+                       description="Which inputs changed between RUN_A and RUN_B, then a summary of the key "
+                                   "operating characteristics that moved by more than 2 standard errors. The "
+                                   "standard error of a change is paired trial by trial when both runs share "
+                                   "virtual patients (same seed, trials and chunk size), else "
                                    "sqrt(se_A^2 + se_B^2); changes larger than 2 SE are marked *.")
     d.add_argument("run_a", metavar="RUN_A", help="run before the amendment")
     d.add_argument("run_b", metavar="RUN_B", help="run after the amendment")
     d.add_argument("--all", action="store_true", dest="all_metrics",
-                   help="list every characteristic (per dose too), not only the summary ones")
-    d.add_argument("--flagged", action="store_true", help="list only changes larger than 2 SE")
+                   help="after the summary, list every characteristic (per dose too)")
+    d.add_argument("--flagged", action="store_true",
+                   help="after the summary, list the characteristics that moved by more than 2 SE")
     d.add_argument("--report", action="store_true", help="also write the comparison as HTML/PDF")
     d.add_argument("--format", choices=["html", "pdf", "both"], default="both", dest="fmt",
                    help="format(s) of --report (default: both)")
@@ -52,9 +59,19 @@ def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from escalade.reports.load import load_run
     from escalade.reports.write import write_appendix
 
+    t0 = time.perf_counter()
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+
+    def progress(text: str) -> None:
+        if show:
+            print(f"report: {text}", file=sys.stderr, flush=True)
+
     run = load_run(args.run_dir)
     compare = load_run(args.compare) if args.compare else None
-    written = write_appendix(run, fmt=args.fmt, xlsx=args.xlsx, out=args.out, compare=compare)
+    progress(f"read {args.run_dir}: {len(run.scenarios)} scenarios x {len(run.designs)} designs "
+             f"({time.perf_counter() - t0:.1f} s)")
+    written = write_appendix(run, fmt=args.fmt, xlsx=args.xlsx, out=args.out, compare=compare, progress=progress)
+    progress(f"done ({time.perf_counter() - t0:.1f} s)")
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -64,14 +81,15 @@ def cmd_diff(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Run ``escalade diff``."""
     from escalade.reports.diff import diff_runs, format_diff
     from escalade.reports.load import load_run
+    from escalade.reports.tables import KEY_OC_ROWS
     from escalade.reports.write import write_diff_report
 
     a, b = load_run(args.run_a), load_run(args.run_b)
     diff = diff_runs(a, b)
-    if args.all_metrics:
-        print(format_diff(diff, metrics=None, only_flagged=args.flagged))
+    if args.all_metrics or args.flagged:
+        print(format_diff(diff, metrics=None if args.all_metrics else KEY_OC_ROWS, only_flagged=args.flagged))
     else:
-        print(format_diff(diff, only_flagged=args.flagged))
+        print(format_diff(diff, full=False))
     if args.report:
         for path in write_diff_report(a, b, fmt=args.fmt, out=args.out):
             print(f"wrote {path}")

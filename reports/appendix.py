@@ -1,38 +1,56 @@
 """The simulation appendix: one HTML page (self-contained) and the same content as a PDF.
 
-Sections, in order: 1. Summary (with the generated conclusion), 2. Methods per
-design, 3. Scenarios, 4. Operating characteristics per scenario, 5. Figures,
+Sections, in order: 1. Summary (the conclusion table and sentences, then the
+get.oc-style overview of every scenario x design), 2. Methods per design,
+3. Scenarios, 4. Operating characteristics per scenario, 5. Figures,
 6. Reproducibility, and optionally 7. Changes from a previous run
 (:mod:`escalade.reports.diff`). The HTML needs no network access: figures are
 PNG ``data:`` URIs, the stylesheet is inline, there is no script, and a
-Content-Security-Policy forbids loading anything else. The PDF is WeasyPrint's
-rendering of the very same HTML.
+Content-Security-Policy forbids loading anything else. ``manifest.json`` and
+the study file are attached as ``data:`` links (a download in a browser; an
+embedded file attachment in the PDF). The PDF is WeasyPrint's rendering of the
+very same HTML; tables wider than the page are split into parts
+(:func:`escalade.reports.tables.split_wide`) in both.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import json
 import logging
 import shlex
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from escalade.reports import plots
-from escalade.reports.conclusion import conclusion
+from escalade.reports.conclusion import conclusion, conclusion_table
 from escalade.reports.errors import ReportDependencyError
 from escalade.reports.formatting import dose_display
 from escalade.reports.load import RunData
 from escalade.reports.methods import methods_section
 from escalade.reports.optimal import optimal_doses
-from escalade.reports.tables import Cell, Table, scenario_tables, scenario_truth_table
+from escalade.reports.tables import (
+    Cell,
+    Table,
+    cross_scenario_tables,
+    scenario_tables,
+    scenario_truth_table,
+    split_wide,
+)
 from escalade.reports.templating import render
 
 if TYPE_CHECKING:
     from escalade.reports.diff import RunDiff
 
-__all__ = ["SECTIONS", "appendix_context", "render_html", "render_pdf", "regenerate_command"]
+__all__ = ["SECTIONS", "appendix_context", "render_html", "render_pdf", "regenerate_command", "manifest_table",
+           "attachments", "Progress"]
+
+#: ``progress(message)``: called once per stage of the report (the CLI prints it on stderr).
+Progress = Callable[[str], None]
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +141,52 @@ def _versions_table(run: RunData) -> Table:
     return Table("versions", "Package versions", ["Package", "Version"], rows)
 
 
-def _design_settings(run: RunData) -> str:
-    out = [{"name": d.name, "design": d.kind, "params_given": dict(d.params_given), "params": dict(d.params)}
-           for d in run.designs]
-    return json.dumps(out, indent=2, ensure_ascii=False, default=str)
+def _summarise(key: str, value: Any) -> str:
+    """A short text for one manifest field: scalars as they are, lists and maps by size and names."""
+    if key == "study_text":
+        return f"{len(str(value).splitlines())} lines (the study file, printed below and attached)"
+    if isinstance(value, list):
+        names = [str(v.get("name") or v.get("label") or v.get("scenario") or "") if isinstance(v, dict) else str(v)
+                 for v in value]
+        names = [n for n in names if n]
+        head = f"{len(value)} entr{'y' if len(value) == 1 else 'ies'}"
+        if names:
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            head += f": {shown}"
+        return head
+    if isinstance(value, dict):
+        if all(not isinstance(v, (dict, list)) for v in value.values()) and len(value) <= 6:
+            return ", ".join(f"{k} {v}" for k, v in value.items())
+        return f"{len(value)} fields: " + ", ".join(list(value)[:10]) + (", ..." if len(value) > 10 else "")
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def manifest_table(run: RunData) -> Table:
+    """Every top-level field of ``manifest.json`` with a one-line summary (the file itself is attached)."""
+    rows = [[Cell(k, header=True, css="code"), Cell(_summarise(k, v), css="text")]
+            for k, v in run.manifest.items()]
+    return Table("manifest-table", "Contents of manifest.json", ["Field", "Summary"], rows,
+                 "Every parameter of every design, with defaults filled in, is in the methods section (2) and in "
+                 "the attached manifest.json.")
+
+
+def attachments(run: RunData) -> list[dict[str, str]]:
+    """``manifest.json`` and the study file as ``data:`` URIs (``name``, ``href``, ``what``)."""
+    man = run.manifest
+    out = [{"name": "manifest.json", "what": "every input, setting and version of the run (JSON)",
+            "href": "data:application/json;base64," + base64.b64encode(
+                json.dumps(man, indent=2, ensure_ascii=False, default=str).encode("utf-8")).decode("ascii")}]
+    text = man.get("study_text")
+    if text:
+        name = Path(str(man.get("study_file") or "study.yaml")).name or "study.yaml"
+        out.append({"name": name, "what": "the study file of the run (YAML)",
+                    "href": "data:application/x-yaml;base64," + base64.b64encode(
+                        str(text).encode("utf-8")).decode("ascii")})
+    return out
 
 
 def _oc_intro(run: RunData) -> str:
@@ -140,12 +200,39 @@ def _oc_intro(run: RunData) -> str:
             f"3+3 algorithm is a planned end.")
 
 
+def _scenario_notes(run: RunData) -> list[tuple[str, str]]:
+    """One line per scenario that has a description or a tox-response association."""
+    out = []
+    for s in run.scenarios:
+        parts = [s.description.strip()] if s.description.strip() else []
+        if s.association:
+            parts.append(f"tox\u2013response association {s.association:g}")
+        if parts:
+            out.append((s.name, "; ".join(parts)))
+    return out
+
+
+def _stage(progress: Progress | None, t0: float, text: str) -> None:
+    if progress is not None:
+        progress(f"{text} ({time.perf_counter() - t0:.1f} s)")
+
+
 def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
-                     compare: RunDiff | None = None) -> dict[str, Any]:
-    """Everything the template needs, computed from the run (figures rendered here)."""
+                     compare: RunDiff | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Everything the template needs, computed from the run (figures rendered here).
+
+    ``progress`` (optional) is called with a short line after each stage.
+    """
+    t0 = time.perf_counter()
     gen = (generated or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
-    sections = [{"id": i, "title": f"{k + 1}. {t}"} for k, (i, t) in enumerate(SECTIONS)]
+    sections = [{"id": i, "number": k + 1, "title": t} for k, (i, t) in enumerate(SECTIONS)]
     optimal = optimal_doses(run)
+    # the conclusion table has text cells that wrap: it never needs parts
+    summary = {"conclusion_table": [conclusion_table(run)], "conclusion": conclusion(run),
+               "overview": [p for t in cross_scenario_tables(run) for p in split_wide(t)]}
+    _stage(progress, t0, "summary and conclusion")
+    methods = [methods_section(run, d, i) for i, d in enumerate(run.designs)]
+    _stage(progress, t0, f"methods text of {len(methods)} designs")
     scen_sections = []
     for k, s in enumerate(run.scenarios):
         tables = [replace(t, id=f"s{k + 1}-{t.id}") for t in scenario_tables(run, s)]
@@ -164,37 +251,41 @@ def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
         "run_dir": str(run.path),
         "sections": sections,
         "summary_facts": _summary_facts(run, gen),
-        "conclusion": conclusion(run),
-        "methods": [methods_section(run, d, i) for i, d in enumerate(run.designs)],
-        "truth_table": scenario_truth_table(run, optimal),
-        "scenario_notes": [(s.name, s.description) for s in run.scenarios if s.description]
-                          + [(s.name, f"tox\u2013response association {s.association:g}")
-                             for s in run.scenarios if s.association],
-        "curves_figure": plots.scenario_curves_figure(run, optimal),
+        **summary,
+        "methods": methods,
+        "truth_tables": split_wide(scenario_truth_table(run, optimal)),
+        "scenario_notes": _scenario_notes(run),
         "oc_intro": _oc_intro(run),
         "scenario_sections": scen_sections,
-        "summary_figure": plots.summary_figure(run),
-        "scenario_figures": [plots.selection_allocation_figure(run, s, k) for k, s in enumerate(run.scenarios)],
         "repro_facts": _repro_facts(run),
         "regenerate": regenerate_command(run),
         "recorded_command": run.manifest.get("command") or "",
         "study_file": str(run.manifest.get("study_file") or "STUDY.yaml"),
         "versions_table": _versions_table(run),
-        "design_settings": _design_settings(run),
+        "manifest_table": manifest_table(run),
+        "attachments": attachments(run),
         "study_text": str(run.manifest.get("study_text") or "(not recorded)"),
         "diff": None,
     }
+    _stage(progress, t0, f"tables of {len(run.scenarios)} scenarios")
+    ctx["curves_figure"] = plots.scenario_curves_figure(run, optimal)
+    ctx["summary_figure"] = plots.summary_figure(run)
+    ctx["scenario_figures"] = [plots.selection_allocation_figure(run, s, k) for k, s in enumerate(run.scenarios)]
+    _stage(progress, t0, f"{len(ctx['scenario_figures']) + 2} figures")
     if compare is not None:
         from escalade.reports.diff import diff_context
 
-        ctx["sections"].append({"id": "changes", "title": f"{len(SECTIONS) + 1}. Changes from the previous run"})
+        ctx["sections"].append({"id": "changes", "number": len(SECTIONS) + 1,
+                                "title": "Changes from the previous run"})
         ctx["diff"] = diff_context(compare)
     return ctx
 
 
-def render_html(run: RunData, *, generated: _dt.datetime | None = None, compare: RunDiff | None = None) -> str:
+def render_html(run: RunData, *, generated: _dt.datetime | None = None, compare: RunDiff | None = None,
+                progress: Progress | None = None) -> str:
     """The appendix as one self-contained HTML document."""
-    return render("appendix.html.j2", **appendix_context(run, generated=generated, compare=compare))
+    return render("appendix.html.j2", **appendix_context(run, generated=generated, compare=compare,
+                                                         progress=progress))
 
 
 def render_pdf(html: str, *, source: str | Path = "report") -> bytes:

@@ -1,12 +1,14 @@
-"""The plain-language conclusion of a run, written from its numbers.
+"""The conclusion of a run, written from its numbers: a small table, then one or two sentences.
 
-One paragraph for the summary page: which design selects the true MTD most
-often and in how many scenarios, by how much (paired differences from
-``paired.csv`` with their standard errors), how often a dose above the MTD is
-selected, the sample sizes, and what each design does when every dose is too
-toxic. Every number comes from ``oc.csv`` / ``paired.csv``; the text only
-compares them. Differences are called clear when they exceed two standard
-errors, and "not distinguishable" otherwise.
+The table has one row per scenario: the correct answer (the true MTD, or no
+dose when every dose is too toxic), the design that selected it most often,
+its lead over the runner-up and over the reference design (the study file's
+first) as a paired difference with its standard error (``paired.csv``, or
+paired trial by trial from ``trials.parquet``), and safety flags
+(:data:`SAFETY_RULES`). The sentences count the scenarios each design leads,
+and how many leads are clear (more than :data:`~escalade.reports.tables.FLAG_Z`
+standard errors). Every number comes from ``oc.csv`` / ``paired.csv``; the
+text only compares them.
 """
 
 from __future__ import annotations
@@ -14,11 +16,36 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from escalade.reports.formatting import fmt_number
-from escalade.reports.load import RunData, ScenarioInfo
-from escalade.reports.tables import FLAG_Z
+from dataclasses import dataclass
 
-__all__ = ["conclusion", "has_acceptable_dose"]
+from escalade.reports.formatting import fmt_difference, fmt_number
+from escalade.reports.load import RunData, ScenarioInfo
+from escalade.reports.tables import FLAG_Z, Cell, Table
+
+__all__ = ["conclusion", "conclusion_table", "has_acceptable_dose", "SafetyRule", "SAFETY_RULES",
+           "correct_metric", "scenario_leaders"]
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyRule:
+    """A design is flagged in a scenario when ``metric`` is above (or, with ``below``, under) ``limit``."""
+
+    metric: str
+    limit: float
+    text: str
+    below: bool = False
+    toxic_only: bool = False
+
+
+#: Safety flags of the conclusion table, in the spirit of the BOIN papers' "risk of overdosing" (Zhou et al.
+#: 2018, Clin Cancer Res 24:4921, table 2). A rule whose metric the run lacks is skipped.
+SAFETY_RULES: tuple[SafetyRule, ...] = (
+    SafetyRule("overdose_selection_pct", 25.0, "selects a dose above the true MTD in more than 25% of trials"),
+    SafetyRule("overdose60_pct", 10.0, "treats more than 60% of the maximum sample size above the true MTD in "
+               "more than 10% of trials"),
+    SafetyRule("select_none_pct", 80.0, "selects a dose in more than 20% of trials although every dose is too "
+               "toxic", below=True, toxic_only=True),
+)
 
 
 def has_acceptable_dose(scenario: ScenarioInfo, target: float) -> bool:
@@ -43,11 +70,6 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _pct_range(vals: Sequence[float]) -> str:
-    lo, hi = fmt_number(min(vals), 1), fmt_number(max(vals), 1)
-    return f"{lo}%" if lo == hi else f"{lo}% to {hi}%"
-
-
 def _difference(run: RunData, s: str, a: str, b: str, m: str) -> tuple[float, float, bool]:
     """Difference ``a - b`` of metric ``m``, its SE, and whether the SE is paired.
 
@@ -64,118 +86,43 @@ def _difference(run: RunData, s: str, a: str, b: str, m: str) -> tuple[float, fl
     return ca.value - cb.value, math.hypot(ca.se, cb.se), False
 
 
-def _pcs_sentences(run: RunData, scen: list[ScenarioInfo]) -> list[str]:
-    names = run.design_names
-    if not scen:
-        return []
-    pcs = {d: [_value(run, s.name, d, "correct_selection_pct") for s in scen] for d in names}
-    if len(names) == 1:
-        d = names[0]
-        return [f"{d} selected the true MTD in {_pct_range(pcs[d])} of trials across the {len(scen)} scenarios "
-                f"in which some dose is at or below the target DLT rate of {run.target:g}."]
-    wins = {d: 0 for d in names}
-    for i in range(len(scen)):
-        best = max(pcs[d][i] for d in names)
-        for d in names:
-            if pcs[d][i] == best:
-                wins[d] += 1
-    leader = max(names, key=lambda d: (wins[d], sum(pcs[d])))
-    out = [f"Across the {len(scen)} scenarios in which some dose is at or below the target DLT rate of "
-           f"{run.target:g}, {leader} selected the true MTD most often in {wins[leader]} of {len(scen)} "
-           f"({leader}: {_pct_range(pcs[leader])} of trials; "
-           + "; ".join(f"{d}: {_pct_range(pcs[d])}" for d in names if d != leader) + ")."]
+def correct_metric(run: RunData, scenario: ScenarioInfo) -> str:
+    """The metric that scores correct selection in ``scenario``: selecting no dose when every dose is too
+    toxic, else ``correct_selection_pct`` (both name the same number once oc.csv scores "no dose" itself)."""
+    return "correct_selection_pct" if has_acceptable_dose(scenario, run.target) else "select_none_pct"
+
+
+def scenario_leaders(run: RunData, scenario: ScenarioInfo) -> list[tuple[str, float]]:
+    """``(design, correct selection %)`` in decreasing order (ties: study-file order)."""
+    m = correct_metric(run, scenario)
+    vals = [(d, _value(run, scenario.name, d, m)) for d in run.design_names]
+    vals = [(d, v) for d, v in vals if math.isfinite(v)]
+    return sorted(vals, key=lambda t: -t[1])
+
+
+def _diff_text(run: RunData, s: str, a: str, b: str, m: str) -> tuple[str, float, float]:
+    d, se, _ = _difference(run, s, a, b, m)
     exact = bool(run.oc["exact"].all())
-    clauses, kinds = [], set()
-    for other in names:
-        if other == leader:
-            continue
-        diffs = [_difference(run, s.name, leader, other, "correct_selection_pct") for s in scen]
-        ok = [(d, se, paired) for d, se, paired in diffs if math.isfinite(d)]
-        if not ok:
-            continue
-        up = sum(1 for d, se, _ in ok if d > FLAG_Z * se)
-        down = sum(1 for d, se, _ in ok if d < -FLAG_Z * se)
-        lo, hi = min(ok, key=lambda t: t[0]), max(ok, key=lambda t: t[0])
-        kinds.add(all(p for _, _, p in ok))
-        if exact:
-            span = f"{fmt_number(lo[0], 1, sign=True)} to {fmt_number(hi[0], 1, sign=True)}"
-        else:
-            span = (f"{fmt_number(lo[0], 1, sign=True)} (SE {fmt_number(lo[1], 1)}) to "
-                    f"{fmt_number(hi[0], 1, sign=True)} (SE {fmt_number(hi[1], 1)})")
-        clauses.append((other, span, up, down, len(ok)))
-    if not clauses:
-        return out
-    if kinds == {True}:
-        kind = "paired on the same virtual patients"
-    elif exact:
-        kind = "computed exactly, without Monte Carlo error"
-    else:
-        kind = "with independent-samples SEs"
-    if len(clauses) == 1:
-        other, span, up, down, n = clauses[0]
-        clear = "it favoured" if exact else f"it exceeded {FLAG_Z:g} standard errors in favour of"
-        text = (f"Compared with {other} ({kind}), the difference in correct selection ranged from {span} "
-                f"percentage points; {clear} {leader} in {up} of {n} scenarios")
-        out.append(text + (f" and in favour of {other} in {down}." if down else "."))
-    else:
-        clear = "in favour of" if exact else f"more than {FLAG_Z:g} SE in favour of"
-        parts = [f"{span} versus {other} ({clear} {leader} in {up} of {n} scenarios"
-                 + (f", in favour of {other} in {down})" if down else ")") for other, span, up, down, n in clauses]
-        out.append(f"The difference in correct selection between {leader} and each other design ({kind}) ranged "
-                   f"over the scenarios from " + "; ".join(parts) + " percentage points.")
-    return out
+    text = fmt_difference(d, se, 1, exact=exact)
+    if math.isfinite(d) and (se > 0 and abs(d) > FLAG_Z * se or exact and abs(d) > 0):
+        text += " *"
+    return text, d, se
 
 
-def _ranges(run: RunData, scen: Sequence[ScenarioInfo], metric: str, unit: str) -> str:
-    """``0.0% to 11.3% with 3+3 and 0.0% to 22.0% with BOIN``."""
-    parts = []
-    for d in run.design_names:
-        v = [_value(run, s.name, d, metric) for s in scen]
-        lo, hi = fmt_number(min(v), 1) + unit, fmt_number(max(v), 1) + unit
-        parts.append(f"{lo} with {d}" if lo == hi else f"{lo} to {hi} with {d}")
-    return _join(parts)
-
-
-def _safety_sentences(run: RunData, scen: list[ScenarioInfo]) -> list[str]:
-    names = run.design_names
-    if not scen:
-        return []
-    out = [f"Over these scenarios, the share of trials selecting a dose above the true MTD ranged from "
-           f"{_ranges(run, scen, 'overdose_selection_pct', '%')}, and the mean number of patients treated above "
-           f"the true MTD from {_ranges(run, scen, 'patients_above_mtd', '')}."]
-    base = names[0]
-    counts = []
-    for other in names[1:]:
-        diffs = [_difference(run, s.name, other, base, "overdose_selection_pct") for s in scen]
-        more = sum(1 for d, se, _ in diffs if math.isfinite(d) and d > FLAG_Z * se)
-        less = sum(1 for d, se, _ in diffs if math.isfinite(d) and d < -FLAG_Z * se)
-        counts.append((other, more, less))
-    if len(counts) == 1:
-        other, more, less = counts[0]
-        out.append(f"{other} selected a dose above the true MTD clearly more often than {base} in {more} and "
-                   f"clearly less often in {less} of these {len(scen)} scenarios.")
-    elif counts:
-        out.append(f"Compared with {base}, a dose above the true MTD was selected clearly (> {FLAG_Z:g} SE) more "
-                   "often in " + _join([f"{m} scenarios by {o}" for o, m, _ in counts]) + " and clearly less "
-                   "often in " + _join([f"{lo} by {o}" for o, _, lo in counts]) + f", out of {len(scen)}.")
-    out.append(f"The mean sample size ranged from {_ranges(run, run.scenarios, 'sample_size', '')} "
-               f"(number of patients, over all {len(run.scenarios)} scenarios).")
-    return out
-
-
-def _toxic_sentences(run: RunData, toxic: list[ScenarioInfo]) -> list[str]:
+def _flags(run: RunData, s: ScenarioInfo) -> list[str]:
+    """``design: rule`` for every safety rule the design breaks in ``s``."""
+    toxic = not has_acceptable_dose(s, run.target)
     out = []
-    for s in toxic:
-        parts = []
-        for d in run.design_names:
-            c = run.cell(s.name, d, "select_none_pct")
-            if c is None:
+    for d in run.design_names:
+        hit = []
+        for r in SAFETY_RULES:
+            if r.toxic_only and not toxic:
                 continue
-            se = "exact" if c.exact else f"SE {fmt_number(c.se, 1)}"
-            parts.append(f"{d} in {fmt_number(c.value, 1)}% ({se})")
-        if parts:
-            out.append(f"When every dose is above the target (scenario \u201c{s.name}\u201d), the trial should "
-                       f"stop without selecting a dose: " + _join(parts) + " of trials did so.")
+            v = _value(run, s.name, d, r.metric)
+            if math.isfinite(v) and (v < r.limit if r.below else v > r.limit):
+                hit.append(str(SAFETY_RULES.index(r) + 1))
+        if hit:
+            out.append(f"{d} ({', '.join(hit)})")
     return out
 
 
@@ -196,10 +143,52 @@ def _optimal_sentences(run: RunData) -> list[str]:
                        f"than the MTD; it selected that optimal dose (by the true curves) in {_pct_range(sel)} "
                        f"of trials across the {len(sel)} scenarios that have one.")
     return out
+def conclusion_table(run: RunData) -> Table:
+    """Per scenario: correct answer, best design by correct selection, its paired lead over the runner-up and
+    over the reference design, and safety flags."""
+    ref = run.design_names[0]
+    cols = ["Scenario", "Correct answer", "Best (correct %)", "Runner-up (correct %)",
+            "Best − runner-up", f"Best − {ref}", "Safety flags"]
+    rows = []
+    for s in run.scenarios:
+        m = correct_metric(run, s)
+        lead = scenario_leaders(run, s)
+        answer = "no dose (stop)" if s.true_mtd is None else run.doses[s.true_mtd].label
+        row = [Cell(s.name, header=True), Cell(answer, css="text")]
+        if not lead:
+            rows.append(row + [Cell("\u2014", css="absent")] * 4 + [Cell("")])
+            continue
+        best, v = lead[0]
+        row.append(Cell(f"{best} ({fmt_number(v, 1)})", v, css="text"))
+        if len(lead) > 1:
+            second, v2 = lead[1]
+            row.append(Cell(f"{second} ({fmt_number(v2, 1)})", v2, css="text"))
+            text, d, se = _diff_text(run, s.name, best, second, m)
+            row.append(Cell(text, d, se, key={"scenario": s.name, "design": best, "versus": second, "metric": m,
+                                                    "table": "conclusion"}))
+        else:
+            row += [Cell("\u2014", css="absent"), Cell("\u2014", css="absent")]
+        if best != ref:
+            text, d, se = _diff_text(run, s.name, best, ref, m)
+            row.append(Cell(text, d, se, key={"scenario": s.name, "design": best, "versus": ref, "metric": m,
+                                                    "table": "conclusion"}))
+        else:
+            row.append(Cell("(is the reference)", css="text"))
+        flags = _flags(run, s)
+        row.append(Cell("; ".join(flags) if flags else "none", css="text flag" if flags else "text"))
+        rows.append(row)
+    exact = bool(run.oc["exact"].all())
+    se_how = ("computed exactly" if exact else
+              "difference (paired standard error) on the same virtual patients")
+    rules = " ".join(f"({k + 1}) {r.text}." for k, r in enumerate(SAFETY_RULES))
+    note = (f"Correct %: trials that selected the correct answer (the true MTD; no dose where every dose is too "
+            f"toxic). Differences in percentage points, {se_how}; * more than {FLAG_Z:g} SE. Safety flags: "
+            f"{rules}")
+    return Table("conclusion-table", "Best design per scenario", cols, rows, note)
 
 
 def conclusion(run: RunData) -> str:
-    """A one-paragraph conclusion in plain language, generated from ``oc.csv`` and ``paired.csv``.
+    """One or two plain sentences that read the conclusion table (:func:`conclusion_table`).
 
     Parameters
     ----------
@@ -211,15 +200,39 @@ def conclusion(run: RunData) -> str:
     str
         Plain text (the template escapes it).
     """
-    ok = [s for s in run.scenarios if has_acceptable_dose(s, run.target)]
-    toxic = [s for s in run.scenarios if not has_acceptable_dose(s, run.target)]
-    sentences = (_pcs_sentences(run, ok) + _safety_sentences(run, ok) + _optimal_sentences(run)
-                 + _toxic_sentences(run, toxic))
-    if bool(run.oc["exact"].all()):
-        sentences.append("All figures were computed exactly, by enumerating every possible trial, and have no "
-                         "Monte Carlo error.")
+    names = run.design_names
+    wins = {d: 0 for d in names}
+    clear: list[str] = []
+    flagged: dict[str, int] = {d: 0 for d in names}
+    for s in run.scenarios:
+        lead = scenario_leaders(run, s)
+        if lead:
+            wins[lead[0][0]] += 1
+            if len(lead) > 1:
+                d, se, _ = _difference(run, s.name, lead[0][0], lead[1][0], correct_metric(run, s))
+                if math.isfinite(d) and (d > FLAG_Z * se if se > 0 else d > 0):
+                    clear.append(f"{lead[0][0]} in \u201c{s.name}\u201d")
+        for f in _flags(run, s):
+            flagged[f.rsplit(" (", 1)[0]] += 1
+    n = len(run.scenarios)
+    order = sorted((d for d in names if wins[d]), key=lambda d: -wins[d])
+    parts = [f"{d} in {wins[d]}" for d in order]
+    parts[0] += f" of the {n} scenarios"
+    if clear:
+        tail = (f"; its lead over the runner-up exceeds {FLAG_Z:g} paired standard errors only for "
+                + _join(clear) + ", so elsewhere the best designs are not clearly distinguishable.")
     else:
-        sentences.append(f"All figures are based on {run.n_trials} simulated trials per scenario and design (seed "
-                         f"{run.seed}); differences smaller than {FLAG_Z:g} standard errors should not be read as "
-                         f"real differences between designs.")
-    return " ".join(sentences)
+        tail = (f"; no lead over the runner-up exceeds {FLAG_Z:g} paired standard errors, so the best designs are "
+                "not clearly distinguishable.")
+    first = "The design that selected the correct answer most often was " + _join(parts) + tail
+    if len(names) == 1:
+        first = f"{names[0]} was the only design simulated, in {n} scenarios."
+    risky = [f"{d} ({flagged[d]})" for d in names if flagged[d]]
+    second = ("Safety flags were raised for " + _join(risky) + " (number of scenarios; see the table)."
+              if risky else "No design raised a safety flag in any scenario.")
+    if bool(run.oc["exact"].all()):
+        second += " All figures were computed exactly and have no Monte Carlo error."
+    else:
+        second += (f" Figures are means over {run.n_trials} simulated trials per scenario and design; differences "
+                   f"within {FLAG_Z:g} standard errors are not evidence of a real difference.")
+    return f"{first} {second}"

@@ -8,18 +8,28 @@ characteristic of ``oc.csv``, the change ``B - A`` has the standard error
     \\operatorname{se}(B - A) = \\sqrt{\\operatorname{se}_A^2 + \\operatorname{se}_B^2},
 
 exact when the runs are independent, which they are when their seeds differ.
-With the same seed, the trial numbers and chunks of both runs draw the same
-virtual patients (common random numbers); their results are then positively
-correlated and this standard error is conservative (too large). Exactly
-enumerated values have no Monte Carlo error, so any change in them is real.
-A change is flagged when it exceeds two standard errors (or, with both values
-exact, when it is not zero).
+When both runs share virtual patients (same seed, number of trials and chunk
+size, and the scenario present under the same name, whose stable key spawns
+its patient streams), trial ``i`` of a scenario saw the same patients in both
+runs (common random numbers). For the metrics that are means of a per-trial
+quantity (:data:`escalade.reports.pairing.PAIRABLE`) the change is then paired
+trial by trial,
+
+.. math::
+
+    \\operatorname{se}(B - A) = \\operatorname{sd}_i(x_{B,i} - x_{A,i}) / \\sqrt{T},
+
+far smaller than the unpaired one, which stays in ``se_unpaired`` (and is
+conservative for the other metrics). Exactly enumerated values have no Monte
+Carlo error, so any change in them is real. A change is flagged when it exceeds
+two standard errors (or, with both values exact, when it is not zero).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import textwrap
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +42,11 @@ from escalade.reports.formatting import fmt_difference, fmt_number, metric_spec
 from escalade.reports.load import RunData
 from escalade.reports.tables import FLAG_Z, KEY_OC_ROWS, Cell, Table
 
-__all__ = ["InputChange", "RunDiff", "diff_runs", "format_diff", "diff_context", "diff_tables", "input_changes"]
+__all__ = ["InputChange", "RunDiff", "diff_runs", "format_diff", "diff_context", "diff_tables", "input_changes",
+           "shares_patients", "moved_summary", "moved_table", "SUMMARY_LINES"]
+
+#: Lines of the leading summary of ``escalade diff`` (largest moves first); ``--all`` lists everything.
+SUMMARY_LINES = 20
 
 _EXACT_TOL = 1e-9
 
@@ -78,14 +92,22 @@ class RunDiff:
     def n_flagged(self) -> int:
         return int(self.changes["flagged"].sum())
 
+    @property
+    def n_paired(self) -> int:
+        return int(self.changes["paired"].sum()) if "paired" in self.changes else 0
+
     def se_note(self) -> str:
         """How to read the standard errors of the changes, given the seeds."""
         if self.independent:
             return (f"The runs use different seeds ({self.a.seed} and {self.b.seed}), so they are independent and "
                     f"sqrt(se_A\u00b2 + se_B\u00b2) is the standard error of each change.")
+        paired = (f" {self.n_paired} changes (means of per-trial quantities: correct selection, no dose, "
+                  f"overdose selection, sample size, DLTs, patients above the MTD) are paired trial by trial on "
+                  f"the shared patients, with their paired SE; the others use sqrt(se_A\u00b2 + se_B\u00b2), "
+                  f"which overstates their standard error (conservative)." if self.n_paired else
+                  " sqrt(se_A\u00b2 + se_B\u00b2) overstates the standard error of a change (conservative).")
         return (f"Both runs use seed {self.a.seed}: unchanged scenarios and designs see the same virtual patients, "
-                f"so the runs are positively correlated and sqrt(se_A\u00b2 + se_B\u00b2) overstates the standard "
-                f"error of a change (conservative).")
+                f"so the runs are positively correlated." + paired)
 
 
 def _show(v: Any) -> str:
@@ -167,7 +189,10 @@ def diff_runs(a: RunData, b: RunData) -> RunDiff:
     keys = ["scenario", "design", "metric", "dose"]
     m = a.oc.merge(b.oc, on=keys, how="inner", suffixes=("_a", "_b"))
     change = m["value_b"] - m["value_a"]
-    se = np.sqrt(m["se_a"] ** 2 + m["se_b"] ** 2)
+    se_unpaired = np.sqrt(m["se_a"] ** 2 + m["se_b"] ** 2)
+    se_paired = _paired_ses(a, b, m)
+    paired = np.isfinite(se_paired)
+    se = np.where(paired, se_paired, se_unpaired)
     finite = np.isfinite(change)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, change / se, np.where(np.abs(change) > _EXACT_TOL, np.inf * np.sign(change), 0.0))
@@ -181,7 +206,8 @@ def diff_runs(a: RunData, b: RunData) -> RunDiff:
         **{k: m[k] for k in keys},
         "value_a": m["value_a"], "se_a": m["se_a"], "exact_a": m["exact_a"],
         "value_b": m["value_b"], "se_b": m["se_b"], "exact_b": m["exact_b"],
-        "change": change, "se_change": se, "z": z, "flagged": flagged,
+        "change": change, "se_change": se, "se_unpaired": se_unpaired, "paired": paired, "z": z,
+        "flagged": flagged,
         "truth_changed": m["scenario"].isin(truth),
     })
     changes = _sorted(changes, b)
@@ -191,6 +217,39 @@ def diff_runs(a: RunData, b: RunData) -> RunDiff:
         tuple(n for n in a.design_names if n not in b.design_names),
         tuple(n for n in b.design_names if n not in a.design_names), truth,
     )
+
+
+def shares_patients(a: RunData, b: RunData) -> bool:
+    """True when trial ``i`` of a scenario (by name) saw the same virtual patients in both runs: same seed,
+    number of trials and chunk size (patient streams are spawned from the seed, the scenario name's stable key
+    and the chunk index)."""
+    return (a.seed == b.seed and a.n_trials == b.n_trials
+            and a.manifest.get("chunk_size") == b.manifest.get("chunk_size"))
+
+
+def _paired_ses(a: RunData, b: RunData, m: pd.DataFrame) -> np.ndarray:
+    """Paired SE of ``B - A`` for each merged row that can be paired trial by trial, else NaN."""
+    from escalade.reports.pairing import PAIRABLE, per_trial_values
+
+    out = np.full(len(m), np.nan)
+    if not shares_patients(a, b):
+        return out
+    rows = np.flatnonzero(m["metric"].isin(PAIRABLE).to_numpy() & (m["dose"].astype(str) == "").to_numpy())
+    for i in rows:
+        r = m.iloc[i]
+        if bool(r["exact_a"]) or bool(r["exact_b"]):
+            continue
+        va = per_trial_values(a, r["scenario"], r["design"], r["metric"])
+        vb = per_trial_values(b, r["scenario"], r["design"], r["metric"])
+        if va is None or vb is None or len(va[0]) != len(vb[0]) or len(va[0]) < 2:
+            continue
+        if not np.array_equal(va[0], vb[0]):
+            continue
+        d = vb[1] - va[1]
+        if not np.all(np.isfinite(d)):
+            continue
+        out[i] = float(d.std(ddof=1) / math.sqrt(d.size))
+    return out
 
 
 def _sorted(changes: pd.DataFrame, run: RunData) -> pd.DataFrame:
@@ -245,17 +304,47 @@ def _ordered(diff: RunDiff, rows: pd.DataFrame) -> Iterable[tuple[str, pd.DataFr
         yield name, rows[rows["scenario"] == name]
 
 
-def format_diff(diff: RunDiff, *, metrics: Sequence[str] | None = KEY_OC_ROWS, only_flagged: bool = False) -> str:
-    """The comparison as terminal text: inputs changed, then one table per scenario.
+def moved_summary(diff: RunDiff, *, limit: int | None = SUMMARY_LINES) -> tuple[str, int]:
+    """The key characteristics (no per-dose rows) that moved by more than ``FLAG_Z`` SE, largest |z| first,
+    as a text table of at most ``limit`` rows; and how many moved in all."""
+    from escalade.reports.formatting import text_table
+
+    c = diff.changes
+    rows = c[c["flagged"] & c["metric"].isin(KEY_OC_ROWS) & (c["dose"].astype(str) == "")]
+    rows = rows.assign(_az=np.abs(rows["z"].to_numpy(dtype=float))).sort_values("_az", ascending=False,
+                                                                                 kind="stable")
+    n = len(rows)
+    if limit is not None:
+        rows = rows.head(limit)
+    out = []
+    for scen in dict.fromkeys(rows["scenario"]):  # scenarios in order of their largest move
+        body = []
+        for r in rows[rows["scenario"] == scen].itertuples(index=False):
+            label, va, vb, ch = _row_texts(r)
+            z = "exact" if not math.isfinite(r.z) else f"{r.z:+.1f}"
+            body.append([_plain(r.design), label, va, vb, ch + (" (paired)" if r.paired else ""), z])
+        truth = "  [true curves changed]" if scen in diff.truth_changed else ""
+        out += [f"{_plain(scen)}{truth}",
+                text_table(["  design", "characteristic", "A", "B", "change (SE)", "z"],
+                           [["  " + b[0]] + b[1:] for b in body], keep=2)]
+    return "\n".join(out), n
+
+
+def format_diff(diff: RunDiff, *, metrics: Sequence[str] | None = KEY_OC_ROWS, only_flagged: bool = False,
+                full: bool = True) -> str:
+    """The comparison as terminal text: inputs changed, a summary of what moved, then (``full``) one table
+    per scenario.
 
     Parameters
     ----------
     diff
         The comparison.
     metrics
-        Characteristics to list (default: the summary ones); ``None`` lists all.
+        Characteristics of the full list (default: the summary ones); ``None`` lists all.
     only_flagged
         List only changes larger than two standard errors.
+    full
+        Add the full list after the summary (``escalade diff --all``).
     """
     a, b = diff.a, diff.b
     lines = [f"A: {_plain(a.path)}  ({a.n_trials} trials, seed {a.seed})",
@@ -271,12 +360,22 @@ def format_diff(diff: RunDiff, *, metrics: Sequence[str] | None = KEY_OC_ROWS, o
                         ("designs only in A", diff.designs_only_a), ("designs only in B", diff.designs_only_b)):
         if names:
             lines.append(f"Not compared ({what}): {', '.join(_plain(n) for n in names)}")
-    rows = _select(diff, metrics)
+    if diff.truth_changed:
+        lines.append("True curves changed in: " + ", ".join(_plain(n) for n in sorted(diff.truth_changed)))
     total = len(diff.changes)
-    lines += ["", f"Change = B - A with SE sqrt(se_A^2 + se_B^2); * = larger than {FLAG_Z:g} SE. {diff.se_note()}",
+    lines += ["", textwrap.fill(f"Change = B - A; * = larger than {FLAG_Z:g} SE. {diff.se_note()}", 120),
               f"{diff.n_flagged} of {total} compared characteristics moved by more than {FLAG_Z:g} SE."]
+    table, n_moved = moved_summary(diff)
+    lines += ["", f"Key characteristics that moved by more than {FLAG_Z:g} SE ({n_moved}"
+              + (f"; the {SUMMARY_LINES} largest" if n_moved > SUMMARY_LINES else "") + "):"]
+    lines.append(table if n_moved else "  none")
+    if not full:
+        lines += ["", "escalade diff --all lists every characteristic (per dose too); --flagged only those moved."]
+        return "\n".join(lines)
+    rows = _select(diff, metrics)
     if only_flagged:
         rows = rows[rows["flagged"]]
+    lines += ["", "Full list" + (" (changes larger than 2 SE)" if only_flagged else "") + ":"]
     for scen, part in _ordered(diff, rows):
         truth = "  [true curves changed]" if scen in diff.truth_changed else ""
         lines += ["", f"{_plain(scen)}{truth}"]
@@ -312,6 +411,30 @@ def diff_tables(diff: RunDiff, *, metrics: Sequence[str] | None = None) -> list[
     return out
 
 
+def moved_table(diff: RunDiff, *, limit: int | None = SUMMARY_LINES) -> Table:
+    """The key characteristics that moved by more than ``FLAG_Z`` SE, largest |z| first (HTML/PDF summary)."""
+    c = diff.changes
+    rows = c[c["flagged"] & c["metric"].isin(KEY_OC_ROWS) & (c["dose"].astype(str) == "")]
+    rows = rows.assign(_az=np.abs(rows["z"].to_numpy(dtype=float))).sort_values("_az", ascending=False,
+                                                                                 kind="stable")
+    n = len(rows)
+    if limit is not None:
+        rows = rows.head(limit)
+    body = []
+    for r in rows.itertuples(index=False):
+        label, va, vb, ch = _row_texts(r)
+        key = {"scenario": r.scenario, "design": r.design, "metric": r.metric, "dose": r.dose}
+        body.append([Cell(r.scenario, header=True), Cell(r.design, header=True), Cell(label, header=True),
+                     Cell(va, r.value_a, r.se_a, bool(r.exact_a)), Cell(vb, r.value_b, r.se_b, bool(r.exact_b)),
+                     Cell(ch + (" (paired)" if r.paired else ""), r.change, r.se_change, False, key, "flag")])
+    more = f" The {limit} largest of {n} are shown; the tables below list every change." if limit and n > limit \
+        else ""
+    note = ("No key characteristic moved by more than {:g} SE.".format(FLAG_Z) if not n else
+            f"Largest moves first (|change| / SE).{more}")
+    return Table("diff-moved", f"Key characteristics that moved by more than {FLAG_Z:g} SE", ["Scenario", "Design",
+                 "Characteristic", "A (before)", "B (after)", "Change B \u2212 A (SE)"], body, note)
+
+
 def diff_context(diff: RunDiff) -> dict[str, Any]:
     """What ``diff_section.html.j2`` needs."""
     inputs = Table("diff-inputs", "Inputs changed", ["Input", "A (before)", "B (after)"],
@@ -330,5 +453,6 @@ def diff_context(diff: RunDiff) -> dict[str, Any]:
         "n_flagged": diff.n_flagged,
         "n_compared": len(diff.changes),
         "flag_z": f"{FLAG_Z:g}",
+        "moved": moved_table(diff),
         "tables": diff_tables(diff),
     }

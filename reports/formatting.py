@@ -10,13 +10,17 @@ defined (ORR at the selected dose when no trial selected one) is ``n/a``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from escalade.reports.load import DoseInfo, OcCell
 
 __all__ = ["MetricSpec", "METRICS", "metric_spec", "fmt_number", "fmt_cell", "fmt_difference",
-           "fmt_amount", "dose_display", "dose_phrase", "NOT_AVAILABLE"]
+           "fmt_amount", "dose_display", "dose_phrase", "NOT_AVAILABLE", "text_table", "TERMINAL_WIDTH"]
+
+#: Terminal tables are split into blocks of columns that fit this many characters.
+TERMINAL_WIDTH: Final[int] = 120
 
 NOT_AVAILABLE: Final[str] = "n/a"
 
@@ -63,8 +67,52 @@ METRICS: Final[dict[str, MetricSpec]] = {m.name: m for m in (
 
 
 def metric_spec(metric: str) -> MetricSpec:
-    """The display spec of ``metric``; unknown metrics get their own name and 3 decimals."""
-    return METRICS.get(metric) or MetricSpec(metric, metric.replace("_", " "), 3)
+    """The display spec of ``metric``; unknown metrics get their own name (``_pct``: "(%)", 1 decimal;
+    others 3 decimals), so that a characteristic added to oc.csv is shown, never dropped."""
+    if metric in METRICS:
+        return METRICS[metric]
+    if metric.endswith("_pct"):
+        text = metric[:-4].replace("_", " ")
+        return MetricSpec(metric, f"{text[:1].upper()}{text[1:]} (%)", 1, "%")
+    text = metric.replace("_", " ")
+    return MetricSpec(metric, text[:1].upper() + text[1:], 3)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, keep: int = 1,
+               width: int = TERMINAL_WIDTH, gap: int = 2) -> str:
+    """A plain-text table, first column left-aligned and the others right-aligned, split into blocks of
+    columns that each fit ``width`` characters (the first ``keep`` columns repeated in each block).
+
+    Examples
+    --------
+    >>> print(text_table(["design", "a", "b"], [["3+3", "1.0", "22.5"]], width=40))
+    design    a     b
+    3+3     1.0  22.5
+    """
+    ncol = len(header)
+    w = [max([len(str(header[j]))] + [len(str(r[j])) for r in rows if j < len(r)]) for j in range(ncol)]
+    fixed = sum(w[:keep]) + gap * keep
+    blocks: list[list[int]] = []
+    for j in range(keep, ncol):
+        if blocks and fixed + sum(w[k] + gap for k in blocks[-1]) + w[j] <= width:
+            blocks[-1].append(j)
+        else:
+            blocks.append([j])
+    blocks = blocks or [[]]
+
+    def line(cells: Sequence[str], cols: Sequence[int]) -> str:
+        parts = [f"{str(cells[j]) if j < len(cells) else '':<{w[j]}}" if j < keep else
+                 f"{str(cells[j]) if j < len(cells) else '':>{w[j]}}" for j in cols]
+        return (" " * gap).join(parts).rstrip()
+
+    out = []
+    for b, cols in enumerate(blocks):
+        cols = list(range(keep)) + cols
+        if b:
+            out.append("")
+        out.append(line(header, cols))
+        out += [line(r, cols) for r in rows]
+    return "\n".join(out)
 
 
 def fmt_number(value: float, decimals: int, *, sign: bool = False) -> str:

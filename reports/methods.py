@@ -28,12 +28,34 @@ from escalade.reports.plots import FigureImage
 from escalade.reports.tables import Cell, Table
 
 __all__ = ["MethodsSection", "methods_section", "generic_methods", "parameter_table", "fmt_param",
-           "methods_writer", "STUDY_LEVEL_PARAMS", "trial_setting_sentence"]
+           "methods_writer", "STUDY_LEVEL_PARAMS", "trial_setting_sentence", "COMMON_MEANINGS"]
 
 log = logging.getLogger(__name__)
 
 #: Parameters a design takes from the study settings when its params do not set them.
 STUDY_LEVEL_PARAMS: frozenset[str] = frozenset(registry.STUDY_SETTINGS)
+
+#: Meanings of parameters that many designs share (a design's own table takes precedence).
+COMMON_MEANINGS: dict[str, str] = {
+    "target": "target DLT rate \u03c6 at the MTD",
+    "n_doses": "number of dose levels",
+    "cohort_size": "patients per cohort",
+    "max_n": "maximum sample size",
+    "start_dose": "dose of the first cohort",
+    "doses": "dose amounts",
+    "p_saf": "\u03c61: highest DLT rate deemed sub-therapeutic (default 0.6\u03c6)",
+    "p_tox": "\u03c62: lowest DLT rate deemed overly toxic (default 1.4\u03c6)",
+    "cutoff_eli": "posterior probability cut-off for eliminating a dose (too toxic)",
+    "extrasafe": "extra safety stopping rule at the lowest dose",
+    "offset": "how much lower the extra-safe cut-off is than cutoff_eli",
+    "n_earlystop": "stop once this many patients are treated at the current dose",
+    "bound_mtd": "the selected MTD's estimated DLT rate must not exceed \u03bbd",
+    "titration": "accelerated titration (one patient per dose) until the first DLT",
+    "safety_threshold": "stop if Pr(DLT probability at the lowest dose > \u03c6) exceeds this",
+    "safety_min_n": "patients needed before the safety stop applies",
+    "stop_n_at_dose": "stop when this many patients have been treated at the recommended dose",
+    "min_n": "no stop other than for safety before this many patients",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,21 +130,33 @@ def fmt_param(run: RunData, name: str, value: Any) -> str:
 
 
 def parameter_table(run: RunData, design: DesignInfo, index: int,
-                    descriptions: Mapping[str, str] | None = None) -> Table:
-    """Every parameter of ``design`` (defaults filled in), with its source and meaning."""
-    descriptions = descriptions or {}
+                    descriptions: Mapping[str, str] | None = None, *,
+                    derived: Mapping[str, tuple[str, str]] | None = None) -> Table:
+    """Every parameter of ``design`` (defaults filled in), with its source and meaning.
+
+    ``derived`` maps a parameter that the study left unset to ``(value text, how it was derived)``: the
+    value the design computed is shown, with the source "derived", instead of "not set".
+    """
+    descriptions = {**COMMON_MEANINGS, **(descriptions or {})}
+    derived = derived or {}
     rows = []
     for name, value in design.params.items():
+        shown = fmt_param(run, name, value)
+        meaning = descriptions.get(name, "")
         if name in design.params_given:
             source = "study file"
+        elif value is None and name in derived:
+            shown, how = derived[name]
+            source = "derived"
+            meaning = f"{meaning}; {how}" if meaning else how
         elif name in STUDY_LEVEL_PARAMS:
             source = "study setting"
         else:
             source = "default"
-        rows.append([Cell(name, header=True, css="code"), Cell(fmt_param(run, name, value)), Cell(source),
-                     Cell(descriptions.get(name, ""))])
+        rows.append([Cell(name, header=True, css="code"), Cell(shown), Cell(source), Cell(meaning)])
     return Table(f"params-{index + 1}", f"Parameters of {design.name}", ["Parameter", "Value", "Source", "Meaning"],
-                 rows, "Source: set in the study file, taken from the study settings, or the design's default.")
+                 rows, "Source: set in the study file, taken from the study settings, the design's default, or "
+                       "derived by the design from other settings.")
 
 
 def trial_setting_sentence(run: RunData) -> str:

@@ -41,6 +41,46 @@ _PARAMETERS = {
     "coded_doses": "x = log dose \u2212 mean log dose",
 }
 
+_PRIOR_NAMES = ("alpha", "beta", "gamma", "zeta", "eta", "psi")
+
+_PARAMETERS.update({
+    "p": "exponent p of the utility contour (None: solved from the three contour points)",
+    "prior_prob_eff": "elicited prior mean response probability at each dose",
+    "prior_prob_tox": "elicited prior mean DLT probability at each dose",
+    "prior_ess_eff": "effective sample size of the efficacy prior (Thall et al. 2014)",
+    "prior_ess_tox": "effective sample size of the toxicity prior (Thall et al. 2014)",
+    "n_points": "quasi-random points of the posterior integration",
+    "pilot_points": "points of the pilot fit that centres the importance sampler",
+    "min_ess": "lowest importance-sampling effective sample size before the fallback",
+    "qmc_seed": "seed of the fixed quasi-random point set (decisions are deterministic)",
+    "n_threads": "threads of the posterior computation (never changes results)",
+    "prior_mean": "prior means of (\u03b1, \u03b2, \u03b3, \u03b6, \u03b7, \u03c8) as used",
+    "prior_sd": "prior standard deviations of (\u03b1, \u03b2, \u03b3, \u03b6, \u03b7, \u03c8) as used",
+})
+for _n, _sym in zip(_PRIOR_NAMES, ("\u03b1", "\u03b2", "\u03b3", "\u03b6", "\u03b7", "\u03c8")):
+    _PARAMETERS.setdefault(f"{_n}_mean", f"prior mean of {_sym}")
+    _PARAMETERS.setdefault(f"{_n}_sd", f"prior standard deviation of {_sym}")
+
+
+def _derived(design: DesignInfo) -> dict[str, tuple[str, str]]:
+    """Values the design derived for the parameters the study left unset (priors, contour exponent)."""
+    p = design.params
+    out: dict[str, tuple[str, str]] = {}
+    how = ("derived from the elicited prior probabilities by effective sample size (Thall et al. 2014)"
+           if p.get("prior_prob_eff") is not None else "the design's default prior")
+    mean, sd = p.get("prior_mean"), p.get("prior_sd")
+    if mean is not None and sd is not None and len(mean) == len(_PRIOR_NAMES) == len(sd):
+        for i, n in enumerate(_PRIOR_NAMES):
+            out[f"{n}_mean"] = (fmt_number(float(mean[i]), 4), how)
+            out[f"{n}_sd"] = (fmt_number(float(sd[i]), 4), how)
+    if p.get("prior_prob_eff") is None:
+        for k in ("prior_prob_eff", "prior_prob_tox"):
+            out[k] = ("not used", "no elicited probabilities: the prior means and SDs above apply")
+    if p.get("contour_p") is not None:
+        out["p"] = (fmt_number(float(p["contour_p"]), 4), "solved from the three contour points")
+    return out
+
+
 _PARAM_LABELS = {"alpha": "\u03b1 (toxicity intercept)", "beta": "\u03b2 (toxicity slope)",
                  "gamma": "\u03b3 (efficacy intercept)", "zeta": "\u03b6 (efficacy slope)",
                  "eta": "\u03b7 (efficacy quadratic term)", "psi": "\u03c8 (association)"}
@@ -116,5 +156,6 @@ def efftox_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSecti
           f"(1, {float(p['tox1']):g}) and ({float(p['eff_star']):g}, {float(p['tox_star']):g}), giving "
           f"p = {float(p['contour_p']):.4f} (figure below).")
     return MethodsSection(design.name, design.kind, "EffTox: efficacy-toxicity trade-off design",
-                          [p1, p2, p3, p4], parameter_table(run, design, index, _PARAMETERS),
+                          [p1, p2, p3, p4], parameter_table(run, design, index, _PARAMETERS,
+                                                            derived=_derived(design)),
                           [_prior_table(design, index)], [contour_figure(design, index)], EFFTOX_REFERENCES)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from escalade.reports.formatting import dose_phrase
 from escalade.reports.load import DesignInfo, RunData
 from escalade.reports.methods import MethodsSection, parameter_table, trial_setting_sentence
-from escalade.reports.tables import Cell, Table
+from escalade.reports.tables import Cell, Table, split_wide
 
-__all__ = ["tite_boin_methods", "tite_crm_methods", "boin12_methods"]
+__all__ = ["tite_boin_methods", "tite_crm_methods", "boin12_methods", "tite_boin_table", "boin12_rds_tables",
+           "TITE_BOIN_PARAMETERS", "TITE_CRM_PARAMETERS", "BOIN12_PARAMETERS"]
 
 TITE_BOIN_REFERENCES = (
     "Yuan Y, Lin R, Li D, Nie L, Warren KE. Time-to-event Bayesian optimal interval design to accelerate "
@@ -30,6 +31,36 @@ BOIN12_REFERENCES = (
     "utility-based dose finding in immunotherapy and targeted therapies. JCO Precision Oncology 2020; "
     "4:1393\u20131402.",
 )
+
+
+TITE_BOIN_PARAMETERS: dict[str, str] = {
+    "max_pending": "suspend accrual when more than this fraction of the patients at the current dose are pending",
+    "deescalate_below_target": "let imputed DLTs alone trigger de-escalation when the observed rate is below "
+                               "the target",
+}
+TITE_CRM_PARAMETERS: dict[str, str] = {
+    "skeleton": "prior guesses of the DLT probability at each dose",
+    "model": "dose-toxicity model (empiric = power, or one-parameter logistic)",
+    "intercept": "intercept a0 of the logistic model",
+    "prior_var": "prior variance \u03c3\u00b2 of \u03b2",
+    "scheme": "weight of a patient without DLT: the fraction of the DLT window observed (linear) or adaptive",
+    "conf_level": "level of the reported interval of each dose's DLT probability",
+    "no_skip": "limit on escalation (current: one level above the current dose; tried: above the highest tried)",
+    "coherence": "no escalation after a cohort with DLT fraction \u2265 \u03c6 (fraction) or any DLT (any)",
+}
+BOIN12_PARAMETERS: dict[str, str] = {
+    "target": "\u03c6T: highest acceptable DLT rate",
+    "phi_e": "\u03c6E: lowest acceptable response rate",
+    "u11": "utility of response with DLT (response without DLT = 100, DLT without response = 0)",
+    "u00": "utility of neither response nor DLT",
+    "cutoff_eli": "cT: a dose is not admissible when Pr(DLT rate > \u03c6T) exceeds this",
+    "cutoff_eli_eff": "cE: a dose is not admissible when Pr(response rate < \u03c6E) exceeds this",
+    "n_star": "N*: with at least this many patients at the current dose, escalation needs an estimated DLT "
+              "rate \u2264 \u03bbe",
+    "n_explore": "with at least this many patients at the current dose and the next dose untried, escalate",
+    "prior_alpha": "Beta prior of the quasi-binomial utility: \u03b1",
+    "prior_beta": "Beta prior of the quasi-binomial utility: \u03b2",
+}
 
 
 def _start(run: RunData, design: DesignInfo) -> str:
@@ -57,25 +88,99 @@ def tite_boin_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSe
           "below lists every decision with pending patients. Accrual is suspended when more than "
           f"{cfg.max_pending:.0%} of the patients at the current dose are pending. Elimination of toxic doses "
           "and the final isotonic selection of the MTD are those of BOIN, on complete data.")
-    rows = []
-    for r in tite_boin_rules(cfg, [cs * k for k in range(1, 4)]):
-        y = f"\u2265{r.y}" if r.y_max is not None and r.y_max > r.y else str(r.y)
-        pend = str(r.pending_min) if r.pending_min == r.pending_max else f"{r.pending_min}\u2013{r.pending_max}"
-        if r.escalate_at is not None or r.deescalate_at is not None:
-            parts = []
-            if r.escalate_at is not None:
-                parts.append(f"escalate if STFT \u2265 {r.escalate_at:.2f}")
-            if r.deescalate_at is not None:
-                parts.append(f"de-escalate if STFT \u2264 {r.deescalate_at:.2f}")
-            act = "; ".join(parts) + "; otherwise stay"
-        else:
-            act = {"suspend": "suspend accrual"}.get(r.action, r.action)
-        rows.append([Cell(str(r.n)), Cell(y), Cell(pend), Cell(act)])
-    table = Table(f"tite-boin-{index + 1}", "TITE-BOIN decisions with pending patients",
-                  ["Patients at dose", "DLTs observed", "Pending", "Decision"], rows,
-                  "STFT = sum over pending patients of follow-up / DLT window.")
+    table = tite_boin_table(cfg, index)
     return MethodsSection(design.name, design.kind, "Time-to-event BOIN (TITE-BOIN) design", [p1, p2],
-                          parameter_table(run, design, index), [table], (), TITE_BOIN_REFERENCES)
+                          parameter_table(run, design, index, TITE_BOIN_PARAMETERS), [table], (),
+                          TITE_BOIN_REFERENCES)
+
+
+def _tite_action(r: object) -> str:
+    """The decision of one TITE-BOIN rule, in words."""
+    if r.escalate_at is not None or r.deescalate_at is not None:
+        parts = []
+        if r.escalate_at is not None:
+            parts.append(f"escalate if STFT \u2265 {r.escalate_at:.2f}")
+        if r.deescalate_at is not None:
+            parts.append(f"de-escalate if STFT \u2264 {r.deescalate_at:.2f}")
+        return ", ".join(parts) + ", else stay"
+    return {"suspend": "suspend accrual"}.get(r.action, r.action)
+
+
+def tite_boin_table(cfg: object, index: int) -> Table:
+    """The complete TITE-BOIN decision table, every cohort multiple up to ``max_n``: one row per number of
+    patients n and DLTs y, listing the decision for each number of pending patients."""
+    from escalade.design.tite_boin import tite_boin_rules
+
+    rows = []
+    by_ny: dict[tuple[int, str], list[str]] = {}
+    for r in tite_boin_rules(cfg):
+        y = f"\u2265 {r.y}" if r.y_max is not None and r.y_max > r.y else str(r.y)
+        pend = str(r.pending_min) if r.pending_min == r.pending_max else f"{r.pending_min}\u2013{r.pending_max}"
+        by_ny.setdefault((r.n, y), []).append(f"{pend}: {_tite_action(r)}")
+    last_n = None
+    for (n, y), acts in by_ny.items():
+        rows.append([Cell(str(n) if n != last_n else "", header=True), Cell(y),
+                     Cell("; ".join(acts), css="text")])
+        last_n = n
+    return Table(f"tite-boin-{index + 1}", "TITE-BOIN decisions with pending patients (complete)",
+                 ["Patients at dose (n)", "DLTs observed (y)", "Pending patients: decision"], rows,
+                 f"Every cohort multiple of n up to {cfg.max_n}. STFT = standardised total follow-up time: the "
+                 "sum over pending patients of their follow-up divided by the DLT window. With no patient "
+                 "pending the decision is BOIN's.")
+
+
+#: BOIN12 score tables hold rows of n up to this many patients in one band (one column per response count).
+_RDS_BAND: int = 14
+
+
+def boin12_rds_tables(cfg: object, index: int) -> list[Table]:
+    """The complete BOIN12 rank-based desirability table (Lin et al. 2020, table 3), every cohort multiple
+    up to ``max_n``: rows = patients n and DLTs, columns = responses; E where the dose is not admissible.
+
+    Rows of n up to :data:`_RDS_BAND` form one table; larger n another, split into parts across the page
+    (:func:`~escalade.reports.tables.split_wide`). With non-additive utilities a cell holds the range of the
+    scores over the number of patients with both outcomes.
+    """
+    from escalade.design.boin12 import boin12_rds_table
+
+    df = boin12_rds_table(cfg)
+    df = df[df["n"] > 0]
+    cells: dict[tuple[int, int, int], str] = {}
+    for (n, y, e), g in df.groupby(["n", "dlt", "response"]):
+        r = g["rds"][g["admissible"]].dropna()
+        if r.empty:
+            cells[(int(n), int(y), int(e))] = "E"
+        else:
+            lo, hi = f"{r.min():.0f}", f"{r.max():.0f}"
+            cells[(int(n), int(y), int(e))] = lo if lo == hi else f"{lo}\u2013{hi}"
+    ns = sorted({k[0] for k in cells})
+    bands = [b for b in ([n for n in ns if n <= _RDS_BAND], [n for n in ns if n > _RDS_BAND]) if b]
+    out: list[Table] = []
+    for k, band in enumerate(bands):
+        top = max(band)
+        rows = []
+        for n in band:
+            eliminated = [all(cells[(n, y, e)] == "E" for e in range(n + 1)) for y in range(n + 1)]
+            first_all_e = next((y for y in range(n + 1) if all(eliminated[y:])), None)
+            for y in range(n + 1):
+                if first_all_e is not None and y > first_all_e:
+                    break
+                label = f"\u2265 {y}" if y == first_all_e and y < n else str(y)
+                row = [Cell(str(n) if y == 0 else "", header=True), Cell(label)]
+                for e in range(top + 1):
+                    text = "\u2014" if e > n else cells[(n, y, e)]
+                    row.append(Cell(text, css="absent" if text in ("E", "\u2014") else ""))
+                rows.append(row)
+        span = f"n = {band[0]} to {top}" if len(band) > 1 else f"n = {top}"
+        note = ("Rows: n patients treated at the dose and their DLTs; columns: number of responses. Higher RDS "
+                "= more desirable. E: the dose is eliminated (not admissible) after that outcome; \u2014: more "
+                "responses than patients (not possible). Every cohort multiple of n up to the maximum sample "
+                f"size ({ns[-1]}) is shown across {len(bands)} table{'s' if len(bands) > 1 else ''}.")
+        table = Table(f"boin12-{index + 1}" + ("" if k == 0 else f"-{k + 1}"),
+                      f"BOIN12 rank-based desirability scores (RDS), {span}", ["n", "DLTs"] +
+                      [str(e) for e in range(top + 1)], rows, note if k == len(bands) - 1 else "", keep=2)
+        out += split_wide(table, drop_empty=True)
+    return out
 
 
 def tite_crm_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSection:
@@ -93,7 +198,7 @@ def tite_crm_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSec
           f"follow-up; a patient with a DLT has weight 1. The next cohort receives the dose whose posterior "
           f"DLT probability is closest to the target, without skipping untried doses.")
     return MethodsSection(design.name, design.kind, "Time-to-event CRM (TITE-CRM)", [p1, p2],
-                          parameter_table(run, design, index), (), (), TITE_CRM_REFERENCES)
+                          parameter_table(run, design, index, TITE_CRM_PARAMETERS), (), (), TITE_CRM_REFERENCES)
 
 
 def boin12_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSection:
@@ -115,12 +220,6 @@ def boin12_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSecti
           f"when Pr(DLT rate > {cfg.target:g}) > {cfg.cutoff_eli:g} or Pr(response rate < {cfg.phi_e:g}) > "
           f"{cfg.cutoff_eli_eff:g}. At the end, the OBD is the admissible dose with the highest estimated "
           f"utility.")
-    df = boin12_rds_table(cfg)
-    df = df[df["n"].isin([cfg.cohort_size, 2 * cfg.cohort_size])]
-    rows = [[Cell(str(int(r.n))), Cell(str(int(r.dlt))), Cell(str(int(r.response))), Cell(f"{r.rds:.0f}"),
-             Cell("yes" if r.admissible else "no")] for r in df.itertuples()]
-    table = Table(f"boin12-{index + 1}", "BOIN12 rank-based desirability scores (RDS)",
-                  ["Patients", "DLTs", "Responses", "RDS", "Admissible"], rows,
-                  "Higher RDS = more desirable; the full table extends to the maximum sample size.")
+    tables = boin12_rds_tables(cfg, index)
     return MethodsSection(design.name, design.kind, "BOIN12 phase I/II design", [p1, p2],
-                          parameter_table(run, design, index), [table], (), BOIN12_REFERENCES)
+                          parameter_table(run, design, index, BOIN12_PARAMETERS), tables, (), BOIN12_REFERENCES)

@@ -69,8 +69,20 @@ def _t(text: str, width: int | None = None) -> str:
 
 
 def design_colours(names: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """Colour and hatch of each design, by position in the study file."""
-    return {n: (OKABE_ITO[i % len(OKABE_ITO)], _HATCHES[i % len(_HATCHES)]) for i, n in enumerate(names)}
+    """Colour and hatch of each design, by position in the study file.
+
+    Colours cycle through the palette and hatches shift by one at each cycle, so that no two of up to
+    64 designs share both colour and hatch.
+    """
+    nc, nh = len(OKABE_ITO), len(_HATCHES)
+    return {n: (OKABE_ITO[i % nc], _HATCHES[(i + i // nc) % nh]) for i, n in enumerate(names)}
+
+
+def _legend_columns(labels: Sequence[str], width_in: float) -> int:
+    """Legend columns that fit ``width_in`` inches (about 0.075 in per character at the legend font, plus
+    the handle), so that a legend of many designs wraps onto rows instead of running off the figure."""
+    per = 0.075 * max((len(lab) for lab in labels), default=1) + 0.55
+    return max(1, min(len(labels), int(width_in // per)))
 
 
 def png_bytes(fig: Figure) -> bytes:
@@ -80,14 +92,15 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _dose_axis(run: RunData, *, with_none: bool = False) -> tuple[list[str], str]:
-    """Tick labels ("DL1\\n10⁵") and the axis label with the common unit."""
+def _dose_axis(run: RunData, *, with_none: bool = False, vertical: bool = False) -> tuple[list[str], str]:
+    """Tick labels ("DL1\\n10⁵"; one line "DL1 (10⁵)" with ``vertical``) and the axis label with the common
+    unit."""
     units = {d.unit for d in run.doses}
     common = units.pop() if len(units) == 1 else None
     ticks = []
     for d in run.doses:
         amt = fmt_amount(d.amount) + ("" if common is not None or not d.unit else f" {d.unit}")
-        ticks.append(_t(f"{d.label}\n{amt}"))
+        ticks.append(_t(f"{d.label} ({amt})" if vertical else f"{d.label}\n{amt}"))
     if with_none:
         ticks.append("none")
     label = f"Dose level ({_t(common)})" if common else "Dose level"
@@ -100,6 +113,20 @@ def _style(ax) -> None:
     ax.tick_params(labelsize=_FONT["tick"])
     ax.grid(axis="y", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
+
+
+def _crowded(run: RunData, panel_in: float, extra: int = 0, font: float = _FONT["tick"]) -> bool:
+    """True when horizontal two-line dose ticks (``font`` points) would overprint in a panel ``panel_in``
+    inches wide (about 0.45 in of it goes to the y axis; a character is about 0.6 em wide)."""
+    n = len(run.doses) + extra
+    chars = max(max(len(d.label), len(fmt_amount(d.amount))) for d in run.doses)
+    return n * (chars * 0.6 * font / 72 + 0.06) > 0.9 * (panel_in - 0.45)
+
+
+def _set_dose_ticks(ax, ticks: Sequence[str], vertical: bool) -> None:
+    ax.set_xticks(np.arange(len(ticks)), ticks)
+    if vertical:
+        ax.tick_params(axis="x", labelrotation=90)
 
 
 def _mark_mtd(ax, j: int | None, ticks: Sequence[str]) -> None:
@@ -116,9 +143,10 @@ def scenario_curves_figure(run: RunData, optimal: Mapping[str, int | None] | Non
     ns = len(run.scenarios)
     ncol = min(4, ns)
     nrow = math.ceil(ns / ncol)
-    fig = Figure(figsize=(2.6 * ncol, 2.5 * nrow + 0.4), layout="constrained")
+    vertical = _crowded(run, 2.6, font=_FONT["tick"] - 1)
+    fig = Figure(figsize=(2.6 * ncol, (3.0 if vertical else 2.5) * nrow + 0.6), layout="constrained")
     axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
-    ticks, xlabel = _dose_axis(run)
+    ticks, xlabel = _dose_axis(run, vertical=vertical)
     x = np.arange(len(run.doses))
     for k, ax in enumerate(axes.flat):
         if k >= ns:
@@ -138,6 +166,8 @@ def scenario_curves_figure(run: RunData, optimal: Mapping[str, int | None] | Non
             ax.plot([obd], [s.p_response[obd]], marker="D", markersize=8, markerfacecolor="none",
                     markeredgecolor="#000000", markeredgewidth=1.5, linestyle="none", label="optimal dose")
         ax.set_xticks(x, ticks, fontsize=_FONT["tick"] - 1)
+        if vertical:
+            ax.tick_params(axis="x", labelrotation=90)
         _mark_mtd(ax, s.true_mtd, ticks)
         ax.set_ylim(0, 1)
         if not has_acceptable_dose(s, run.target):
@@ -153,8 +183,8 @@ def scenario_curves_figure(run: RunData, optimal: Mapping[str, int | None] | Non
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels), fontsize=_FONT["legend"],
-               frameon=False)
+    fig.legend(handles, labels, loc="outside upper center", ncol=_legend_columns(labels, 2.6 * ncol),
+               fontsize=_FONT["legend"], frameon=False)
     fig.supxlabel(xlabel, fontsize=_FONT["label"])
     caption = (f"True probability of a DLT (solid) and of response (dashed) at each dose; dotted line: target "
                f"DLT rate {run.target:g}; star and shading: the true MTD.")
@@ -183,24 +213,32 @@ def _bars(ax, run: RunData, scenario: ScenarioInfo, metric: str, doses: Sequence
 
 def selection_allocation_figure(run: RunData, scenario: ScenarioInfo, index: int) -> FigureImage:
     """Selection % (with "none") and mean patients per dose, designs side by side, for one scenario."""
-    fig = Figure(figsize=(8.6, 2.9), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2, width_ratios=[len(run.doses) + 1, len(run.doses)])
-    ticks, xlabel = _dose_axis(run, with_none=True)
+    # many doses or designs: full-width panels, one above the other (bars stay wide enough to read)
+    stacked = _crowded(run, 4.0, extra=1) or len(run.designs) * (len(run.doses) + 1) > 48
+    vertical = _crowded(run, 8.0, extra=1) if stacked else False
+    if stacked:
+        fig = Figure(figsize=(8.6, 6.4 if vertical else 5.6), layout="constrained")
+        ax1, ax2 = fig.subplots(2, 1)
+    else:
+        fig = Figure(figsize=(8.6, 3.1), layout="constrained")
+        ax1, ax2 = fig.subplots(1, 2, width_ratios=[len(run.doses) + 1, len(run.doses)])
+    ticks, xlabel = _dose_axis(run, with_none=True, vertical=vertical)
     labels = run.dose_labels
     _bars(ax1, run, scenario, "select_pct", labels + ["none"])
-    ax1.set_xticks(np.arange(len(ticks)), ticks)
+    _set_dose_ticks(ax1, ticks, vertical)
     ax1.set_ylabel("Selected as MTD (%)", fontsize=_FONT["label"])
     ax1.set_ylim(0, 100)
     _mark_mtd(ax1, scenario.true_mtd, ticks)
     _bars(ax2, run, scenario, "patients", labels)
-    ax2.set_xticks(np.arange(len(labels)), ticks[:-1])
+    _set_dose_ticks(ax2, ticks[:-1], vertical)
     ax2.set_ylabel("Patients treated (mean)", fontsize=_FONT["label"])
     _mark_mtd(ax2, scenario.true_mtd, ticks)
     for ax in (ax1, ax2):
         _style(ax)
         ax.set_xlabel(xlabel, fontsize=_FONT["label"])
     handles, labs = ax2.get_legend_handles_labels()
-    fig.legend(handles, labs, loc="outside upper right", ncol=len(labs), fontsize=_FONT["legend"], frameon=False)
+    fig.legend(handles, labs, loc="outside lower center", ncol=_legend_columns(labs, 8.6),
+               fontsize=_FONT["legend"], frameon=False)
     fig.suptitle(_t(scenario.name, 60), fontsize=_FONT["title"], x=0.02, ha="left")
     err = "" if run.oc["exact"].all() else " Error bars: \u00b11.96 Monte Carlo standard errors."
     caption = f"Selection probability (left) and allocation (right) by dose; shaded: the true MTD.{err}"
@@ -246,8 +284,8 @@ def summary_figure(run: RunData) -> FigureImage:
             ax.set_xlim(0, min(100.0, 1.15 * max(ax.get_xlim()[1], 1.0)))
     axes[0].set_yticks(y, ylabels)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=_FONT["legend"],
-               frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=_legend_columns(labels, 8.6),
+               fontsize=_FONT["legend"], frameon=False)
     err = "" if run.oc["exact"].all() else " Error bars: \u00b11.96 Monte Carlo standard errors."
     caption = ("Probability of correct selection and of overdosing per design across scenarios. Where every "
                "dose is above the target, the correct decision is to select no dose, and the first panel "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from escalade.reports.formatting import (
     NOT_AVAILABLE,
@@ -25,7 +25,8 @@ from escalade.reports.formatting import (
 from escalade.reports.load import RunData, ScenarioInfo
 
 __all__ = ["Cell", "Table", "KEY_OC_ROWS", "scenario_truth_table", "by_dose_table", "by_dose_combined_table", "key_oc_table",
-           "stop_reason_table", "paired_tables", "scenario_tables", "FLAG_Z"]
+           "stop_reason_table", "paired_tables", "scenario_tables", "FLAG_Z", "PAGE_CHARS", "split_wide",
+           "column_widths", "key_metrics", "cross_scenario_tables"]
 
 #: Differences larger than this many standard errors are flagged.
 FLAG_Z: float = 2.0
@@ -36,7 +37,20 @@ _COMBINE_UP_TO: int = 2
 #: Comparisons per paired-differences table (two columns each).
 _PAIRS_PER_TABLE: int = 3
 
-#: Rows of the per-scenario summary table, in order.
+#: Width of the printed page in characters of table text, as :func:`column_widths` counts them: A4 portrait
+#: less 14 mm margins is 182 mm, about 63 em of the 8.2 pt table font; measured on the shipped study's PDF,
+#: a table counted at 99 characters fills 75% of the line, so the line holds about 132; 120 leaves a margin.
+#: Tables wider than this are split into parts that repeat their leading columns (:func:`split_wide`); in
+#: print, cells may still wrap at spaces as a last resort, so nothing is ever cut.
+PAGE_CHARS: int = 120
+
+#: Characters a column costs beyond its text (cell padding and rules).
+_COLUMN_PAD: float = 1.6
+
+#: Row-header and text cells wrap; they are counted as at most this many characters wide.
+_WRAP_CHARS: int = 22
+
+#: Rows of the per-scenario summary table, in order (then any other summary metric oc.csv holds).
 KEY_OC_ROWS: tuple[str, ...] = (
     "correct_selection_pct", "select_none_pct", "overdose_selection_pct", "patients_at_mtd_pct",
     "patients_above_mtd", "overdose60_pct", "overdose80_pct", "dlts", "dlt_rate", "sample_size",
@@ -68,7 +82,10 @@ class Table:
     """A titled table: ``columns`` are header texts, ``rows`` lists of cells.
 
     ``groups`` optionally adds a header row above ``columns`` of ``(text, span)``
-    pairs whose spans add up to the number of columns.
+    pairs whose spans add up to the number of columns. ``keep`` leading columns
+    (row labels) are repeated in every part when :func:`split_wide` splits the
+    table to fit the page. ``blocks`` optionally cuts the rows into consecutive
+    groups of these sizes (one ``<tbody>`` each, kept on one page in print).
     """
 
     id: str
@@ -78,6 +95,18 @@ class Table:
     note: str = ""
     scenario: str = ""
     groups: Sequence[tuple[str, int]] = ()
+    keep: int = 1
+    blocks: Sequence[int] = ()
+
+    def row_blocks(self) -> list[Sequence[Sequence[Cell]]]:
+        """The rows cut by ``blocks`` (one block of all rows when ``blocks`` is empty or does not add up)."""
+        if not self.blocks or sum(self.blocks) != len(self.rows):
+            return [self.rows]
+        out, k = [], 0
+        for n in self.blocks:
+            out.append(self.rows[k:k + n])
+            k += n
+        return out
 
 
 def _head(text: str, css: str = "") -> Cell:
@@ -135,7 +164,7 @@ def scenario_truth_table(run: RunData, optimal: Mapping[str, int | None] | None 
         why = next((o.why.split(": ", 1)[-1] for s in run.scenarios for o in s.optimal
                     if o.design == obj_design.name), "")
         note += f" Optimal dose of {obj_design.name} (outlined): {why}."
-    return Table("scenarios-table", "True probabilities by dose", cols, rows, note)
+    return Table("scenarios-table", "True probabilities by dose", cols, rows, note, keep=2)
 
 
 def by_dose_table(run: RunData, scenario: ScenarioInfo, metric: str, *, with_none: bool = False) -> Table:
@@ -168,13 +197,13 @@ def by_dose_combined_table(run: RunData, scenario: ScenarioInfo, metrics: Sequen
             row += [_oc_cell(run, scenario.name, des, m, "none") if m == "select_pct" else Cell("")
                     for des in names]
         rows.append(row)
-    return Table(table_id, title, cols, rows, "", scenario.name, groups if len(metrics) > 1 else ())
+    return Table(table_id, title, cols, rows, "", scenario.name, groups if len(metrics) > 1 else (), keep=2)
 
 
 def key_oc_table(run: RunData, scenario: ScenarioInfo) -> Table:
     """Rows = summary characteristics, columns = designs."""
     rows = []
-    for m in KEY_OC_ROWS:
+    for m in key_metrics(run):
         if all(run.cell(scenario.name, d, m) is None for d in run.design_names):
             continue  # e.g. calendar-time metrics of a run without accrual times
         spec = metric_spec(m)
@@ -244,5 +273,139 @@ def scenario_tables(run: RunData, scenario: ScenarioInfo) -> list[Table]:
     else:
         out = [by_dose_table(run, scenario, m, with_none=m == "select_pct") for m in per_dose]
     out += [key_oc_table(run, scenario),
-           stop_reason_table(run, scenario)]
-    return out + paired_tables(run, scenario)
+            stop_reason_table(run, scenario)]
+    out += paired_tables(run, scenario)
+    return [part for t in out for part in split_wide(t)]
+
+
+# --------------------------------------------------------------------------------------------- page width
+
+
+def column_widths(table: Table) -> list[float]:
+    """Estimated printed width of each column, in characters (text that wraps counts as its longest word
+    up to :data:`_WRAP_CHARS`; numbers never wrap)."""
+    widths = []
+    for j, head in enumerate(table.columns):
+        w = float(min(max((len(x) for x in str(head).split()), default=0), _WRAP_CHARS))
+        for row in table.rows:
+            if j >= len(row):
+                continue
+            c = row[j]
+            n = len(c.text)
+            if c.header or "text" in c.css.split():
+                n = max(min(n, _WRAP_CHARS), max((len(x) for x in c.text.split()), default=0))
+            w = max(w, float(n))
+        widths.append(w + _COLUMN_PAD)
+    return widths
+
+
+def split_wide(table: Table, budget: int = PAGE_CHARS, *, drop_empty: bool = False) -> list[Table]:
+    """``table`` as one or more tables that each fit ``budget`` characters across.
+
+    The first ``table.keep`` columns (row labels) are repeated in every part;
+    the other columns are shared out in order, as evenly as the width allows,
+    so that no column is ever cut off the printed page. A table that fits is
+    returned unchanged; parts are titled "(part k of n)" and only the last
+    keeps the note. With ``drop_empty``, a part leaves out the rows whose cells
+    outside the kept columns are all blank or a dash (e.g. impossible outcomes).
+    """
+    widths = column_widths(table)
+    keep = max(0, min(table.keep, len(widths)))
+    fixed = sum(widths[:keep])
+    rest = list(range(keep, len(widths)))
+    if fixed + sum(widths[keep:]) <= budget or not rest:
+        return [table]
+    room = max(budget - fixed, max(widths[keep:]))
+    n_parts = 1
+    while True:  # fewest parts whose even shares all fit
+        size = math.ceil(len(rest) / n_parts)
+        chunks = [rest[k:k + size] for k in range(0, len(rest), size)]
+        if all(sum(widths[j] for j in ch) <= room for ch in chunks) or size == 1:
+            break
+        n_parts += 1
+    group_of: list[int] = []
+    for g, (_, span) in enumerate(table.groups):
+        group_of += [g] * span
+    parts = []
+    for k, ch in enumerate(chunks):
+        cols = list(range(keep)) + ch
+        groups: list[tuple[str, int]] = []
+        if table.groups and len(group_of) == len(table.columns):
+            for j in cols:
+                g = group_of[j]
+                if groups and groups[-1][0] == g:
+                    groups[-1] = (g, groups[-1][1] + 1)
+                else:
+                    groups.append((g, 1))
+        rows = [[row[j] for j in cols if j < len(row)] for row in table.rows]
+        blocks = table.blocks
+        if drop_empty:
+            keep_row = [any(c.text not in ("", "\u2014") for c in r[keep:]) for r in rows]
+            rows = [r for r, ok in zip(rows, keep_row) if ok]
+            blocks = ()
+        parts.append(replace(table, blocks=blocks, id=table.id if k == 0 else f"{table.id}-part{k + 1}",
+                             title=f"{table.title} (part {k + 1} of {len(chunks)})",
+                             columns=[table.columns[j] for j in cols], rows=rows,
+                             note=table.note if k == len(chunks) - 1 else "",
+                             groups=[(table.groups[g][0], n) for g, n in groups]))
+    return parts
+
+
+# --------------------------------------------------------------------------------------------- across scenarios
+
+
+def key_metrics(run: RunData) -> list[str]:
+    """Summary characteristics (no dose) that ``oc.csv`` holds: :data:`KEY_OC_ROWS` first, in that order,
+    then any other summary metric of the run in ``oc.csv`` order (so new characteristics are never lost)."""
+    have = list(dict.fromkeys(run.oc.loc[run.oc["dose"].astype(str) == "", "metric"]))
+    return [m for m in KEY_OC_ROWS if m in have] + [m for m in have if m not in KEY_OC_ROWS]
+
+
+def _short_cell(run: RunData, scenario: str, design: str, metric: str, dose: str, decimals: int,
+                css: str = "") -> Cell:
+    """The value alone (no SE), as get.oc prints it; the key still names the oc.csv row (``data-shown="mean"``
+    says that the SE is left out)."""
+    c = run.cell(scenario, design, metric, dose)
+    key = {"scenario": scenario, "design": design, "metric": metric, "dose": dose, "shown": "mean"}
+    if c is None or c.missing:
+        return Cell("\u2014", key=key, css=(css + " absent").strip())
+    return Cell(fmt_number(c.value, decimals), c.value, c.se, c.exact, key, css)
+
+
+def cross_scenario_tables(run: RunData) -> list[Table]:
+    """The get.oc-style overview: per scenario x design, selection % per dose and none, then patients per
+    dose and the mean sample size, with the true P(DLT) row of each scenario (true MTD shaded)."""
+    names = run.design_names
+    labels = run.dose_labels
+    specs = (("overview-selection", "Selection percentage by dose, all scenarios",
+              "select_pct", [(lab, lab) for lab in labels] + [("none", "None")], None),
+             ("overview-patients", "Patients treated by dose (mean), all scenarios",
+              "patients", [(lab, lab) for lab in labels], ("sample_size", "N")))
+    out = []
+    for tid, title, metric, doses, total in specs:
+        cols = ["Scenario", "Design"] + [h for _, h in doses] + ([total[1]] if total else [])
+        rows: list[list[Cell]] = []
+        for s in run.scenarios:
+            mtd = s.true_mtd
+            truth = [_head(s.name, "scenario"), _head("True P(DLT)")]
+            truth += [Cell(fmt_number(s.p_dlt[j], 2), s.p_dlt[j], None, True,
+                           css="mtd" if j == mtd else "") for j in range(len(labels))]
+            truth += [Cell("")] * (len(cols) - len(truth))
+            rows.append(truth)
+            for d in names:
+                row = [_head(""), _head(d)]
+                for j, (lab, _) in enumerate(doses):
+                    row.append(_short_cell(run, s.name, d, metric, lab, 1, "mtd" if j == mtd else ""))
+                if total:
+                    row.append(_short_cell(run, s.name, d, total[0], "", 1))
+                rows.append(row)
+        blocks = [1 + len(names)] * len(run.scenarios)
+        note = ("Means over the simulated trials (standard errors are in the per-scenario tables of section 4 "
+                "and in oc.csv); shaded: the true MTD." if not run.oc["exact"].all() else
+                "Computed exactly; shaded: the true MTD.")
+        if total:
+            note += " N: mean number of patients treated (sample size)."
+        else:
+            note += " None: the trial selected no dose."
+        out.append(Table(tid, title, cols, rows, note, "", (), keep=2, blocks=blocks))
+    return out

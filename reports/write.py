@@ -9,7 +9,8 @@ requested format fails, or when the disk refuses any of the files.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -63,7 +64,7 @@ def _write_all(outputs: dict[Path, bytes | str]) -> list[Path]:
 
 
 def write_appendix(run: RunData, *, fmt: Format = "both", xlsx: bool = False, out: str | Path | None = None,
-                   compare: RunData | None = None) -> list[Path]:
+                   compare: RunData | None = None, progress: Callable[[str], None] | None = None) -> list[Path]:
     """Render the appendix of ``run`` and write it (``report.html``/``.pdf``/``.xlsx`` in the run directory).
 
     Parameters
@@ -78,6 +79,8 @@ def write_appendix(run: RunData, *, fmt: Format = "both", xlsx: bool = False, ou
         Output path without suffix (default: ``RUN_DIR/report``).
     compare
         A previous run: adds the section "Changes from the previous run".
+    progress
+        Called with one short line per stage (the CLI prints them on stderr).
 
     Returns
     -------
@@ -92,13 +95,18 @@ def write_appendix(run: RunData, *, fmt: Format = "both", xlsx: bool = False, ou
         from escalade.reports.diff import diff_runs
 
         diff = diff_runs(compare, run)
-    html = render_html(run, compare=diff)
+    t0 = time.perf_counter()
+    html = render_html(run, compare=diff, progress=progress)
     outputs: dict[Path, bytes | str] = {}
     kinds: Sequence[str] = formats_of(fmt)
     if "html" in kinds:
         outputs[stem.with_suffix(".html")] = html
     if "pdf" in kinds:
+        if progress is not None:
+            progress("typesetting the PDF (WeasyPrint; the slowest step)")
         outputs[stem.with_suffix(".pdf")] = render_pdf(html, source=stem.with_suffix(".pdf"))
+        if progress is not None:
+            progress(f"PDF typeset ({time.perf_counter() - t0:.1f} s)")
     if xlsx:
         from escalade.reports.xlsx import xlsx_bytes
 

@@ -107,13 +107,42 @@ def test_changes_and_their_standard_errors(runs: dict[str, Path]) -> None:
         if math.isnan(change):
             assert math.isnan(g.change) and not g.flagged
             continue
-        assert g.change == pytest.approx(change, abs=1e-12) and g.se_change == pytest.approx(se, abs=1e-12)
+        assert g.change == pytest.approx(change, abs=1e-12) and g.se_unpaired == pytest.approx(se, abs=1e-12)
+        if not g.paired:
+            assert g.se_change == pytest.approx(se, abs=1e-12)
+        se = g.se_change
         assert bool(g.flagged) == (abs(change) > 2 * se if se > 0 else abs(change) > 1e-9)
     # same seed: the unchanged design sees the same patients in unchanged scenarios, so it does not move at all
     tpt = d.changes[(d.changes.design == "3+3") & ~d.changes.truth_changed]
     assert len(tpt) > 60 and np.nanmax(np.abs(tpt["change"].to_numpy())) == 0.0 and not tpt["flagged"].any()
     assert d.changes[d.changes.design == "BOIN"]["change"].abs().max() > 0
     assert "conservative" in d.se_note()
+
+
+def test_same_seed_changes_are_paired_trial_by_trial(runs: dict[str, Path]) -> None:
+    """Same seed, trials and chunks: the change of a per-trial mean has the paired SE, recomputed here from the
+    two trials files; it is far below the unpaired SE; a different seed is never paired."""
+    from escalade.reports.diff import diff_runs
+    from escalade.reports.load import load_run
+
+    d = diff_runs(load_run(runs["a"]), load_run(runs["b"]))
+    c = d.changes.set_index(["scenario", "design", "metric", "dose"])
+    ta, tb = pd.read_parquet(runs["a"] / "trials.parquet"), pd.read_parquet(runs["b"] / "trials.parquet")
+    checked = 0
+    for scen, design, metric in (("MTD at DL2", "BOIN", "sample_size"), ("MTD at DL1", "BOIN", "dlts"),
+                                 ("All doses too toxic", "BOIN", "sample_size")):
+        g = c.loc[(scen, design, metric, "")]
+        assert bool(g.paired)
+        xa = ta[(ta.scenario == scen) & (ta.design == design)].sort_values("trial")[metric].to_numpy(float)
+        xb = tb[(tb.scenario == scen) & (tb.design == design)].sort_values("trial")[metric].to_numpy(float)
+        diff = xb - xa
+        assert g.change == pytest.approx(diff.mean(), abs=1e-9)
+        assert g.se_change == pytest.approx(diff.std(ddof=1) / math.sqrt(diff.size), rel=1e-9)
+        assert g.se_change < g.se_unpaired
+        checked += 1
+    assert checked == 3 and d.n_paired > 20
+    other = diff_runs(load_run(runs["a"]), load_run(runs["seed"]))
+    assert other.n_paired == 0 and not other.changes["paired"].any()
 
 
 def test_same_run_has_no_change(runs: dict[str, Path]) -> None:
@@ -149,12 +178,23 @@ def test_cli_diff_prints_a_terminal_table(runs: dict[str, Path], capsys: pytest.
     out = capsys.readouterr().out
     assert "Inputs changed (" in out and "designs[BOIN].params.cutoff_eli" in out and "0.95 -> 0.9" in out
     assert "Not compared (scenarios only in A): MTD at DL4" in out
+    assert "Key characteristics that moved by more than 2 SE" in out
+    assert "Full list" not in out and "--all" in out
+    summary = out[out.index("Key characteristics that moved"):]
+    moved = [ln for ln in summary.splitlines() if ln.startswith("  BOIN") or ln.startswith("  3+3")]
+    assert moved and any("(paired)" in ln for ln in moved)
+    assert main(["diff", str(runs["a"]), str(runs["b"]), "--all"]) == 0
+    out = capsys.readouterr().out
     assert "MTD at DL3  [true curves changed]" in out
     a, b = _oc(runs["a"]), _oc(runs["b"])
     ra = a[(a.scenario == "MTD at DL1") & (a.design == "BOIN") & (a.metric == "correct_selection_pct")].iloc[0]
     rb = b[(b.scenario == "MTD at DL1") & (b.design == "BOIN") & (b.metric == "correct_selection_pct")].iloc[0]
     line = next(ln for ln in out.splitlines() if ln.startswith("BOIN") and "Correct selection" in ln)
-    change, se = rb.value - ra.value, math.hypot(ra.se, rb.se)
+    from escalade.reports.diff import diff_runs
+    from escalade.reports.load import load_run
+
+    g = diff_runs(load_run(runs["a"]), load_run(runs["b"])).changes.set_index(["scenario", "design", "metric", "dose"])
+    change, se = rb.value - ra.value, float(g.loc[("MTD at DL1", "BOIN", "correct_selection_pct", ""), "se_change"])
     assert f"{ra.value:.1f} ({ra.se:.1f})" in line and f"{rb.value:.1f} ({rb.se:.1f})" in line
     assert f"{change:+.1f} ({se:.1f})" in line and line.endswith("*") == (abs(change) > 2 * se)
     assert main(["diff", str(runs["a"]), str(runs["b"]), "--flagged"]) == 0
@@ -171,7 +211,7 @@ def test_diff_report_and_compare_section(runs: dict[str, Path], tmp_path: Path,
     raw = (tmp_path / "amendment.html").read_text(encoding="utf-8")
     assert "<DL4>" not in raw and "MTD at &lt;DL4&gt; &amp; top" in raw
     assert "designs[BOIN].params.cutoff_eli" in raw and 'class="flag"' in raw
-    assert "overstates the standard error" in html.unescape(raw)
+    assert "overstates their standard error" in html.unescape(raw) and "paired trial by trial" in raw
     from escalade.reports.diff import diff_context, diff_runs
     from escalade.reports.load import load_run
 

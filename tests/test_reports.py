@@ -7,6 +7,7 @@ PDF through ``pdftotext``, the page rendered by headless Chromium).
 
 from __future__ import annotations
 
+import base64
 import doctest
 import html
 import json
@@ -221,11 +222,15 @@ def test_every_number_in_the_tables_equals_oc_csv(example: dict) -> None:
     oc = example["oc"]
     idx = {(r.scenario, r.design, r.metric, r.dose): r for r in oc.itertuples(index=False)}
     cells = [(k, t) for k, t in _parse(example["html"]).cells if "metric" in k and "versus" not in k]
-    checked = 0
+    checked = means = 0
     for key, text in cells:
         r = idx.get((key["scenario"], key["design"], key["metric"], key["dose"]))
         if r is None:
             assert text == "\u2014", (key, text)  # a stop reason that never occurred
+            continue
+        if key.get("shown") == "mean":  # the get.oc-style overview: the mean alone
+            assert text == _expected_text(r.value, r.se, bool(r.exact), r.metric).split(" (")[0], (key, text)
+            means += 1
             continue
         assert text == _expected_text(r.value, r.se, bool(r.exact), r.metric), (key, text)
         checked += 1
@@ -233,6 +238,8 @@ def test_every_number_in_the_tables_equals_oc_csv(example: dict) -> None:
     n_doses = len(example["manifest"]["doses"])
     # per scenario x design: selection (doses + none), patients, DLTs per dose, and 13 summary rows
     assert checked >= n_s * n_d * (3 * n_doses + 1 + 13)
+    # the overview: selection at every dose and none, patients at every dose and N, per scenario x design
+    assert means == n_s * n_d * (2 * n_doses + 2)
 
 
 def test_a_few_cells_by_hand(example: dict) -> None:
@@ -251,7 +258,7 @@ def test_a_few_cells_by_hand(example: dict) -> None:
 def test_paired_differences_equal_paired_csv(example: dict) -> None:
     p = example["paired"]
     p = p[p.versus == example["manifest"]["designs"][0]["name"]]  # the tables compare with the first design
-    cells = [(k, t) for k, t in _parse(example["html"]).cells if "versus" in k]
+    cells = [(k, t) for k, t in _parse(example["html"]).cells if "versus" in k and k.get("table") != "conclusion"]
     assert len(cells) == len(p)
     for key, text in cells:
         r = p[(p.scenario == key["scenario"]) & (p.design == key["design"]) & (p.metric == key["metric"])].iloc[0]
@@ -270,6 +277,17 @@ def _signed(v: float, d: int = 1) -> str:
     return "\u00b1" + text[1:] if float(text) == 0 else text
 
 
+def _paired_from_trials(trials: pd.DataFrame, scenario: dict, a: str, b: str, none: bool) -> tuple[float, float]:
+    """Difference in correct selection a - b (percentage points) and its paired SE, from the trials file."""
+    t = trials[trials.scenario == scenario["name"]]
+    hit = {}
+    for d in (a, b):
+        sel = t[t.design == d].sort_values("trial").selected_dose
+        hit[d] = sel.isna().to_numpy() if none else (sel.fillna(0).to_numpy() == scenario["true_mtd"])
+    x = 100.0 * (hit[a].astype(float) - hit[b].astype(float))
+    return x.mean(), x.std(ddof=1) / math.sqrt(x.size)
+
+
 def test_summary_and_conclusion_come_from_the_numbers(example: dict) -> None:
     page = _parse(example["html"])
     text = " ".join(page.text)
@@ -281,33 +299,41 @@ def test_summary_and_conclusion_come_from_the_numbers(example: dict) -> None:
         assert f"{d['name']} ({d['design']})" in text
     oc = example["oc"]
     target = man["target"]
-    ok = [s for s in man["scenarios"] if min(s["p_dlt"]) <= target]
-    pcs = oc[(oc.metric == "correct_selection_pct") & oc.scenario.isin([s["name"] for s in ok])].pivot(
-        index="scenario", columns="design", values="value")[designs]
-    wins = pcs.eq(pcs.max(axis=1), axis=0).sum()
-    leader = max(designs, key=lambda d: (wins[d], pcs[d].sum()))
-    start = next(i for i, t in enumerate(page.text) if "Across the" in t)
-    conc = re.sub(r"\s+", " ", page.text[start])
-    assert f"{leader} selected the true MTD most often in {wins[leader]} of {len(ok)}" in conc
-    assert f"{leader}: {pcs[leader].min():.1f}% to {pcs[leader].max():.1f}%" in conc
-    # paired differences recomputed here from the trial-level file, trial by trial
+    raw = html.unescape(example["html"].read_text(encoding="utf-8"))
+    block = raw[raw.index('id="conclusion-table"'):raw.index('id="conclusion"')]
+    rows = _rows(block)
     trials = pd.read_parquet(example["run"] / "trials.parquet")
-    for other in designs:
-        if other == leader:
-            continue
-        diffs = []
-        for s in ok:
-            t = trials[trials.scenario == s["name"]]
-            hit = {d: (t[t.design == d].sort_values("trial").selected_dose.fillna(0).to_numpy() == s["true_mtd"])
-                   for d in (leader, other)}
-            x = 100.0 * (hit[leader].astype(float) - hit[other].astype(float))
-            diffs.append((x.mean(), x.std(ddof=1) / math.sqrt(x.size)))
-        lo, hi = min(diffs, key=lambda t: t[0]), max(diffs, key=lambda t: t[0])  # first in scenario order
-        assert (f"{_signed(lo[0])} (SE {lo[1]:.1f}) to {_signed(hi[0])} (SE {hi[1]:.1f})") in conc, other
-        up = sum(1 for d, se in diffs if d > 2 * se)
-        assert f"in favour of {leader} in {up} of {len(ok)}" in conc
-    toxic = oc[(oc.scenario == "All doses too toxic") & (oc.metric == "select_none_pct")].set_index("design")
-    assert f"3+3 in {toxic.value['3+3']:.1f}% (SE {toxic.se['3+3']:.1f})" in conc
+    ref = designs[0]
+    wins = {d: 0 for d in designs}
+    for s in man["scenarios"]:
+        none = min(s["p_dlt"]) > target  # every dose too toxic: the correct answer is to select none
+        metric = "select_none_pct" if none else "correct_selection_pct"
+        v = oc[(oc.scenario == s["name"]) & (oc.metric == metric) & (oc.dose == "")].set_index("design").value
+        order = sorted(designs, key=lambda d: (-v[d], designs.index(d)))
+        best, second = order[0], order[1]
+        wins[best] += 1
+        row = rows[s["name"]]
+        assert row[0] == ("no dose (stop)" if none else man["doses"][s["true_mtd"] - 1]["label"])
+        assert row[1] == f"{best} ({v[best]:.1f})" and row[2] == f"{second} ({v[second]:.1f})"
+        d, se = _paired_from_trials(trials, s, best, second, none)
+        assert row[3] == f"{_signed(d)} ({se:.1f})" + (" *" if d > 2 * se else "")
+        if best != ref:
+            d, se = _paired_from_trials(trials, s, best, ref, none)
+            assert row[4] == f"{_signed(d)} ({se:.1f})" + (" *" if abs(d) > 2 * se else "")
+        flags = []
+        for des in designs:
+            def val(m: str) -> float:
+                return float(oc[(oc.scenario == s["name"]) & (oc.design == des) & (oc.metric == m)
+                                & (oc.dose == "")].value.iloc[0])
+            hit = [k for k, bad in ((1, val("overdose_selection_pct") > 25), (2, val("overdose60_pct") > 10),
+                                    (3, none and val("select_none_pct") < 80)) if bad]
+            if hit:
+                flags.append(f"{des} ({', '.join(map(str, hit))})")
+        assert row[5] == ("; ".join(flags) if flags else "none")
+    conc = re.sub(r"\s+", " ", next(t for t in page.text if "selected the correct answer most often" in t))
+    leaders = sorted((d for d in designs if wins[d]), key=lambda d: -wins[d])
+    assert f"most often was {leaders[0]} in {wins[leaders[0]]} of the {len(man['scenarios'])} scenarios" in conc
+    assert len(conc.split(". ")) <= 4  # one or two plain sentences (and the Monte Carlo caveat)
 
 
 def _rows(block: str) -> dict[str, list[str]]:
@@ -382,9 +408,14 @@ def test_reproducibility_section_lists_the_manifest(example: dict) -> None:
     for fact in (man["study_sha256"], man["results_sha256"], man["versions"]["numpy"], man["command"],
                  man["platform"]["machine"], f"{man['chunk_size']}"):
         assert fact in text
-    for d in man["designs"]:  # every parameter, defaults filled in
-        for k, v in d["params"].items():
-            assert f'"{k}": {json.dumps(v)}' in html.unescape(text) or f'"{k}": ' in text
+    for k in man:  # every field of the manifest summarised in a table
+        assert k in text
+    # the manifest itself is attached, byte for byte what the run wrote (as JSON), and not printed
+    raw = example["html"].read_text(encoding="utf-8")
+    href = re.search(r'<a href="data:application/json;base64,([^"]+)" download="manifest.json" rel="attachment">',
+                     raw)
+    assert href and json.loads(base64.b64decode(href.group(1))) == man
+    assert '"params_given"' not in html.unescape(raw)
 
 
 def test_the_report_alone_regenerates_the_run(hostile: dict, tmp_path: Path) -> None:
@@ -658,7 +689,9 @@ def test_plots_use_okabe_ito_and_are_reproducible(example: dict) -> None:
 
     assert plots.OKABE_ITO[:3] == ("#0072B2", "#E69F00", "#009E73")
     colours = plots.design_colours(["a", "b", "c", "d", "e", "f", "g", "h", "i"])
-    assert colours["a"] == colours["i"] and len({c for c, _ in colours.values()}) == 8
+    assert colours["a"][0] == colours["i"][0] and len({c for c, _ in colours.values()}) == 8
+    many = plots.design_colours([str(k) for k in range(40)])
+    assert len(set(many.values())) == 40  # colour and hatch together tell every design apart
     run = load_run(example["run"])
     one = plots.summary_figure(run).png
     assert one == plots.summary_figure(run).png and one[:4] == b"\x89PNG"
@@ -718,3 +751,164 @@ def test_crm_and_efftox_methods(example: dict, tmp_path: Path) -> None:
         assert j is None or (s.p_response[j] >= 0.3 and s.p_dlt[j] <= 0.35)
 
 
+def test_per_trial_values_from_trials_parquet_give_oc_csv_and_paired_csv(example: dict) -> None:
+    """escalade diff pairs two runs with per-trial values read back from trials.parquet: they come from the
+    same metric table that wrote oc.csv and paired.csv, so their means are oc.csv's values and their paired
+    differences paired.csv's rows."""
+    import math
+
+    from escalade.reports.load import load_run
+    from escalade.reports.pairing import PAIRABLE, per_trial_values
+
+    run = load_run(example["run"])
+    oc, p = example["oc"], example["paired"]
+    checked = 0
+    for s in run.scenarios:
+        for d in run.design_names:
+            for m in PAIRABLE:
+                got = per_trial_values(run, s.name, d, m)
+                assert got is not None
+                row = oc[(oc.scenario == s.name) & (oc.design == d) & (oc.metric == m)].iloc[0]
+                assert got[1].mean() == pytest.approx(row.value, abs=1e-9)
+                checked += 1
+    assert checked == len(run.scenarios) * len(run.design_names) * len(PAIRABLE)
+    for r in p[p.metric.isin(PAIRABLE)].itertuples(index=False):
+        a = per_trial_values(run, r.scenario, r.design, r.metric)[1]
+        b = per_trial_values(run, r.scenario, r.versus, r.metric)[1]
+        diff = a - b
+        assert diff.mean() == pytest.approx(r.difference, abs=1e-9)
+        assert diff.std(ddof=1) / math.sqrt(diff.size) == pytest.approx(r.se, rel=1e-6, abs=1e-9)
+
+
+# --------------------------------------------------------------------------------------------- a wide study
+
+WIDE_DESIGNS = [("TPT", "3+3", "{}"), ("TPTnodeesc", "3+3", "{allow_deescalation: false}"), ("BOIN", "boin", "{}"),
+                ("BOINsafe", "boin", "{extrasafe: true}"), ("BOIN90", "boin", "{cutoff_eli: 0.90}"),
+                ("CRM", "crm", "{skeleton: SK}"), ("CRMwide", "crm", "{skeleton: SK, prior_var: 2.0}"),
+                ("TITEBOIN", "tite_boin", "{}"), ("BOIN12", "boin12", "{phi_e: 0.25}"),
+                ("EffTox", "efftox", "{efficacy_hurdle: 0.2, toxicity_hurdle: 0.35, p_e: 0.1, p_t: 0.1, eff0: 0.4, "
+                                     "tox1: 0.7, eff_star: 0.6, tox_star: 0.25}")]
+
+
+def _wide_study(tmp: Path) -> Path:
+    """Ten designs and twelve doses (names are whole words, so that each can be counted on its own)."""
+    sk = "[0.02, 0.04, 0.06, 0.09, 0.12, 0.16, 0.20, 0.25, 0.30, 0.36, 0.42, 0.48]"
+    doses = "\n".join(f"  - {{label: DL{j}, amount: {10 * j}, unit: mg}}" for j in range(1, 13))
+    designs = "\n".join(f"  - {{name: {n}, design: \"{k}\", params: {p.replace('SK', sk)}}}"
+                        for n, k, p in WIDE_DESIGNS)
+    text = f"""
+study: {{title: "Wide study", target: 0.25, cohort_size: 3, max_n: 36, start_dose: 1}}
+doses:
+{doses}
+designs:
+{designs}
+scenarios:
+  - name: "MTD at DL6"
+    p_dlt: [0.01, 0.02, 0.04, 0.06, 0.10, 0.25, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90]
+    p_response: [0.05, 0.10, 0.15, 0.20, 0.30, 0.40, 0.45, 0.50, 0.55, 0.60, 0.62, 0.64]
+  - name: "All doses too toxic"
+    p_dlt: [0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.88, 0.90, 0.92]
+    p_response: [0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.62, 0.64, 0.66]
+timing:
+  accrual: {{process: poisson, rate_per_month: 2}}
+simulation: {{n_trials: 20, seed: 7}}
+"""
+    path = tmp / "wide.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _body_text(path: Path) -> str:
+    """The visible text of an HTML page's body (no head, no attributes), whitespace collapsed."""
+    raw = path.read_text(encoding="utf-8")
+    page = _Page()
+    page.feed(raw[raw.index("<body>"):])
+    return re.sub(r"\s+", " ", " ".join(page.text))
+
+
+def test_wide_study_loses_no_column_in_the_pdf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """10 designs x 12 doses: every design name appears in the PDF's text at least as often as in the HTML (a
+    column run off the page would lose some; a table that continues on the next page repeats its header, so
+    the PDF may have more), no table is wider than the page, and no "nan" anywhere."""
+    from escalade.reports.load import load_run
+    from escalade.reports.tables import PAGE_CHARS, column_widths, scenario_tables
+
+    rc = main(["run", str(_wide_study(tmp_path)), "--trials", "20", "--jobs", "1", "--out", str(tmp_path / "run"),
+               "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 120  # the terminal tables fit 120 columns
+    assert all(n in out for n, _, _ in WIDE_DESIGNS) and "DL12" in out
+    assert main(["report", str(tmp_path / "run"), "--format", "both", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "report: read" in err and "figures" in err and "typesetting the PDF" in err and "done (" in err
+    run = load_run(tmp_path / "run")
+    for s in run.scenarios:
+        for t in scenario_tables(run, s):
+            assert sum(column_widths(t)) <= PAGE_CHARS or len(t.columns) <= t.keep + 1, t.title
+    html_text = _body_text(tmp_path / "run" / "report.html")
+    pdf_text = re.sub(r"\s+", " ", _pdftotext(tmp_path / "run" / "report.pdf"))
+    for name, _, _ in WIDE_DESIGNS:
+        n_html = len(re.findall(rf"\b{name}\b", html_text))
+        assert n_html >= 20 and len(re.findall(rf"\b{name}\b", pdf_text)) >= n_html, name
+    for text in (html_text, pdf_text):
+        assert not re.search(r"\bnan\b", text, re.I)
+    assert re.search(r"1\. Summary[ .]*\d+", pdf_text) and "1. 1." not in pdf_text  # numbered once, with pages
+
+
+def test_no_nan_and_complete_method_tables_in_the_example(example: dict) -> None:
+    """The shipped study: no "nan" in the report text; TITE-BOIN's pending table reaches the maximum sample size;
+    BOIN12's scores reach it too; every TITE-BOIN, TITE-CRM and BOIN12 parameter has a meaning; EffTox shows
+    its derived priors instead of "not set"."""
+    text = _body_text(example["html"])
+    assert not re.search(r"\bnan\b", text, re.I)
+    raw = html.unescape(example["html"].read_text(encoding="utf-8"))
+    max_n = 30
+    tite = raw[raw.index("TITE-BOIN decisions with pending patients"):]
+    tite = tite[:tite.index("</table>")]
+    assert f"<th scope=\"row\" class=\"\">{max_n}</th>" in tite
+    assert "BOIN12 rank-based desirability scores (RDS), n = 15 to 30" in raw
+    for design in ("TITE-BOIN", "TITE-CRM", "BOIN12", "EffTox"):
+        block = raw[raw.index(f"Parameters of {design}"):]
+        block = block[:block.index("</table>")]
+        for row in _rows(block).values():
+            if len(row) == 3 and row[1] in ("default", "study file", "derived"):
+                assert row[2], (design, row)  # a meaning for every design-specific parameter
+        if design == "EffTox":
+            assert "not set" not in block and "derived" in block
+
+
+def test_exact_fallback_notes_are_grouped() -> None:
+    """56 near-identical fallback notes become one line per reason and set of scenarios."""
+    from escalade.cli import fallback_notes
+
+    scen = [f"S{k}" for k in range(8)]
+    fb = [{"scenario": s, "design": d, "reason": "the study simulates calendar time"}
+          for d in ("3+3", "BOIN", "CRM", "EffTox", "BOIN12") for s in scen]
+    fb += [{"scenario": s, "design": "TITE-BOIN", "reason": "not Markov"} for s in scen]
+    fb += [{"scenario": "S0", "design": "TITE-CRM", "reason": "not Markov"}]
+    lines = fallback_notes(fb, len(scen))
+    assert len(lines) == 3
+    assert lines[0].startswith("note: simulated, not exact (the study simulates calendar time): 3+3, BOIN, CRM, "
+                               "EffTox, BOIN12 in all 8 scenarios")
+    assert "TITE-BOIN in all 8 scenarios" in lines[1] and "TITE-CRM in 1 scenario: S0" in lines[2]
+
+
+def test_terminal_tables_fit_and_show_every_dose(example: dict) -> None:
+    """`escalade run` output: get.oc-style selection and patients per dose and the key characteristics, each
+    value as in oc.csv, no line over 120 characters."""
+    from escalade.cli import per_dose_table, summary_table
+    from escalade.reports.load import load_run
+
+    run = load_run(example["run"])
+    text = per_dose_table(run.oc, run.scenarios, run.design_names, run.dose_labels) + "\n" + summary_table(
+        run.oc, run.scenario_names, run.design_names)
+    assert max(len(line) for line in text.splitlines()) <= 120
+    oc = example["oc"]
+    s, d = run.scenarios[2], run.design_names[1]
+    sel = [f"{oc[(oc.scenario == s.name) & (oc.design == d) & (oc.metric == 'select_pct') & (oc.dose == lab)].value.iloc[0]:.1f}"
+           for lab in run.dose_labels + ["none"]]
+    block = text[text.index(s.name):]
+    line = next(ln for ln in block.splitlines() if ln.startswith(d + " "))
+    assert line.split()[1:] == sel
+    assert "PCS %" in text and "none %" in text and "DLTs" in text
