@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,7 +138,7 @@ def parameter_table(run: RunData, design: DesignInfo, index: int,
     ``derived`` maps a parameter that the study left unset to ``(value text, how it was derived)``: the
     value the design computed is shown, with the source "derived", instead of "not set".
     """
-    descriptions = {**COMMON_MEANINGS, **(descriptions or {})}
+    descriptions = {**_registry_meanings(design.kind), **COMMON_MEANINGS, **(descriptions or {})}
     derived = derived or {}
     rows = []
     for name, value in design.params.items():
@@ -157,6 +158,36 @@ def parameter_table(run: RunData, design: DesignInfo, index: int,
     return Table(f"params-{index + 1}", f"Parameters of {design.name}", ["Parameter", "Value", "Source", "Meaning"],
                  rows, "Source: set in the study file, taken from the study settings, the design's default, or "
                        "derived by the design from other settings.")
+
+
+_ROLE = re.compile(r":(?:class|func|meth|attr|data|mod):`~?(?:[\w.]+\.)?([\w]+)`")
+_MATH = re.compile(r":math:`([^`]*)`")
+
+
+_TEX = (("\\text{data}", "data"), ("\\mid", "|"), ("\\phi", "\u03c6"), ("\\lambda", "\u03bb"),
+        ("\\alpha", "\u03b1"), ("\\beta", "\u03b2"), ("\\le", "\u2264"), ("\\ge", "\u2265"))
+
+
+def _plain_math(tex: str) -> str:
+    for a, b in _TEX:
+        tex = tex.replace(a, b)
+    return " ".join(tex.replace("\\", "").replace("{", "").replace("}", "").split())
+
+
+def _registry_meanings(kind: str) -> dict[str, str]:
+    """Each parameter's meaning as the design's config documents it (``escalade designs``), first sentence,
+    markup removed: the fallback for parameters a methods writer does not describe itself."""
+    try:
+        infos = registry.param_info(kind)
+    except ConfigError:  # a kind this version does not know (older run): no meanings
+        return {}
+    out = {}
+    for p in infos:
+        text = _MATH.sub(lambda m: _plain_math(m.group(1)), _ROLE.sub(r"\1", p.meaning)).replace("``", "")
+        text = re.split(r"(?<=[a-z0-9)])\. ", " ".join(text.split()), maxsplit=1)[0].rstrip(".")
+        if text:
+            out[p.name] = text[0].lower() + text[1:] if text[:2] != text[:2].upper() else text
+    return out
 
 
 def trial_setting_sentence(run: RunData) -> str:
