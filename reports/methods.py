@@ -23,6 +23,7 @@ from typing import Any
 
 from escalade.design import registry
 from escalade.design.errors import ConfigError
+from escalade.design.rules import SharedRules
 from escalade.reports.formatting import dose_display
 from escalade.reports.load import DesignInfo, RunData
 from escalade.reports.plots import FigureImage
@@ -126,8 +127,12 @@ def fmt_param(run: RunData, name: str, value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(fmt_param(run, "", v) for v in value)
     if value is None:
-        return "not set"
+        return "off" if name in _RULE_FIELDS else "not set"
     return str(value)
+
+
+#: The shared trial-rule fields (every design's config has them); None there means the rule is off.
+_RULE_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(SharedRules))
 
 
 def parameter_table(run: RunData, design: DesignInfo, index: int,

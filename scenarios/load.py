@@ -433,9 +433,9 @@ def parse_study(text: str, source: str | None = None) -> Study:
             log.warning(msg)
             warnings.warn(msg, NonMonotoneWarning, stacklevel=2)
         if not any(p_dlt):
-            msg = (f"{source or 'study'}: {path}.p_dlt is 0 at every dose: no dose is toxic, so there is no "
-                   f"true MTD to find and the correct-selection and overdose figures of this scenario mean "
-                   f"little (allowed, but check it)")
+            msg = (f"{source or 'study'}: {path}.p_dlt is 0 at every dose: no dose is toxic, so the true MTD "
+                   f"is simply the highest dose and this scenario only tests how fast a design escalates "
+                   f"(allowed, but check it)")
             log.warning(msg)
             warnings.warn(msg, ZeroCurveWarning, stacklevel=2)
         if "p_response" in sr and not any(p_resp):
