@@ -204,11 +204,11 @@ def _scenario_notes(run: RunData) -> list[tuple[str, str]]:
     """One line per scenario that has a description or a tox-response association."""
     out = []
     for s in run.scenarios:
-        parts = [s.description.strip()] if s.description.strip() else []
+        parts = [s.description.strip().rstrip(".")] if s.description.strip() else []
         if s.association:
             parts.append(f"tox\u2013response association {s.association:g}")
         if parts:
-            out.append((s.name, "; ".join(parts)))
+            out.append((s.name, "; ".join(parts) + "."))
     return out
 
 
