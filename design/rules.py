@@ -257,11 +257,21 @@ def beta_exceeds(target: float, threshold: float, tox: Any, n: Any, prior: tuple
     n = np.asarray(n, np.int64)
     tox = np.asarray(tox, np.int64)
     top = int(n.max(initial=0))
+    if top > _TABLE_N:  # a live trial's long list at one dose: the probabilities of the given counts only
+        a, b = float(prior[0]), float(prior[1])
+        pr = stats.beta.sf(float(target), tox + a, np.maximum(n - tox, 0) + b)
+        return (n > 0) & (tox >= 1) & (pr > threshold)
     size = 64
     while size < top:
         size *= 2
     table = _first_exceeding(float(target), float(threshold), float(prior[0]), float(prior[1]), size)
     return (n > 0) & (tox >= table[np.clip(n, 0, size)])
+
+
+#: Largest number of patients at a dose covered by :func:`_first_exceeding`'s table, which costs O(n^2) to
+#: build (every y for every n); larger counts (a live trial's data) are evaluated directly, from the same
+#: tail probabilities, so the answers are the table's and reading a patients file stays linear in rows.
+_TABLE_N = 256
 
 
 def deescalation_boundary(target: float, p_tox: float | None = None) -> float:
