@@ -309,13 +309,7 @@ def moved_summary(diff: RunDiff, *, limit: int | None = SUMMARY_LINES) -> tuple[
     as a text table of at most ``limit`` rows; and how many moved in all."""
     from escalade.reports.formatting import text_table
 
-    c = diff.changes
-    rows = c[c["flagged"] & c["metric"].isin(KEY_OC_ROWS) & (c["dose"].astype(str) == "")]
-    rows = rows.assign(_az=np.abs(rows["z"].to_numpy(dtype=float))).sort_values("_az", ascending=False,
-                                                                                 kind="stable")
-    n = len(rows)
-    if limit is not None:
-        rows = rows.head(limit)
+    rows, n = _moved(diff, limit)
     out = []
     for scen in dict.fromkeys(rows["scenario"]):  # scenarios in order of their largest move
         body = []
@@ -411,15 +405,19 @@ def diff_tables(diff: RunDiff, *, metrics: Sequence[str] | None = None) -> list[
     return out
 
 
-def moved_table(diff: RunDiff, *, limit: int | None = SUMMARY_LINES) -> Table:
-    """The key characteristics that moved by more than ``FLAG_Z`` SE, largest |z| first (HTML/PDF summary)."""
+def _moved(diff: RunDiff, limit: int | None) -> tuple[pd.DataFrame, int]:
+    """The key characteristics (no per-dose rows) that moved by more than ``FLAG_Z`` SE, largest |z| first
+    (at most ``limit``), and how many moved in all."""
     c = diff.changes
     rows = c[c["flagged"] & c["metric"].isin(KEY_OC_ROWS) & (c["dose"].astype(str) == "")]
     rows = rows.assign(_az=np.abs(rows["z"].to_numpy(dtype=float))).sort_values("_az", ascending=False,
                                                                                  kind="stable")
-    n = len(rows)
-    if limit is not None:
-        rows = rows.head(limit)
+    return (rows if limit is None else rows.head(limit)), len(rows)
+
+
+def moved_table(diff: RunDiff, *, limit: int | None = SUMMARY_LINES) -> Table:
+    """The key characteristics that moved by more than ``FLAG_Z`` SE, largest |z| first (HTML/PDF summary)."""
+    rows, n = _moved(diff, limit)
     body = []
     for r in rows.itertuples(index=False):
         label, va, vb, ch = _row_texts(r)
