@@ -380,7 +380,7 @@ def run_study(
     out = Path(out_dir) if out_dir is not None else None
     ctx = hold_lock(out) if out is not None else None
     created = make_dir(out, what="run directory") if out is not None else False
-    with _tidy_on_failure(out if created else None), ctx if ctx is not None else _null():
+    with _tidy_on_failure(out, created), ctx if ctx is not None else _null():
         if out is not None:
             record = _inputs_record(study, n_trials, seed, exact, fingerprint)
             _prepare_dir(out, record, force)
@@ -495,18 +495,22 @@ def _null() -> Iterator[None]:
 
 
 @contextmanager
-def _tidy_on_failure(out: Path | None) -> Iterator[None]:
-    """Remove a run directory this run created if it fails before any work unit is kept.
+def _tidy_on_failure(out: Path | None, created: bool) -> Iterator[None]:
+    """On failure, remove the temporary files of unfinished writes (a worker stopped by a full disk, say), and
+    remove a run directory this run created if no work unit was kept.
 
     Once a unit is on disk the directory stays, so that a re-run resumes.
     """
     try:
         yield
     except BaseException:
-        if out is not None and not any((out / "units").glob(f"unit-*{UNIT_SUFFIX}")):
-            for p in [out / "inputs.json", *out.glob(".tmp-*"), *(out / "units").glob(".tmp-*")]:
+        if out is not None:
+            for p in [*out.glob(".tmp-*"), *(out / "units").glob(".tmp-*")]:
                 with suppress(OSError):  # never hide the error that ended the run
                     p.unlink(missing_ok=True)
+        if out is not None and created and not any((out / "units").glob(f"unit-*{UNIT_SUFFIX}")):
+            with suppress(OSError):
+                (out / "inputs.json").unlink(missing_ok=True)
             for d in (out / "units", out):
                 try:
                     d.rmdir()
