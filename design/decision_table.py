@@ -529,4 +529,4 @@ ENTRY = DesignEntry(
     explanation=TableExplanation, methods="escalade.reports.methods_tables:decision_table_methods",
     citation="A protocol's own decision table over (patients, DLTs) at the current dose, with final selection "
              "as BOIN (Liu S, Yuan Y (2015). J R Stat Soc C 64:507-523).",
-    aliases=("table",))
+)
