@@ -116,15 +116,16 @@ class DecisionTable:
         return {"n": list(range(1, self.n_max + 1)), "escalate_if_ntox_le": esc, "deescalate_if_ntox_ge": de,
                 "eliminate_if_ntox_ge": el}
 
-    def table(self, cohort_size: int = 1) -> dict[str, list[int | None]]:
-        """:meth:`boundaries` at ``n = k * cohort_size`` (as the packages print them)."""
+    def table(self, cohort_size: int = 1, n_max: int | None = None) -> dict[str, list[int | None]]:
+        """:meth:`boundaries` at ``n = k * cohort_size`` up to ``n_max`` (as the packages print them)."""
         b = self.boundaries()
-        keep = [i for i, n in enumerate(b["n"]) if n % cohort_size == 0]
+        top = self.n_max if n_max is None else n_max
+        keep = [i for i, n in enumerate(b["n"]) if n % cohort_size == 0 and n <= top]
         return {k: [v[i] for i in keep] for k, v in b.items()}
 
-    def format(self, cohort_size: int = 1) -> str:
-        """The boundaries as text, one column per number of patients."""
-        t = self.table(cohort_size)
+    def format(self, cohort_size: int = 1, n_max: int | None = None) -> str:
+        """The boundaries as text, one column per number of patients (up to ``n_max``)."""
+        t = self.table(cohort_size, n_max)
         rows = [("Number of patients treated", t["n"]), ("Escalate if # of DLT <=", t["escalate_if_ntox_le"]),
                 ("Deescalate if # of DLT >=", t["deescalate_if_ntox_ge"]),
                 ("Eliminate if # of DLT >=", t["eliminate_if_ntox_ge"])]
