@@ -45,7 +45,7 @@ from escalade.design.rules import state_fields as rules_state_fields
 
 __all__ = ["E", "S", "D", "DU", "DECISIONS", "DecisionTable", "TableElimination", "TableDesign", "TableExplanation",
            "table_explanation", "read_table_csv", "boin_decision_table", "DecisionTableConfig", "DecisionTableDesign",
-           "IntervalConfig", "mark_elimination", "ENTRY"]
+           "IntervalConfig", "mark_elimination", "design_table", "ENTRY"]
 
 E, S, D, DU = "E", "S", "D", "DU"
 #: The four decisions, in the order of their integer codes 1, 0, -1, -2.
@@ -144,6 +144,12 @@ class DecisionTable:
 
 
 _MAX_PROBLEMS = 10
+
+
+def design_table(design: Any) -> DecisionTable | None:
+    """The decision table of any design that has one (a ``decision_table()`` method), else None."""
+    method = getattr(design, "decision_table", None)
+    return method() if callable(method) else None
 
 
 def read_table_csv(path: str, *, n_needed: int, field_name: str = "table") -> DecisionTable:
