@@ -1,4 +1,4 @@
-"""i3+3 (Liu, Wang & Ji 2020, Stat Biopharm Res 12:238-247) as a decision table.
+"""i3+3 (Liu, Wang & Ji 2020, J Biopharm Stat 30(2):294-304; arXiv:1901.01303) as a decision table.
 
 With ``y`` DLTs in ``n`` patients at the current dose and the equivalence
 interval :math:`EI = [p_T - \\epsilon_1, p_T + \\epsilon_2]`:
@@ -97,6 +97,6 @@ class I3plus3Design(TableDesign):
 ENTRY = DesignEntry(
     kind="i3+3", name="i3+3 design", config=I3plus3Config, design=I3plus3Design, explanation=TableExplanation,
     methods="escalade.reports.methods_tables:i3plus3_methods",
-    citation="Liu M, Wang SJ, Ji Y (2020). The i3+3 design for phase I clinical trials. Stat Biopharm Res "
-             "12:238-247.",
+    citation="Liu M, Wang SJ, Ji Y (2020). The i3+3 design for phase I clinical trials. J Biopharm Stat "
+             "30(2):294-304.",
     aliases=("i3plus3",))

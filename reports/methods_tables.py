@@ -168,8 +168,8 @@ def i3plus3_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSect
                            _SELECT.format(who="design here")],
                           parameter_table(run, design, index, _MEANINGS),
                           table_tables(t, p["cohort_size"], p["max_n"], index, "i3+3 design"), (),
-                          ("Liu M, Wang SJ, Ji Y. The i3+3 design for phase I clinical trials. Statistics in "
-                           "Biopharmaceutical Research 2020; 12(2):238\u2013247.", _BOIN_SELECT))
+                          ("Liu M, Wang SJ, Ji Y. The i3+3 design for phase I clinical trials. Journal of "
+                           "Biopharmaceutical Statistics 2020; 30(2):294\u2013304.", _BOIN_SELECT))
 
 
 def decision_table_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSection:

@@ -9,7 +9,8 @@ Sources of the expected values (each test names its own):
   (https://rdrr.io/github/brockk/escalation/src/R/mtpi2_selector.R; Guo et al.
   2017); mTPI-2 and Keyboard make the same E/S/D decisions (Ji & Yang 2017,
   arXiv:1706.03277, cited by ``get_mtpi2``'s documentation);
-* i3+3: the rules of Liu, Wang & Ji (2020), Stat Biopharm Res 12:238-247,
+* i3+3: the rules of Liu, Wang & Ji (2020), J Biopharm Stat 30(2):294-304
+  (https://www.pubmed.gov/31304864/; arXiv:1901.01303),
   written out below entry by entry;
 * elimination rows: ``BOIN::get.boundary``'s (R output in
   tests/reference/boin/boundaries.json), the same Beta(1, 1) rule.
