@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import numpy as np
 from scipy import stats
 
 from escalade.design.base import DesignEntry
