@@ -237,3 +237,37 @@ def test_boundaries_refuses_a_design_without_a_table(capsys) -> None:
 def test_decision_table_object_is_the_design_table() -> None:
     d = build_design("i3+3", {}, STUDY)
     assert isinstance(d.decision_table(), DecisionTable) and d.decision_table().n_max == 30
+
+
+# --------------------------------------------------------------------------------------------
+# the methods text of a run
+
+
+def test_methods_text_of_each_table_design(tmp_path: Path) -> None:
+    """A tiny exact run with the four kinds: each gets its own writer, its table and its references."""
+    from escalade.reports.load import load_run
+    from escalade.reports.methods import methods_writer
+
+    csv_path = tmp_path / "boin.csv"
+    csv_path.write_text(boin_decision_table(0.25, 6).to_csv())
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "study: {title: tables, target: 0.25, cohort_size: 3, max_n: 6}\n"
+        "doses: [{amount: 1}, {amount: 2}, {amount: 3}]\n"
+        "designs:\n  - {name: KB, design: keyboard}\n  - {name: M2, design: mtpi2}\n"
+        "  - {name: I3, design: \"i3+3\"}\n"
+        f"  - {{name: TB, design: decision_table, params: {{table: '{csv_path}'}}}}\n"
+        "scenarios:\n  - {name: A, p_dlt: [0.1, 0.25, 0.5]}\n"
+        "simulation: {n_trials: 50, seed: 3}\n")
+    out = tmp_path / "run"
+    assert main(["run", str(study), "--exact", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
+    run = load_run(out)
+    heads = []
+    for i, d in enumerate(run.designs):
+        sec = methods_writer(d.kind)(run, d, i)
+        assert sec.specific and sec.references and sec.decision_tables
+        first = sec.decision_tables[0]
+        assert [c.text for c in first.rows[0][1:]] == ["3", "6"]
+        heads.append(sec.heading)
+        assert "decisions" not in [r[0].text for r in sec.parameters.rows]
+    assert len(set(heads)) == 4
