@@ -48,7 +48,7 @@ from escalade.design.rules import (
 from escalade.design.rules import state_fields as rules_state_fields
 
 __all__ = ["BoinConfig", "BoinBoundaries", "BoinDesign", "boin_boundaries", "boin_rules", "boin_select",
-           "BoinEstimates", "boin_estimates", "BoinExplanation", "boin_explanation", "ENTRY"]
+           "BoinEstimates", "boin_estimates", "isotonic_mtd", "BoinExplanation", "boin_explanation", "ENTRY"]
 
 _TIE_TOL = 1e-12  # lambda_d * n this close to an integer counts as that integer (as get.boundary)
 
@@ -395,10 +395,28 @@ def boin_select(
         stop1 = (n[:, 0] >= 3) & _exceeds(target, cutoff_eli - offset, tox[:, 0], n[:, 0])
         elim = elim | stop1[:, None]
     adm = (n > 0) & ~elim
+    bound = BoinConfig(target=target, n_doses=1, p_tox=p_tox).lambda_d if bound_mtd else None
+    best = isotonic_mtd(n, tox, adm, target=target, bound=bound)
+    return np.where(elim[:, 0], NO_DOSE, best)
+
+
+def isotonic_mtd(n: IntArray, tox: IntArray, admissible: np.ndarray, *, target: float,
+                 bound: float | None = None) -> IntArray:
+    """The admissible dose whose isotonic DLT estimate is closest to the target (``select.mtd``), batched.
+
+    Weighted PAVA of :math:`(y + 0.05)/(n + 0.1)` over the ``admissible`` doses
+    (:func:`boin_estimates`); ties as :func:`boin_select` describes them; with
+    ``bound`` only doses whose estimate is at most ``bound`` qualify.
+    :data:`NO_DOSE` where no dose qualifies. Shared by BOIN and the
+    decision-table designs (:mod:`escalade.design.decision_table`).
+    """
+    n = np.atleast_2d(np.asarray(n, np.int64))
+    tox = np.atleast_2d(np.asarray(tox, np.int64))
+    adm = np.atleast_2d(np.asarray(admissible, bool)) & (n > 0)
+    s, dn = n.shape
     est = boin_estimates(n, tox, adm, intervals=False).phat
-    if bound_mtd:
-        lam_d = BoinConfig(target=target, n_doses=1, p_tox=p_tox).lambda_d
-        adm = adm & (est <= lam_d)
+    if bound is not None:
+        adm = adm & (est <= bound)
     dist = np.abs(est - target)
     below = est < target
     best = np.full(s, NO_DOSE, np.int64)
@@ -414,8 +432,7 @@ def boin_select(
         best = np.where(take, j, best)
         best_dist = np.where(take, dj, best_dist)
         best_below = np.where(take, below[:, j], best_below)
-    none = elim[:, 0] | ~adm.any(axis=1)
-    return np.where(none, NO_DOSE, best)
+    return np.where(adm.any(axis=1), best, NO_DOSE)
 
 
 @dataclass(frozen=True, slots=True)

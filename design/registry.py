@@ -20,7 +20,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from escalade.design import blrm, boin, boin12, crm, crm_logistic2, efftox, threeplusthree, tite_boin, tite_crm
+from escalade.design import (blrm, boin, boin12, crm, crm_logistic2, decision_table, efftox, i3plus3, keyboard, mtpi2,
+                             threeplusthree, tite_boin, tite_crm)
 from escalade.design.base import Design, DesignEntry
 from escalade.design.errors import ConfigError, did_you_mean
 
@@ -41,6 +42,10 @@ BUILTIN: tuple[DesignEntry, ...] = (
     boin12.ENTRY,
     blrm.ENTRY,
     crm_logistic2.ENTRY,
+    keyboard.ENTRY,
+    mtpi2.ENTRY,
+    i3plus3.ENTRY,
+    decision_table.ENTRY,
 )
 
 _REGISTRY: dict[str, DesignEntry] = {}

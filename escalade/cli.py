@@ -80,8 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="overwrite a run directory that holds other inputs")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    b = sub.add_parser("boundaries", help="BOIN decision table (as BOIN::get.boundary prints it)")
+    b = sub.add_parser("boundaries", help="decision table of BOIN (as BOIN::get.boundary prints it) or of any "
+                                          "design that has one (--design)")
     b.add_argument("--target", type=_fraction, required=True)
+    b.add_argument("--design", help="a design kind with a decision table, e.g. keyboard (default: BOIN); "
+                                    "'escalade designs' lists the kinds")
+    b.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a design parameter, e.g. --param table=my_table.csv (repeatable)")
     b.add_argument("--cohort-size", type=_positive_int, default=3)
     b.add_argument("--cohorts", type=_positive_int, default=10)
     b.add_argument("--p-saf", type=_fraction, help="default 0.6 x target")
@@ -266,8 +271,11 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _cmd_boundaries(args: argparse.Namespace) -> int:
     from escalade.design.boin import BoinConfig, boin_boundaries
+    from escalade.design.registry import entry
 
     n_max = args.cohort_size * args.cohorts
+    if args.design is not None and entry(args.design).kind != BoinConfig.__module__.rsplit(".", 1)[-1]:
+        return _print_design_table(args, n_max)
     cfg = BoinConfig(target=args.target, n_doses=1, cohort_size=args.cohort_size, max_n=n_max,
                      p_saf=args.p_saf, p_tox=args.p_tox, cutoff_eli=args.cutoff_eli,
                      extrasafe=args.extrasafe, offset=args.offset)
@@ -282,6 +290,30 @@ def _cmd_boundaries(args: argparse.Namespace) -> int:
         print("\nTITE-BOIN: decisions with patients still pending (STFT = standardised total follow-up time"
               " of the pending patients)")
         print(format_tite_table(tcfg))
+    return 0
+
+
+def _print_design_table(args: argparse.Namespace, n_max: int) -> int:
+    """Print the decision table a design reports through its ``decision_table()`` method."""
+    import yaml
+
+    from escalade.design.decision_table import design_table
+    from escalade.design.errors import ConfigError
+    from escalade.design.registry import build_design
+
+    params: dict[str, Any] = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("--param", item, "must read NAME=VALUE, e.g. --param epsilon1=0.05")
+        params[key.strip()] = yaml.safe_load(value) if value.strip() else value
+    design = build_design(args.design, params, {"target": args.target, "n_doses": 2, "cohort_size": args.cohort_size,
+                                                "max_n": n_max, "start_dose": 0})
+    table = design_table(design)
+    if table is None:
+        raise ConfigError("--design", args.design, "has no decision table; choose a design that decides from a "
+                                                   "table over (patients, DLTs), e.g. keyboard, mtpi2, i3+3")
+    print(table.format(1 if args.all_n else args.cohort_size, n_max))
     return 0
 
 

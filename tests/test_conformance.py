@@ -13,6 +13,7 @@ designs that claim it: turning a non-DLT into a DLT never raises the next dose.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,8 +40,12 @@ PARAMS: dict[str, dict] = {
     "boin12": {},
     "blrm": {},
     "crm2": {"skeleton": [0.05, 0.12, 0.25, 0.40, 0.55]},
+    "keyboard": {},
+    "mtpi2": {},
+    "i3+3": {},
+    "decision_table": {"table": str(Path(__file__).resolve().parents[1] / "scenarios" / "decision_table_example.csv")},
 }
-COHERENT = {"3+3", "boin", "crm", "blrm", "crm2"}
+COHERENT = {"3+3", "boin", "crm", "blrm", "crm2", "keyboard", "mtpi2", "i3+3"}
 
 
 def test_every_registered_design_is_in_the_suite() -> None:

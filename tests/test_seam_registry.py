@@ -28,7 +28,7 @@ from escalade.reports.methods import methods_writer
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = {"target": 0.3, "n_doses": 4, "cohort_size": 3, "max_n": 24, "start_dose": 0,
          "doses": (1.0, 2.0, 4.0, 8.0)}
-NEEDS = {"skeleton": [0.05, 0.12, 0.25, 0.40]}
+NEEDS = {"skeleton": [0.05, 0.12, 0.25, 0.40], "table": str(ROOT / "scenarios" / "decision_table_example.csv")}
 
 
 def _build(e: DesignEntry):
