@@ -557,6 +557,10 @@ class DesignEntry:
     params_documented_by
         Another config class whose ``Attributes`` section documents the
         parameters this config shares with it (TITE-CRM's are the CRM's).
+    path_params
+        Parameters that name a file (e.g. a protocol's decision table): the
+        study loader resolves a relative path against the study file's folder,
+        so a study and its files move together.
     """
 
     kind: str
@@ -568,6 +572,7 @@ class DesignEntry:
     citation: str
     aliases: tuple[str, ...] = ()
     params_documented_by: type | None = None
+    path_params: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind != self.kind.strip().lower() or not self.kind:

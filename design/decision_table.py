@@ -484,8 +484,8 @@ class DecisionTableConfig(SharedRules):
     table
         Path of the CSV file with columns ``n`` (patients treated at the current dose), ``dlt`` (of them with a
         DLT) and ``decision`` (E escalate, S stay, D de-escalate, DU de-escalate and eliminate this and every
-        higher dose), one row per ``(n, dlt)`` for ``n = 1 .. max_n``; absolute, or relative to the directory
-        escalade is run from. Its contents are stored with the run (``decisions``), so a rerun does not depend
+        higher dose), one row per ``(n, dlt)`` for ``n = 1 .. max_n``; absolute, or relative to the study
+        file's folder (the loader resolves it; :attr:`DesignEntry.path_params`). Its contents are stored with the run (``decisions``), so a rerun does not depend
         on the file.
     target
         Target DLT probability; used by the final selection (isotonic estimate closest to it).
@@ -536,4 +536,5 @@ ENTRY = DesignEntry(
     explanation=TableExplanation, methods="escalade.reports.methods_tables:decision_table_methods",
     citation="A protocol's own decision table over (patients, DLTs) at the current dose, with final selection "
              "as BOIN (Liu S, Yuan Y (2015). J R Stat Soc C 64:507-523).",
+    path_params=("table",),
 )

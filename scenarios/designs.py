@@ -8,9 +8,11 @@ naming the study file and the field's path (``designs[1].params.skeleton``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from escalade.design.base import Design
 from escalade.design.errors import ConfigError
-from escalade.design.registry import build_design
+from escalade.design.registry import build_design, entry
 from escalade.scenarios.errors import StudyError
 from escalade.scenarios.study import DesignSpec, Study
 
@@ -30,8 +32,26 @@ def build_study_designs(study: Study) -> list[tuple[DesignSpec, Design]]:
     defaults = study.design_defaults()
     for i, spec in enumerate(study.designs):
         try:
-            out.append((spec, build_design(spec.kind, spec.params, defaults)))
+            out.append((spec, build_design(spec.kind, _resolve_paths(study, spec), defaults)))
         except ConfigError as exc:
             prefix = f"designs[{i}]" if exc.field == "design" else f"designs[{i}].params"
             raise StudyError.from_config(study.source, prefix, exc) from None
     return out
+
+
+def _resolve_paths(study: Study, spec: DesignSpec) -> dict:
+    """``spec.params`` with the design's file parameters (:attr:`DesignEntry.path_params`) that are relative
+    paths resolved against the study file's folder (unchanged for a study not read from a file)."""
+    params = dict(spec.params)
+    try:
+        names = entry(spec.kind).path_params
+    except ConfigError:  # an unknown kind: build_design names it
+        return params
+    if not study.source:
+        return params
+    base = Path(study.source).parent
+    for name in names:
+        value = params.get(name)
+        if isinstance(value, str) and value.strip() and not Path(value).is_absolute():
+            params[name] = str(base / value)
+    return params

@@ -271,3 +271,27 @@ def test_methods_text_of_each_table_design(tmp_path: Path) -> None:
         heads.append(sec.heading)
         assert "decisions" not in [r[0].text for r in sec.parameters.rows]
     assert len(set(heads)) == 4
+
+
+def test_a_relative_table_path_is_read_beside_the_study_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study and its decision table move together: ``table: boin.csv`` is the file beside the study, whatever
+    folder escalade runs in (an absolute path is used as it is)."""
+    from escalade.scenarios.designs import build_study_designs
+    from escalade.scenarios.load import load_study
+
+    folder = tmp_path / "protocol"
+    folder.mkdir()
+    (folder / "boin.csv").write_text(boin_decision_table(0.25, 6).to_csv())
+    study = folder / "study.yaml"
+    study.write_text(
+        "study: {title: tables, target: 0.25, cohort_size: 3, max_n: 6}\n"
+        "doses: [{amount: 1}, {amount: 2}, {amount: 3}]\n"
+        "designs:\n  - {name: TB, design: decision_table, params: {table: boin.csv}}\n"
+        "scenarios:\n  - {name: A, p_dlt: [0.1, 0.25, 0.5]}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    (spec, design), = build_study_designs(load_study(study))
+    assert spec.params == {"table": "boin.csv"}  # what the file says, as the manifest records it
+    assert design.config.table == str(folder / "boin.csv")
+    assert design.config.decisions == boin_decision_table(0.25, 6).rows()
