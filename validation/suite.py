@@ -683,25 +683,27 @@ def _sbc_crm(ctx: Context) -> Outcome:
     skeleton = (0.05, 0.12, 0.25, 0.40, 0.55)
     n = np.array([6, 6, 6, 3, 3])
     rng = np.random.default_rng(20200)
-    worst, notes = 0.0, []
+    worst, notes, n_used = 0.0, [], 0
     for model in ("empiric", "logistic"):
         base = crm.CrmModel(skeleton=skeleton, target=0.25, model=model)
         beta = rng.normal(0.0, math.sqrt(base.prior_var), reps)
         p = base.ptox(beta)
         tox = rng.binomial(n, p)
-        u = np.empty(reps)
+        u = []
         for r in range(reps):
-            # Pr(beta < beta* | data), with beta* the drawn beta: the target is p_1(beta) at the lowest dose
+            # Pr(beta < beta* | data) with beta* the drawn beta: the model whose target is p_1(drawn beta) at the
+            # lowest dose has exactly that beta* (p_1 is monotone in beta), so its posterior CDF output is the PIT
             p1 = float(p[r, 0])
-            if not 0.0 < p1 < 1.0 or (model == "logistic" and p1 <= 1 / (1 + math.exp(-3.0))):
-                u[r] = rng.uniform()  # not representable as a target (never for these draws); keeps N fixed
+            if not 0.0 < p1 < 1.0:  # p_1 rounds to 0 or 1 only for |beta| far in the prior's tails
                 continue
             m = crm.CrmModel(skeleton=skeleton, target=p1, model=model)
-            u[r] = float(m.posterior(n, tox[r])[2][0])
+            u.append(float(m.posterior(n, tox[r])[2][0]))
+        u = np.asarray(u)
         ratio, text = sbc_band_ratio(u, 10)
         worst = max(worst, ratio)
+        n_used += u.size
         notes.append(f"{model}: {text}")
-    return Outcome(worst, 2 * reps, "beta ~ N(0, 1.34), skeleton (0.05, 0.12, 0.25, 0.40, 0.55), patients per dose "
+    return Outcome(worst, n_used, "beta ~ N(0, 1.34), skeleton (0.05, 0.12, 0.25, 0.40, 0.55), patients per dose "
                    "(6, 6, 6, 3, 3); posterior CDF at the drawn beta. " + "; ".join(notes))
 
 
