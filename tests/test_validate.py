@@ -137,3 +137,21 @@ def test_environment_key_and_package_hash() -> None:
            "blas": [{"internal_api": "openblas", "version": "0.3"}]}
     assert environment_key(env) == environment_key(dict(env, kernel="other"))  # the key ignores the kernel
     assert environment_key(env) != environment_key(dict(env, numpy="3"))
+
+
+def test_report_finds_a_validation_of_this_environment_only(tmp_path: Path) -> None:
+    from escalade.validation.report import find_validation, write_validation, write_validation_summary
+
+    rep, line = find_validation([tmp_path])
+    assert rep is None and "no validation report found" in line
+    report = run_validation(quick=True, only=["BOIN-1"])
+    write_validation(report, tmp_path / "validation-today", pdf=False)
+    other = dict(report, environment_key="0" * 64, started="2099-01-01 00:00:00 UTC")
+    write_validation(other, tmp_path / "validation-elsewhere", pdf=False)
+    rep, line = find_validation([tmp_path])
+    assert rep is not None and rep["started"] == report["started"] and "validation passed" in line
+    (page,) = write_validation_summary(rep, tmp_path / "report-validation", pdf=False)
+    assert "All 1 requirements passed" in page.read_text() and rep["json_sha256"] in page.read_text()
+    (tmp_path / "validation-today" / "validation.json").unlink()
+    rep, line = find_validation([tmp_path])
+    assert rep is None and "none of this environment" in line

@@ -26,7 +26,8 @@ from typing import Any
 
 from escalade.validation.suite import Context, RequirementResult, run_requirements
 
-__all__ = ["SCHEMA", "environment", "package_hash", "run_validation", "render_html", "write_validation",
+__all__ = ["SCHEMA", "environment", "find_validation", "package_hash", "run_validation", "render_html",
+           "write_validation", "write_validation_summary",
            "environment_key"]
 
 #: Identifies the JSON layout (bump when fields change meaning).
@@ -166,4 +167,58 @@ def write_validation(report: dict[str, Any], out_dir: str | Path, *, pdf: bool =
         from escalade.reports.appendix import render_pdf
 
         outputs[out / "validation.pdf"] = render_pdf(html, source=out / "validation.pdf")
+    return atomic_write_all(outputs)
+
+
+def find_validation(places: Iterable[str | Path]) -> tuple[dict[str, Any] | None, str]:
+    """The newest validation report of *this* environment among ``places``, and a one-line explanation.
+
+    Each place is a directory holding ``validation.json`` or a directory whose
+    ``validation*/`` sub-directories do. A report counts only when its
+    :func:`environment_key` (package hash, Python, NumPy, SciPy, BLAS, CPU, OS)
+    equals this process's, so a validation of other code or another machine is
+    never quoted.
+    """
+    found: list[Path] = []
+    for place in places:
+        d = Path(place)
+        for cand in [d / "validation.json", *sorted(d.glob("validation*/validation.json"))]:
+            if cand.is_file() and cand not in found:
+                found.append(cand)
+    if not found:
+        return None, "no validation report found (run `escalade validate` on this machine)"
+    key = environment_key(environment())
+    best: tuple[str, dict[str, Any]] | None = None
+    for path in found:
+        try:
+            rep = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if rep.get("schema") != SCHEMA or rep.get("environment_key") != key:
+            continue
+        rep["json_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        rep["json_path"] = str(path)
+        if best is None or rep.get("started", "") > best[0]:
+            best = (rep.get("started", ""), rep)
+    if best is None:
+        return None, (f"{len(found)} validation report(s) found, none of this environment (package, Python, "
+                      f"NumPy/SciPy, BLAS, CPU, OS); run `escalade validate` on this machine")
+    rep = best[1]
+    verdict = "passed" if rep["passed"] else f"FAILED ({rep['n_failed']} of {rep['n_requirements']})"
+    return rep, f"validation {verdict}, {rep['mode']} mode, {rep['started']}: {rep['json_path']} (SHA-256 " \
+                f"{rep['json_sha256'][:16]}...)"
+
+
+def write_validation_summary(report: dict[str, Any], stem: Path, *, pdf: bool) -> list[Path]:
+    """A one-page summary of ``report`` (verdict table, environment, the JSON's hash) at ``stem``.html/.pdf."""
+    from escalade.reports.templating import render
+    from escalade.simulations.atomic import atomic_write_all
+
+    html = render("validation_summary.html.j2", r=report, version=report["environment"]["escalade_version"],
+                  title="escalade validation summary")
+    outputs: dict[Path, bytes | str] = {stem.with_suffix(".html"): html}
+    if pdf:
+        from escalade.reports.appendix import render_pdf
+
+        outputs[stem.with_suffix(".pdf")] = render_pdf(html, source=stem.with_suffix(".pdf"))
     return atomic_write_all(outputs)
