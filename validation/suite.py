@@ -679,7 +679,7 @@ def sbc_band_ratio(u: np.ndarray, bins: int, alpha: float = 0.01) -> tuple[float
 def _sbc_crm(ctx: Context) -> Outcome:
     from escalade.design import crm
 
-    reps = 200 if ctx.quick else 1000
+    reps = 200 if ctx.quick else 2000
     skeleton = (0.05, 0.12, 0.25, 0.40, 0.55)
     n = np.array([6, 6, 6, 3, 3])
     rng = np.random.default_rng(20200)
@@ -712,7 +712,7 @@ def _sbc_efftox(ctx: Context) -> Outcome:
     from escalade.design.efftox_engine import EffToxEngine
     from escalade.design.efftox_model import coded_doses, joint_probabilities
 
-    reps = 100 if ctx.quick else 400
+    reps = 100 if ctx.quick else 1000
     cfg = efftox.EffToxConfig(**_efftox_demo())
     mu = np.asarray(cfg.prior_mean, float)
     sd = np.asarray(cfg.prior_sd, float)
