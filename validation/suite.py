@@ -303,7 +303,8 @@ def _boin_get_oc(ctx: Context) -> Outcome:
             n_above = out.n[:, above].sum(axis=1)
             for key, frac in (("overdose60", 0.6), ("overdose80", 0.8)):
                 z_pct(float(np.mean(n_above > frac * cfg.max_n) * 100), r[key], key)
-    return w.family_outcome(f"{len(names)} get.oc() scenarios (10,000 trials each in R), {n_ours:,} simulated trials here "
+    return w.family_outcome(f"{len(names)} get.oc() scenarios (10,000 trials each in R), {n_ours:,} simulated "
+                            f"trials here "
                      f"(seed 20240607); |difference| / combined MC SE")
 
 
@@ -406,7 +407,8 @@ def _crmsim(ctx: Context) -> Outcome:
                                               d["tox_sd"], "DLTs")):
             se = np.hypot(np.maximum(np.array(sd), 1.0) / math.sqrt(n_ref), np.maximum(ours_sd, 1.0) / math.sqrt(t))
             w.add(np.abs(mine - np.array(ref)) / se, f"{sid} {what}")
-    return w.family_outcome(f"{len(names)} dfcrm::crmsim() scenarios (2,000 trials each in R, seed 1009); |difference| / "
+    return w.family_outcome(f"{len(names)} dfcrm::crmsim() scenarios (2,000 trials each in R, seed 1009); "
+                            f"|difference| / "
                      f"combined MC SE (SDs floored at 1 patient, fractions at 1/n)")
 
 
@@ -549,7 +551,8 @@ def _efftox_stan(ctx: Context) -> Outcome:
             combined = np.sqrt(getattr(s, se)[i] ** 2 + stan_se ** 2)
             excess = np.maximum(_absdiff(getattr(s, mine)[i], pd_[theirs]) - 1e-3, 0.0)
             w.add(np.where(excess > 0, excess / np.maximum(combined, 1e-300), 0.0), f"{name} {mine}")
-    return w.family_outcome(f"{len(names)} data sets, long trialr/Stan runs; (|engine - Stan| - 0.001) / combined MC SE "
+    return w.family_outcome(f"{len(names)} data sets, long trialr/Stan runs; (|engine - Stan| - 0.001) / "
+                            f"combined MC SE "
                      f"(Stan's monitor se_mean and the engine's importance-sampling SE); acceptable set and "
                      f"recommended dose exactly", floor=4.0)
 
@@ -613,7 +616,8 @@ def _determinism(ctx: Context) -> Outcome:
             hashes.append((f"chunk {c}: {jobs} worker{'s' if jobs > 1 else ''}, {backend}", results_hash(res.outcomes)))
         differ += [label for label, h in hashes if h != hashes[0][1]]
         lines.append(f"chunk {c}: {hashes[0][1][:16]}...")
-    note = (f"cart_rr_heme.yaml ({len(study.scenarios)} scenarios), {t} trials per scenario x design, the study's seed; {len(setups)} setups "
+    note = (f"cart_rr_heme.yaml ({len(study.scenarios)} scenarios), {t} trials per scenario x design, the study's "
+            f"seed; {len(setups)} setups "
             f"(1 worker sequential, 2 workers loky, 2 workers threading) per chunk size; hashes " + "; ".join(lines)
             + ". The chunk size is an input (it fixes the random streams, simulations/runner.py), so the two "
               "chunk sizes give two hashes, each the same for every setup")
@@ -633,7 +637,8 @@ def _batch_split(ctx: Context) -> Outcome:
     for spec, design in build_study_designs(study):
         outs = [simulate(design, np.asarray(s.p_dlt), np.asarray(s.p_response), n_trials=t, seed=7)
                 for s in study.scenarios]
-        states = States.from_counts(*(np.concatenate([getattr(o, f) for o in outs]) for f in ("n", "tox", "eff", "both")))
+        states = States.from_counts(*(np.concatenate([getattr(o, f) for o in outs])
+                                      for f in ("n", "tox", "eff", "both")))
         ref_dose = ref_sel = None
         for split in (None, 7, 1):
             if split == 1:  # one at a time: the first 16 states (the memo-free engines are slow one by one)
@@ -652,7 +657,8 @@ def _batch_split(ctx: Context) -> Outcome:
             w.exact(np.array_equal(dose, ref_dose) and np.array_equal(sel, ref_sel),
                     f"{spec.name}, batches of {split}")
     return w.outcome(f"every design of cart_rr_heme.yaml, the final states of {t} simulated trials per scenario "
-                     f"({len(study.scenarios) * t} states): decide() and select() on one batch equal those on batches of 7 and (first 16) of 1, "
+                     f"({len(study.scenarios) * t} states): decide() and select() on one batch equal those on "
+                     f"batches of 7 and (first 16) of 1, "
                      f"each from a freshly built design (no memo)")
 
 
@@ -741,7 +747,8 @@ def _sbc_efftox(ctx: Context) -> Outcome:
 # ---------------------------------------------------------------------------------------------- the list
 
 _MC = "combined Monte Carlo SEs"
-_FAMILY = "each within z* combined MC SEs, z* = max(3, Bonferroni bound for a 1% family-wise false alarm over the comparisons)"
+_FAMILY = ("each within z* combined MC SEs, z* = max(3, Bonferroni bound for a 1% family-wise false alarm over the "
+           "comparisons)")
 
 #: Every requirement, in report order. ``depends`` names the code each one exercises.
 REQUIREMENTS: tuple[Requirement, ...] = (
@@ -786,7 +793,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("BLRM-1", "The BLRM quadrature posterior equals long NUTS runs",
                 "blrm_fit() against blrm/nuts_reference.json", "within 0.005 (about 2.4 NUTS MC SEs)", 0.005,
                 "absolute difference", ("blrm",), _blrm_nuts),
-    Requirement("DET-1", "Results do not depend on workers, backend or batch split",
+    Requirement("DET-1", "Results do not depend on the number of workers or the backend",
                 "run_study() on cart_rr_heme.yaml: results hash for 1 worker (sequential) and 2 workers (loky, "
                 "threading), at two chunk sizes", "identical hashes (0 runs differ)", 0.0, "runs with a different hash",
                 ("simulator",), _determinism),
