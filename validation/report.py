@@ -51,7 +51,8 @@ def _package_files() -> list[tuple[str, Path]]:
     for prefix, folder in folders:
         for p in sorted(folder.rglob("*")):
             rel = p.relative_to(folder).as_posix()
-            if not p.is_file() or "__pycache__" in p.parts or p.suffix in (".pyc", ".pyo"):
+            if (not p.is_file() or "__pycache__" in p.parts or p.suffix in (".pyc", ".pyo")
+                    or p.name.startswith(".")):  # caches, editor and temporary files are not the package
                 continue
             if prefix == "" and rel.split("/")[0] in _checkout.LAYERS and len(folders) > 1:
                 continue
@@ -62,11 +63,16 @@ def _package_files() -> list[tuple[str, Path]]:
 def package_hash() -> tuple[str, int]:
     """SHA-256 over the package's files (each name and content, in name order) and the number of files."""
     h = hashlib.sha256()
-    files = _package_files()
-    for name, path in files:
+    n = 0
+    for name, path in _package_files():
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # a temporary file of another process, gone since the listing
+            continue
         h.update(name.encode() + b"\0")
-        h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest(), len(files)
+        h.update(hashlib.sha256(data).digest())
+        n += 1
+    return h.hexdigest(), n
 
 
 def _cpu_model() -> str:
