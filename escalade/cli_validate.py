@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                         "its report (JSON, HTML, PDF)")
     v.add_argument("--out", help="report directory (default: ./validation-<date>)")
     v.add_argument("--quick", action="store_true",
-                   help="fewer simulated trials and replicates (about 2 minutes on 2 cores; full: about 15)")
+                   help="fewer simulated trials and replicates (about 1 minute on 2 cores; full: about 3)")
     v.add_argument("--only", nargs="+", metavar="ID", help="run only these requirements (e.g. BOIN-1 CRM-2)")
     v.add_argument("--no-pdf", action="store_true", help="write JSON and HTML only (no WeasyPrint needed)")
     v.set_defaults(func=_cmd_validate)
