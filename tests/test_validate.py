@@ -26,6 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CHEAP = ["BOIN-1", "BOIN-2", "CRM-1", "CRM-2", "CRM-3", "EXACT-1", "EFFTOX-1", "EFFTOX-2", "BLRM-1"]
 
 
+def _depending_on(part: str) -> set[str]:
+    return {r.id for r in suite.REQUIREMENTS if part in r.depends}
+
+
 def _verdicts(report: dict) -> dict[str, bool]:
     return {q["id"]: q["passed"] for q in report["requirements"]}
 
@@ -75,6 +79,7 @@ def test_a_broken_boin_boundary_fails_exactly_what_depends_on_it(monkeypatch: py
     # EXACT-2 still passes: exact and simulated agree with each other. select.mtd (BOIN-2) does not use the
     # boundaries; CRM, EffTox and BLRM do not use BOIN.
     assert failed == {"BOIN-1", "EXACT-1"}, failed
+    assert failed <= _depending_on("boin")  # the report's "depends on" column names the culprit
     # and the command exits non-zero with the report saying FAIL
     monkeypatch.setattr(boin, "boin_boundaries", broken)
     assert main(["validate", "--only", "BOIN-1", "CRM-1", "--out", str(tmp_path / "v"), "--no-pdf"]) == 3
@@ -96,6 +101,7 @@ def test_a_broken_crm_posterior_fails_the_crm_requirements_only(monkeypatch: pyt
     # is no longer calibrated against the prior the data came from); getprior (CRM-1) and titecrm (CRM-3, its own
     # quadrature) do not use CrmModel.posterior.
     assert failed == {"CRM-2", "EXACT-1", "SBC-1"}, failed
+    assert failed <= _depending_on("crm")
 
 
 def test_sbc_band_ratio() -> None:
