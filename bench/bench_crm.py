@@ -2,7 +2,7 @@
 
 Target: 10,000 CRM trials (6 doses, n = 36, cohorts of 3) in <= 1 s on a
 2-core machine. For scale: dfcrm::crmsim needs 18-24 s for 2,000 trials of
-n = 30 in cohorts of 3 (tests/reference/dfcrm/README.md, C4), i.e. about
+n = 30 in cohorts of 3 (validation/reference/dfcrm/README.md, C4), i.e. about
 100 s per 10,000 trials.
 
 Run: python bench/bench_crm.py [n_trials]

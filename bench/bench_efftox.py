@@ -2,7 +2,7 @@
 
 Target: 10,000 EffTox trials of 13 cohorts of 3 on 5 doses in <= 60 s on a
 2-core machine. For scale: trialr refits Stan after every cohort, 0.76 s per
-fit on one core (tests/reference/efftox/efftox_stan_timing.json), i.e. about
+fit on one core (validation/reference/efftox/efftox_stan_timing.json), i.e. about
 13 x 10,000 x 0.76 s = 27 hours for the same run; trialr's vignette quotes
 25 minutes for 100 trials.
 

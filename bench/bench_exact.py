@@ -1,13 +1,13 @@
 """Speed of exact operating characteristics (simulations/exact.py).
 
 Exact BOIN and CRM characteristics on 5 doses, cohorts of 3, for 4 and 12
-cohorts (max_n = 12 and 36), curve A of tests/reference/escalation. Targets:
+cohorts (max_n = 12 and 36), curve A of validation/reference/escalation. Targets:
 <= 50 ms for 4 cohorts, <= 2 s for 12 cohorts. For each case the time is split
 into the design's ``decide``/``select`` and the enumeration itself (expanding,
 merging, bookkeeping), so a slow design shows up as such.
 
 Reference: the R package escalation takes 1-2 s to build the 4-cohort paths plus
-2-4.6 s per true curve (tests/reference/README.md).
+2-4.6 s per true curve (validation/reference/README.md).
 
 Run: python bench/bench_exact.py [--repeats 5]
 """

@@ -2,7 +2,7 @@
 
 1. TITE-CRM on dfcrm's ``titesim`` scenario TS1 (5 doses, n = 24, one patient
    every 14 days, 28-day window): ``dfcrm::titesim`` needs 36-42 s for 2,000
-   trials (tests/reference/dfcrm/README.md); the time-aware engine decides for
+   trials (validation/reference/dfcrm/README.md); the time-aware engine decides for
    all trials of a chunk in one batched posterior per arrival.
 2. TITE-BOIN against BOIN with full follow-up, at 1.5 and 4 patients a month:
    mean trial duration (days), accrual suspensions (patients who waited) and

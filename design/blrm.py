@@ -61,7 +61,7 @@ holds the normaliser, the two CDF values per dose, the posterior means of
   bit for bit, whatever the batch (tested).
 
 Accuracy against a long NUTS run (:mod:`escalade.design.blrm_pymc`, stored in
-``tests/reference/blrm/``) and against a brute-force 1,600 x 1,600 grid is tested.
+``validation/reference/blrm/``) and against a brute-force 1,600 x 1,600 grid is tested.
 
 Examples
 --------

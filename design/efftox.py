@@ -3,7 +3,7 @@
 Thall & Cook (2004), Biometrics 60:684-693; priors by effective sample size as
 Thall, Herrick, Nguyen, Venier & Norris (2014), Clin Trials 11:657-666. The
 trial rules are those of the R package ``trialr`` (``efftox_process``), written
-out in ``tests/reference/efftox/README.md``.
+out in ``validation/reference/efftox/README.md``.
 
 Model
 -----

@@ -13,9 +13,9 @@ from pathlib import Path as _Path
 from escalade import _checkout
 
 # In a source checkout the layers live beside this folder (design/, scenarios/,
-# simulations/, reports/ at the repository root, as the design card fixes the
+# simulations/, reports/, validation/ at the repository root, as the design card fixes the
 # layout); pyproject.toml maps them to escalade.design etc. on install. From a
-# checkout, a finder maps exactly those four names to their folders, so the
+# checkout, a finder maps exactly those five names to their folders, so the
 # checkout and the installed package are the same modules under one name
 # (see escalade/_checkout.py and docs/architecture.md).
 _checkout.install(_Path(__file__).parent)

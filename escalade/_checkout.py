@@ -1,12 +1,13 @@
 """Import the layers of a source checkout as ``escalade.<layer>``, under that one name.
 
 The design card fixes the repository's top-level folders (``design/``,
-``scenarios/``, ``simulations/``, ``reports/``); ``pyproject.toml`` installs
+``scenarios/``, ``simulations/``, ``reports/``, and ``validation/``, the validation suite with its
+reference data); ``pyproject.toml`` installs
 them as ``escalade.design`` etc. (``[tool.setuptools.package-dir]``). When
 Python imports :mod:`escalade` straight from a checkout (``python -m pytest``
 or ``python -m escalade`` at the root), the folders are not inside
 ``escalade/``, so :mod:`escalade` installs :class:`LayerFinder`, which maps
-exactly those four names to their folders, as setuptools' own editable-install
+exactly those five names to their folders, as setuptools' own editable-install
 finder maps package names to source folders. Nothing else becomes importable
 under ``escalade.`` (``escalade.escalade``, ``escalade.tests`` do not exist),
 and each layer refuses to be imported under its bare folder name (see
@@ -25,7 +26,7 @@ from types import ModuleType
 __all__ = ["LAYERS", "LayerFinder", "install", "refuse_bare_import"]
 
 #: The layer folders of the checkout, in import order (each imports only those before it).
-LAYERS: tuple[str, ...] = ("design", "scenarios", "simulations", "reports")
+LAYERS: tuple[str, ...] = ("design", "scenarios", "simulations", "reports", "validation")
 
 
 class LayerFinder(importlib.abc.MetaPathFinder):

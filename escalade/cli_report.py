@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["add_parser", "cmd_report", "cmd_diff"]
 
@@ -71,10 +72,24 @@ def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     progress(f"read {args.run_dir}: {len(run.scenarios)} scenarios x {len(run.designs)} designs "
              f"({time.perf_counter() - t0:.1f} s)")
     written = write_appendix(run, fmt=args.fmt, xlsx=args.xlsx, out=args.out, compare=compare, progress=progress)
+    written += _validation_summary(run.path, written, args.fmt)
     progress(f"done ({time.perf_counter() - t0:.1f} s)")
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _validation_summary(run_dir: Path, written: list[Path], fmt: str) -> list[Path]:
+    """Issue 20: a one-page validation summary beside the appendix when a validation report of this environment
+    is in the run directory or the working directory (``validation*/validation.json``); else say there is none."""
+    from escalade.validation.report import find_validation, write_validation_summary
+
+    rep, line = find_validation([Path(run_dir), Path.cwd()])
+    print(f"report: {line}", file=sys.stderr)
+    if rep is None or not written:
+        return []
+    stem = written[0].with_suffix("")
+    return write_validation_summary(rep, stem.with_name(stem.name + "-validation"), pdf=fmt in ("pdf", "both"))
 
 
 def cmd_diff(args: argparse.Namespace, argv: Sequence[str]) -> int:

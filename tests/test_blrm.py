@@ -1,5 +1,5 @@
 """BLRM with EWOC (issue 17): the quadrature posterior against long PyMC NUTS runs
-(tests/reference/blrm/nuts_reference.json, written by make_reference.py beside it) and a
+(validation/reference/blrm/nuts_reference.json, written by make_reference.py beside it) and a
 brute-force dense grid; simulation-based calibration; rules; exact enumeration against
 simulation on the shipped study; conduct mode."""
 
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
+from conftest import load_reference
 from escalade.design.base import NO_DOSE, States, StopReason
 from escalade.design.blrm import BlrmConfig, BlrmDesign, BlrmModel, blrm_fit
 from escalade.design.registry import build_design
@@ -23,7 +24,7 @@ from escalade.simulations.exact import exact_outcomes
 from escalade.simulations.trial import simulate
 
 HERE = Path(__file__).resolve().parent
-REF = json.loads((HERE / "reference" / "blrm" / "nuts_reference.json").read_text())
+REF = load_reference("blrm", "nuts_reference.json")
 NAMES = list(REF["datasets"])
 SA = dict(n_doses=5, doses=(1, 2.5, 5, 10, 25))
 # Issue 17: the fast posterior equals a long NUTS run within 0.005. The NUTS Monte Carlo SE of

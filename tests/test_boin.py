@@ -1,4 +1,4 @@
-"""BOIN against the R package BOIN 2.7.2 (tests/reference/boin/)."""
+"""BOIN against the R package BOIN 2.7.2 (validation/reference/boin/)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_select_is_batched() -> None:
 
 
 def test_hand_checked_decisions() -> None:
-    # Hand-checked against the target-0.30 table of tests/reference/boin/README.md
+    # Hand-checked against the target-0.30 table of validation/reference/boin/README.md
     # (lambda_e = 0.236, lambda_d = 0.359; n = 3: escalate if 0 DLT, de-escalate if >= 2, eliminate if 3).
     d = BoinDesign(BoinConfig(target=0.3, n_doses=5, max_n=30))
     # 0/3 at dose 1 -> escalate; 1/3 at dose 2 -> stay; 2/3 at dose 2... 3/6 -> de-escalate

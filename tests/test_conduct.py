@@ -20,7 +20,7 @@ from escalade.simulations.conduct import (
 
 # The BOIN design of scenarios/cart_rr_heme.yaml: target 0.30, cohorts of 3, max 30, 5 dose levels,
 # cutoff_eli 0.95, extrasafe. Its boundaries (BOIN::get.boundary(target = 0.3, ...), see
-# tests/reference/boin/README.md): n = 3: escalate if DLTs <= 0, de-escalate if >= 2, eliminate if >= 3;
+# validation/reference/boin/README.md): n = 3: escalate if DLTs <= 0, de-escalate if >= 2, eliminate if >= 3;
 # n = 6: escalate if <= 1, de-escalate if >= 3, eliminate if >= 4.
 CART_BOIN = BoinDesign(BoinConfig(target=0.30, n_doses=5, cohort_size=3, max_n=30, cutoff_eli=0.95,
                                   extrasafe=True))

@@ -1,5 +1,5 @@
-"""CRM against the R package dfcrm 0.2-2.1 (tests/reference/dfcrm/) and escalation 0.2.3
-(tests/reference/escalation/); quadrature error against adaptive quadrature."""
+"""CRM against the R package dfcrm 0.2-2.1 (validation/reference/dfcrm/) and escalation 0.2.3
+(validation/reference/escalation/); quadrature error against adaptive quadrature."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""EffTox against the trialr/Stan reference runs (tests/reference/efftox/).
+"""EffTox against the trialr/Stan reference runs (validation/reference/efftox/).
 
-The reference numbers come from ``tests/reference/efftox/make_reference.R`` (reconstructed from the recorded calls): trialr's
+The reference numbers come from ``validation/reference/efftox/make_reference.R`` (reconstructed from the recorded calls): trialr's
 ``EffTox.stan`` (commit 66c1eb3) fitted by ``rstan::sampling(chains = 4,
 iter = 12000, warmup = 2000, seed = 123)`` per data set, with trialr's
 ``efftox_solve_p`` (``uniroot``, p = 0.977363190505906), ``efftox_utility`` and

@@ -1,8 +1,8 @@
 """Exact operating characteristics (simulations/exact.py).
 
-References: tests/reference/escalation/ (exact recommendation probabilities of the
+References: validation/reference/escalation/ (exact recommendation probabilities of the
 R package escalation 0.2.3, confirmed by an independent enumeration), Wheeler et
-al.'s exact A+B figures (tests/reference/README.md), closed forms, and the Monte
+al.'s exact A+B figures (validation/reference/README.md), closed forms, and the Monte
 Carlo engine (within 4 standard errors computed from the number of trials).
 """
 
@@ -100,7 +100,7 @@ def test_crm_empiric_equals_escalation() -> None:
 
 @pytest.mark.skipif(not _HAS_CRM, reason="design/crm.py is not in this checkout yet")
 def test_crm_no_skip_equals_crmsim_restrict_enumeration() -> None:
-    # tests/reference/escalation/README.md, row "own crm_dfcrm_crmsim_restrict", curve A (printed to
+    # validation/reference/escalation/README.md, row "own crm_dfcrm_crmsim_restrict", curve A (printed to
     # 6 decimals, so compared to 5e-7): dfcrm::crmsim(restrict = TRUE) semantics, enumerated exactly:
     # no skipping above the current dose, no escalation after a cohort with DLT fraction >= target;
     # final selection = the model's recommended dose (5 after four clean cohorts, though never given).
@@ -112,7 +112,7 @@ def test_crm_no_skip_equals_crmsim_restrict_enumeration() -> None:
 
 # --------------------------------------------------------------------------- 3+3: Wheeler et al.
 
-# tests/reference/README.md: Wheeler et al.'s exact A+B figures, as quoted (2 decimals) in the R
+# validation/reference/README.md: Wheeler et al.'s exact A+B figures, as quoted (2 decimals) in the R
 # package escalation's tests. The AplusB app prints signif(x, 3) (helpers.R, print.threep3); the
 # quoted figures are those rounded again to 2 decimals (e.g. 0.3247 -> 0.325 -> 0.33), which is the
 # only rounding under which both rows agree with the exact values.

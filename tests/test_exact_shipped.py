@@ -56,7 +56,7 @@ def test_exact_demo_reproduces_escalation_through_the_cli(tmp_path: Path) -> Non
     assert main(["run", str(SCEN_DIR / "exact_demo.yaml"), "--exact", "--out", str(out), "--no-progress"]) == 0
     oc = pd.read_csv(out / "oc.csv")
     sel = oc[(oc.scenario == "Curve A") & (oc.metric == "select_pct")].set_index(["design", "dose"]).value
-    # tests/reference/escalation/README.md: BOIN + select.mtd, curve A: 0.057406, 0.415079, 0.356433, 0.170867, 0
+    # validation/reference/escalation/README.md: BOIN + select.mtd, curve A: 0.057406, 0.415079, 0.356433, 0.170867, 0
     assert sel[("BOIN", "D3")] == pytest.approx(35.6433, abs=5e-5)
     assert sel[("BOIN", "D2")] == pytest.approx(41.5079, abs=5e-5)
     # CRM empiric, no skipping (crmsim restrict): 0.020879, 0.266042, 0.355030, 0.301093, 0.056956

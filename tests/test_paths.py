@@ -1,7 +1,7 @@
 """Dose-transition pathways (simulations/paths.py).
 
 Trees are compared node by node with the R package escalation 0.2.3's
-``get_dose_paths`` (tests/reference/escalation/escalation_nodes_*.json); path
+``get_dose_paths`` (validation/reference/escalation/escalation_nodes_*.json); path
 probabilities are checked against the exact enumeration, which merges states
 and so is computed a different way.
 """

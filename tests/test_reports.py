@@ -357,7 +357,7 @@ def test_methods_text_and_decision_tables(example: dict) -> None:
     for d, block in zip(designs, blocks):
         assert f"{d['name']}: " in html.unescape(block)
         by_kind.setdefault(d["design"], (d, html.unescape(block)))
-    # BOIN: boundaries as the package prints them (tests/reference, BOIN::get.boundary(0.3, 3, 10))
+    # BOIN: boundaries as the package prints them (validation/reference, BOIN::get.boundary(0.3, 3, 10))
     ref = load_reference("boin", "boundaries.json")["cases"]["target0.30_cs3_nc10"]["boundary_tab_at_cohort_ends"]
     boin = by_kind["boin"][1]
     assert "\u03bbe = 0.2365" in boin and "\u03bbd = 0.3585" in boin

@@ -3,7 +3,7 @@
 The reference outputs used to be read from ``../shared/reference``, a folder that existed only on the
 machines that built escalade, so a fresh clone failed with collection errors. These tests fail if a test
 or bench file points outside the repository again, or if a reference file a test loads is missing
-from ``tests/reference/``.
+from ``validation/reference/``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO / "tests" / "reference"
+REFERENCE = REPO / "validation" / "reference"
 
 # what a path out of the repository looks like in source text
 OUTSIDE = [
     (re.compile(r"\.\./(shared|\.\./)"), "a relative path out of the repository (../shared, ../../)"),
-    (re.compile(r"shared/(reference|scripts)"), "the build machines' shared folder (use tests/reference/)"),
+    (re.compile(r"shared/(reference|scripts)"), "the build machines' shared folder (use validation/reference/)"),
     (re.compile(r"parents\[\s*[2-9]\s*\]"), "a parent of the repository root (tests/x.py: parents[1] is the root)"),
     (re.compile(r"\.parent\.parent\.parent|REPO\.parent|ROOT\.parent"), "a parent of the repository root"),
     (re.compile(r"""["'](/work|/home|/Users|/mnt|/srv|/opt)/"""), "an absolute path on one machine"),
@@ -61,7 +61,7 @@ def test_every_reference_file_a_test_loads_is_in_the_repository() -> None:
     wanted = _literal_reference_paths()
     assert len(wanted) >= 10  # the parser found the calls
     missing = ["/".join(p) for p in sorted(wanted) if not REFERENCE.joinpath(*p).is_file()]
-    assert not missing, f"missing from tests/reference/: {missing}"
+    assert not missing, f"missing from validation/reference/: {missing}"
 
 
 def test_conftest_reads_the_repository_copy() -> None:

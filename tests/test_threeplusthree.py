@@ -1,4 +1,4 @@
-"""3+3 rules, by hand and against Wheeler et al.'s exact figures (tests/reference/README.md)."""
+"""3+3 rules, by hand and against Wheeler et al.'s exact figures (validation/reference/README.md)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_deescalation_needs_six_at_mtd() -> None:
     assert d.select(s)[0] == 0
 
 
-# Wheeler et al. exact A+B calculations, printed to 2 decimals (tests/reference/README.md).
+# Wheeler et al. exact A+B calculations, printed to 2 decimals (validation/reference/README.md).
 WHEELER = [
     (True, [0.1, 0.2, 0.3, 0.4, 0.5], [0.10, 0.28, 0.33, 0.20, 0.06, 0.02]),
     (False, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], [0.09, 0.26, 0.33, 0.22, 0.08, 0.02, 0, 0, 0]),

@@ -13,7 +13,7 @@ from escalade.scenarios.errors import ConfigError
 from escalade.scenarios.study import Timing
 from escalade.simulations.timed import DAYS_PER_MONTH, simulate_timed
 
-TOL = 1e-6  # dfcrm's own integration error is <= 1.3e-7 here (tests/reference/dfcrm/README.md)
+TOL = 1e-6  # dfcrm's own integration error is <= 1.3e-7 here (validation/reference/dfcrm/README.md)
 
 
 def _fits(name: str):

@@ -1,4 +1,4 @@
-# BOIN reference outputs (tests/reference/boin/)
+# BOIN reference outputs (validation/reference/boin/)
 #
 # RECONSTRUCTED SCRIPT. The JSON files in this folder were produced on 2026-11-24 by the original
 # generator scripts (scripts/boin_boundaries.R, boin_select_mtd.R, boin_get_oc.R), which are not part of this repository. This script was written

@@ -1,4 +1,4 @@
-# Exact dose-path probabilities (tests/reference/escalation/): R package escalation
+# Exact dose-path probabilities (validation/reference/escalation/): R package escalation
 #
 # RECONSTRUCTED SCRIPT. The JSON files in this folder were produced on 2026-11-24 by the original
 # generator scripts (scripts/escalation_dose_paths.R; the independent enumeration exact_paths_independent.R and make_reference_tables.py), which are not part of this repository. This script was written

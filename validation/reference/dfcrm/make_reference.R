@@ -1,4 +1,4 @@
-# dfcrm reference outputs (tests/reference/dfcrm/)
+# dfcrm reference outputs (validation/reference/dfcrm/)
 #
 # RECONSTRUCTED SCRIPT. The JSON files in this folder were produced on 2026-11-24 by the original
 # generator scripts (scripts/dfcrm_getprior.R, dfcrm_crm.R, dfcrm_crmsim.R), which are not part of this repository. This script was written

@@ -1,4 +1,4 @@
-# EffTox reference outputs (tests/reference/efftox/): trialr's Stan model, long runs
+# EffTox reference outputs (validation/reference/efftox/): trialr's Stan model, long runs
 #
 # RECONSTRUCTED SCRIPT. The JSON files in this folder were produced on 2026-11-24 by the original
 # generator scripts (scripts/efftox_reference.R), which are not part of this repository. This script was written

@@ -13,7 +13,7 @@ example's code, prior (log alpha, log beta) ~ N((logit 0.5, log 1), diag(2^2, 1^
 
 Run (about 7 minutes on 2 shared cores; names of data sets rerun only those and
 keep the others of the existing file):
-    nice python tests/reference/blrm/make_reference.py [NAME ...]
+    nice python validation/reference/blrm/make_reference.py [NAME ...]
 """
 
 from __future__ import annotations
