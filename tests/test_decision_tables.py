@@ -13,7 +13,7 @@ Sources of the expected values (each test names its own):
   (https://www.pubmed.gov/31304864/; arXiv:1901.01303),
   written out below entry by entry;
 * elimination rows: ``BOIN::get.boundary``'s (R output in
-  tests/reference/boin/boundaries.json), the same Beta(1, 1) rule.
+  validation/reference/boin/boundaries.json), the same Beta(1, 1) rule.
 """
 
 from __future__ import annotations
