@@ -443,6 +443,30 @@ def _escalation_exact(ctx: Context) -> Outcome:
                      "next-dose semantics) and CRM empiric; P(recommend each dose or none) and E[patients per dose]")
 
 
+def _threeplusthree_wheeler(ctx: Context) -> Outcome:
+    """3+3 by exact enumeration against Wheeler et al.'s exact A+B figures (reference README): the published
+    figures are the exact values printed to 3 significant figures and then to 2 decimals, so each must agree
+    with ours rounded the same way (the difference reported is before rounding, limit 0.0055)."""
+    from escalade.design.threeplusthree import ThreePlusThreeConfig, ThreePlusThreeDesign
+    from escalade.simulations.exact import exact_outcomes
+
+    w = _Worst()
+    for deesc, p_true, published in _WHEELER:
+        d = ThreePlusThreeDesign(ThreePlusThreeConfig(n_doses=len(p_true), allow_deescalation=deesc))
+        out = exact_outcomes(d, p_true)
+        mine = np.bincount(out.selected + 1, weights=out.weight, minlength=len(p_true) + 1)
+        where = f"{len(p_true)} doses, {'with' if deesc else 'without'} de-escalation"
+        w.add(_absdiff(mine, published), f"{where} P(recommend)")
+        w.exact([round(float(f"{x:.3g}"), 2) for x in mine] == list(published), f"{where} printed figures")
+    return w.outcome("Wheeler et al. exact A+B figures (5 doses with de-escalation, 8 without): P(recommend none, "
+                     "dose 1, ...), printed figures equal exactly")
+
+
+#: Wheeler et al.'s exact A+B figures as printed (2 decimals), validation/reference/README.md.
+_WHEELER = ((True, (0.1, 0.2, 0.3, 0.4, 0.5), (0.10, 0.28, 0.33, 0.20, 0.06, 0.02)),
+            (False, (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), (0.09, 0.26, 0.33, 0.22, 0.08, 0.02, 0, 0, 0)))
+
+
 def _shipped_cases(quick: bool) -> list[tuple[str, Any, Any]]:
     import escalade.scenarios as scenarios_pkg
     from escalade.scenarios.designs import build_study_designs
@@ -778,6 +802,10 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("EXACT-1", "Exact enumeration equals escalation::calculate_probabilities() (escalation 0.2.3)",
                 "exact_outcomes() against escalation/escalation_exact_probs.json (BOIN, CRM)",
                 "within 1e-9", 1e-9, "absolute difference", ("boin", "crm", "exact"), _escalation_exact),
+    Requirement("3P3-1", "3+3 equals Wheeler et al.'s exact A+B figures",
+                "exact enumeration of 3+3 (with and without de-escalation) against the published figures",
+                "printed figures exactly; exact values within 0.0055 of them", 0.0055, "absolute difference",
+                ("threeplusthree", "exact"), _threeplusthree_wheeler),
     Requirement("EXACT-2", "Exact enumeration and simulation agree on the shipped scenarios",
                 "exact_outcomes() against simulate() for every 3+3, BOIN and CRM design of the shipped study files",
                 _FAMILY + "; total probability 1 within 1e-12", 3.0, "MC SEs (|z|)",
