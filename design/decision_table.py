@@ -345,7 +345,8 @@ class TableDesign(ConfigDesign):
     label: ClassVar[str] = "decision table"
 
     def build_table(self) -> DecisionTable:  # pragma: no cover - each design overrides it
-        raise NotImplementedError
+        """The design's decision table (each table design defines it: Keyboard, mTPI-2, i3+3, a CSV)."""
+        raise TypeError(f"{type(self).__name__} is a table design and must define build_table()")
 
     def _setup(self) -> None:
         c = self.config
