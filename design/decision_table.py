@@ -475,6 +475,16 @@ class IntervalConfig(SharedRules):
         check_probability("cutoff_eli", self.cutoff_eli)
         check_int("elim_min_n", self.elim_min_n, low=1)
 
+    def check_band(self, below: str, above: str, what: str) -> None:
+        """The interval ``(target - below, target + above)`` of the fields named ``below`` and ``above``:
+        each a fraction, and the interval inside (0, 1)."""
+        lo, hi = getattr(self, below), getattr(self, above)
+        check_fraction(below, lo)
+        check_fraction(above, hi)
+        if not (0 < self.target - lo and self.target + hi < 1):
+            raise ConfigError(below, (lo, hi), f"the {what} (target - {below}, target + {above}) must lie inside "
+                                               f"(0, 1) for target {self.target}")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecisionTableConfig(SharedRules):

@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from escalade.design.base import DesignEntry
-from escalade.design.config import check_fraction
 from escalade.design.decision_table import (D, DecisionTable, E, IntervalConfig, S, TableDesign, TableExplanation,
                                             mark_elimination)
-from escalade.design.errors import ConfigError
 from escalade.design.rules import Rule
 
 __all__ = ["I3plus3Config", "I3plus3Design", "i3plus3_table", "ENTRY"]
@@ -67,12 +65,7 @@ class I3plus3Config(IntervalConfig):
 
     def __post_init__(self) -> None:
         self.check_interval()
-        check_fraction("epsilon1", self.epsilon1)
-        check_fraction("epsilon2", self.epsilon2)
-        if not (0 < self.target - self.epsilon1 and self.target + self.epsilon2 < 1):
-            raise ConfigError("epsilon1", (self.epsilon1, self.epsilon2),
-                              f"the equivalence interval [target - epsilon1, target + epsilon2] must lie inside "
-                              f"(0, 1) for target {self.target}")
+        self.check_band("epsilon1", "epsilon2", "equivalence interval")
 
 
 @dataclass(frozen=True, slots=True)

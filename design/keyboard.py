@@ -25,10 +25,8 @@ import numpy as np
 from scipy import stats
 
 from escalade.design.base import DesignEntry
-from escalade.design.config import check_fraction
 from escalade.design.decision_table import (D, DecisionTable, E, IntervalConfig, S, TableDesign, TableExplanation,
                                             mark_elimination)
-from escalade.design.errors import ConfigError
 from escalade.design.rules import Rule
 
 __all__ = ["KeyboardConfig", "KeyboardDesign", "keyboard_keys", "keyboard_table", "ENTRY"]
@@ -102,12 +100,7 @@ class KeyboardConfig(IntervalConfig):
 
     def __post_init__(self) -> None:
         self.check_interval()
-        check_fraction("margin_l", self.margin_l)
-        check_fraction("margin_r", self.margin_r)
-        if not (0 < self.target - self.margin_l and self.target + self.margin_r < 1):
-            raise ConfigError("margin_l", (self.margin_l, self.margin_r),
-                              f"the target key (target - margin_l, target + margin_r) must lie inside (0, 1) "
-                              f"for target {self.target}")
+        self.check_band("margin_l", "margin_r", "target key")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,9 @@ from typing import ClassVar
 from scipy import stats
 
 from escalade.design.base import DesignEntry
-from escalade.design.config import check_fraction, check_positive
+from escalade.design.config import check_positive
 from escalade.design.decision_table import (D, DecisionTable, E, IntervalConfig, S, TableDesign, TableExplanation,
                                             mark_elimination)
-from escalade.design.errors import ConfigError
 from escalade.design.rules import Rule
 
 __all__ = ["Mtpi2Config", "Mtpi2Design", "mtpi2_intervals", "mtpi2_table", "ENTRY"]
@@ -97,14 +96,9 @@ class Mtpi2Config(IntervalConfig):
 
     def __post_init__(self) -> None:
         self.check_interval()
-        check_fraction("epsilon1", self.epsilon1)
-        check_fraction("epsilon2", self.epsilon2)
+        self.check_band("epsilon1", "epsilon2", "equivalence interval")
         check_positive("alpha", self.alpha)
         check_positive("beta", self.beta)
-        if not (0 < self.target - self.epsilon1 and self.target + self.epsilon2 < 1):
-            raise ConfigError("epsilon1", (self.epsilon1, self.epsilon2),
-                              f"the equivalence interval (target - epsilon1, target + epsilon2) must lie inside "
-                              f"(0, 1) for target {self.target}")
 
 
 @dataclass(frozen=True, slots=True)
