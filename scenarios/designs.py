@@ -8,6 +8,7 @@ naming the study file and the field's path (``designs[1].params.skeleton``).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from escalade.design.base import Design
@@ -16,7 +17,7 @@ from escalade.design.registry import build_design, entry
 from escalade.scenarios.errors import StudyError
 from escalade.scenarios.study import DesignSpec, Study
 
-__all__ = ["build_study_designs"]
+__all__ = ["build_study_designs", "referenced_files"]
 
 
 def build_study_designs(study: Study) -> list[tuple[DesignSpec, Design]]:
@@ -36,6 +37,33 @@ def build_study_designs(study: Study) -> list[tuple[DesignSpec, Design]]:
         except ConfigError as exc:
             prefix = f"designs[{i}]" if exc.field == "design" else f"designs[{i}].params"
             raise StudyError.from_config(study.source, prefix, exc) from None
+    return out
+
+
+def referenced_files(study: Study) -> dict[str, str]:
+    """SHA-256 of each file a design parameter names (e.g. a ``decision_table`` CSV), keyed
+    ``designs[i].params.NAME``; empty for a study whose designs name no file.
+
+    A run's inputs are the study text *and* these files: editing a referenced CSV
+    must invalidate a resumed run as editing the study does. A file that cannot be
+    read hashes as ``"missing"`` (building the design then names the problem).
+    """
+    out: dict[str, str] = {}
+    for i, spec in enumerate(study.designs):
+        try:
+            names = entry(spec.kind).path_params
+        except ConfigError:
+            continue
+        params = _resolve_paths(study, spec)
+        for name in names:
+            value = params.get(name)
+            if not (isinstance(value, str) and value.strip()):
+                continue
+            try:
+                digest = hashlib.sha256(Path(value).read_bytes()).hexdigest()
+            except OSError:
+                digest = "missing"
+            out[f"designs[{i}].params.{name}"] = digest
     return out
 
 

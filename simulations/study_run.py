@@ -47,7 +47,7 @@ import pandas as pd
 
 from escalade.design.base import NO_DOSE, Design, StopReason, decides_on_followup
 from escalade.design.registry import config_to_dict
-from escalade.scenarios.designs import build_study_designs
+from escalade.scenarios.designs import build_study_designs, referenced_files
 from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
 from escalade.scenarios.study import LIMITS, Scenario, Study, Timing
 from escalade.simulations.atomic import atomic_write, make_dir, replacing, write_error
@@ -160,17 +160,20 @@ def _versions() -> dict[str, str]:
 
 
 def _inputs_fingerprint(study: Study, n_trials: int, seed: int, exact: bool) -> str:
-    key = json.dumps({"sha256": study.sha256, "n_trials": n_trials, "seed": seed,
-                      "chunk_size": study.simulation.chunk_size, "exact": exact, "format": RUN_FORMAT},
-                     sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()
+    inputs: dict[str, Any] = {"sha256": study.sha256, "n_trials": n_trials, "seed": seed,
+                              "chunk_size": study.simulation.chunk_size, "exact": exact, "format": RUN_FORMAT}
+    files = referenced_files(study)
+    if files:  # only then: a study naming no file keeps the fingerprint it always had
+        inputs["files"] = files
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
 def _inputs_record(study: Study, n_trials: int, seed: int, exact: bool, fingerprint: str) -> dict[str, Any]:
-    """What ``inputs.json`` holds: the inputs that determine the results (not workers or backend)."""
+    """What ``inputs.json`` holds: the inputs that determine the results (not workers or backend),
+    including the SHA-256 of files the designs read (a protocol's decision-table CSV)."""
     return {"fingerprint": fingerprint, "format": RUN_FORMAT, "sha256": study.sha256, "n_trials": n_trials,
             "seed": seed, "chunk_size": study.simulation.chunk_size, "exact": exact,
-            "study_file": study.source, "study_text": study.text}
+            "study_file": study.source, "study_text": study.text, "files": referenced_files(study)}
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -235,6 +238,11 @@ def _changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             continue  # already named in the study file's differences
         if old.get(key, RUN_FORMAT if key == "format" else None) != new[key]:
             changed.append(f"{label} {old.get(key)!r} -> {new[key]!r}")
+    old_files, new_files = old.get("files") or {}, new.get("files") or {}
+    for field in sorted(set(old_files) | set(new_files)):
+        if old_files.get(field) != new_files.get(field):
+            changed.append(f"the file {field} names ({str(old_files.get(field, 'none'))[:12]} -> "
+                           f"{str(new_files.get(field, 'none'))[:12]})")
     return changed or ["inputs"]
 
 

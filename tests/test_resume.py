@@ -310,3 +310,34 @@ def test_rerun_regenerates_and_verifies_the_results_hash(tmp_path: Path, capsys)
     assert main(["rerun", str(run), "--out", str(tmp_path / "y"), "--no-progress"]) == 2
     assert "manifest.json does not exist" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_an_edited_decision_table_csv_is_a_changed_input(tmp_path: Path, capsys) -> None:
+    """The run's inputs include the files a design reads: editing the protocol's decision-table CSV after a run
+    refuses to resume into that folder (naming the file's field), as editing the study file does; the study text
+    alone being unchanged is not enough."""
+    from escalade.design.decision_table import boin_decision_table
+
+    table = tmp_path / "table.csv"
+    table.write_text(boin_decision_table(0.25, 6).to_csv())
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "study: {title: tables, target: 0.25, cohort_size: 3, max_n: 6}\n"
+        "doses: [{amount: 1}, {amount: 2}, {amount: 3}]\n"
+        "designs:\n  - {name: TB, design: decision_table, params: {table: table.csv}}\n"
+        "scenarios:\n  - {name: A, p_dlt: [0.1, 0.25, 0.5]}\n")
+    out = tmp_path / "run"
+    base = ["run", str(study), "--out", str(out), "--jobs", "1", "--no-progress", "--trials", "50"]
+    assert main(base) == 0
+    assert main(base) == 0  # same files: the run is resumed
+    capsys.readouterr()
+
+    edited = table.read_text().replace("4,1,S", "4,1,D")
+    assert edited != table.read_text()
+    table.write_text(edited)
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert "holds a run of different inputs" in err
+    assert "designs[0].params.table" in err
+    assert "study file" not in err  # the study text did not change
