@@ -50,23 +50,45 @@ boundaries :math:`\\lambda_e, \\lambda_d` for :math:`\\phi_T` (paper, Table 2):
    :math:`\\hat p_T < \\lambda_d` and the next admissible higher dose is untried,
    escalate to it.
 
-Final selection of the optimal biological dose (OBD; *software*): the toxicity
-estimate is the isotonic fit :math:`\\tilde p_T` of :math:`(y_T + 0.05)/(n + 0.1)`
-(weights :math:`n + 0.1`); the MTD is the dose whose :math:`\\tilde p_T` is closest
-to :math:`\\phi_T` (ties as ``BOIN::select.mtd``); the efficacy estimate
-:math:`\\tilde p_E` is the unimodal (umbrella) isotonic fit of
-:math:`(y_E + 0.05)/(n + 0.1)` (weights :math:`n + 0.5`) averaged over the mode's
-position with weights proportional to the binomial likelihood of each fit;
-the OBD maximises :math:`\\hat u = 100(1-\\tilde p_T)\\tilde p_E + u_{11}\\tilde p_T\\tilde
-p_E + u_{00}(1-\\tilde p_T)(1-\\tilde p_E)` among admissible doses at or below the
-MTD (ties: the higher dose). Deviations from the software, all deliberate:
-only treated doses enter the fits (the software also fits untried doses at
-0.5); its small dose-index jitters (:math:`+0.001 j` on :math:`\\tilde p_T`,
-:math:`+0.01 j` on :math:`\\tilde p_E`, which shift estimates, not only ties) are
-replaced by the tie rules above; the software's utility
-:math:`u_{11}\\tilde p_E + u_{00}(1 - \\tilde p_T)` equals :math:`\\hat u` only when
-:math:`u_{11} + u_{00} = 100` (the defaults), so :math:`\\hat u` and the quasi-events
-:math:`x` use the four outcome cells.
+Final selection of the optimal biological dose (OBD), ``selection="software"``
+(the default): the rule of the authors' simulation code (as in the BOIN12
+web application; checked against an R restatement of it in
+``validation/reference/boin12_software`` and, in simulation, against the
+application's published figures of brockk/escalation issue #8). With dose
+index :math:`j = 1, \\dots, J` and *every* dose entering the fits (an untried
+dose as :math:`0.05/0.1 = 0.5` with a small weight):
+
+- :math:`\\tilde p_{T,j}` = isotonic fit of :math:`(y_T + 0.05)/(n + 0.1)` (weights
+  :math:`n + 0.1`) :math:`+\\, 0.001\\,j`;
+- :math:`\\tilde p_{E,j}` = the unimodal (umbrella) fits of :math:`(y_E + 0.05)/(n + 0.1)`
+  (weights :math:`n + 0.5`) for each position of the mode, as ``Iso::ufit``
+  computes them (its last pooling step places the weights by the inverse
+  permutation, :func:`~escalade.design.isotonic.unimodal_fits`), averaged with
+  weights proportional to each fit's binomial likelihood, :math:`+\\, 0.01\\,j`;
+- utility :math:`\\hat u = u_{11}\\tilde p_E + u_{00}(1 - \\tilde p_T)` (equal to the four-cell
+  utility only when :math:`u_{11} + u_{00} = 100`, the defaults);
+- MTD: the first dose with the smallest :math:`|\\tilde p_T - \\phi_T|` (all doses);
+  OBD: the first dose with the largest :math:`\\hat u` among treated admissible
+  doses up to the MTD;
+- a trial whose last decision (taken after every cohort, the last included)
+  stops it for toxicity or futility selects no dose, unless it ended at
+  ``n_earlystop`` first.
+
+Where escalade differs from that code: where no treated admissible dose
+is at or below the MTD it selects no dose (R's ``which.max`` returns dose 1
+whatever its utility), and the software breaks desirability ties at random
+during the trial (escalade: the higher dose, above).
+
+``selection="paper"``: the paper's rule without the software's numerical
+adjustments (escalade's rule before the software's became the default):
+only treated doses enter the fits, the umbrella fit is the least-squares
+one, no index offsets; the MTD is the treated dose not eliminated for
+toxicity closest to :math:`\\phi_T` (ties as ``BOIN::select.mtd``); the OBD
+maximises :math:`\\hat u = 100(1-\\tilde p_T)\\tilde p_E + u_{11}\\tilde p_T\\tilde p_E +
+u_{00}(1-\\tilde p_T)(1-\\tilde p_E)` among treated admissible doses at or below the
+MTD, ties to the higher dose.
+
+Both rules are computed for all final states at once (no per-trial loop).
 """
 
 from __future__ import annotations
