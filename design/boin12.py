@@ -112,7 +112,7 @@ from escalade.design.rules import state_fields as rules_state_fields
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ENTRY", "Boin12Explanation", "Boin12Config", "Boin12Design", "boin12_rds_table", "boin12_estimates", "Boin12Estimates",
+__all__ = ["ENTRY", "Boin12Evidence", "Boin12Explanation", "Boin12Config", "Boin12Design", "boin12_rds_table", "boin12_estimates", "Boin12Estimates",
            "unimodal_regression"]
 
 _MIN_N_ELIM = 3  # elimination (toxicity or futility) needs at least 3 patients at the dose
@@ -306,27 +306,37 @@ class Boin12Design(ConfigDesign):
                 f"{c.phi_e:g}; ties: the higher dose")
         return TrueOptimum(dose, tuple(float(v) for v in u), tuple(bool(v) for v in ok), "BOIN12 utility", rule)
 
-    def _move(self, states: States) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Rules 2-4: ``(next dose, chosen dose eliminated, toxicity elimination, any elimination, n at current)``."""
+    def evidence(self, states: States) -> "Boin12Evidence":
+        """What rules 1-4 read, from complete data (TITE-BOIN12 supplies its own from pending data)."""
         c, b = self.config, self.boundaries
-        s, nd = states.n_states, c.n_doses
-        rows = np.arange(s)
-        d = states.current
         n_d = states.at_current(states.n)
         y_d = states.at_current(states.tox)
         m = np.minimum(n_d, b.n_max)
         tox_e, fut_e = _eliminated(c, states.n, states.tox, states.eff)
-        elim = tox_e | fut_e
-        des = np.where(elim, -np.inf, self.desirability(states))
+        return Boin12Evidence(self.desirability(states), tox_e, fut_e, y_d >= b.deescalate[m], y_d <= b.escalate[m])
+
+    def _move(self, states: States, ev: "Boin12Evidence | None" = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rules 2-4: ``(next dose, chosen dose eliminated, toxicity elimination, any elimination, n at current)``."""
+        c = self.config
+        if ev is None:
+            ev = self.evidence(states)
+        s, nd = states.n_states, c.n_doses
+        rows = np.arange(s)
+        d = states.current
+        n_d = states.at_current(states.n)
+        tox_e = ev.tox_eliminated
+        elim = tox_e | ev.futile
+        des = np.where(elim, -np.inf, ev.desirability)
         idx = np.arange(nd)[None, :]
         lower = np.where(~elim & (idx < d[:, None]), idx, -1).max(axis=1)
         upper = np.where(~elim & (idx > d[:, None]), idx, nd).min(axis=1)
-        deesc = y_d >= b.deescalate[m]
+        deesc = ev.deescalate
 
         # 2. de-escalation: to the highest admissible lower dose, else stay (stop if d is eliminated)
         nxt_de = np.where(lower >= 0, lower, d)
         # 3. desirability among the admissible neighbours (ties to the higher dose)
-        allow_up = (upper < nd) & ((n_d < c.n_star) | (y_d <= b.escalate[m]))
+        allow_up = (upper < nd) & ((n_d < c.n_star) | ev.escalate_ok)
         best = np.where(lower >= 0, lower, d)
         best_des = np.where(lower >= 0, des[rows, np.maximum(lower, 0)], -np.inf)
         take = des[rows, d] >= best_des
@@ -344,12 +354,21 @@ class Boin12Design(ConfigDesign):
         return nxt, chosen_elim, tox_e, elim, n_d
 
     def decide(self, states: States) -> Decisions:
+        return self.decide_on(states, self.evidence(states))
+
+    def decide_on(self, states: States, ev: "Boin12Evidence") -> Decisions:
+        """Rules 1-4 and the shared rules on given evidence (:meth:`evidence` for complete data).
+
+        Stop order as the software's: all doses eliminated, then ``n_earlystop``,
+        then the chosen dose eliminated (a trial at ``n_earlystop`` ends there).
+        """
         c = self.config
-        nxt, chosen_elim, tox_e, elim, n_d = self._move(states)
+        nxt, chosen_elim, tox_e, elim, n_d = self._move(states, ev)
+        early = n_d >= c.n_earlystop
         out = Decisions.go(nxt.astype(np.int64), c.cohort_size)
         out = out.with_stop(tox_e[:, 0], StopReason.ALL_TOXIC)
-        out = out.with_stop(elim.all(axis=1) | chosen_elim, StopReason.NO_ACCEPTABLE)
-        out = out.with_stop(n_d >= c.n_earlystop, StopReason.N_AT_DOSE)
+        out = out.with_stop(elim.all(axis=1) | (chosen_elim & ~early), StopReason.NO_ACCEPTABLE)
+        out = out.with_stop(early, StopReason.N_AT_DOSE)
         return apply_rules(self.rules, RuleContext(states, out.dose, c.target), out)
 
     def explain(self, states: States, **options: Any) -> "Boin12Explanation":
@@ -384,6 +403,28 @@ class Boin12Design(ConfigDesign):
             none = tox_e[:, 0] | elim.all(axis=1) | (chosen_elim & (n_d < self.config.n_earlystop))
             obd = np.where(none, NO_DOSE, obd)
         return select_with_rules(self.rules, RuleContext(states, obd, self.config.target))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Boin12Evidence:
+    """What BOIN12's dose-finding rules read, for a batch of ``S`` states.
+
+    Attributes
+    ----------
+    desirability
+        ``(S, D)`` :math:`\\Pr(u > u_b \\mid \\text{data})` per dose.
+    tox_eliminated, futile
+        ``(S, D)`` toxicity elimination (this dose and higher) and futility (this dose).
+    deescalate, escalate_ok
+        ``(S,)`` at the current dose: BOIN's de-escalation boundary reached; DLT
+        rate at or below :math:`\\lambda_e` (escalation allowed once :math:`n \\ge N^*`).
+    """
+
+    desirability: FloatArray
+    tox_eliminated: np.ndarray
+    futile: np.ndarray
+    deescalate: np.ndarray
+    escalate_ok: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
