@@ -282,8 +282,9 @@ class TiteBoin12Design(ConfigDesign):
                 "(effective sample sizes; expected utility of pending patients); suspend accrual when more than "
                 f"{c.max_pending:.0%} of the patients at the current dose have a pending toxicity or efficacy "
                 "outcome")
-        per_dose = {"ess_tox": ps.ess_tox[0].tolist(), "p_tox_hat": ps.p_tox[0].tolist(),
-                    "ess_eff": ps.ess_eff[0].tolist(), "p_eff_hat": ps.p_eff[0].tolist(),
+        untried = one_s.n[0] == 0
+        per_dose = {"ess_tox": ps.ess_tox[0].tolist(), "p_tox_hat": np.where(untried, np.nan, ps.p_tox[0]).tolist(),
+                    "ess_eff": ps.ess_eff[0].tolist(), "p_eff_hat": np.where(untried, np.nan, ps.p_eff[0]).tolist(),
                     "quasi_events": ps.quasi_events[0].tolist(), "desirability": ev.desirability[0].tolist(),
                     "admissible": (~(ev.tox_eliminated | ev.futile))[0].tolist()}
         return TiteExplanation(weights, rule, {

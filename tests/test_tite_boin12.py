@@ -154,3 +154,44 @@ def test_registry_and_config_errors() -> None:
         TiteBoin12Config(**KW, max_pending=1.0)
     with pytest.raises(ConfigError, match="selection"):
         TiteBoin12Config(**KW, selection="web")
+
+
+_CSV = """id,dose_level,dlt,response,enrol_date,dlt_date,response_date
+P01,1,0,0,2025-01-06,,2025-04-06
+P02,1,0,1,2025-01-13,,2025-03-20
+P03,1,0,0,2025-01-20,,2025-04-20
+P04,2,0,{r4},2025-03-24,,{d4}
+P05,2,0,{r5},2025-03-31,,
+P06,2,0,,2025-04-07,,
+"""
+
+
+def test_next_dose_from_a_dated_patients_file(tmp_path) -> None:
+    from escalade.simulations.conduct import next_dose
+    from escalade.simulations.patients_csv import PatientDataError
+    import datetime as dt
+
+    study = {"target": 0.3, "n_doses": 5, "cohort_size": 3, "max_n": 30, "start_dose": 0}
+    design = build_design("tite_boin12", {"phi_e": 0.3}, study)
+    path = tmp_path / "patients.csv"
+    # 2025-05-20: every DLT window at dose 2 is over, no response assessed yet (day 57, 50, 43 of 90): suspend
+    path.write_text(_CSV.format(r4="", d4="", r5=""))
+    res = next_dose(design, path, as_of=dt.date(2025, 5, 20), dlt_window_days=28, response_days=90)
+    assert res.suspend and res.next_dose is None
+    assert res.details["pending_eff_at_current"] == 3 and res.details["pending_tox_at_current"] == 0
+    assert any("await the response assessment" in n for n in res.notes)
+    # 2025-07-01: P04's assessment (day 90) is past with the response still blank: one clear error
+    with pytest.raises(PatientDataError, match="response"):
+        next_dose(design, path, as_of=dt.date(2025, 7, 1), dlt_window_days=28, response_days=90)
+    # with P04 (response on day 60) and P05 (no response) recorded, only P06 is pending: a decision, the same
+    # as the design's on the follow-up built by hand (P04 responded at day 60 of 90; P06 is at day 85 of 90)
+    path.write_text(_CSV.format(r4="1", d4="2025-05-23", r5="0"))
+    res = next_dose(design, path, as_of=dt.date(2025, 7, 1), dlt_window_days=28, response_days=90)
+    assert not res.suspend and res.next_dose is not None
+    f = FollowUp([[0, 0, 0, 1, 1, 1]], [[False] * 6], [[1.0] * 6], [[False, True, False, True, False, False]],
+                 [[1.0, 1.0, 1.0, 60 / 90, 1.0, 85 / 90]])
+    s = States.from_counts([[3, 3, 0, 0, 0]], [[0, 0, 0, 0, 0]], [[1, 1, 0, 0, 0]], [[0, 0, 0, 0, 0]], current=1,
+                           last_n=3, last_tox=0)
+    want = design.decide_tite(s, f)
+    assert not want.suspend[0] and res.next_dose == int(want.decisions.dose[0]) + 1
+    assert res.details["pending_eff_at_current"] == 1
