@@ -112,8 +112,8 @@ from escalade.design.rules import state_fields as rules_state_fields
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ENTRY", "Boin12Evidence", "Boin12Explanation", "Boin12Config", "Boin12Design", "boin12_rds_table", "boin12_estimates", "Boin12Estimates",
-           "unimodal_regression"]
+__all__ = ["ENTRY", "Boin12Evidence", "Boin12Explanation", "Boin12Config", "Boin12Design", "boin12_rds_table",
+           "boin12_estimates", "Boin12Estimates", "unimodal_regression"]
 
 _MIN_N_ELIM = 3  # elimination (toxicity or futility) needs at least 3 patients at the dose
 _SELECTIONS = ("software", "paper")
@@ -376,11 +376,16 @@ class Boin12Design(ConfigDesign):
         one = states.take(slice(0, 1))
         est = boin12_estimates(self.config, one.n, one.tox, one.eff, one.both)
         d = int(one.current[0])
+
+        def untried_nan(v: np.ndarray) -> np.ndarray:  # the software rule fits untried doses too; not shown
+            return np.where(one.n[0] > 0, v, np.nan)
+
         return Boin12Explanation(
             current_dose=d + 1, admissible=tuple(bool(v) for v in self.admissible(one)[0]),
             desirability=tuple(float(v) for v in self.desirability(one)[0]),
-            p_tox=tuple(float(v) for v in est.p_tox[0]), p_eff=tuple(float(v) for v in est.p_eff[0]),
-            utility=tuple(float(v) for v in est.utility[0]),
+            p_tox=tuple(float(v) for v in untried_nan(est.p_tox[0])),
+            p_eff=tuple(float(v) for v in untried_nan(est.p_eff[0])),
+            utility=tuple(float(v) for v in untried_nan(est.utility[0])),
             mtd_now=None if est.mtd[0] < 0 else int(est.mtd[0]) + 1,
             obd_now=None if est.obd[0] < 0 else int(est.obd[0]) + 1)
 
@@ -465,7 +470,11 @@ class Boin12Explanation(ExplanationMixin):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Boin12Estimates:
-    """End-of-trial estimates (``(S, D)`` arrays, NaN for untreated doses; ``(S,)`` doses)."""
+    """End-of-trial estimates (``(S, D)`` arrays; ``(S,)`` doses).
+
+    The paper's rule leaves untreated doses NaN; the software's fits them too
+    (and its ``p_tox``, ``p_eff`` include the dose-index offsets).
+    """
 
     p_tox: FloatArray
     p_eff: FloatArray

@@ -195,3 +195,13 @@ def test_next_dose_from_a_dated_patients_file(tmp_path) -> None:
     want = design.decide_tite(s, f)
     assert not want.suspend[0] and res.next_dose == int(want.decisions.dose[0]) + 1
     assert res.details["pending_eff_at_current"] == 1
+
+
+@pytest.mark.parametrize("module", ["boin12", "tite_boin12", "isotonic"])
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"escalade.design.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
