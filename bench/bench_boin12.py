@@ -7,7 +7,8 @@ fits every mode of every distinct final state in a few array operations. Both
 are timed here on the same final states (the distinct terminal states of
 ``n_trials`` simulated BOIN12 trials on the scenario of brockk/escalation#8),
 the paper's rule for both so that the results are the same (checked), and the
-ratio is printed; the software rule (the default) is timed as well.
+ratio is printed; the software rule (the default) is timed as well. TITE-BOIN12
+selects with BOIN12's code on its complete final data, so this is its path too.
 
 Run: python bench/bench_boin12.py [n_trials]
 """
