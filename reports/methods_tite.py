@@ -278,7 +278,9 @@ def tite_boin12_methods(run: RunData, design: DesignInfo, index: int) -> Methods
           f"these: escalation and de-escalation by the BOIN boundaries for the target DLT rate {cfg.target:g} "
           f"applied to the estimated DLT rate at the current dose; the next cohort goes to the most desirable "
           f"admissible dose next to the current one; a dose is not admissible when Pr(DLT rate > "
-          f"{cfg.target:g}) > {cfg.cutoff_eli:g} or Pr(response rate < {cfg.phi_e:g}) > {cfg.cutoff_eli_eff:g}. "
+          f"{cfg.target:g}) > {cfg.cutoff_eli:g} (observed DLTs among all patients treated there) or "
+          f"Pr(response rate < {cfg.phi_e:g}) > {cfg.cutoff_eli_eff:g} (among the patients already assessed "
+          f"for response). "
           f"Accrual is suspended when more than {cfg.max_pending:.0%} of the patients at the current dose have a "
           f"pending toxicity outcome, or more than {cfg.max_pending:.0%} a pending efficacy outcome. With every "
           f"outcome complete the design is BOIN12 (table below).")

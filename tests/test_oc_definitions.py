@@ -168,9 +168,10 @@ def test_response_plateau_names_its_mtd_and_optimal_doses(shipped: dict) -> None
     s = next(s for s in shipped["manifest"]["scenarios"] if s["name"].startswith("Response plateau"))
     assert s["true_mtd"] == 4 and "DL4" in s["true_mtd_why"] and "0.35" in s["true_mtd_why"]
     opt = {o["design"]: o for o in s["optimal"]}
-    assert set(opt) == {"EffTox", "BOIN12"}
+    assert set(opt) == {"EffTox", "BOIN12", "TITE-BOIN12"}
     assert opt["EffTox"]["dose"] == 3 and opt["EffTox"]["objective"] == "EffTox utility"
     assert opt["BOIN12"]["dose"] == 3 and opt["BOIN12"]["objective"] == "BOIN12 utility"
+    assert opt["TITE-BOIN12"]["dose"] == 3 and opt["TITE-BOIN12"]["objective"] == "BOIN12 utility"
     assert all(o["why"].startswith("DL3: highest true") for o in opt.values())
 
 

@@ -205,3 +205,25 @@ def test_doctests(module: str) -> None:
     mod = importlib.import_module(f"escalade.design.{module}")
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_admissibility_rests_on_what_pending_outcomes_cannot_overturn() -> None:
+    from scipy import stats
+
+    d = TiteBoin12Design(TiteBoin12Config(**KW))
+    # dose 1: two early DLTs, the third patient 10% into the DLT window; nobody assessed for response yet.
+    # On the approximated likelihood (ESS 2.1) Pr(p_T > 0.35) would exceed 0.95 and stop the trial; on the
+    # observed DLTs among the 3 treated it is 1 - I_0.35(3, 2) = 0.87: not eliminated. No assessed patient:
+    # no futility either.
+    s, f = _one([(0, True, 0.05, False, 0.1), (0, True, 0.08, False, 0.1), (0, False, 0.1, False, 0.1)], 0)
+    assert stats.beta.sf(0.35, 3, 1.1) > 0.95 > stats.beta.sf(0.35, 3, 2)
+    ex = d.explain_tite(s, f)
+    assert ex.per_dose["admissible"][0]
+    out = d.decide_tite(s, f)
+    # 2/3 observed DLTs reach BOIN's de-escalation count: no waiting; at the lowest dose that means stay
+    assert not out.suspend[0] and not out.decisions.stop[0] and out.decisions.dose[0] == 0
+    # three assessed non-responders make dose 1 futile (Pr(p_E < 0.25 | 0/3) = 1 - 0.75^4 = 0.68 < 0.9: not
+    # yet); nine do (1 - 0.75^10 = 0.94)
+    pts = [(0, False, 1.0, False, 1.0)] * 9
+    s, f = _one(pts, 0)
+    assert not d.explain_tite(s, f).per_dose["admissible"][0]
