@@ -390,11 +390,19 @@ class FollowUp:
         ``(S, N)`` follow-up as a fraction of the DLT window, in ``[0, 1]``: time
         from dosing to the DLT for a patient with an observed DLT, else the time
         since dosing, capped at 1 (``dfcrm``'s ``followup / obswin``).
+    eff, eff_fraction
+        Optional, for designs with late-onset efficacy (TITE-BOIN12): ``(S, N)``
+        True where a response has been observed by now, and the follow-up as a
+        fraction of the efficacy assessment window (capped at 1; for an observed
+        response, the time to it). ``None`` when the caller has no efficacy
+        follow-up (toxicity-only designs).
     """
 
     dose: IntArray
     dlt: BoolArray
     fraction: FloatArray
+    eff: BoolArray | None = None
+    eff_fraction: FloatArray | None = None
 
     def __post_init__(self) -> None:
         dose = np.atleast_2d(np.asarray(self.dose, np.int64))
@@ -411,6 +419,20 @@ class FollowUp:
         object.__setattr__(self, "dose", dose)
         object.__setattr__(self, "dlt", dlt)
         object.__setattr__(self, "fraction", np.where(empty, 0.0, frac))
+        if (self.eff is None) != (self.eff_fraction is None):
+            raise ValueError("FollowUp: give both eff and eff_fraction (efficacy follow-up) or neither")
+        if self.eff is not None:
+            eff = np.atleast_2d(np.asarray(self.eff, bool))
+            efr = np.atleast_2d(np.asarray(self.eff_fraction, float))
+            if not eff.shape == efr.shape == dose.shape:
+                raise ValueError(f"FollowUp: eff and eff_fraction need the shape of dose {dose.shape}; got "
+                                 f"{eff.shape}, {efr.shape}")
+            if np.any(eff & empty):
+                raise ValueError("FollowUp: a response is recorded in an empty patient slot (dose = NO_DOSE)")
+            if np.any(~empty & ~((efr >= 0) & (efr <= 1))):
+                raise ValueError("FollowUp.eff_fraction must lie in [0, 1] (follow-up / efficacy window, capped at 1)")
+            object.__setattr__(self, "eff", eff)
+            object.__setattr__(self, "eff_fraction", np.where(empty, 0.0, efr))
 
     @classmethod
     def one(cls, dose: Any, dlt: Any, followup: Any, window: float) -> "FollowUp":
@@ -431,8 +453,18 @@ class FollowUp:
         """Treated, no DLT observed, window not complete."""
         return self.treated & ~self.dlt & (self.fraction < 1.0)
 
+    @property
+    def pending_eff(self) -> BoolArray:
+        """Treated, no response observed, efficacy window not complete (all False without efficacy follow-up)."""
+        if self.eff is None or self.eff_fraction is None:
+            return np.zeros(self.dose.shape, bool)
+        return self.treated & ~self.eff & (self.eff_fraction < 1.0)
+
     def take(self, index: Any) -> "FollowUp":
-        return FollowUp(self.dose[index], self.dlt[index], self.fraction[index])
+        if self.eff is None or self.eff_fraction is None:
+            return FollowUp(self.dose[index], self.dlt[index], self.fraction[index])
+        return FollowUp(self.dose[index], self.dlt[index], self.fraction[index], self.eff[index],
+                        self.eff_fraction[index])
 
 
 @dataclass(frozen=True, slots=True, eq=False)

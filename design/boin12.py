@@ -50,30 +50,52 @@ boundaries :math:`\\lambda_e, \\lambda_d` for :math:`\\phi_T` (paper, Table 2):
    :math:`\\hat p_T < \\lambda_d` and the next admissible higher dose is untried,
    escalate to it.
 
-Final selection of the optimal biological dose (OBD; *software*): the toxicity
-estimate is the isotonic fit :math:`\\tilde p_T` of :math:`(y_T + 0.05)/(n + 0.1)`
-(weights :math:`n + 0.1`); the MTD is the dose whose :math:`\\tilde p_T` is closest
-to :math:`\\phi_T` (ties as ``BOIN::select.mtd``); the efficacy estimate
-:math:`\\tilde p_E` is the unimodal (umbrella) isotonic fit of
-:math:`(y_E + 0.05)/(n + 0.1)` (weights :math:`n + 0.5`) averaged over the mode's
-position with weights proportional to the binomial likelihood of each fit;
-the OBD maximises :math:`\\hat u = 100(1-\\tilde p_T)\\tilde p_E + u_{11}\\tilde p_T\\tilde
-p_E + u_{00}(1-\\tilde p_T)(1-\\tilde p_E)` among admissible doses at or below the
-MTD (ties: the higher dose). Deviations from the software, all deliberate:
-only treated doses enter the fits (the software also fits untried doses at
-0.5); its small dose-index jitters (:math:`+0.001 j` on :math:`\\tilde p_T`,
-:math:`+0.01 j` on :math:`\\tilde p_E`, which shift estimates, not only ties) are
-replaced by the tie rules above; the software's utility
-:math:`u_{11}\\tilde p_E + u_{00}(1 - \\tilde p_T)` equals :math:`\\hat u` only when
-:math:`u_{11} + u_{00} = 100` (the defaults), so :math:`\\hat u` and the quasi-events
-:math:`x` use the four outcome cells.
+Final selection of the optimal biological dose (OBD), ``selection="software"``
+(the default): the rule of the authors' simulation code (as in the BOIN12
+web application; checked against an R restatement of it in
+``validation/reference/boin12_software`` and, in simulation, against the
+application's published figures of brockk/escalation issue #8). With dose
+index :math:`j = 1, \\dots, J` and *every* dose entering the fits (an untried
+dose as :math:`0.05/0.1 = 0.5` with a small weight):
+
+- :math:`\\tilde p_{T,j}` = isotonic fit of :math:`(y_T + 0.05)/(n + 0.1)` (weights
+  :math:`n + 0.1`) :math:`+\\, 0.001\\,j`;
+- :math:`\\tilde p_{E,j}` = the unimodal (umbrella) fits of :math:`(y_E + 0.05)/(n + 0.1)`
+  (weights :math:`n + 0.5`) for each position of the mode, as ``Iso::ufit``
+  computes them (its last pooling step places the weights by the inverse
+  permutation, :func:`~escalade.design.isotonic.unimodal_fits`), averaged with
+  weights proportional to each fit's binomial likelihood, :math:`+\\, 0.01\\,j`;
+- utility :math:`\\hat u = u_{11}\\tilde p_E + u_{00}(1 - \\tilde p_T)` (equal to the four-cell
+  utility only when :math:`u_{11} + u_{00} = 100`, the defaults);
+- MTD: the first dose with the smallest :math:`|\\tilde p_T - \\phi_T|` (all doses);
+  OBD: the first dose with the largest :math:`\\hat u` among treated admissible
+  doses up to the MTD;
+- a trial whose last decision (taken after every cohort, the last included)
+  stops it for toxicity or futility selects no dose, unless it ended at
+  ``n_earlystop`` first.
+
+Where escalade differs from that code: where no treated admissible dose
+is at or below the MTD it selects no dose (R's ``which.max`` returns dose 1
+whatever its utility), and the software breaks desirability ties at random
+during the trial (escalade: the higher dose, above).
+
+``selection="paper"``: the paper's rule without the software's numerical
+adjustments (escalade's rule before the software's became the default):
+only treated doses enter the fits, the umbrella fit is the least-squares
+one, no index offsets; the MTD is the treated dose not eliminated for
+toxicity closest to :math:`\\phi_T` (ties as ``BOIN::select.mtd``); the OBD
+maximises :math:`\\hat u = 100(1-\\tilde p_T)\\tilde p_E + u_{11}\\tilde p_T\\tilde p_E +
+u_{00}(1-\\tilde p_T)(1-\\tilde p_E)` among treated admissible doses at or below the
+MTD, ties to the higher dose.
+
+Both rules are computed for all final states at once (no per-trial loop).
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from scipy import special, stats
@@ -82,7 +104,7 @@ from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry,
                                   States, StopReason, TrueOptimum)
 from escalade.design.boin import BoinBoundaries, BoinConfig, boin_boundaries
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability
-from escalade.design.isotonic import isotonic_regression
+from escalade.design.isotonic import isotonic_regression, unimodal_fits
 from escalade.design.errors import ConfigError
 from escalade.design.rules import Rule, RuleContext, SharedRules, apply_rules, select_with_rules, shared_rules
 from escalade.design.rules import state_fields as rules_state_fields
@@ -90,10 +112,11 @@ from escalade.design.rules import state_fields as rules_state_fields
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ENTRY", "Boin12Explanation", "Boin12Config", "Boin12Design", "boin12_rds_table", "boin12_estimates", "Boin12Estimates",
-           "unimodal_regression"]
+__all__ = ["ENTRY", "Boin12Evidence", "Boin12Explanation", "Boin12Config", "Boin12Design", "boin12_rds_table",
+           "boin12_estimates", "Boin12Estimates", "unimodal_regression"]
 
 _MIN_N_ELIM = 3  # elimination (toxicity or futility) needs at least 3 patients at the dose
+_SELECTIONS = ("software", "paper")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +146,10 @@ class Boin12Config(SharedRules):
         Stop when this many patients are at the current dose (100: never).
     prior_alpha, prior_beta
         Beta prior of the quasi-binomial utility (1, 1).
+    selection
+        The final (OBD) selection: ``"software"`` (default), the rule of the
+        authors' simulation code; ``"paper"``, the same estimators without its
+        numerical adjustments (see the module docstring, *Final selection*).
     no_escalation_after_dlts, overdose_control, ...
         The trial rules every design shares (:class:`~escalade.design.rules.SharedRules`),
         applied after BOIN12's own rules; by default only the all-DLT guardrail
@@ -147,8 +174,13 @@ class Boin12Config(SharedRules):
     n_earlystop: int = 100
     prior_alpha: float = 1.0
     prior_beta: float = 1.0
+    selection: Literal["software", "paper"] = "software"
 
     def __post_init__(self) -> None:
+        if self.selection not in _SELECTIONS:
+            raise ConfigError("selection", self.selection, f"must be one of {list(_SELECTIONS)} (the authors' "
+                                                           "software's OBD rule, or the paper's without its "
+                                                           "numerical adjustments)")
         boin = BoinConfig(target=self.target, n_doses=self.n_doses, cohort_size=self.cohort_size,
                           max_n=self.max_n, start_dose=self.start_dose, p_saf=self.p_saf, p_tox=self.p_tox,
                           cutoff_eli=self.cutoff_eli)
@@ -274,26 +306,37 @@ class Boin12Design(ConfigDesign):
                 f"{c.phi_e:g}; ties: the higher dose")
         return TrueOptimum(dose, tuple(float(v) for v in u), tuple(bool(v) for v in ok), "BOIN12 utility", rule)
 
-    def decide(self, states: States) -> Decisions:
+    def evidence(self, states: States) -> "Boin12Evidence":
+        """What rules 1-4 read, from complete data (TITE-BOIN12 supplies its own from pending data)."""
         c, b = self.config, self.boundaries
-        s, nd = states.n_states, c.n_doses
-        rows = np.arange(s)
-        d = states.current
         n_d = states.at_current(states.n)
         y_d = states.at_current(states.tox)
         m = np.minimum(n_d, b.n_max)
         tox_e, fut_e = _eliminated(c, states.n, states.tox, states.eff)
-        elim = tox_e | fut_e
-        des = np.where(elim, -np.inf, self.desirability(states))
+        return Boin12Evidence(self.desirability(states), tox_e, fut_e, y_d >= b.deescalate[m], y_d <= b.escalate[m])
+
+    def _move(self, states: States, ev: "Boin12Evidence | None" = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rules 2-4: ``(next dose, chosen dose eliminated, toxicity elimination, any elimination, n at current)``."""
+        c = self.config
+        if ev is None:
+            ev = self.evidence(states)
+        s, nd = states.n_states, c.n_doses
+        rows = np.arange(s)
+        d = states.current
+        n_d = states.at_current(states.n)
+        tox_e = ev.tox_eliminated
+        elim = tox_e | ev.futile
+        des = np.where(elim, -np.inf, ev.desirability)
         idx = np.arange(nd)[None, :]
         lower = np.where(~elim & (idx < d[:, None]), idx, -1).max(axis=1)
         upper = np.where(~elim & (idx > d[:, None]), idx, nd).min(axis=1)
-        deesc = y_d >= b.deescalate[m]
+        deesc = ev.deescalate
 
         # 2. de-escalation: to the highest admissible lower dose, else stay (stop if d is eliminated)
         nxt_de = np.where(lower >= 0, lower, d)
         # 3. desirability among the admissible neighbours (ties to the higher dose)
-        allow_up = (upper < nd) & ((n_d < c.n_star) | (y_d <= b.escalate[m]))
+        allow_up = (upper < nd) & ((n_d < c.n_star) | ev.escalate_ok)
         best = np.where(lower >= 0, lower, d)
         best_des = np.where(lower >= 0, des[rows, np.maximum(lower, 0)], -np.inf)
         take = des[rows, d] >= best_des
@@ -308,11 +351,24 @@ class Boin12Design(ConfigDesign):
         explore = (upper < nd) & (n_d >= c.n_explore) & ~deesc
         explore &= states.n[rows, np.minimum(upper, nd - 1)] == 0
         nxt = np.where(explore & ~chosen_elim, upper, nxt)
+        return nxt, chosen_elim, tox_e, elim, n_d
 
+    def decide(self, states: States) -> Decisions:
+        return self.decide_on(states, self.evidence(states))
+
+    def decide_on(self, states: States, ev: "Boin12Evidence") -> Decisions:
+        """Rules 1-4 and the shared rules on given evidence (:meth:`evidence` for complete data).
+
+        Stop order as the software's: all doses eliminated, then ``n_earlystop``,
+        then the chosen dose eliminated (a trial at ``n_earlystop`` ends there).
+        """
+        c = self.config
+        nxt, chosen_elim, tox_e, elim, n_d = self._move(states, ev)
+        early = n_d >= c.n_earlystop
         out = Decisions.go(nxt.astype(np.int64), c.cohort_size)
         out = out.with_stop(tox_e[:, 0], StopReason.ALL_TOXIC)
-        out = out.with_stop(elim.all(axis=1) | chosen_elim, StopReason.NO_ACCEPTABLE)
-        out = out.with_stop(n_d >= c.n_earlystop, StopReason.N_AT_DOSE)
+        out = out.with_stop(elim.all(axis=1) | (chosen_elim & ~early), StopReason.NO_ACCEPTABLE)
+        out = out.with_stop(early, StopReason.N_AT_DOSE)
         return apply_rules(self.rules, RuleContext(states, out.dose, c.target), out)
 
     def explain(self, states: States, **options: Any) -> "Boin12Explanation":
@@ -320,21 +376,60 @@ class Boin12Design(ConfigDesign):
         one = states.take(slice(0, 1))
         est = boin12_estimates(self.config, one.n, one.tox, one.eff, one.both)
         d = int(one.current[0])
+
+        def untried_nan(v: np.ndarray) -> np.ndarray:  # the software rule fits untried doses too; not shown
+            return np.where(one.n[0] > 0, v, np.nan)
+
         return Boin12Explanation(
             current_dose=d + 1, admissible=tuple(bool(v) for v in self.admissible(one)[0]),
             desirability=tuple(float(v) for v in self.desirability(one)[0]),
-            p_tox=tuple(float(v) for v in est.p_tox[0]), p_eff=tuple(float(v) for v in est.p_eff[0]),
-            utility=tuple(float(v) for v in est.utility[0]),
+            p_tox=tuple(float(v) for v in untried_nan(est.p_tox[0])),
+            p_eff=tuple(float(v) for v in untried_nan(est.p_eff[0])),
+            utility=tuple(float(v) for v in untried_nan(est.utility[0])),
             mtd_now=None if est.mtd[0] < 0 else int(est.mtd[0]) + 1,
             obd_now=None if est.obd[0] < 0 else int(est.obd[0]) + 1)
 
     def select(self, states: States) -> IntArray:
-        """The optimal biological dose of the final data (:data:`NO_DOSE` if none)."""
+        """The optimal biological dose of the final data (:data:`NO_DOSE` if none).
+
+        With ``selection="software"`` a trial whose last decision stopped it for
+        safety or futility selects no dose even at ``max_n``: the authors' code
+        takes that decision after every cohort, the last included, and reports
+        such a trial as stopped early (ending at ``n_earlystop`` comes first).
+        """
         m = states.matrix()[:, : 4 * states.n_doses]
         uniq, first, inverse = np.unique(m, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
         est = boin12_estimates(self.config, states.n[first], states.tox[first], states.eff[first],
                                states.both[first])
-        return select_with_rules(self.rules, RuleContext(states, est.obd[inverse.reshape(-1)], self.config.target))
+        obd = est.obd[inverse]
+        if self.config.selection == "software":
+            _, chosen_elim, tox_e, elim, n_d = self._move(states)
+            none = tox_e[:, 0] | elim.all(axis=1) | (chosen_elim & (n_d < self.config.n_earlystop))
+            obd = np.where(none, NO_DOSE, obd)
+        return select_with_rules(self.rules, RuleContext(states, obd, self.config.target))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Boin12Evidence:
+    """What BOIN12's dose-finding rules read, for a batch of ``S`` states.
+
+    Attributes
+    ----------
+    desirability
+        ``(S, D)`` :math:`\\Pr(u > u_b \\mid \\text{data})` per dose.
+    tox_eliminated, futile
+        ``(S, D)`` toxicity elimination (this dose and higher) and futility (this dose).
+    deescalate, escalate_ok
+        ``(S,)`` at the current dose: BOIN's de-escalation boundary reached; DLT
+        rate at or below :math:`\\lambda_e` (escalation allowed once :math:`n \\ge N^*`).
+    """
+
+    desirability: FloatArray
+    tox_eliminated: np.ndarray
+    futile: np.ndarray
+    deescalate: np.ndarray
+    escalate_ok: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +470,11 @@ class Boin12Explanation(ExplanationMixin):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Boin12Estimates:
-    """End-of-trial estimates (``(S, D)`` arrays, NaN for untreated doses; ``(S,)`` doses)."""
+    """End-of-trial estimates (``(S, D)`` arrays; ``(S,)`` doses).
+
+    The paper's rule leaves untreated doses NaN; the software's fits them too
+    (and its ``p_tox``, ``p_eff`` include the dose-index offsets).
+    """
 
     p_tox: FloatArray
     p_eff: FloatArray
@@ -429,35 +528,48 @@ def unimodal_regression(y: Any, w: Any, mode: int) -> np.ndarray:
     return out
 
 
-def _efficacy_fit(y: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Model-averaged unimodal fit of the response rates of the treated doses (software's estimator)."""
-    pe = (y + 0.05) / (n + 0.1)
-    w = n + 0.5
-    fits = np.stack([unimodal_regression(pe, w, k) for k in range(pe.size)])
-    loglik = (stats.binom.logpmf(y[None, :], n[None, :], fits)).sum(axis=1)
-    post = np.exp(loglik - loglik.max())
-    post /= post.sum()
-    return post @ fits
+def _averaged_fit(y: np.ndarray, n: np.ndarray, *, weights: Literal["exact", "iso"]) -> np.ndarray:
+    """``(S, D)`` umbrella fits of :math:`(y + 0.05)/(n + 0.1)` (weights :math:`n + 0.5`), averaged over the mode.
+
+    The weight of the fit with mode :math:`m` is proportional to its binomial
+    likelihood :math:`\\prod_j p_{m,j}^{y_j} (1 - p_{m,j})^{n_j - y_j}` (the
+    binomial coefficients cancel).
+    """
+    fits = unimodal_fits((y + 0.05) / (n + 0.1), n + 0.5, weights=weights)  # (S, mode, D)
+    loglik = (y[:, None, :] * np.log(fits) + (n - y)[:, None, :] * np.log1p(-fits)).sum(axis=-1)
+    post = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+    post /= post.sum(axis=1, keepdims=True)
+    return np.einsum("sm,smd->sd", post, fits)
 
 
-def boin12_estimates(config: Boin12Config, n: Any, tox: Any, eff: Any, both: Any) -> Boin12Estimates:
-    """Isotonic toxicity, unimodal efficacy, utility, MTD and OBD for a batch of final data."""
-    c = config
-    n = np.atleast_2d(np.asarray(n, np.int64))
-    tox = np.atleast_2d(np.asarray(tox, np.int64))
-    eff = np.atleast_2d(np.asarray(eff, np.int64))
-    both = np.atleast_2d(np.asarray(both, np.int64))
+def _paper_efficacy(eff: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Mode-averaged exact umbrella fit over the treated doses of each row (NaN elsewhere).
+
+    Rows are grouped by their set of treated doses, so each group is one
+    batched fit over its treated columns.
+    """
+    treated = n > 0
+    out = np.full(n.shape, np.nan)
+    patterns, group = np.unique(treated, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    for g, pattern in enumerate(patterns):
+        if not pattern.any():
+            continue
+        rows = np.flatnonzero(group == g)
+        cols = np.flatnonzero(pattern)
+        fit = _averaged_fit(eff[np.ix_(rows, cols)].astype(float), n[np.ix_(rows, cols)].astype(float),
+                            weights="exact")
+        out[np.ix_(rows, cols)] = fit
+    return out
+
+
+def _estimates_paper(c: Boin12Config, n: np.ndarray, tox: np.ndarray, eff: np.ndarray,
+                     tox_e: np.ndarray, adm: np.ndarray) -> Boin12Estimates:
     s, nd = n.shape
-    tox_e, fut_e = _eliminated(c, n, tox, eff)
-    adm = ~(tox_e | fut_e)
     treated = n > 0
     pt_raw = (tox + 0.05) / (n + 0.1)
     p_tox = np.where(treated, isotonic_regression(pt_raw, np.where(treated, n + 0.1, 0.0), treated), np.nan)
-    p_eff = np.full((s, nd), np.nan)
-    for i in range(s):
-        t = treated[i]
-        if t.any():
-            p_eff[i, t] = _efficacy_fit(eff[i, t].astype(float), n[i, t].astype(float))
+    p_eff = _paper_efficacy(eff, n)
     util = (100.0 * (1 - p_tox) * p_eff + c.u11 * p_tox * p_eff + c.u00 * (1 - p_tox) * (1 - p_eff))
     # MTD: closest to the target among treated doses not eliminated for toxicity; ties as select.mtd
     cand = treated & ~tox_e
@@ -477,6 +589,41 @@ def boin12_estimates(config: Boin12Config, n: Any, tox: Any, eff: Any, both: Any
     obd = nd - 1 - np.argmax(u[:, ::-1], axis=1)
     obd = np.where(ok.any(axis=1) & (mtd >= 0) & ~tox_e[:, 0], obd, NO_DOSE).astype(np.int64)
     return Boin12Estimates(p_tox, p_eff, util, adm, mtd, obd)
+
+
+def _estimates_software(c: Boin12Config, n: np.ndarray, tox: np.ndarray, eff: np.ndarray,
+                        tox_e: np.ndarray, adm: np.ndarray) -> Boin12Estimates:
+    s, nd = n.shape
+    j1 = np.arange(1, nd + 1, dtype=float)  # the software's 1-based dose index in its adjustments
+    nf = n.astype(float)
+    p_tox = isotonic_regression((tox + 0.05) / (nf + 0.1), nf + 0.1) + 0.001 * j1
+    p_eff = _averaged_fit(eff.astype(float), nf, weights="iso") + 0.01 * j1
+    util = c.u11 * p_eff + c.u00 * (1.0 - p_tox)
+    ok = adm & (n > 0)
+    mtd = np.argmin(np.abs(p_tox - c.target), axis=1).astype(np.int64)  # first minimum, all doses
+    ok &= np.arange(nd)[None, :] <= mtd[:, None]
+    obd = np.argmax(np.where(ok, util, -np.inf), axis=1)  # first maximum
+    obd = np.where(ok.any(axis=1) & ~tox_e[:, 0], obd, NO_DOSE).astype(np.int64)
+    return Boin12Estimates(p_tox, p_eff, util, adm, mtd, obd)
+
+
+def boin12_estimates(config: Boin12Config, n: Any, tox: Any, eff: Any, both: Any) -> Boin12Estimates:
+    """Toxicity and efficacy estimates, utility, MTD and OBD for a batch of final data.
+
+    Vectorised across rows (no per-trial loop); ``config.selection`` chooses
+    the software's or the paper's rule (module docstring, *Final selection*).
+    ``both`` is accepted for symmetry with the design's states; neither rule
+    uses it (their utility is a function of the marginal estimates).
+    """
+    c = config
+    n = np.atleast_2d(np.asarray(n, np.int64))
+    tox = np.atleast_2d(np.asarray(tox, np.int64))
+    eff = np.atleast_2d(np.asarray(eff, np.int64))
+    tox_e, fut_e = _eliminated(c, n, tox, eff)
+    adm = ~(tox_e | fut_e)
+    if c.selection == "software":
+        return _estimates_software(c, n, tox, eff, tox_e, adm)
+    return _estimates_paper(c, n, tox, eff, tox_e, adm)
 
 
 def boin12_rds_table(config: Boin12Config, n_values: Any = None) -> "pd.DataFrame":

@@ -22,6 +22,7 @@ from typing import Any
 
 from escalade.design import (blrm, boin, boin12, crm, crm_logistic2, decision_table, efftox, i3plus3, keyboard, mtpi2,
                              threeplusthree, tite_boin, tite_crm)
+from escalade.design import tite_boin12
 from escalade.design.base import Design, DesignEntry
 from escalade.design.errors import ConfigError, did_you_mean
 
@@ -40,6 +41,7 @@ BUILTIN: tuple[DesignEntry, ...] = (
     tite_crm.ENTRY,
     tite_boin.ENTRY,
     boin12.ENTRY,
+    tite_boin12.ENTRY,
     blrm.ENTRY,
     crm_logistic2.ENTRY,
     keyboard.ENTRY,

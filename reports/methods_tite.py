@@ -1,11 +1,13 @@
-"""Methods text for TITE-BOIN, TITE-CRM and BOIN12.
+"""Methods text for TITE-BOIN, TITE-CRM, BOIN12 and TITE-BOIN12.
 
-The rules are those of ``escalade.design.tite_boin``, ``escalade.design.tite_crm``
-and ``escalade.design.boin12`` (their module docstrings), written as protocol
+The rules are those of ``escalade.design.tite_boin``, ``escalade.design.tite_crm``,
+``escalade.design.boin12`` and ``escalade.design.tite_boin12`` (their module docstrings), written as protocol
 text with the designs' decision tables.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from escalade.reports.formatting import dose_phrase
 from escalade.reports.load import DesignInfo, RunData
@@ -13,6 +15,7 @@ from escalade.reports.methods import MethodsSection, parameter_table, trial_sett
 from escalade.reports.tables import Cell, Table, split_wide
 
 __all__ = ["tite_boin_methods", "tite_crm_methods", "boin12_methods", "tite_boin_table", "boin12_rds_tables",
+           "boin12_selection_sentence", "tite_boin12_methods", "TITE_BOIN12_PARAMETERS",
            "TITE_BOIN_PARAMETERS", "TITE_CRM_PARAMETERS", "BOIN12_PARAMETERS"]
 
 TITE_BOIN_REFERENCES = (
@@ -60,7 +63,18 @@ BOIN12_PARAMETERS: dict[str, str] = {
     "n_explore": "with at least this many patients at the current dose and the next dose untried, escalate",
     "prior_alpha": "Beta prior of the quasi-binomial utility: \u03b1",
     "prior_beta": "Beta prior of the quasi-binomial utility: \u03b2",
+    "selection": "final selection of the OBD: 'software' (the authors' simulation code) or 'paper'",
 }
+TITE_BOIN12_PARAMETERS: dict[str, str] = {
+    **BOIN12_PARAMETERS,
+    "max_pending": "suspend accrual when more than this fraction of the patients at the current dose have a "
+                   "pending toxicity outcome, or more than this fraction a pending efficacy outcome",
+}
+TITE_BOIN12_REFERENCES = (
+    "Zhou Y, Lin R, Lee JJ, et al. TITE-BOIN12: a Bayesian phase I/II trial design to find the optimal biological "
+    "dose with late-onset toxicity and efficacy. Statistics in Medicine 2022; 41:1918\u20131931.",
+    *BOIN12_REFERENCES,
+)
 
 
 def _start(run: RunData, design: DesignInfo) -> str:
@@ -201,6 +215,23 @@ def tite_crm_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSec
                           parameter_table(run, design, index, TITE_CRM_PARAMETERS), (), (), TITE_CRM_REFERENCES)
 
 
+def boin12_selection_sentence(cfg: Any) -> str:
+    """The protocol sentence for BOIN12's (and TITE-BOIN12's) final selection, by ``cfg.selection``."""
+    common = ("At the end of the trial, the DLT rates are estimated by isotonic regression of (y + 0.05)/(n + 0.1) "
+              "(weights n + 0.1) and the MTD is the dose whose estimate is closest to the target; the response "
+              "rates are estimated by unimodal (umbrella) isotonic regression of (y + 0.05)/(n + 0.1) (weights "
+              "n + 0.5), averaged over the position of the mode with weights proportional to each fit's binomial "
+              "likelihood; the OBD is the admissible dose at or below the MTD with the highest estimated utility")
+    if cfg.selection == "software":
+        return (common + ", computed as the authors' software computes it (Lin et al., 2020, web application at "
+                "trialdesign.org): every dose enters the fits (untried doses at 0.5 with small weights), the "
+                "estimates are offset by 0.001 (DLT) and 0.01 (response) times the dose level, the umbrella fits "
+                "are those of the R package Iso (ufit), ties go to the lower dose, and a trial whose last "
+                "decision was to stop for safety or futility selects no dose.")
+    return (common + ", as the paper states it: only treated doses enter the fits, the umbrella fits are the "
+            "least-squares ones, and ties go to the higher dose.")
+
+
 def boin12_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSection:
     """Protocol text, parameters and the desirability-score table of BOIN12."""
     from escalade.design.boin12 import Boin12Config, boin12_rds_table
@@ -208,7 +239,7 @@ def boin12_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSecti
     p = design.params
     fields = {k: p[k] for k in ("target", "n_doses", "cohort_size", "max_n", "start_dose", "phi_e", "u11",
                                 "u00", "p_saf", "p_tox", "cutoff_eli", "cutoff_eli_eff", "n_star", "n_explore",
-                                "n_earlystop", "prior_alpha", "prior_beta") if k in p}
+                                "n_earlystop", "prior_alpha", "prior_beta", "selection") if k in p}
     cfg = Boin12Config(**fields)
     p1 = (f"The BOIN12 design (Lin et al., 2020) will be used to find the optimal biological dose (OBD), the "
           f"dose with the best toxicity-efficacy trade-off. Patients are enrolled in cohorts of {cfg.cohort_size} "
@@ -218,8 +249,44 @@ def boin12_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSecti
           f"boundaries for the target DLT rate {cfg.target:g}; among the admissible doses, the next cohort goes "
           f"to the one with the highest rank-based desirability score (table below). A dose is not admissible "
           f"when Pr(DLT rate > {cfg.target:g}) > {cfg.cutoff_eli:g} or Pr(response rate < {cfg.phi_e:g}) > "
-          f"{cfg.cutoff_eli_eff:g}. At the end, the OBD is the admissible dose with the highest estimated "
-          f"utility.")
+          f"{cfg.cutoff_eli_eff:g}. {boin12_selection_sentence(cfg)}")
     tables = boin12_rds_tables(cfg, index)
     return MethodsSection(design.name, design.kind, "BOIN12 phase I/II design", [p1, p2],
                           parameter_table(run, design, index, BOIN12_PARAMETERS), tables, (), BOIN12_REFERENCES)
+
+
+def tite_boin12_methods(run: RunData, design: DesignInfo, index: int) -> MethodsSection:
+    """Protocol text, parameters and BOIN12's desirability table for TITE-BOIN12."""
+    from escalade.design.tite_boin12 import TiteBoin12Config
+
+    p = design.params
+    fields = {k: p[k] for k in ("target", "n_doses", "cohort_size", "max_n", "start_dose", "phi_e", "u11",
+                                "u00", "p_saf", "p_tox", "cutoff_eli", "cutoff_eli_eff", "n_star", "n_explore",
+                                "n_earlystop", "prior_alpha", "prior_beta", "selection", "max_pending") if k in p}
+    cfg = TiteBoin12Config(**fields)
+    p1 = (f"The TITE-BOIN12 design (Zhou et al., 2022) will be used to find the optimal biological dose (OBD) "
+          f"with late-onset toxicity and efficacy. Patients are enrolled in cohorts of {cfg.cohort_size} starting "
+          f"at {_start(run, design)}, up to {cfg.max_n} patients, without waiting for the previous patients' "
+          f"outcomes to be complete. {trial_setting_sentence(run)}").strip()
+    p2 = (f"Outcomes are scored by utility as in BOIN12 (Lin et al., 2020): 100 for response without DLT, "
+          f"{cfg.u11:g} for response with DLT, {cfg.u00:g} for neither, 0 for DLT without response. A patient "
+          f"whose toxicity or efficacy outcome is still pending counts by the fraction of its assessment window "
+          f"already followed (the effective sample size); the DLT and response rates at each dose are estimated "
+          f"from the effective sample sizes, and a pending outcome is replaced by its conditional probability "
+          f"given the follow-up so far, which gives each dose's expected utility and its desirability, the "
+          f"posterior probability that the utility exceeds the benchmark. BOIN12's rules are then applied to "
+          f"these: escalation and de-escalation by the BOIN boundaries for the target DLT rate {cfg.target:g} "
+          f"applied to the estimated DLT rate at the current dose; the next cohort goes to the most desirable "
+          f"admissible dose next to the current one; a dose is not admissible when Pr(DLT rate > "
+          f"{cfg.target:g}) > {cfg.cutoff_eli:g} (observed DLTs among all patients treated there) or "
+          f"Pr(response rate < {cfg.phi_e:g}) > {cfg.cutoff_eli_eff:g} (among the patients already assessed "
+          f"for response). "
+          f"Accrual is suspended when more than {cfg.max_pending:.0%} of the patients at the current dose have a "
+          f"pending toxicity outcome, or more than {cfg.max_pending:.0%} a pending efficacy outcome. With every "
+          f"outcome complete the design is BOIN12 (table below).")
+    p3 = (f"{boin12_selection_sentence(cfg)} The final selection uses the complete outcomes, once every "
+          f"patient's assessment windows have ended.")
+    tables = boin12_rds_tables(cfg, index)
+    return MethodsSection(design.name, design.kind, "TITE-BOIN12 phase I/II design", [p1, p2, p3],
+                          parameter_table(run, design, index, TITE_BOIN12_PARAMETERS), tables, (),
+                          TITE_BOIN12_REFERENCES)

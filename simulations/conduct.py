@@ -28,6 +28,10 @@ enrol_date``, both as fractions of the DLT window
 (:func:`~escalade.simulations.timed.followup_fraction`). The answer lists every
 pending patient (no DLT, window not over) with days of follow-up and the
 weight the design gives them, and may be "suspend accrual" (TITE-BOIN).
+A design that also decides with responses pending (TITE-BOIN12) takes
+``response_days``: a blank ``response`` is an assessment not yet made
+(follow-up ``as_of - enrol_date`` over ``response_days``; an error once that
+day is past), a ``1`` counts from its ``response_date``, a ``0`` is complete.
 
 Warnings
 --------
@@ -210,6 +214,7 @@ def next_dose(
     as_of: _dt.date | None = None,
     dlt_window_days: float | None = None,
     target: float | None = None,
+    response_days: float | None = None,
 ) -> NextDose:
     """Next dose (or stop, or suspend accrual, with the reason) for a trial's data under ``design``.
 
@@ -236,6 +241,12 @@ def next_dose(
     target
         Target DLT rate for the "estimated P(DLT) above target" warning
         (default: the design's ``config.target`` where it has one).
+    response_days
+        Day of the response assessment after ``enrol_date`` (the study's
+        ``response_days``), for designs that decide with responses pending
+        (TITE-BOIN12). There a blank ``response`` means "not assessed yet"
+        (allowed until that day); a ``1`` counts from its ``response_date``
+        (the assessment day when blank), a ``0`` is a completed assessment.
 
     Raises
     ------
@@ -249,6 +260,10 @@ def next_dose(
         raise ValueError(f"design '{design.kind}' decides on follow-up time: pass dlt_window_days")
     if dlt_window_days is not None and not dlt_window_days > 0:
         raise ValueError(f"dlt_window_days must be > 0; got {dlt_window_days}")
+    late_eff = on_pending and uses_eff  # responses may be pending too (TITE-BOIN12)
+    if late_eff and (response_days is None or not response_days > 0):
+        raise ValueError(f"design '{design.kind}' decides with responses pending: pass response_days > 0 (the "
+                         f"study's response_days); got {response_days}")
     as_of = as_of or _dt.date.today()
     if isinstance(patients, (list, tuple, PatientList)):
         pts = patients
@@ -256,7 +271,7 @@ def next_dose(
         if problems:
             raise PatientDataError(name, problems)
     else:
-        pts = read_patients(patients, n_doses=nd, require_response=uses_eff, require_dates=on_pending,
+        pts = read_patients(patients, n_doses=nd, require_response=uses_eff and not late_eff, require_dates=on_pending,
                             as_of=as_of, dlt_window_days=dlt_window_days, name=name)
     ignored = pts.ignored_columns if isinstance(pts, PatientList) else ()
     pts = list(pts)
@@ -264,7 +279,14 @@ def next_dose(
     if bad:
         raise PatientDataError(name, [Problem(p.line, "dose_level", str(p.dose + 1), f"must be between 1 and {nd}")
                                       for p in bad])
-    if uses_eff:
+    if late_eff:
+        overdue = [p for p in pts if p.response is None
+                   and (as_of - p.enrol).days >= float(response_days)]  # type: ignore[arg-type]
+        if overdue:
+            raise PatientDataError(name, [Problem(p.line, "response", "", f"{_BOOL_FIX}: the response assessment "
+                                                  f"(day {float(response_days):g} after enrol_date) is past")
+                                          for p in overdue])
+    elif uses_eff:
         blank = [p for p in pts if p.response is None]
         if blank:
             raise PatientDataError(name, [Problem(p.line, "response", "", f"{_BOOL_FIX}; this design decides on "
@@ -274,7 +296,8 @@ def next_dose(
     states, notes = patients_states(pts, nd, cohort_size=size0, start_dose=start, name=name)
     follow = None
     if on_pending and pts:
-        states, follow = _pending_question(pts, states, nd, as_of, float(dlt_window_days))
+        states, follow = _pending_question(pts, states, nd, as_of, float(dlt_window_days),
+                                           response_days=float(response_days) if late_eff else None)
     if ignored:
         notes.append(f"column(s) not used by the decision: {', '.join(ignored)}")
     total = int(states.total_n[0])
@@ -328,6 +351,10 @@ def next_dose(
         if len(pending) and total and not stop:
             notes.append(f"the dose selected if the trial ended now counts the {len(pending)} pending patient(s) "
                          f"as DLT-free")
+        n_eff_pending = int(np.asarray(follow.pending_eff)[0].sum())
+        if n_eff_pending:
+            notes.append(f"{n_eff_pending} patient(s) await the response assessment (day {float(response_days):g}); "
+                         f"they count by the fraction of it already followed")
     cur = int(states.current[0]) + 1 if total else None
     selected_now = None if sel < 0 or sel >= nd else sel + 1
     untried_sel = selected_now is not None and int(states.n[0, selected_now - 1]) == 0
@@ -352,10 +379,12 @@ def next_dose(
     return result
 
 
-def _pending_question(pts: list[Patient], states: States, nd: int, as_of: _dt.date, window: float
-                      ) -> tuple[States, Any]:
+def _pending_question(pts: list[Patient], states: States, nd: int, as_of: _dt.date, window: float,
+                      *, response_days: float | None = None) -> tuple[States, Any]:
     """The :class:`States` and ``FollowUp`` of the patients as of ``as_of``, built as the time-aware engine
-    builds them (:func:`~escalade.simulations.timed.pending_data`)."""
+    builds them (:func:`~escalade.simulations.timed.pending_data`); with ``response_days``, also each patient's
+    efficacy follow-up (a recorded response at its ``response_date``, else the assessment day; a recorded 0:
+    assessed; blank: pending)."""
     enrol = np.array([p.enrol.toordinal() for p in pts], np.int64)  # dates were checked: never None here
     elapsed = (as_of.toordinal() - enrol).astype(float)
     dlt = np.array([p.dlt for p in pts], bool)
@@ -364,8 +393,16 @@ def _pending_question(pts: list[Patient], states: States, nd: int, as_of: _dt.da
     dose = np.array([p.dose for p in pts], np.int64)
     eff = np.array([bool(p.response) for p in pts], bool)
     last_n = int(states.last_n[0])
+    efr = None
+    if response_days is not None:
+        resp_day = np.array([((p.response_on.toordinal() - p.enrol.toordinal()) if p.response_on else response_days)
+                             for p in pts], float)
+        efr = np.where(eff, np.minimum(resp_day / response_days, 1.0),
+                       np.where([p.response is None for p in pts], np.minimum(elapsed / response_days, 1.0), 1.0))
+        efr = np.clip(efr, 0.0, 1.0)
     st, follow = pending_data(dose[None], dlt[None], frac[None], eff[None], n_doses=nd, current=states.current,
-                              last_n=states.last_n, last_start=np.array([len(pts) - last_n]))
+                              last_n=states.last_n, last_start=np.array([len(pts) - last_n]),
+                              eff_fraction=None if efr is None else efr[None])
     return st, follow
 
 

@@ -15,12 +15,14 @@ column             required   values
 ``id``             yes        any text, unique
 ``dose_level``     yes        whole number, 1 = lowest dose
 ``dlt``            yes        ``0``/``1``, ``no``/``yes``, ``false``/``true`` (any case)
-``response``       phase I/II same values; blank allowed only for toxicity-only designs
+``response``       phase I/II same values; blank allowed only for toxicity-only designs,
+                              and for TITE-BOIN12 until the response assessment day
 ``cohort``         no         cohort label; when given, the last cohort is its last value
 ``enrol_date``     TITE       ISO date ``YYYY-MM-DD`` the patient was dosed (start of
                               the DLT window); rows must be in its order
 ``dlt_date``       TITE       date the DLT was observed; blank when ``dlt`` is 0
-``response_date``  no         date the response was assessed
+``response_date``  no         date the response was assessed (TITE-BOIN12: the time of a
+                              response; blank = the assessment day)
 other ``*date``    no         ISO dates, checked and not used
 =================  =========  =====================================================
 

@@ -35,11 +35,12 @@ design decides on complete data. The decisions, and so every count, are those
 of the untimed engine :func:`~escalade.simulations.trial.run_trials` on the same
 patients; time only adds duration and suspensions.
 
-*Designs on pending data* (:class:`~escalade.design.base.DecidesOnFollowUp`: TITE-CRM, TITE-BOIN) decide
-at the arrival of each cohort's first patient, with ``design.decide_tite`` on
-the data observed by then (:class:`~escalade.design.base.FollowUp`); when a
-design suspends accrual, the trial closes until the next pending patient's
-outcome becomes known (a DLT or a completed window) and asks again. Cohort
+*Designs on pending data* (:class:`~escalade.design.base.DecidesOnFollowUp`: TITE-CRM, TITE-BOIN,
+TITE-BOIN12) decide at the arrival of each cohort's first patient, with ``design.decide_tite`` on
+the data observed by then (:class:`~escalade.design.base.FollowUp`; for a design that uses
+efficacy, also each patient's response so far and follow-up as a fraction of ``response_days``);
+when a design suspends accrual, the trial closes until the next pending outcome becomes known (a
+DLT or a completed window, or a response assessment) and asks again. Cohort
 members after the first are dosed on arrival. The final recommendation is
 ``design.select`` on the complete data once every window has ended, except
 that a trial stopped for toxicity (all doses too toxic, no acceptable dose)
@@ -144,7 +145,8 @@ def followup_fraction(elapsed: np.ndarray, dlt_day: np.ndarray, dlt: np.ndarray,
 
 
 def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: np.ndarray, *, n_doses: int,
-                 current: np.ndarray, last_n: np.ndarray, last_start: np.ndarray) -> tuple[States, FollowUp]:
+                 current: np.ndarray, last_n: np.ndarray, last_start: np.ndarray,
+                 eff_fraction: np.ndarray | None = None) -> tuple[States, FollowUp]:
     """The :class:`States` and :class:`~escalade.design.tite_crm.FollowUp` a pending-data design decides on.
 
     Parameters
@@ -157,6 +159,10 @@ def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: n
         ``(S, N)`` follow-up as a fraction of the window (:func:`followup_fraction`).
     current, last_n, last_start
         ``(S,)`` current dose, size of the last cohort and position of its first patient.
+    eff_fraction
+        ``(S, N)`` follow-up as a fraction of the efficacy window, for designs
+        with late-onset efficacy (TITE-BOIN12); the :class:`FollowUp` then also
+        carries the observed responses. None: toxicity follow-up only.
 
     The counts are those observed by now (a pending patient counts in ``n``
     and not in ``tox``); ``last_tox`` counts the last cohort's observed DLTs.
@@ -177,7 +183,9 @@ def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: n
     in_last = (np.arange(dose.shape[1])[None, :] >= np.asarray(last_start)[:, None]) & treated
     lt = (dlt & in_last).sum(axis=1).astype(np.int64)
     states = States(n_, y_, e_, b_, np.asarray(current, np.int64), np.asarray(last_n, np.int64), lt)
-    return states, FollowUp(dose, dlt, fraction)
+    if eff_fraction is None:
+        return states, FollowUp(dose, dlt, fraction)
+    return states, FollowUp(dose, dlt, fraction, eff, eff_fraction)
 
 
 class _Timeline:
@@ -241,6 +249,23 @@ class _Timeline:
         if getattr(self.design, "uses_efficacy", False):
             done = np.maximum(done, dt + self.response)
         return done
+
+    def outcome_times(self, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
+        """Days each patient's toxicity outcome (and, for efficacy designs, response assessment) is complete."""
+        dt = self.dosed_at[rows, cols]
+        times = [dt + np.where(self.tox[rows, cols], self.onset[rows, cols], self.window)]
+        if getattr(self.design, "uses_efficacy", False):
+            times.append(dt + self.response)
+        return times
+
+    def eff_followup(self, rows: np.ndarray, t_now: np.ndarray, width: int) -> np.ndarray:
+        """Follow-up of trials ``rows`` at days ``t_now`` as a fraction of the response assessment time (<= 1)."""
+        treated = self.dose[rows, :width] >= 0
+        elapsed = np.where(treated, np.maximum(t_now[:, None] - self.dosed_at[rows, :width], 0.0), 0.0)
+        if self.response <= 0:
+            return np.where(treated, 1.0, 0.0)
+        done = elapsed >= self.response - _DELAY_TOL
+        return np.where(done, 1.0, np.minimum(elapsed / self.response, 1.0))
 
     def observed(self, rows: np.ndarray, t_now: np.ndarray, width: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -383,6 +408,7 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
     size = np.full(t_count, size0, np.int64)
     live = np.arange(t_count)
     pending_decision = np.zeros(t_count, bool)  # False: the next cohort's dose is already fixed (first cohort)
+    late_eff = bool(getattr(design, "uses_efficacy", False))  # pending efficacy too (TITE-BOIN12)
     limit = 4 * max_n + 10
     for _step in range(limit):
         if live.size == 0:
@@ -392,18 +418,23 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
             t_now = np.maximum(line.arrival[ask, pos[ask]], open_at[ask])
             width = int(pos[ask].max())
             pdose, dlt, frac, effo, treated = line.observed(ask, t_now, width)
+            efr = line.eff_followup(ask, t_now, width) if late_eff else None
             states, follow = pending_data(np.where(treated, pdose, NO_DOSE), dlt, frac, effo, n_doses=nd,
-                                          current=current[ask], last_n=last_n[ask], last_start=last_start[ask])
+                                          current=current[ask], last_n=last_n[ask], last_start=last_start[ask],
+                                          eff_fraction=efr)
             out = design.decide_tite(states, follow)
             dec, susp = out.decisions, np.asarray(out.suspend, bool)
             stop = dec.stop & ~susp
             reason[ask[stop]] = dec.reason[stop]
             if susp.any():
                 rows = ask[susp]
-                known = line.outcome_known(np.broadcast_to(rows[:, None], (rows.size, width)),
-                                           np.broadcast_to(np.arange(width), (rows.size, width)))
-                known = np.where(treated[susp], known, np.inf)
-                nxt = np.where(known > t_now[susp, None] + _DELAY_TOL, known, np.inf).min(axis=1)
+                # the next day any pending outcome (a DLT or window end; for efficacy designs also a
+                # response assessment) becomes known
+                nxt = np.full(rows.size, np.inf)
+                for known in line.outcome_times(np.broadcast_to(rows[:, None], (rows.size, width)),
+                                                np.broadcast_to(np.arange(width), (rows.size, width))):
+                    known = np.where(treated[susp], known, np.inf)
+                    nxt = np.minimum(nxt, np.where(known > t_now[susp, None] + _DELAY_TOL, known, np.inf).min(axis=1))
                 if not np.all(np.isfinite(nxt)):
                     raise RuntimeError(f"design '{design.kind}' suspended accrual with no outcome pending")
                 open_at[rows] = nxt

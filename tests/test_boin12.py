@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -103,11 +104,19 @@ def test_paper_example_ends_at_twelve_with_obd_dose_4() -> None:
     s = _states("1NNN 2NNB 3NEE 3NTN 4ETE 4NBE 4BNN 5BEN 5NBT 4NEN")
     dec = DESIGN1.decide(s)
     assert dec.stop[0] and dec.reason[0] == StopReason.N_AT_DOSE
-    est = boin12_estimates(DESIGN1.config, s.n, s.tox, s.eff, s.both)
-    np.testing.assert_allclose(est.p_tox[0], [0.05 / 3.1, 2.1 / 9.2, 2.1 / 9.2, 3.05 / 12.1, 3.05 / 6.1])
+    paper = dataclasses.replace(DESIGN1.config, selection="paper")
+    est = boin12_estimates(paper, s.n, s.tox, s.eff, s.both)
+    pooled = np.array([0.05 / 3.1, 2.1 / 9.2, 2.1 / 9.2, 3.05 / 12.1, 3.05 / 6.1])
+    np.testing.assert_allclose(est.p_tox[0], pooled)
     np.testing.assert_allclose(est.utility[0, :4], 60 * est.p_eff[0, :4] + 40 * (1 - est.p_tox[0, :4]))
     np.testing.assert_allclose(est.utility[0, :4], [41.2, 52.5, 54.0, 58.5], atol=0.05)
-    assert est.mtd[0] == 3 and est.obd[0] == 3 and DESIGN1.select(s)[0] == 3
+    assert est.mtd[0] == 3 and est.obd[0] == 3 and Boin12Design(paper).select(s)[0] == 3
+    # the software's rule (the default): + 0.001 j on the pooled toxicity, + 0.01 j on the efficacy
+    # fit (every dose is treated here, so only its weight placement in the umbrella fit differs)
+    soft = boin12_estimates(DESIGN1.config, s.n, s.tox, s.eff, s.both)
+    np.testing.assert_allclose(soft.p_tox[0], pooled + 0.001 * np.arange(1, 6))
+    np.testing.assert_allclose(soft.utility[0], 60 * soft.p_eff[0] + 40 * (1 - soft.p_tox[0]))
+    assert soft.mtd[0] == 3 and soft.obd[0] == 3 and DESIGN1.select(s)[0] == 3
 
 
 def test_rank_based_desirability_scores_table_3() -> None:

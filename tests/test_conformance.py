@@ -38,6 +38,7 @@ PARAMS: dict[str, dict] = {
     "tite_crm": {"skeleton": [0.05, 0.12, 0.25, 0.40, 0.55]},
     "tite_boin": {},
     "boin12": {},
+    "tite_boin12": {},
     "blrm": {},
     "crm2": {"skeleton": [0.05, 0.12, 0.25, 0.40, 0.55]},
     "keyboard": {},

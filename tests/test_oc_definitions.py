@@ -168,9 +168,10 @@ def test_response_plateau_names_its_mtd_and_optimal_doses(shipped: dict) -> None
     s = next(s for s in shipped["manifest"]["scenarios"] if s["name"].startswith("Response plateau"))
     assert s["true_mtd"] == 4 and "DL4" in s["true_mtd_why"] and "0.35" in s["true_mtd_why"]
     opt = {o["design"]: o for o in s["optimal"]}
-    assert set(opt) == {"EffTox", "BOIN12"}
+    assert set(opt) == {"EffTox", "BOIN12", "TITE-BOIN12"}
     assert opt["EffTox"]["dose"] == 3 and opt["EffTox"]["objective"] == "EffTox utility"
     assert opt["BOIN12"]["dose"] == 3 and opt["BOIN12"]["objective"] == "BOIN12 utility"
+    assert opt["TITE-BOIN12"]["dose"] == 3 and opt["TITE-BOIN12"]["objective"] == "BOIN12 utility"
     assert all(o["why"].startswith("DL3: highest true") for o in opt.values())
 
 
@@ -280,15 +281,18 @@ def test_each_phase_one_two_design_is_scored_by_its_own_objective(shipped: dict)
     oc, man = shipped["oc"], shipped["manifest"]
     labels = [d["label"] for d in man["doses"]]
     rows = oc[oc.metric == "optimal_selection_pct"]
-    assert set(rows.design) == {"EffTox", "BOIN12"}
-    assert len(rows) == 2 * len(man["scenarios"]) and (rows.se > 0).any()
+    assert set(rows.design) == {"EffTox", "BOIN12", "TITE-BOIN12"}
+    assert len(rows) == 3 * len(man["scenarios"]) and (rows.se > 0).any()
     for s in man["scenarios"]:
         for o in s["optimal"]:
             dose = "none" if o["dose"] is None else labels[o["dose"] - 1]
             got = _value(oc, s["name"], o["design"], "optimal_selection_pct")
             assert got == pytest.approx(_value(oc, s["name"], o["design"], "select_pct", dose), abs=1e-9)
     p = shipped["paired"]
-    assert p[p.metric == "optimal_selection_pct"].empty  # EffTox and BOIN12 have different objectives
+    # only designs with the same objective are paired on it: BOIN12 and TITE-BOIN12, never EffTox with either
+    pairs = p[p.metric == "optimal_selection_pct"]
+    assert len(pairs) == len(man["scenarios"])
+    assert all({a, b} == {"BOIN12", "TITE-BOIN12"} for a, b in zip(pairs.design, pairs.versus))
 
 
 def test_true_optimum_differs_by_objective() -> None:
