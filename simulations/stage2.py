@@ -1,0 +1,236 @@
+"""The randomised dose-optimisation stage after escalation (the study file's ``optimisation`` section).
+
+Project Optimus-style programmes follow dose escalation with a randomised
+comparison of one or two candidate doses (FDA 2024, *Optimizing the dosage of
+human prescription drugs and biological products for the treatment of
+oncologic diseases*, guidance for industry; Yuan, Zhou & Lin 2024, "Randomized
+dose optimization designs", J Clin Oncol 42:3425-3433 as background). Every
+simulated trial that selects a dose at the end of escalation goes on to:
+
+1. its candidate doses (:class:`~escalade.scenarios.study.Optimisation`):
+   the selected dose and the next lower (``mtd_and_next_lower``), the design's
+   selection and the isotonic MTD of the stage-1 data (``obd_and_mtd``), or a
+   fixed list (doses above the escalation's selection are not opened); one
+   arm when the candidates coincide or the selection is the lowest dose;
+2. ``n_per_arm`` new patients randomised to each arm (equal allocation);
+3. one dose selected from the stage-2 data alone (the randomised comparison):
+   ``orr_with_safety`` picks the highest observed response rate among the arms
+   whose observed DLT rate is at most ``max_tox``; ``utility`` the highest mean
+   utility :math:`\\bar u = (100\\,n_{E\\bar T} + u_{11} n_{ET} + u_{00} n_{\\bar E \\bar T}) / n`
+   (BOIN12's scale; Lin, Zhou & Yuan 2020, JRSS C 69:1255-1272); ties go to the
+   lower dose; with no arm within ``max_tox`` no dose is selected.
+
+**Common random numbers.** Stage-2 patients come from a dedicated stream,
+``SeedSequence(seed, spawn_key=(STAGE2_KEY, scenario_key, block))`` with
+trials in fixed blocks of :data:`TRIALS_PER_BLOCK`: patient ``k`` of arm ``a``
+of trial ``i`` has latent uniforms in column ``a * n_per_arm + k`` of row
+``i mod TRIALS_PER_BLOCK`` of block ``i // TRIALS_PER_BLOCK``, with the
+scenario's toxicity-response copula. So every design of a scenario sees the
+same stage-2 patients (paired comparisons of whole programmes), the escalation
+stream and every stage-1 number are untouched (a study without ``optimisation``
+is bit-identical), and neither workers nor chunking change anything.
+
+Where escalade differs from a real protocol: outcomes are complete when the
+stage-2 selection is made (no interim analysis), and the arms' outcomes do not
+depend on the order of randomisation, so equal allocation is exact counts per
+arm rather than a simulated permuted-block sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from escalade.design.base import NO_DOSE
+from escalade.design.boin import isotonic_mtd
+from escalade.design.rules import beta_exceeds
+from escalade.scenarios.study import Optimisation
+from escalade.simulations.oc import PerTrial, TrialTable, oc_rows
+from escalade.simulations.outcomes import TrialOutcomes
+from escalade.simulations.patients import scenario_key
+
+__all__ = ["Stage2Outcomes", "STAGE2_KEY", "TRIALS_PER_BLOCK", "stage2_patients", "candidate_doses", "run_stage2",
+           "stage2_table", "stage2_rows", "STAGE2_METRICS", "DAYS_PER_MONTH"]
+
+#: First entry of the stage-2 streams' spawn key (ASCII "STG2"): apart from every escalation stream.
+STAGE2_KEY = 0x53544732
+#: Trials per block of stage-2 draws (fixed: changing it changes every stage-2 number).
+TRIALS_PER_BLOCK = 256
+#: Days per month of the accrual rate (as :mod:`escalade.simulations.timed`).
+DAYS_PER_MONTH = 30.4375
+
+#: Metric names of the stage-2 rows of ``oc.csv``.
+STAGE2_METRICS: tuple[str, ...] = (
+    "stage2_select_pct", "stage2_run_pct", "stage2_arms", "stage2_patients", "stage2_dlts", "stage2_responders",
+    "stage2_total_n", "stage2_total_dlts", "stage2_select_true_mtd_pct", "stage2_orr_selected",
+    "stage2_duration_days", "stage2_total_duration_days")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Stage2Outcomes:
+    """The optimisation stage of every trial of one scenario x design.
+
+    Attributes
+    ----------
+    arms
+        ``(T, A)`` 0-based candidate doses, ascending, :data:`NO_DOSE` for unused arms.
+    n, tox, eff
+        ``(T, A)`` patients, DLTs and responders per arm.
+    selected
+        ``(T,)`` dose selected after stage 2 (:data:`NO_DOSE`: none, or no stage 2).
+    """
+
+    arms: np.ndarray
+    n: np.ndarray
+    tox: np.ndarray
+    eff: np.ndarray
+    selected: np.ndarray
+
+    @property
+    def ran(self) -> np.ndarray:
+        return self.arms[:, 0] != NO_DOSE
+
+
+def stage2_patients(seed: int, scenario: str, trials: np.ndarray, n_columns: int, association: float = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Latent ``(u_tox, u_eff)`` of shape ``(len(trials), n_columns)`` for the given trial numbers.
+
+    Each block of :data:`TRIALS_PER_BLOCK` trials has its own stream (module docstring), so a trial's
+    stage-2 patients depend on the seed, the scenario's name and the trial number only.
+    """
+    trials = np.asarray(trials, np.int64)
+    u_t = np.empty((trials.size, n_columns))
+    u_e = np.empty((trials.size, n_columns))
+    key = scenario_key(scenario)
+    rho = float(association)
+    for block in np.unique(trials // TRIALS_PER_BLOCK):
+        ss = np.random.SeedSequence(seed, spawn_key=(STAGE2_KEY, key, int(block)))
+        tox_ss, eff_ss = ss.spawn(2)
+        z_t = np.random.default_rng(tox_ss).standard_normal((TRIALS_PER_BLOCK, n_columns))
+        z_e = np.random.default_rng(eff_ss).standard_normal((TRIALS_PER_BLOCK, n_columns))
+        if rho != 0.0:
+            z_e = rho * z_t + np.sqrt(1.0 - rho * rho) * z_e
+        rows = trials // TRIALS_PER_BLOCK == block
+        u_t[rows] = special.ndtr(z_t[trials[rows] % TRIALS_PER_BLOCK])
+        u_e[rows] = special.ndtr(z_e[trials[rows] % TRIALS_PER_BLOCK])
+    return u_t, u_e
+
+
+def _stage1_mtd(out: TrialOutcomes, target: float) -> np.ndarray:
+    """Isotonic MTD of the stage-1 data (``BOIN::select.mtd``'s estimate, its Beta(1, 1) elimination at 0.95)."""
+    n, tox = np.asarray(out.n), np.asarray(out.tox)
+    hit = (n >= 3) & beta_exceeds(target, 0.95, tox, n)
+    eliminated = np.logical_or.accumulate(hit, axis=1)
+    return isotonic_mtd(n, tox, (n > 0) & ~eliminated, target=target)
+
+
+def candidate_doses(cfg: Optimisation, out: TrialOutcomes, *, target: float) -> np.ndarray:
+    """``(T, A)`` candidate doses of each trial (ascending, distinct, :data:`NO_DOSE`-padded; none without a
+    stage-1 selection)."""
+    sel = np.asarray(out.selected, np.int64)
+    t = sel.size
+    if cfg.candidates == "mtd_and_next_lower":
+        raw = np.column_stack([sel - 1, sel])
+        raw[:, 0] = np.where(sel >= 1, raw[:, 0], NO_DOSE)
+    elif cfg.candidates == "obd_and_mtd":
+        raw = np.column_stack([_stage1_mtd(out, target), sel])
+    else:
+        doses = np.asarray(cfg.candidates, np.int64)
+        raw = np.where(doses[None, :] <= sel[:, None], doses[None, :], NO_DOSE)
+    raw = np.where(sel[:, None] == NO_DOSE, NO_DOSE, raw)
+    big = np.iinfo(np.int64).max
+    srt = np.sort(np.where(raw == NO_DOSE, big, raw), axis=1)
+    dup = np.zeros_like(srt, bool)
+    dup[:, 1:] = srt[:, 1:] == srt[:, :-1]
+    srt = np.sort(np.where(dup, big, srt), axis=1)
+    arms = np.where(srt == big, NO_DOSE, srt)
+    return arms.reshape(t, raw.shape[1])
+
+
+def run_stage2(cfg: Optimisation, out: TrialOutcomes, *, p_dlt: Sequence[float], p_response: Sequence[float],
+               association: float, seed: int, scenario: str, target: float) -> Stage2Outcomes:
+    """Simulate the optimisation stage of every trial in ``out`` (simulated trials; see the module docstring)."""
+    if out.exact:
+        raise ValueError("the optimisation stage needs simulated trials (trial numbers for its patient stream); "
+                         "run without --exact")
+    arms = candidate_doses(cfg, out, target=target)
+    t, a = arms.shape
+    m = cfg.n_per_arm
+    trials = np.asarray(out.trial if out.trial is not None else np.arange(t))
+    u_t, u_e = stage2_patients(seed, scenario, trials, a * m, association)
+    pt = np.append(np.asarray(p_dlt, float), 0.0)  # index NO_DOSE (-1): unused arm, no patients
+    pe = np.append(np.asarray(p_response, float), 0.0)
+    used = arms != NO_DOSE
+    tox = u_t.reshape(t, a, m) < pt[arms][:, :, None]
+    eff = u_e.reshape(t, a, m) < pe[arms][:, :, None]
+    n = np.where(used, m, 0)
+    ntox = np.where(used, tox.sum(axis=2), 0)
+    neff = np.where(used, eff.sum(axis=2), 0)
+    if cfg.select_by == "orr_with_safety":
+        score = neff / m
+    else:
+        n11 = (tox & eff).sum(axis=2)
+        n10 = (eff & ~tox).sum(axis=2)
+        n00 = (~eff & ~tox).sum(axis=2)
+        score = (100.0 * n10 + cfg.u11 * n11 + cfg.u00 * n00) / m
+    feasible = used if cfg.max_tox is None else used & (ntox <= cfg.max_tox * m + 1e-9)
+    score = np.where(feasible, score, -np.inf)
+    best = np.argmax(score, axis=1)  # the first (lowest) dose among equal scores
+    selected = np.where(feasible.any(axis=1), arms[np.arange(t), best], NO_DOSE)
+    return Stage2Outcomes(arms, n, ntox, neff, selected.astype(np.int64))
+
+
+def stage2_table(s2: Stage2Outcomes, out: TrialOutcomes, *, p_dlt: Sequence[float], p_response: Sequence[float],
+                 true_mtd: int, dose_labels: Sequence[str], assessment_days: float | None = None,
+                 rate_per_month: float | None = None) -> TrialTable:
+    """The per-trial table of the whole two-stage programme (rows of ``oc.csv`` named ``stage2_*``).
+
+    * ``stage2_select_pct`` [dose, ``none``]: the dose selected after stage 2;
+    * ``stage2_run_pct``: trials that went on to stage 2; ``stage2_arms``: mean arms opened;
+    * ``stage2_patients``, ``stage2_dlts``, ``stage2_responders``: stage 2 alone (means);
+    * ``stage2_total_n``, ``stage2_total_dlts``: escalation plus stage 2;
+    * ``stage2_select_true_mtd_pct``: the final dose is the study's true MTD;
+    * ``stage2_orr_selected``: true response rate of the final dose, over trials that selected one;
+    * with calendar time: ``stage2_duration_days`` (stage-2 accrual at the study's rate, one patient every
+      30.4375 / rate days, plus the longer of the DLT window and the response assessment) and
+      ``stage2_total_duration_days`` (escalation's duration plus that).
+    """
+    nd = len(dose_labels)
+    sel = s2.selected
+    has = sel != NO_DOSE
+    ran = s2.ran
+    n2 = s2.n.sum(axis=1)
+    cols: dict[tuple[str, str], PerTrial] = {}
+    for j in range(nd):
+        cols[("stage2_select_pct", dose_labels[j])] = PerTrial(sel == j, None, 100.0)
+    cols[("stage2_select_pct", "none")] = PerTrial(~has, None, 100.0)
+    cols[("stage2_run_pct", "")] = PerTrial(ran, None, 100.0)
+    cols[("stage2_arms", "")] = PerTrial((s2.arms != NO_DOSE).sum(axis=1))
+    cols[("stage2_patients", "")] = PerTrial(n2)
+    cols[("stage2_dlts", "")] = PerTrial(s2.tox.sum(axis=1))
+    cols[("stage2_responders", "")] = PerTrial(s2.eff.sum(axis=1))
+    cols[("stage2_total_n", "")] = PerTrial(out.n.sum(axis=1) + n2)
+    cols[("stage2_total_dlts", "")] = PerTrial(out.tox.sum(axis=1) + s2.tox.sum(axis=1))
+    cols[("stage2_select_true_mtd_pct", "")] = PerTrial(sel == true_mtd, None, 100.0)
+    pe = np.asarray(p_response, float)
+    cols[("stage2_orr_selected", "")] = PerTrial(np.where(has, pe[np.clip(sel, 0, None)], 0.0), has)
+    if assessment_days is not None and rate_per_month is not None:
+        days2 = np.where(ran, n2 * (DAYS_PER_MONTH / float(rate_per_month)) + float(assessment_days), 0.0)
+        cols[("stage2_duration_days", "")] = PerTrial(days2)
+        if out.duration is not None:
+            cols[("stage2_total_duration_days", "")] = PerTrial(np.asarray(out.duration, float) + days2)
+    t = sel.size
+    trial = np.asarray(out.trial if out.trial is not None else np.arange(t))
+    order = np.argsort(trial, kind="stable")
+    if not np.array_equal(order, np.arange(t)):
+        cols = {k: PerTrial(np.asarray(c.num)[order], None if c.den is None else np.asarray(c.den)[order], c.scale)
+                for k, c in cols.items()}
+    return TrialTable(trial[order], np.full(t, 1.0 / t), False, cols)
+
+
+def stage2_rows(table: TrialTable, *, scenario: str, design: str):  # -> pd.DataFrame
+    """``oc.csv`` rows (with Monte Carlo SEs) of :func:`stage2_table`."""
+    return oc_rows(table, scenario=scenario, design=design)
