@@ -297,8 +297,11 @@ class Optimisation:
 
     def describe(self) -> str:
         """One sentence for reports."""
-        cand = (self.candidates.replace("_", " ") if isinstance(self.candidates, str)
-                else "doses " + ", ".join(str(d + 1) for d in self.candidates))
+        named = {"mtd_and_next_lower": "the escalation's selected dose and the next lower",
+                 "obd_and_mtd": "the design's selected dose and the isotonic MTD of the escalation data"}
+        cand = (named.get(self.candidates, self.candidates) if isinstance(self.candidates, str)
+                else "dose levels " + ", ".join(str(d + 1) for d in self.candidates)
+                + " up to the escalation's selected dose")
         rule = ("highest observed response rate" if self.select_by == "orr_with_safety"
                 else f"highest mean utility (u11 = {self.u11:g}, u00 = {self.u00:g})")
         safe = "" if self.max_tox is None else f" among arms with observed DLT rate <= {self.max_tox:g}"

@@ -196,3 +196,18 @@ def test_parsed_defaults() -> None:
     assert o.candidates == (0, 2) and o.select_by == "orr_with_safety" and o.max_tox == 0.3
     assert "12 patients" in o.describe()
     assert parse_study(STUDY).optimisation is None
+
+
+def test_appendix_has_the_stage2_section(tmp_path: Path) -> None:
+    from escalade.reports.appendix import render_html
+    from escalade.reports.load import load_run
+
+    run_study(parse_study(STUDY + OPT), n_jobs=1, backend="sequential", out_dir=tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    html = render_html(run)
+    assert 'id="optimisation"' in html and "10 patients randomised to each candidate dose" in html
+    assert "A: selection after the optimisation stage" in html and "Both stages: patients (mean)" in html
+    c = run.cell("A", "BOIN", "stage2_select_pct", run.doses[1].label)
+    assert f"{c.value:.1f} ({c.se:.1f})" in html
+    run_study(parse_study(STUDY), n_jobs=1, backend="sequential", out_dir=tmp_path / "off")
+    assert 'id="optimisation"' not in render_html(load_run(tmp_path / "off"))
