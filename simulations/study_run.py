@@ -437,7 +437,7 @@ def run_study(
                     got.oc.append(time_characteristics(o, scenario=s.name, design=spec.name))
                 part = _trials_part(labels, s.name, spec.name, o) if out is not None else None
                 if study.optimisation is not None:
-                    part = _stage2_summary(study, s, spec.name, o, truth, seed, got, part)
+                    part = _stage2_summary(study, s, spec.name, o, truth, seed, got, part, table)
                 if part is not None:
                     got.trials.append(part)
             got.paired = paired_from_tables(tables, scenario=s.name)
@@ -508,10 +508,11 @@ def run_study(
 
 
 def _stage2_summary(study: Study, s: Scenario, design: str, o: TrialOutcomes, truth: Truth, seed: int,
-                    got: _ScenarioSummary, part: pd.DataFrame | None) -> pd.DataFrame | None:
+                    got: _ScenarioSummary, part: pd.DataFrame | None, main: TrialTable) -> pd.DataFrame | None:
     """The optimisation stage of one scenario x design (:mod:`escalade.simulations.stage2`): its ``stage2_*``
-    rows of oc.csv, its outcomes (for the results hash) and its columns of trials.parquet. Exact runs have no
-    trial numbers to draw stage-2 patients for: skipped, with a warning."""
+    rows of oc.csv, its scalar characteristics added to the design's table ``main`` (so paired.csv pairs them
+    between designs: same trials, same stage-2 patients), its outcomes (for the results hash) and its columns
+    of trials.parquet. Exact runs have no trial numbers to draw stage-2 patients for: skipped, with a warning."""
     from escalade.simulations.stage2 import run_stage2, stage2_rows, stage2_table
 
     cfg = study.optimisation
@@ -529,6 +530,8 @@ def _stage2_summary(study: Study, s: Scenario, design: str, o: TrialOutcomes, tr
                          assessment_days=max(study.dlt_window_days, study.response_days) if timed else None,
                          rate_per_month=study.timing.rate_per_month if timed else None)
     got.oc.append(stage2_rows(table, scenario=s.name, design=design))
+    if np.array_equal(main.trial, table.trial):
+        main.columns.update({k: c for k, c in table.columns.items() if k[1] == ""})
     if part is None:
         return None
     trial = np.asarray(o.trial if o.trial is not None else np.arange(o.n_trials))

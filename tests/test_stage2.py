@@ -211,3 +211,47 @@ def test_appendix_has_the_stage2_section(tmp_path: Path) -> None:
     assert f"{c.value:.1f} ({c.se:.1f})" in html
     run_study(parse_study(STUDY), n_jobs=1, backend="sequential", out_dir=tmp_path / "off")
     assert 'id="optimisation"' not in render_html(load_run(tmp_path / "off"))
+
+
+def test_paired_differences_of_the_programme() -> None:
+    """paired.csv pairs the stage-2 characteristics between designs (same trials, same stage-2 patients): the
+    difference equals the difference of the oc.csv values, and its paired SE is below the unpaired one."""
+    res = run_study(parse_study(STUDY + OPT), n_jobs=1, backend="sequential")
+    p = res.paired[(res.paired.metric == "stage2_total_n") & (res.paired.scenario == "A")]
+    assert len(p) == 1
+    oc = res.oc
+    v = {d: oc[(oc.metric == "stage2_total_n") & (oc.scenario == "A") & (oc.design == d)].value.item()
+         for d in ("BOIN", "3+3")}
+    row = p.iloc[0]
+    assert abs(row.difference - (v[row.design] - v[row.versus])) < 1e-9
+    off = run_study(parse_study(STUDY), n_jobs=1, backend="sequential")
+    assert not off.paired.metric.str.startswith("stage2").any()
+    assert res.paired[~res.paired.metric.str.startswith("stage2")].reset_index(drop=True).equals(off.paired)
+
+
+def test_programme_duration_with_calendar_time() -> None:
+    """Stage 2 lasts n2 * (30.4375 / rate) days of accrual plus max(DLT window, response assessment) days, so
+    its mean is E[n2] * gap + P(stage 2) * assessment; the programme adds the escalation's duration."""
+    timed = STUDY.replace("study: {title: two-stage, target: 0.3, cohort_size: 3, max_n: 18}",
+                          "study: {title: two-stage, target: 0.3, cohort_size: 3, max_n: 18, dlt_window_days: 28, "
+                          "response_days: 90}") + "timing: {accrual: {process: fixed, rate_per_month: 2}}\n"
+    res = run_study(parse_study(timed + OPT), n_jobs=1, backend="sequential")
+    oc = res.oc
+
+    def v(metric: str, scen: str = "B", design: str = "BOIN") -> float:
+        return oc[(oc.metric == metric) & (oc.scenario == scen) & (oc.design == design)].value.item()
+
+    gap = 30.4375 / 2
+    want = v("stage2_patients") * gap + v("stage2_run_pct") / 100 * 90
+    assert abs(v("stage2_duration_days") - want) < 1e-6
+    assert abs(v("stage2_total_duration_days") - (v("duration_days") + want)) < 1e-6
+    assert 0 < v("stage2_run_pct") < 100  # scenario B stops early in some trials: both branches are seen
+
+
+def test_exact_runs_skip_the_stage_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    exact = STUDY.replace("simulation: {n_trials: 600, seed: 7, chunk_size: 200}",
+                          "simulation: {n_trials: 600, seed: 7, exact: true}")
+    with caplog.at_level("WARNING"):
+        res = run_study(parse_study(exact + OPT), n_jobs=1, backend="sequential")
+    assert not res.oc.metric.str.startswith("stage2").any()
+    assert "optimisation stage not simulated" in caplog.text and "--exact" in caplog.text
