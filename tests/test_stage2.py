@@ -255,3 +255,10 @@ def test_exact_runs_skip_the_stage_with_a_warning(caplog: pytest.LogCaptureFixtu
         res = run_study(parse_study(exact + OPT), n_jobs=1, backend="sequential")
     assert not res.oc.metric.str.startswith("stage2").any()
     assert "optimisation stage not simulated" in caplog.text and "--exact" in caplog.text
+
+
+def test_stage2_requirement_passes_in_validate() -> None:
+    from escalade.validation.suite import Context, run_requirements
+
+    (res,) = run_requirements(Context(quick=True), only=["STAGE2-1"])
+    assert res.passed and res.n_comparisons == 8, res

@@ -527,6 +527,33 @@ def _i3plus3_tables(ctx: Context) -> Outcome:
     return w.outcome("12 get_decision_i3plus3() tables (9 targets, 4 intervals, n = 3 up to 40): every entry")
 
 
+def _stage2_closed_form(ctx: Context) -> Outcome:
+    """The optimisation stage against closed forms: two arms with equal truths select the higher dose with
+    probability (1 - P(tie)) / 2, P(tie) = sum_k b(k; m, p)^2 (ties go to the lower dose), for several m and p;
+    an arm whose every patient has a DLT is never selected."""
+    from escalade.scenarios.study import Optimisation
+    from escalade.simulations.outcomes import TrialOutcomes
+    from escalade.simulations.stage2 import run_stage2
+
+    t = 4000 if ctx.quick else 20000
+    sel = np.full(t, 2, np.int64)
+    z = np.zeros((t, 4), np.int64)
+    out = TrialOutcomes(selected=sel, reason=np.zeros(t, np.int64), n=z + 6, tox=z, eff=z, both=z,
+                        cohorts=np.full(t, 4, np.int64), weight=np.full(t, 1.0 / t), trial=np.arange(t))
+    w = _Worst()
+    for m, p in ((5, 0.2), (12, 0.4), (20, 0.5), (30, 0.7)):
+        cfg = Optimisation(candidates="mtd_and_next_lower", n_per_arm=m, select_by="orr_with_safety", max_tox=1.0)
+        s2 = run_stage2(cfg, out, p_dlt=[0.1, 0.2, 0.2, 0.5], p_response=[0.1, p, p, 0.9], association=0.0,
+                        seed=20261130 + m, scenario=f"equal m={m}", target=0.3)
+        tie = float(np.sum(stats.binom.pmf(np.arange(m + 1), m, p) ** 2))
+        w.add(_binomial_z(int(np.sum(s2.selected == 2)), t, (1 - tie) / 2), f"m = {m}, p = {p}")
+        cfg = Optimisation(candidates="mtd_and_next_lower", n_per_arm=m, select_by="orr_with_safety", max_tox=0.3)
+        s2 = run_stage2(cfg, out, p_dlt=[0.0, 0.0, 1.0, 1.0], p_response=[0.1, p, 0.9, 0.9], association=0.0,
+                        seed=7, scenario="infeasible", target=0.3)
+        w.exact(bool(np.all(s2.selected == 1)), f"infeasible higher arm, m = {m}")
+    return w.family_outcome(f"{t} trials per case, equal truths at two arms of m = 5, 12, 20, 30 patients")
+
+
 def _shipped_cases(quick: bool) -> list[tuple[str, Any, Any]]:
     import escalade.scenarios as scenarios_pkg
     from escalade.scenarios.designs import build_study_designs
@@ -875,6 +902,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("TABLE-3", "i3+3's decision table equals FIND::get_decision_i3plus3() (FIND 0.1.1)",
                 "i3plus3_table() against i3plus3/i3plus3_tables.json: every (n, DLTs) entry, n >= 3",
                 "exactly", 0.0, "entries that differ", ("i3+3",), _i3plus3_tables),
+    Requirement("STAGE2-1", "The randomised optimisation stage selects as its closed form says",
+                "run_stage2() with equal truths at two arms: P(higher dose) = (1 - P(tie)) / 2; an infeasible arm "
+                "never selected", _FAMILY, 3.0, "MC SEs (|z|)", ("stage2",), _stage2_closed_form),
     Requirement("EXACT-2", "Exact enumeration and simulation agree on the shipped scenarios",
                 "exact_outcomes() against simulate() for every 3+3, BOIN and CRM design of the shipped study files",
                 _FAMILY + "; total probability 1 within 1e-12", 3.0, "MC SEs (|z|)",
