@@ -129,7 +129,22 @@ def _stage1_mtd(out: TrialOutcomes, target: float) -> np.ndarray:
 
 def candidate_doses(cfg: Optimisation, out: TrialOutcomes, *, target: float) -> np.ndarray:
     """``(T, A)`` candidate doses of each trial (ascending, distinct, :data:`NO_DOSE`-padded; none without a
-    stage-1 selection)."""
+    stage-1 selection).
+
+    Examples
+    --------
+    Escalation selected no dose, the lowest, the second and the fourth (0-based -1, 0, 1, 3):
+
+    >>> from escalade.simulations.outcomes import TrialOutcomes
+    >>> sel = np.array([-1, 0, 1, 3])
+    >>> z = np.zeros((4, 4), np.int64)
+    >>> out = TrialOutcomes(selected=sel, reason=sel * 0, n=z + 6, tox=z, eff=z, both=z, cohorts=sel * 0,
+    ...                     weight=np.full(4, 0.25))
+    >>> candidate_doses(Optimisation(candidates="mtd_and_next_lower", n_per_arm=10), out, target=0.3).tolist()
+    [[-1, -1], [0, -1], [0, 1], [2, 3]]
+    >>> candidate_doses(Optimisation(candidates=(1, 2), n_per_arm=10), out, target=0.3).tolist()
+    [[-1, -1], [-1, -1], [1, -1], [1, 2]]
+    """
     sel = np.asarray(out.selected, np.int64)
     t = sel.size
     if cfg.candidates == "mtd_and_next_lower":

@@ -262,3 +262,12 @@ def test_stage2_requirement_passes_in_validate() -> None:
 
     (res,) = run_requirements(Context(quick=True), only=["STAGE2-1"])
     assert res.passed and res.n_comparisons == 8, res
+
+
+def test_doctests() -> None:
+    import doctest
+
+    from escalade.simulations import stage2
+
+    result = doctest.testmod(stage2, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 3 and result.failed == 0
