@@ -13,7 +13,11 @@ Sources of the expected values (each test names its own):
   (https://www.pubmed.gov/31304864/; arXiv:1901.01303),
   written out below entry by entry;
 * elimination rows: ``BOIN::get.boundary``'s (R output in
-  validation/reference/boin/boundaries.json), the same Beta(1, 1) rule.
+  validation/reference/boin/boundaries.json), the same Beta(1, 1) rule;
+* R output, entry for entry (the R script beside each JSON, its README the
+  provenance): Keyboard 0.1.3's ``get.boundary.kb`` (validation/reference/keyboard/),
+  escalation 0.2.3's ``get_mtpi2`` (validation/reference/mtpi2/) and FIND 0.1.1's
+  ``get_decision_i3plus3`` by the i3+3 authors' group (validation/reference/i3plus3/).
 """
 
 from __future__ import annotations
