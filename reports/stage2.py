@@ -80,5 +80,6 @@ def stage2_section(run: RunData) -> dict[str, Any] | None:
             rows.append(row)
         tables.append(Table(id=f"stage2-s{k + 1}", title=f"{s.name}: selection after the optimisation stage",
                             columns=columns, rows=rows, scenario=s.name,
-                            note="Mean (Monte Carlo SE) over the simulated trials; the whole two-stage programme."))
+                            note=("Mean (Monte Carlo SE) over the simulated trials, or exact values; the whole two-stage "
+                                  "programme.")))
     return {"methods": stage2_methods_text(run), "tables": tables}

@@ -30,6 +30,13 @@ same stage-2 patients (paired comparisons of whole programmes), the escalation
 stream and every stage-1 number are untouched (a study without ``optimisation``
 is bit-identical), and neither workers nor chunking change anything.
 
+**Exact enumeration.** With an exactly enumerated escalation the stage is
+enumerated too (:func:`exact_stage2`): each arm's four outcome cells are
+multinomial, so the selection probabilities given a terminal state's
+candidates are exact and the two-stage characteristics have no Monte Carlo
+error. The same function applied to simulated trials checks the simulated
+stage (tests/test_stage2.py).
+
 Where escalade differs from a real protocol: outcomes are complete when the
 stage-2 selection is made (no interim analysis), and the arms' outcomes do not
 depend on the order of randomisation, so equal allocation is exact counts per
@@ -53,7 +60,7 @@ from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.patients import scenario_key
 
 __all__ = ["Stage2Outcomes", "STAGE2_KEY", "TRIALS_PER_BLOCK", "stage2_patients", "candidate_doses", "run_stage2",
-           "stage2_table", "stage2_rows", "STAGE2_METRICS", "DAYS_PER_MONTH"]
+           "exact_stage2", "stage2_table", "stage2_rows", "STAGE2_METRICS", "DAYS_PER_MONTH", "EXACT_MAX_PER_ARM"]
 
 #: First entry of the stage-2 streams' spawn key (ASCII "STG2"): apart from every escalation stream.
 STAGE2_KEY = 0x53544732
@@ -184,13 +191,8 @@ def run_stage2(cfg: Optimisation, out: TrialOutcomes, *, p_dlt: Sequence[float],
     n = np.where(used, m, 0)
     ntox = np.where(used, tox.sum(axis=2), 0)
     neff = np.where(used, eff.sum(axis=2), 0)
-    if cfg.select_by == "orr_with_safety":
-        score = neff / m
-    else:
-        n11 = (tox & eff).sum(axis=2)
-        n10 = (eff & ~tox).sum(axis=2)
-        n00 = (~eff & ~tox).sum(axis=2)
-        score = (100.0 * n10 + cfg.u11 * n11 + cfg.u00 * n00) / m
+    n11 = (tox & eff).sum(axis=2)
+    score = _scores(cfg, n11, (eff & ~tox).sum(axis=2), (~eff & ~tox).sum(axis=2), m)
     feasible = used if cfg.max_tox is None else used & (ntox <= cfg.max_tox * m + 1e-9)
     score = np.where(feasible, score, -np.inf)
     best = np.argmax(score, axis=1)  # the first (lowest) dose among equal scores
@@ -198,10 +200,102 @@ def run_stage2(cfg: Optimisation, out: TrialOutcomes, *, p_dlt: Sequence[float],
     return Stage2Outcomes(arms, n, ntox, neff, selected.astype(np.int64))
 
 
-def stage2_table(s2: Stage2Outcomes, out: TrialOutcomes, *, p_dlt: Sequence[float], p_response: Sequence[float],
-                 true_mtd: int, dose_labels: Sequence[str], assessment_days: float | None = None,
-                 rate_per_month: float | None = None) -> TrialTable:
+def _scores(cfg: Optimisation, k11: np.ndarray, k10: np.ndarray, k00: np.ndarray, m: int) -> np.ndarray:
+    """Each arm's selection score from its counts (the same arithmetic in simulation and enumeration)."""
+    if cfg.select_by == "orr_with_safety":
+        return (k11 + k10) / m
+    return (100.0 * k10 + cfg.u11 * k11 + cfg.u00 * k00) / m
+
+
+#: Largest ``n_per_arm`` the exact stage-2 enumeration takes (its cost grows as n_per_arm^3 / 6).
+EXACT_MAX_PER_ARM = 100
+
+
+def _arm_law(cfg: Optimisation, p11: float, p10: float, p01: float, p00: float
+             ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Exact law of one arm's score: (feasible scores, their probabilities, P(infeasible)).
+
+    The ``n_per_arm`` patients' four outcome cells (DLT and response, response only, DLT only, neither) are
+    multinomial; every count vector is enumerated."""
+    m = cfg.n_per_arm
+    k = np.array([(a, b, c) for a in range(m + 1) for b in range(m + 1 - a) for c in range(m + 1 - a - b)],
+                 np.int64).reshape(-1, 3)
+    k11, k10, k01 = k[:, 0], k[:, 1], k[:, 2]
+    k00 = m - k11 - k10 - k01
+    counts = np.column_stack([k11, k10, k01, k00])
+    probs = np.array([p11, p10, p01, p00], float)
+    with np.errstate(divide="ignore"):
+        logp = np.where(counts > 0, counts * np.log(np.where(probs > 0, probs, 1.0)), 0.0)
+    impossible = ((counts > 0) & (probs[None, :] <= 0)).any(axis=1)
+    logpmf = special.gammaln(m + 1) - special.gammaln(counts + 1).sum(axis=1) + logp.sum(axis=1)
+    pmf = np.where(impossible, 0.0, np.exp(logpmf))
+    ntox = k11 + k01
+    feasible = np.ones(k11.size, bool) if cfg.max_tox is None else ntox <= cfg.max_tox * m + 1e-9
+    score = _scores(cfg, k11, k10, k00, m)
+    return score[feasible], pmf[feasible], float(pmf[~feasible].sum())
+
+
+def exact_stage2(cfg: Optimisation, out: TrialOutcomes, *, p_dlt: Sequence[float], p_response: Sequence[float],
+                 association: float, target: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact selection probabilities of the optimisation stage for every row of ``out`` (simulated or exact).
+
+    Returns ``(arms, p_select)``: the candidate doses (:func:`candidate_doses`) and ``(T, D + 1)`` the
+    probability that stage 2 selects each dose (last column: none). With arms sorted upwards and ties to
+    the lower dose, arm :math:`a` is selected with probability
+    :math:`\\sum_s f_a(s) \\prod_{b<a} F_b(s^-) \\prod_{b>a} F_b(s)`, where :math:`f_b(s)` is the probability
+    that arm :math:`b` is feasible with score :math:`s` and :math:`F_b` the distribution function of its
+    score with infeasibility counted below every score.
+    """
+    from escalade.simulations.patients import joint_probability
+
+    if cfg.n_per_arm > EXACT_MAX_PER_ARM:
+        raise ValueError(f"exact stage-2 enumeration takes n_per_arm up to {EXACT_MAX_PER_ARM}; got "
+                         f"{cfg.n_per_arm} (simulate instead)")
+    arms = candidate_doses(cfg, out, target=target)
+    nd = len(p_dlt)
+    pt, pe = np.asarray(p_dlt, float), np.asarray(p_response, float)
+    p11 = joint_probability(pt, pe, association)
+    laws: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+    for d in np.unique(arms[arms != NO_DOSE]):
+        d = int(d)
+        laws[d] = _arm_law(cfg, p11[d], pe[d] - p11[d], pt[d] - p11[d], 1.0 - pt[d] - pe[d] + p11[d])
+    p_select = np.zeros((arms.shape[0], nd + 1))
+    uniq, inverse = np.unique(arms, axis=0, return_inverse=True)
+    for u, row in enumerate(uniq):
+        doses = [int(d) for d in row if d != NO_DOSE]
+        probs = np.zeros(nd + 1)
+        if not doses:
+            probs[nd] = 1.0
+        else:
+            grid = np.unique(np.concatenate([laws[d][0] for d in doses]))
+            f, below, upto = [], [], []
+            for d in doses:
+                sc, pr, p_inf = laws[d]
+                fd = np.bincount(np.searchsorted(grid, sc), weights=pr, minlength=grid.size)
+                cum = np.cumsum(fd)
+                f.append(fd)
+                upto.append(p_inf + cum)
+                below.append(p_inf + cum - fd)
+            for a, d in enumerate(doses):
+                others = np.ones(grid.size)
+                for b in range(len(doses)):
+                    if b != a:
+                        others *= below[b] if b < a else upto[b]
+                probs[d] = float(np.sum(f[a] * others))
+            probs[nd] = float(np.prod([laws[d][2] for d in doses]))
+        p_select[np.ravel(inverse) == u] = probs
+    return arms, p_select
+
+
+def stage2_table(s2: "Stage2Outcomes | None", out: TrialOutcomes, *, p_dlt: Sequence[float],
+                 p_response: Sequence[float], true_mtd: int, dose_labels: Sequence[str],
+                 assessment_days: float | None = None, rate_per_month: float | None = None,
+                 exact: "tuple[np.ndarray, np.ndarray] | None" = None, n_per_arm: int | None = None) -> TrialTable:
     """The per-trial table of the whole two-stage programme (rows of ``oc.csv`` named ``stage2_*``).
+
+    From the simulated stage ``s2``, or, with ``exact = (arms, p_select)`` of :func:`exact_stage2` (and
+    ``n_per_arm``), from the exact selection probabilities and expected counts given each row's candidates
+    (weights and exactness of ``out``: Monte Carlo error of the escalation only, none when it is exact).
 
     * ``stage2_select_pct`` [dose, ``none``]: the dose selected after stage 2;
     * ``stage2_run_pct``: trials that went on to stage 2; ``stage2_arms``: mean arms opened;
@@ -214,36 +308,56 @@ def stage2_table(s2: Stage2Outcomes, out: TrialOutcomes, *, p_dlt: Sequence[floa
       ``stage2_total_duration_days`` (escalation's duration plus that).
     """
     nd = len(dose_labels)
-    sel = s2.selected
-    has = sel != NO_DOSE
-    ran = s2.ran
-    n2 = s2.n.sum(axis=1)
+    pt, pe = np.asarray(p_dlt, float), np.asarray(p_response, float)
+    if exact is not None:
+        arms, p_sel = exact
+        used = arms != NO_DOSE
+        m = int(n_per_arm or 0)
+        n2 = used.sum(axis=1) * m
+        dlts2 = np.where(used, m * pt[arms], 0.0).sum(axis=1)
+        resp2 = np.where(used, m * pe[arms], 0.0).sum(axis=1)
+    else:
+        assert s2 is not None
+        arms = s2.arms
+        used = arms != NO_DOSE
+        p_sel = np.zeros((arms.shape[0], nd + 1))
+        p_sel[np.arange(arms.shape[0]), np.where(s2.selected == NO_DOSE, nd, s2.selected)] = 1.0
+        n2 = s2.n.sum(axis=1)
+        dlts2 = s2.tox.sum(axis=1)
+        resp2 = s2.eff.sum(axis=1)
+    ran = used[:, 0]
+    p_any = 1.0 - p_sel[:, nd]
     cols: dict[tuple[str, str], PerTrial] = {}
     for j in range(nd):
-        cols[("stage2_select_pct", dose_labels[j])] = PerTrial(sel == j, None, 100.0)
-    cols[("stage2_select_pct", "none")] = PerTrial(~has, None, 100.0)
+        cols[("stage2_select_pct", dose_labels[j])] = PerTrial(p_sel[:, j], None, 100.0)
+    cols[("stage2_select_pct", "none")] = PerTrial(p_sel[:, nd], None, 100.0)
     cols[("stage2_run_pct", "")] = PerTrial(ran, None, 100.0)
-    cols[("stage2_arms", "")] = PerTrial((s2.arms != NO_DOSE).sum(axis=1))
+    cols[("stage2_arms", "")] = PerTrial(used.sum(axis=1))
     cols[("stage2_patients", "")] = PerTrial(n2)
-    cols[("stage2_dlts", "")] = PerTrial(s2.tox.sum(axis=1))
-    cols[("stage2_responders", "")] = PerTrial(s2.eff.sum(axis=1))
+    cols[("stage2_dlts", "")] = PerTrial(dlts2)
+    cols[("stage2_responders", "")] = PerTrial(resp2)
     cols[("stage2_total_n", "")] = PerTrial(out.n.sum(axis=1) + n2)
-    cols[("stage2_total_dlts", "")] = PerTrial(out.tox.sum(axis=1) + s2.tox.sum(axis=1))
-    cols[("stage2_select_true_mtd_pct", "")] = PerTrial(sel == true_mtd, None, 100.0)
-    pe = np.asarray(p_response, float)
-    cols[("stage2_orr_selected", "")] = PerTrial(np.where(has, pe[np.clip(sel, 0, None)], 0.0), has)
+    cols[("stage2_total_dlts", "")] = PerTrial(out.tox.sum(axis=1) + dlts2)
+    mtd_col = p_sel[:, true_mtd] if true_mtd != NO_DOSE else p_sel[:, nd]
+    cols[("stage2_select_true_mtd_pct", "")] = PerTrial(mtd_col, None, 100.0)
+    cols[("stage2_orr_selected", "")] = PerTrial(p_sel[:, :nd] @ pe, p_any)
     if assessment_days is not None and rate_per_month is not None:
         days2 = np.where(ran, n2 * (DAYS_PER_MONTH / float(rate_per_month)) + float(assessment_days), 0.0)
         cols[("stage2_duration_days", "")] = PerTrial(days2)
         if out.duration is not None:
             cols[("stage2_total_duration_days", "")] = PerTrial(np.asarray(out.duration, float) + days2)
-    t = sel.size
+    t = arms.shape[0]
     trial = np.asarray(out.trial if out.trial is not None else np.arange(t))
     order = np.argsort(trial, kind="stable")
     if not np.array_equal(order, np.arange(t)):
         cols = {k: PerTrial(np.asarray(c.num)[order], None if c.den is None else np.asarray(c.den)[order], c.scale)
                 for k, c in cols.items()}
-    return TrialTable(trial[order], np.full(t, 1.0 / t), False, cols)
+    if out.exact:
+        w = np.asarray(out.weight, float)
+        w = w / w.sum()
+    else:
+        w = np.full(t, 1.0 / t)
+    return TrialTable(trial[order], w[order], bool(out.exact), cols)
 
 
 def stage2_rows(table: TrialTable, *, scenario: str, design: str):  # -> pd.DataFrame

@@ -154,6 +154,10 @@ def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes], stage2: dict[tu
     for key in sorted(stage2 or {}):
         s2 = stage2[key]  # type: ignore[index]
         h.update(("stage2" + repr(key)).encode())
+        if isinstance(s2, tuple):  # exact: (candidate doses, selection probabilities)
+            h.update(np.ascontiguousarray(s2[0], dtype=np.int64).tobytes())
+            h.update(np.ascontiguousarray(s2[1], dtype=np.float64).tobytes())
+            continue
         for a in (s2.arms, s2.n, s2.tox, s2.eff, s2.selected):
             h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
     return h.hexdigest()
@@ -512,23 +516,31 @@ def _stage2_summary(study: Study, s: Scenario, design: str, o: TrialOutcomes, tr
     """The optimisation stage of one scenario x design (:mod:`escalade.simulations.stage2`): its ``stage2_*``
     rows of oc.csv, its scalar characteristics added to the design's table ``main`` (so paired.csv pairs them
     between designs: same trials, same stage-2 patients), its outcomes (for the results hash) and its columns
-    of trials.parquet. Exact runs have no trial numbers to draw stage-2 patients for: skipped, with a warning."""
-    from escalade.simulations.stage2 import run_stage2, stage2_rows, stage2_table
+    of trials.parquet. An exact escalation gets the stage's exact selection probabilities given each terminal
+    state (:func:`~escalade.simulations.stage2.exact_stage2`; no trials.parquet columns)."""
+    from escalade.simulations.stage2 import exact_stage2, run_stage2, stage2_rows, stage2_table
 
     cfg = study.optimisation
     assert cfg is not None
-    if o.exact:
-        log.warning("optimisation stage not simulated for %s / %s: exact enumeration has no trial streams "
-                    "(run without --exact for the two-stage operating characteristics)", s.name, design)
+    timed = study.timing.enabled
+    common = dict(p_dlt=s.p_dlt, p_response=s.p_response, true_mtd=truth.mtd, dose_labels=study.dose_labels(),
+                  assessment_days=max(study.dlt_window_days, study.response_days) if timed else None,
+                  rate_per_month=study.timing.rate_per_month if timed else None)
+    if o.exact:  # exact escalation: the stage's selection probabilities given each terminal state, exactly
+        try:
+            ex = exact_stage2(cfg, o, p_dlt=s.p_dlt, p_response=s.p_response, association=s.association,
+                              target=study.target)
+        except ValueError as exc:
+            log.warning("optimisation stage not computed for %s / %s: %s", s.name, design, exc)
+            return part
+        got.stage2[design] = ex
+        table = stage2_table(None, o, exact=ex, n_per_arm=cfg.n_per_arm, **common)  # type: ignore[arg-type]
+        got.oc.append(stage2_rows(table, scenario=s.name, design=design))
         return part
     s2 = run_stage2(cfg, o, p_dlt=s.p_dlt, p_response=s.p_response, association=s.association, seed=seed,
                     scenario=s.name, target=study.target)
     got.stage2[design] = s2
-    timed = study.timing.enabled
-    table = stage2_table(s2, o, p_dlt=s.p_dlt, p_response=s.p_response, true_mtd=truth.mtd,
-                         dose_labels=study.dose_labels(),
-                         assessment_days=max(study.dlt_window_days, study.response_days) if timed else None,
-                         rate_per_month=study.timing.rate_per_month if timed else None)
+    table = stage2_table(s2, o, **common)  # type: ignore[arg-type]
     got.oc.append(stage2_rows(table, scenario=s.name, design=design))
     if np.array_equal(main.trial, table.trial):
         main.columns.update({k: c for k, c in table.columns.items() if k[1] == ""})

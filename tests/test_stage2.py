@@ -248,13 +248,58 @@ def test_programme_duration_with_calendar_time() -> None:
     assert 0 < v("stage2_run_pct") < 100  # scenario B stops early in some trials: both branches are seen
 
 
-def test_exact_runs_skip_the_stage_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("cfg, assoc", [
+    (Optimisation(candidates="mtd_and_next_lower", n_per_arm=8, select_by="orr_with_safety", max_tox=0.3), 0.0),
+    (Optimisation(candidates="mtd_and_next_lower", n_per_arm=6, select_by="utility", u11=60, u00=40,
+                  max_tox=0.5), 0.4),
+    (Optimisation(candidates=(0, 1, 2), n_per_arm=5, select_by="utility", u11=30, u00=50), -0.3),
+])
+def test_exact_stage2_equals_the_simulated_stage(cfg: Optimisation, assoc: float) -> None:
+    """Two independent routes: the enumerated selection law given each trial's candidates, averaged over the
+    trials, against the simulated stage on the same trials (within 4 SEs of the Bernoulli draws)."""
+    t = 20_000
+    rng = np.random.default_rng(3)
+    out = _outcomes(rng.integers(-1, 4, size=t))
+    p_dlt, p_resp = [0.05, 0.2, 0.3, 0.45], [0.2, 0.45, 0.5, 0.55]
+    s2 = run_stage2(cfg, out, p_dlt=p_dlt, p_response=p_resp, association=assoc, seed=8, scenario="x", target=0.3)
+    from escalade.simulations.stage2 import exact_stage2
+
+    arms, p_sel = exact_stage2(cfg, out, p_dlt=p_dlt, p_response=p_resp, association=assoc, target=0.3)
+    assert np.array_equal(arms, s2.arms) and np.allclose(p_sel.sum(axis=1), 1.0, atol=1e-12)
+    got = np.bincount(np.where(s2.selected == NO_DOSE, 4, s2.selected), minlength=5) / t
+    want = p_sel.mean(axis=0)
+    se = np.sqrt(np.maximum((p_sel * (1 - p_sel)).mean(axis=0), 1e-8) / t)
+    assert np.all(np.abs(got - want) < K_SE * se), (got, want, se)
+    assert len(set(s2.selected.tolist())) >= 3  # the check sees several outcomes
+
+
+def test_exact_runs_have_exact_stage2_rows() -> None:
+    """With exact enumeration the stage's characteristics are exact (SE 0) and lie within Monte Carlo error of the
+    simulated run's."""
+    exact = STUDY.replace("simulation: {n_trials: 600, seed: 7, chunk_size: 200}",
+                          "simulation: {n_trials: 4000, seed: 7, exact: true}")
+    ex = run_study(parse_study(exact + OPT), n_jobs=1, backend="sequential")
+    sim = run_study(parse_study(exact.replace("exact: true", "exact: false") + OPT), n_jobs=1,
+                    backend="sequential")
+    a, b = _stage2_rows(ex), _stage2_rows(sim)
+    assert a.exact.all() and (a.se == 0).all() and not b.exact.any()
+    m = a.merge(b, on=["scenario", "design", "metric", "dose"], suffixes=("_ex", "_sim"))
+    assert len(m) == len(a) == len(b)
+    q = np.clip(m.value_ex / 100, 0, 1)
+    floor = np.where(m.metric.str.endswith("_pct"), 100 * np.sqrt(np.maximum(q * (1 - q), 1 / 4000) / 4000), 1e-9)
+    z = np.abs(m.value_ex - m.value_sim) / np.maximum(m.se_sim, floor)  # a rare event unseen in 4000 trials
+    assert (z < K_SE).all(), m[z >= K_SE]
+    sel = a[a.metric == "stage2_select_pct"]
+    assert np.allclose(sel.groupby(["scenario", "design"]).value.sum(), 100.0)
+
+
+def test_exact_stage2_refuses_large_arms(caplog: pytest.LogCaptureFixture) -> None:
     exact = STUDY.replace("simulation: {n_trials: 600, seed: 7, chunk_size: 200}",
                           "simulation: {n_trials: 600, seed: 7, exact: true}")
     with caplog.at_level("WARNING"):
-        res = run_study(parse_study(exact + OPT), n_jobs=1, backend="sequential")
+        res = run_study(parse_study(exact + "optimisation: {n_per_arm: 101}\n"), n_jobs=1, backend="sequential")
     assert not res.oc.metric.str.startswith("stage2").any()
-    assert "optimisation stage not simulated" in caplog.text and "--exact" in caplog.text
+    assert "n_per_arm up to 100" in caplog.text and "simulate instead" in caplog.text
 
 
 def test_stage2_requirement_passes_in_validate() -> None:
