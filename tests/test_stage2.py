@@ -306,7 +306,7 @@ def test_stage2_requirement_passes_in_validate() -> None:
     from escalade.validation.suite import Context, run_requirements
 
     (res,) = run_requirements(Context(quick=True), only=["STAGE2-1"])
-    assert res.passed and res.n_comparisons == 8, res
+    assert res.passed and res.n_comparisons == 13, res
 
 
 def test_doctests() -> None:

@@ -551,7 +551,23 @@ def _stage2_closed_form(ctx: Context) -> Outcome:
         s2 = run_stage2(cfg, out, p_dlt=[0.0, 0.0, 1.0, 1.0], p_response=[0.1, p, 0.9, 0.9], association=0.0,
                         seed=7, scenario="infeasible", target=0.3)
         w.exact(bool(np.all(s2.selected == 1)), f"infeasible higher arm, m = {m}")
-    return w.family_outcome(f"{t} trials per case, equal truths at two arms of m = 5, 12, 20, 30 patients")
+    # the simulated stage against its exact enumeration on the same trials: utility, association, three arms
+    from escalade.simulations.stage2 import exact_stage2
+
+    rng = np.random.default_rng(20261130)
+    mixed = dataclasses.replace(out, selected=rng.integers(-1, 4, size=t))
+    cfg = Optimisation(candidates=(0, 1, 2), n_per_arm=8, select_by="utility", u11=60, u00=40, max_tox=0.4)
+    p_dlt, p_resp = [0.05, 0.2, 0.3, 0.45], [0.2, 0.45, 0.5, 0.55]
+    s2 = run_stage2(cfg, mixed, p_dlt=p_dlt, p_response=p_resp, association=0.3, seed=2, scenario="mixed",
+                    target=0.3)
+    _, p_sel = exact_stage2(cfg, mixed, p_dlt=p_dlt, p_response=p_resp, association=0.3, target=0.3)
+    got = np.bincount(np.where(s2.selected == -1, 4, s2.selected), minlength=5)
+    for j in range(5):
+        p = float(p_sel[:, j].mean())
+        se = math.sqrt(max(float((p_sel[:, j] * (1 - p_sel[:, j])).mean()), 1e-12) / t)
+        w.add(abs(got[j] / t - p) / se, f"utility, 3 arms: dose {j + 1 if j < 4 else 'none'}")
+    return w.family_outcome(f"{t} trials per case: equal truths at two arms of m = 5, 12, 20, 30 patients; the "
+                            "simulated stage against its exact enumeration (utility, association 0.3, 3 arms)")
 
 
 def _shipped_cases(quick: bool) -> list[tuple[str, Any, Any]]:
@@ -904,7 +920,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
                 "exactly", 0.0, "entries that differ", ("i3+3",), _i3plus3_tables),
     Requirement("STAGE2-1", "The randomised optimisation stage selects as its closed form says",
                 "run_stage2() with equal truths at two arms: P(higher dose) = (1 - P(tie)) / 2; an infeasible arm "
-                "never selected", _FAMILY, 3.0, "MC SEs (|z|)", ("stage2",), _stage2_closed_form),
+                "never selected; the simulated stage against exact_stage2() on the same trials", _FAMILY, 3.0, "MC SEs (|z|)", ("stage2",), _stage2_closed_form),
     Requirement("EXACT-2", "Exact enumeration and simulation agree on the shipped scenarios",
                 "exact_outcomes() against simulate() for every 3+3, BOIN and CRM design of the shipped study files",
                 _FAMILY + "; total probability 1 within 1e-12", 3.0, "MC SEs (|z|)",
