@@ -290,6 +290,23 @@ class Optimisation:
     u11: float = 60.0
     u00: float = 40.0
 
+    def __post_init__(self) -> None:
+        if isinstance(self.candidates, str):
+            if self.candidates not in CANDIDATE_RULES:
+                raise ValueError(f"optimisation.candidates = {self.candidates!r} must be one of {CANDIDATE_RULES} or "
+                                 "a tuple of 0-based doses")
+        elif not self.candidates or any(not isinstance(d, int) or d < 0 for d in self.candidates):
+            raise ValueError(f"optimisation.candidates = {self.candidates!r} must be a non-empty tuple of 0-based "
+                             "doses")
+        if not isinstance(self.n_per_arm, int) or self.n_per_arm < 1:
+            raise ValueError(f"optimisation.n_per_arm = {self.n_per_arm!r} must be an integer >= 1")
+        if self.randomisation != "equal":
+            raise ValueError(f"optimisation.randomisation = {self.randomisation!r} must be 'equal'")
+        if self.select_by not in SELECT_RULES:
+            raise ValueError(f"optimisation.select_by = {self.select_by!r} must be one of {SELECT_RULES}")
+        if self.max_tox is not None and not 0.0 <= self.max_tox <= 1.0:
+            raise ValueError(f"optimisation.max_tox = {self.max_tox!r} must be in [0, 1] (or None)")
+
     @property
     def n_arms(self) -> int:
         """Most arms a trial can open."""

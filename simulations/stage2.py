@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
@@ -58,6 +59,9 @@ from escalade.scenarios.study import Optimisation
 from escalade.simulations.oc import PerTrial, TrialTable, oc_rows
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.patients import scenario_key
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Stage2Outcomes", "STAGE2_KEY", "TRIALS_PER_BLOCK", "stage2_patients", "candidate_doses", "run_stage2",
            "exact_stage2", "stage2_table", "stage2_rows", "STAGE2_METRICS", "DAYS_PER_MONTH", "EXACT_MAX_PER_ARM"]
@@ -360,6 +364,6 @@ def stage2_table(s2: "Stage2Outcomes | None", out: TrialOutcomes, *, p_dlt: Sequ
     return TrialTable(trial[order], w[order], bool(out.exact), cols)
 
 
-def stage2_rows(table: TrialTable, *, scenario: str, design: str):  # -> pd.DataFrame
+def stage2_rows(table: TrialTable, *, scenario: str, design: str) -> "pd.DataFrame":
     """``oc.csv`` rows (with Monte Carlo SEs) of :func:`stage2_table`."""
     return oc_rows(table, scenario=scenario, design=design)

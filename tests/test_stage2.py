@@ -316,3 +316,13 @@ def test_doctests() -> None:
 
     result = doctest.testmod(stage2, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 3 and result.failed == 0
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"candidates": "best"}, "candidates"), ({"candidates": ()}, "non-empty"), ({"n_per_arm": 0}, "n_per_arm"),
+    ({"select_by": "orr"}, "select_by"), ({"max_tox": 1.5}, "max_tox"), ({"randomisation": "adaptive"}, "equal"),
+])
+def test_optimisation_config_checks_itself(kwargs: dict, words: str) -> None:
+    args = {"n_per_arm": 10, **kwargs}
+    with pytest.raises(ValueError, match=words):
+        Optimisation(**args)
