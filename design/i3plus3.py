@@ -11,7 +11,9 @@ interval :math:`EI = [p_T - \\epsilon_1, p_T + \\epsilon_2]`:
 Safety (as mTPI-2): ``DU`` where :math:`\\Pr(p > p_T \\mid y, n) >` ``cutoff_eli``
 under Beta(1, 1) with at least ``elim_min_n`` patients; the dose and all higher
 ones are eliminated and, with the lowest eliminated, the trial stops. Final
-selection by isotonic regression as ``BOIN::select.mtd``.
+selection by isotonic regression as ``BOIN::select.mtd``. The table equals,
+entry for entry for n >= 3, ``get_decision_i3plus3`` of the R package FIND
+0.1.1 (Ji & Zhang, the authors' group; validation/reference/i3plus3/).
 """
 
 from __future__ import annotations

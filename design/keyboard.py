@@ -11,8 +11,13 @@ the target key: stay; right of it: de-escalate; among equally strong keys the
 highest wins. Elimination (``DU``): :math:`\\Pr(p > p_T \\mid y, n) >`
 ``cutoff_eli`` with at least 3 patients. This is the table of
 ``Keyboard::get.boundary.kb`` (rule as documented and implemented in the
-package, https://rdrr.io/cran/Keyboard/src/R/get.boundary.kb.R); final
-selection by isotonic regression as ``select.mtd.kb`` (= ``BOIN::select.mtd``).
+package, https://rdrr.io/cran/Keyboard/src/R/get.boundary.kb.R), equal entry
+for entry to Keyboard 0.1.3's (validation/reference/keyboard/). Where we
+differ: the package's table writes ``DU`` from n = 1 (2 DLTs of 2 at target
+0.3), while its simulator ``get.oc.kb`` and its documentation eliminate from
+3 patients; escalade follows the simulator (``elim_min_n = 3``; 1 gives the
+package's table). Final selection by isotonic regression as ``select.mtd.kb``
+(= ``BOIN::select.mtd``).
 """
 
 from __future__ import annotations

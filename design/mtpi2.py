@@ -11,8 +11,10 @@ EI de-escalate (ties: escalate before stay before de-escalate, as the R
 package ``escalation``'s ``get_mtpi2``, whose interval construction this
 follows: https://rdrr.io/github/brockk/escalation/src/R/mtpi2_selector.R).
 Elimination (``DU``): :math:`\\Pr(p > p_T \\mid y, n) > \\xi` (``cutoff_eli``)
-with at least ``elim_min_n`` patients (3; ``escalation`` uses 2). Final
-selection by isotonic regression as ``BOIN::select.mtd``.
+with at least ``elim_min_n`` patients (3; ``escalation`` uses 2, with which
+the table equals escalation 0.2.3's decisions and exclusions entry for entry,
+validation/reference/mtpi2/). Final selection by isotonic regression as
+``BOIN::select.mtd``.
 """
 
 from __future__ import annotations

@@ -272,10 +272,16 @@ def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
     ctx["summary_figure"] = plots.summary_figure(run)
     ctx["scenario_figures"] = [plots.selection_allocation_figure(run, s, k) for k, s in enumerate(run.scenarios)]
     _stage(progress, t0, f"{len(ctx['scenario_figures']) + 2} figures")
+    from escalade.reports.stage2 import stage2_section
+
+    ctx["stage2"] = stage2_section(run)
+    if ctx["stage2"] is not None:
+        ctx["sections"].append({"id": "optimisation", "number": len(ctx["sections"]) + 1,
+                                "title": "Randomised optimisation stage"})
     if compare is not None:
         from escalade.reports.diff import diff_context
 
-        ctx["sections"].append({"id": "changes", "number": len(SECTIONS) + 1,
+        ctx["sections"].append({"id": "changes", "number": len(ctx["sections"]) + 1,
                                 "title": "Changes from the previous run"})
         ctx["diff"] = diff_context(compare)
     return ctx

@@ -63,6 +63,19 @@ METRICS: Final[dict[str, MetricSpec]] = {m.name: m for m in (
     MetricSpec("suspensions", "Patients waiting for a dose (mean)", 1),
     MetricSpec("suspended_pct", "Trials with accrual suspended (%)", 1, "%"),
     MetricSpec("stop_pct", "Stopped: reason (%)", 1, "%"),
+    # the randomised optimisation stage (escalade.simulations.stage2): the whole two-stage programme
+    MetricSpec("stage2_select_pct", "Selected after stage 2 (%)", 1, "%"),
+    MetricSpec("stage2_run_pct", "Stage 2: trials that went on to it (%)", 1, "%"),
+    MetricSpec("stage2_arms", "Stage 2: arms opened (mean)", 2),
+    MetricSpec("stage2_patients", "Stage 2: patients (mean)", 1),
+    MetricSpec("stage2_dlts", "Stage 2: DLTs (mean)", 1, "", False),
+    MetricSpec("stage2_responders", "Stage 2: responders (mean)", 1, "", True),
+    MetricSpec("stage2_total_n", "Both stages: patients (mean)", 1),
+    MetricSpec("stage2_total_dlts", "Both stages: DLTs (mean)", 1, "", False),
+    MetricSpec("stage2_select_true_mtd_pct", "After stage 2: true MTD selected (%)", 1, "%"),
+    MetricSpec("stage2_orr_selected", "After stage 2: true ORR at the selected dose", 3, "", True),
+    MetricSpec("stage2_duration_days", "Stage 2: duration, mean (days)", 0),
+    MetricSpec("stage2_total_duration_days", "Both stages: duration, mean (days)", 0),
 )}
 
 

@@ -31,9 +31,12 @@ import yaml
 
 from escalade.scenarios.errors import StudyError, did_you_mean
 from escalade.scenarios.study import (
+    CANDIDATE_RULES,
     DEFAULT_MTD_DELTA,
     LIMITS,
     MTD_DEFINITIONS,
+    SELECT_RULES,
+    Optimisation,
     DesignSpec,
     DoseLevel,
     Scenario,
@@ -176,7 +179,9 @@ _TOP = {
     "scenarios": "list of true scenarios",
     "simulation": "simulation settings (n_trials, seed, chunk_size, exact)",
     "timing": "calendar time: accrual, dlt_onset, enrolment",
+    "optimisation": "randomised dose-optimisation stage after escalation (candidates, n_per_arm, select_by)",
 }
+_OPT_KEYS = {"candidates", "n_per_arm", "randomisation", "select_by", "max_tox", "u11", "u00"}
 _STUDY_KEYS = {"title", "target", "cohort_size", "max_n", "start_dose", "dlt_window_days", "response_days",
                "mtd_definition", "mtd_delta"}
 _DOSE_KEYS = {"label", "amount", "unit"}
@@ -469,9 +474,10 @@ def parse_study(text: str, source: str | None = None) -> Study:
                       "per work unit (max_unit_patients in LIMITS, escalade/scenarios/study.py); lower chunk_size")
 
     timing = _timing(ctx, data.get("timing"))
+    optimisation = _optimisation(ctx, data["optimisation"], len(doses), target) if "optimisation" in data else None
 
     return Study(
-        timing=timing,
+        timing=timing, optimisation=optimisation,
         title=title, target=target, cohort_size=cohort_size, max_n=max_n, start_dose=start_dose,
         dlt_window_days=window, response_days=resp, doses=tuple(doses), designs=tuple(designs),
         scenarios=tuple(scenarios), simulation=SimulationSettings(n_trials, seed, chunk, exact),
@@ -484,6 +490,34 @@ def _choice(ctx: _Ctx, v: Any, path: str, allowed: tuple[str, ...]) -> str:
     if not isinstance(v, str) or v not in allowed:
         raise ctx.err(path, v, f"must be one of {', '.join(allowed)}{did_you_mean(str(v), allowed)}")
     return v
+
+
+def _optimisation(ctx: _Ctx, raw: Any, n_doses: int, target: float) -> Optimisation:
+    """The optional ``optimisation`` section (see :class:`~escalade.scenarios.study.Optimisation`)."""
+    ctx.mapping(raw, "optimisation", _OPT_KEYS, {"n_per_arm"})
+    cand_raw = raw.get("candidates", "mtd_and_next_lower")
+    if isinstance(cand_raw, list):
+        if not cand_raw or len(cand_raw) > n_doses:
+            raise ctx.err("optimisation.candidates", cand_raw, f"a list of 1 to {n_doses} dose numbers (1 = lowest)")
+        doses = [ctx.integer(v, f"optimisation.candidates[{i}]", low=1, high=n_doses) for i, v in enumerate(cand_raw)]
+        if len(set(doses)) != len(doses):
+            raise ctx.err("optimisation.candidates", cand_raw, "dose numbers must not repeat")
+        candidates: str | tuple[int, ...] = tuple(sorted(d - 1 for d in doses))
+    else:
+        candidates = _choice(ctx, cand_raw, "optimisation.candidates", CANDIDATE_RULES + ("[list of dose numbers]",))
+    n_per_arm = ctx.integer(raw.get("n_per_arm"), "optimisation.n_per_arm", low=1, high=1000)
+    rand = _choice(ctx, raw.get("randomisation", "equal"), "optimisation.randomisation", ("equal",))
+    select_by = _choice(ctx, raw.get("select_by", "orr_with_safety"), "optimisation.select_by", SELECT_RULES)
+    if "max_tox" in raw:
+        max_tox: float | None = ctx.number(raw["max_tox"], "optimisation.max_tox", low=0, high=1)
+    else:
+        max_tox = target if select_by == "orr_with_safety" else None
+    u11 = ctx.number(raw.get("u11", 60), "optimisation.u11", low=0, high=100)
+    u00 = ctx.number(raw.get("u00", 40), "optimisation.u00", low=0, high=100)
+    if select_by != "utility" and ("u11" in raw or "u00" in raw):
+        raise ctx.err("optimisation.u11", raw.get("u11", raw.get("u00")), "is used only with select_by: utility")
+    return Optimisation(candidates=candidates, n_per_arm=n_per_arm, randomisation=rand, select_by=select_by,
+                        max_tox=max_tox, u11=u11, u00=u00)
 
 
 def _timing(ctx: _Ctx, raw: Any) -> Timing:

@@ -13,7 +13,8 @@ from typing import Any, Final, Literal
 import numpy as np
 
 __all__ = ["DoseLevel", "Scenario", "DesignSpec", "SimulationSettings", "Timing", "Study", "LIMITS", "true_mtd",
-           "acceptable_doses", "MtdRule", "MTD_DEFINITIONS", "DEFAULT_MTD_DELTA"]
+           "acceptable_doses", "MtdRule", "MTD_DEFINITIONS", "DEFAULT_MTD_DELTA", "Optimisation",
+           "CANDIDATE_RULES", "SELECT_RULES"]
 
 #: Explicit resource limits, so that a typo cannot exhaust the machine. Checked
 #: when a study file is loaded (and, for command-line overrides and values that
@@ -246,6 +247,85 @@ class Timing:
     enabled: bool = False
 
 
+#: Named rules for the candidate doses of the randomised optimisation stage.
+CANDIDATE_RULES: Final = ("mtd_and_next_lower", "obd_and_mtd")
+#: Selection rules of the randomised optimisation stage.
+SELECT_RULES: Final = ("utility", "orr_with_safety")
+
+
+@dataclass(frozen=True, slots=True)
+class Optimisation:
+    """The randomised dose-optimisation stage after escalation (the study file's optional ``optimisation``).
+
+    Every trial that selects a dose goes on to randomise ``n_per_arm`` new patients to each candidate dose
+    (:mod:`escalade.simulations.stage2`), then selects one by ``select_by`` from the stage-2 data.
+
+    Attributes
+    ----------
+    candidates
+        ``"mtd_and_next_lower"`` (the escalation's selected dose and the one below), ``"obd_and_mtd"`` (the
+        design's selection, its OBD for a phase I/II design, and the isotonic MTD of the stage-1 data), or a
+        tuple of 0-based doses (those above the escalation's selection are not opened).
+    n_per_arm
+        Patients randomised to each candidate dose.
+    randomisation
+        ``"equal"``: exactly ``n_per_arm`` per arm (permuted blocks; the order of the patients does not matter
+        to the selection).
+    select_by
+        ``"orr_with_safety"``: the highest observed response rate among the arms whose observed DLT rate is at
+        most ``max_tox``; ``"utility"``: the highest mean utility (per patient: 100 response without DLT,
+        ``u11`` both, ``u00`` neither, 0 DLT without response; BOIN12's scale, Lin et al. 2020), among arms
+        within ``max_tox`` when it is given. Ties: the lower dose. No arm within ``max_tox``: no dose.
+    max_tox
+        Highest acceptable observed DLT rate in an arm (``orr_with_safety``: the study target when not given).
+    u11, u00
+        Utilities of a patient with both DLT and response, and with neither.
+    """
+
+    candidates: str | tuple[int, ...] = "mtd_and_next_lower"
+    n_per_arm: int = 20
+    randomisation: str = "equal"
+    select_by: str = "orr_with_safety"
+    max_tox: float | None = None
+    u11: float = 60.0
+    u00: float = 40.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.candidates, str):
+            if self.candidates not in CANDIDATE_RULES:
+                raise ValueError(f"optimisation.candidates = {self.candidates!r} must be one of {CANDIDATE_RULES} or "
+                                 "a tuple of 0-based doses")
+        elif not self.candidates or any(not isinstance(d, int) or d < 0 for d in self.candidates):
+            raise ValueError(f"optimisation.candidates = {self.candidates!r} must be a non-empty tuple of 0-based "
+                             "doses")
+        if not isinstance(self.n_per_arm, int) or self.n_per_arm < 1:
+            raise ValueError(f"optimisation.n_per_arm = {self.n_per_arm!r} must be an integer >= 1")
+        if self.randomisation != "equal":
+            raise ValueError(f"optimisation.randomisation = {self.randomisation!r} must be 'equal'")
+        if self.select_by not in SELECT_RULES:
+            raise ValueError(f"optimisation.select_by = {self.select_by!r} must be one of {SELECT_RULES}")
+        if self.max_tox is not None and not 0.0 <= self.max_tox <= 1.0:
+            raise ValueError(f"optimisation.max_tox = {self.max_tox!r} must be in [0, 1] (or None)")
+
+    @property
+    def n_arms(self) -> int:
+        """Most arms a trial can open."""
+        return len(self.candidates) if isinstance(self.candidates, tuple) else 2
+
+    def describe(self) -> str:
+        """One sentence for reports."""
+        named = {"mtd_and_next_lower": "the escalation's selected dose and the next lower",
+                 "obd_and_mtd": "the design's selected dose and the isotonic MTD of the escalation data"}
+        cand = (named.get(self.candidates, self.candidates) if isinstance(self.candidates, str)
+                else "dose levels " + ", ".join(str(d + 1) for d in self.candidates)
+                + " up to the escalation's selected dose")
+        rule = ("highest observed response rate" if self.select_by == "orr_with_safety"
+                else f"highest mean utility (u11 = {self.u11:g}, u00 = {self.u00:g})")
+        safe = "" if self.max_tox is None else f" among arms with observed DLT rate <= {self.max_tox:g}"
+        return (f"{self.n_per_arm} patients randomised to each candidate dose ({cand}); selection by {rule}{safe}, "
+                "ties to the lower dose")
+
+
 @dataclass(frozen=True, slots=True)
 class Study:
     """A validated study file."""
@@ -267,6 +347,7 @@ class Study:
     text: str = ""
     mtd_delta: float = DEFAULT_MTD_DELTA
     mtd_definition: Literal["highest_below", "closest"] = "highest_below"
+    optimisation: Optimisation | None = None
 
     @property
     def n_doses(self) -> int:

@@ -91,6 +91,7 @@ class _ScenarioSummary:
     oc: list[pd.DataFrame] = field(default_factory=list)
     paired: pd.DataFrame | None = None
     trials: list[pd.DataFrame] = field(default_factory=list)
+    stage2: dict[str, Any] = field(default_factory=dict)
 
 
 def trials_frame(study: Study, outcomes: dict[tuple[str, str], TrialOutcomes]) -> pd.DataFrame:
@@ -134,8 +135,14 @@ def _trials_part(labels: Sequence[str], scen: str, des: str, o: TrialOutcomes) -
     return pd.DataFrame(cols)
 
 
-def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes]) -> str:
-    """SHA-256 of every trial's outcome (what ``escalade rerun`` verifies)."""
+def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes], stage2: dict[tuple[str, str], Any] | None = None
+                 ) -> str:
+    """SHA-256 of every trial's outcome (what ``escalade rerun`` verifies).
+
+    ``stage2``: the optimisation stage's outcomes (:class:`~escalade.simulations.stage2.Stage2Outcomes`) by
+    (scenario, design), hashed after the escalation's only when the study has an ``optimisation`` section (a
+    study without one keeps its hash).
+    """
     h = hashlib.sha256()
     for key in sorted(outcomes):
         o = outcomes[key]
@@ -144,6 +151,15 @@ def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes]) -> str:
             h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
         if o.exact:
             h.update(np.ascontiguousarray(o.weight, dtype=np.float64).tobytes())
+    for key in sorted(stage2 or {}):
+        s2 = stage2[key]  # type: ignore[index]
+        h.update(("stage2" + repr(key)).encode())
+        if isinstance(s2, tuple):  # exact: (candidate doses, selection probabilities)
+            h.update(np.ascontiguousarray(s2[0], dtype=np.int64).tobytes())
+            h.update(np.ascontiguousarray(s2[1], dtype=np.float64).tobytes())
+            continue
+        for a in (s2.arms, s2.n, s2.tox, s2.eff, s2.selected):
+            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
     return h.hexdigest()
 
 
@@ -431,8 +447,11 @@ def run_study(
                 got.oc.append(oc_rows(table, scenario=s.name, design=spec.name, skip=TIME_METRICS))
                 if o.duration is not None:
                     got.oc.append(time_characteristics(o, scenario=s.name, design=spec.name))
-                if out is not None:
-                    got.trials.append(_trials_part(labels, s.name, spec.name, o))
+                part = _trials_part(labels, s.name, spec.name, o) if out is not None else None
+                if study.optimisation is not None:
+                    part = _stage2_summary(study, s, spec.name, o, truth, seed, got, part, table)
+                if part is not None:
+                    got.trials.append(part)
             got.paired = paired_from_tables(tables, scenario=s.name)
             summaries[si] = got
 
@@ -444,9 +463,12 @@ def run_study(
             for si in range(len(study.scenarios)):
                 summarise(si, None)
         ordered = [summaries[si] for si in range(len(study.scenarios))]  # scenario order, whatever finished first
+        stage2_out: dict[tuple[str, str], Any] = {}
         for si, got in enumerate(ordered):
             for name, o in got.outcomes.items():
                 outcomes[(study.scenarios[si].name, name)] = o
+            for name, s2 in got.stage2.items():
+                stage2_out[(study.scenarios[si].name, name)] = s2
         oc = pd.concat([f for got in ordered for f in got.oc], ignore_index=True)
         paired = pd.concat([got.paired for got in ordered], ignore_index=True)
         trials = pd.concat([f for got in ordered for f in got.trials], ignore_index=True) if out is not None else None
@@ -489,12 +511,56 @@ def run_study(
             started=started.isoformat(),
             finished=finished.isoformat(),
             elapsed_s=round(time.perf_counter() - t0, 3),
-            results_sha256=results_hash(outcomes),
+            results_sha256=results_hash(outcomes, stage2_out if study.optimisation is not None else None),
         ).to_dict()
         result = RunResult(study, designs, outcomes, oc, paired, manifest, fallbacks)
         if out is not None:
             write_run(out, result, trials)
     return result
+
+
+def _stage2_summary(study: Study, s: Scenario, design: str, o: TrialOutcomes, truth: Truth, seed: int,
+                    got: _ScenarioSummary, part: pd.DataFrame | None, main: TrialTable) -> pd.DataFrame | None:
+    """The optimisation stage of one scenario x design (:mod:`escalade.simulations.stage2`): its ``stage2_*``
+    rows of oc.csv, its scalar characteristics added to the design's table ``main`` (so paired.csv pairs them
+    between designs: same trials, same stage-2 patients), its outcomes (for the results hash) and its columns
+    of trials.parquet. An exact escalation gets the stage's exact selection probabilities given each terminal
+    state (:func:`~escalade.simulations.stage2.exact_stage2`; no trials.parquet columns)."""
+    from escalade.simulations.stage2 import exact_stage2, run_stage2, stage2_rows, stage2_table
+
+    cfg = study.optimisation
+    assert cfg is not None
+    timed = study.timing.enabled
+    common = dict(p_dlt=s.p_dlt, p_response=s.p_response, true_mtd=truth.mtd, dose_labels=study.dose_labels(),
+                  assessment_days=max(study.dlt_window_days, study.response_days) if timed else None,
+                  rate_per_month=study.timing.rate_per_month if timed else None)
+    if o.exact:  # exact escalation: the stage's selection probabilities given each terminal state, exactly
+        try:
+            ex = exact_stage2(cfg, o, p_dlt=s.p_dlt, p_response=s.p_response, association=s.association,
+                              target=study.target)
+        except ValueError as exc:
+            log.warning("optimisation stage not computed for %s / %s: %s", s.name, design, exc)
+            return part
+        got.stage2[design] = ex
+        table = stage2_table(None, o, exact=ex, n_per_arm=cfg.n_per_arm, **common)  # type: ignore[arg-type]
+        got.oc.append(stage2_rows(table, scenario=s.name, design=design))
+        return part
+    s2 = run_stage2(cfg, o, p_dlt=s.p_dlt, p_response=s.p_response, association=s.association, seed=seed,
+                    scenario=s.name, target=study.target)
+    got.stage2[design] = s2
+    table = stage2_table(s2, o, **common)  # type: ignore[arg-type]
+    got.oc.append(stage2_rows(table, scenario=s.name, design=design))
+    if np.array_equal(main.trial, table.trial):
+        main.columns.update({k: c for k, c in table.columns.items() if k[1] == ""})
+    if part is None:
+        return None
+    trial = np.asarray(o.trial if o.trial is not None else np.arange(o.n_trials))
+    none = s2.selected == NO_DOSE
+    extra = pd.DataFrame({"trial": trial,
+                          "stage2_selected_dose": pd.arrays.IntegerArray(np.where(none, 0, s2.selected + 1), none),
+                          "stage2_patients": s2.n.sum(axis=1), "stage2_dlts": s2.tox.sum(axis=1),
+                          "stage2_responders": s2.eff.sum(axis=1)})
+    return part.merge(extra, on="trial", how="left", validate="one_to_one")
 
 
 @contextmanager

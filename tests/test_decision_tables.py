@@ -13,7 +13,11 @@ Sources of the expected values (each test names its own):
   (https://www.pubmed.gov/31304864/; arXiv:1901.01303),
   written out below entry by entry;
 * elimination rows: ``BOIN::get.boundary``'s (R output in
-  validation/reference/boin/boundaries.json), the same Beta(1, 1) rule.
+  validation/reference/boin/boundaries.json), the same Beta(1, 1) rule;
+* R output, entry for entry (the R script beside each JSON, its README the
+  provenance): Keyboard 0.1.3's ``get.boundary.kb`` (validation/reference/keyboard/),
+  escalation 0.2.3's ``get_mtpi2`` (validation/reference/mtpi2/) and FIND 0.1.1's
+  ``get_decision_i3plus3`` by the i3+3 authors' group (validation/reference/i3plus3/).
 """
 
 from __future__ import annotations
@@ -295,3 +299,57 @@ def test_a_relative_table_path_is_read_beside_the_study_file(tmp_path: Path, mon
     assert spec.params == {"table": "boin.csv"}  # what the file says, as the manifest records it
     assert design.config.table == str(folder / "boin.csv")
     assert design.config.decisions == boin_decision_table(0.25, 6).rows()
+
+
+# --------------------------------------------------------------------------------------------
+# the R packages' tables, entry for entry (validation/reference/keyboard, mtpi2, i3plus3; R scripts beside them)
+
+KEYBOARD_REF = load_reference("keyboard", "keyboard_tables.json")["cases"]
+MTPI2_REF = load_reference("mtpi2", "mtpi2_tables.json")["cases"]
+I3PLUS3_REF = load_reference("i3plus3", "i3plus3_tables.json")["cases"]
+
+
+@pytest.mark.parametrize("case", sorted(KEYBOARD_REF))
+def test_keyboard_equals_the_package_entry_for_entry(case: str) -> None:
+    """Keyboard 0.1.3, get.boundary.kb(...) (the call is in the JSON): its internal decision_table (copied with
+    trace()) and its boundary tables. The package writes DU from n = 1, its simulator get.oc.kb eliminates from
+    n = 3 only: ``elim_min_n = 1`` gives the package's table, the default 3 the same entries for n >= 3."""
+    c = KEYBOARD_REF[case]
+    a = c["args"]
+    full = keyboard_table(a["target"], c["npts"], a["marginL"], a["marginR"], a["cutoff.eli"], 1)
+    assert [list(r) for r in full.rows()] == c["decision_table"]
+    assert full.boundaries() == c["full_boundary_tab"]
+    assert full.table(a["cohortsize"]) == c["boundary_tab"]
+    default = keyboard_table(a["target"], c["npts"], a["marginL"], a["marginR"], a["cutoff.eli"])
+    assert [list(r) for r in default.rows()[2:]] == c["decision_table"][2:]
+    assert all(v != "DU" for row in default.rows()[:2] for v in row)
+
+
+@pytest.mark.parametrize("case", sorted(MTPI2_REF))
+def test_mtpi2_equals_escalation_entry_for_entry(case: str) -> None:
+    """escalation 0.2.3, get_mtpi2(...) fitted to n patients with y DLTs at dose 2 of 3 (the call is in the JSON):
+    the recommended dose (E/S/D) and dose_admissible() (excluded from n >= 2: escalade's elim_min_n = 2)."""
+    c = MTPI2_REF[case]
+    a = c["args"]
+    t = mtpi2_table(a["target"], a["n_max"], a["epsilon1"], a["epsilon2"], a["exclusion_certainty"], a["alpha"],
+                    a["beta"], 2)
+    want = [["DU" if not ok else d for d, ok in zip(dec, adm)] for dec, adm in zip(c["decision"], c["admissible"])]
+    assert [list(r) for r in t.rows()] == want
+    assert any("DU" in r for r in want) and any("S" in r for r in want)  # the comparison sees every decision
+
+
+@pytest.mark.parametrize("case", sorted(I3PLUS3_REF))
+def test_i3plus3_equals_find_entry_for_entry(case: str) -> None:
+    """FIND 0.1.1 (Ji & Zhang, the i3+3 authors' group), get_decision_i3plus3(pT, EI, npts): n >= 3."""
+    c = I3PLUS3_REF[case]
+    a = c["args"]
+    t = i3plus3_table(a["pT"], a["npts"], round(a["pT"] - a["EI"][0], 12), round(a["EI"][1] - a["pT"], 12))
+    assert [list(r) for r in t.rows()[c["n_from"] - 1:]] == c["decision"]
+
+
+@pytest.mark.parametrize("req", ["TABLE-1", "TABLE-2", "TABLE-3"])
+def test_table_requirements_pass_in_validate(req: str) -> None:
+    from escalade.validation.suite import Context, run_requirements
+
+    (res,) = run_requirements(Context(quick=True), only=[req])
+    assert res.passed and res.n_comparisons > 10, res

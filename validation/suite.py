@@ -467,6 +467,109 @@ _WHEELER = ((True, (0.1, 0.2, 0.3, 0.4, 0.5), (0.10, 0.28, 0.33, 0.20, 0.06, 0.0
             (False, (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), (0.09, 0.26, 0.33, 0.22, 0.08, 0.02, 0, 0, 0)))
 
 
+# ---------------------------------------------------------------------------------------------- decision tables
+
+
+def _table_rows(table: Any, n_from: int = 1) -> list[list[str]]:
+    return [list(r) for r in table.rows()[n_from - 1:]]
+
+
+def _keyboard_tables(ctx: Context) -> Outcome:
+    """keyboard_table() against Keyboard::get.boundary.kb (Keyboard 0.1.3): every (n, y) entry and the boundaries.
+
+    The package's table marks ``DU`` from n = 1 while its simulator (get.oc.kb) and its documentation eliminate
+    from 3 patients: escalade's default (``elim_min_n = 3``) writes those n < 3 entries as ``D``; with
+    ``elim_min_n = 1`` the whole table is the package's."""
+    from escalade.design.keyboard import keyboard_table
+
+    w = _Worst()
+    for case, c in sorted(load_reference("keyboard", "keyboard_tables.json")["cases"].items()):
+        a = c["args"]
+        full = keyboard_table(a["target"], c["npts"], a["marginL"], a["marginR"], a["cutoff.eli"], 1)
+        w.exact(_table_rows(full) == c["decision_table"], f"{case} entries")
+        w.exact(full.boundaries() == c["full_boundary_tab"], f"{case} boundaries")
+        w.exact(full.table(a["cohortsize"]) == c["boundary_tab"], f"{case} boundary_tab")
+        dflt = keyboard_table(a["target"], c["npts"], a["marginL"], a["marginR"], a["cutoff.eli"], 3)
+        w.exact(_table_rows(dflt, 3) == c["decision_table"][2:], f"{case} entries n >= 3 (elim_min_n = 3)")
+    return w.outcome("17 get.boundary.kb() calls (9 targets, 5 key widths, 3 cutoffs, n up to 40): every entry")
+
+
+def _mtpi2_tables(ctx: Context) -> Outcome:
+    """mtpi2_table() against escalation::get_mtpi2 (escalation 0.2.3): E/S/D at every (n, y), and exclusion.
+
+    escalation excludes a dose from n = 2 patients when Pr(p > target) >= exclusion_certainty; escalade's DU is
+    the same rule with ``elim_min_n = 2`` (strict > at the cutoff: no entry sits on it)."""
+    from escalade.design.mtpi2 import mtpi2_table
+
+    w = _Worst()
+    for case, c in sorted(load_reference("mtpi2", "mtpi2_tables.json")["cases"].items()):
+        a = c["args"]
+        t = mtpi2_table(a["target"], a["n_max"], a["epsilon1"], a["epsilon2"], a["exclusion_certainty"],
+                        a["alpha"], a["beta"], 2)
+        want = [[("DU" if not adm else d) for d, adm in zip(dec, ok)]
+                for dec, ok in zip(c["decision"], c["admissible"])]
+        w.exact(_table_rows(t) == want, f"{case} entries")
+        plain = mtpi2_table(a["target"], a["n_max"], a["epsilon1"], a["epsilon2"], a["exclusion_certainty"],
+                            a["alpha"], a["beta"], a["n_max"] + 1)  # no elimination: the interval rule alone
+        w.exact(_table_rows(plain) == c["decision"], f"{case} E/S/D")
+    return w.outcome("15 get_mtpi2() fits per (n, y) (9 targets, 4 intervals, 3 cutoffs, 2 priors, n up to 40)")
+
+
+def _i3plus3_tables(ctx: Context) -> Outcome:
+    """i3plus3_table() against FIND::get_decision_i3plus3 (FIND 0.1.1, by the design's authors' group)."""
+    from escalade.design.i3plus3 import i3plus3_table
+
+    w = _Worst()
+    for case, c in sorted(load_reference("i3plus3", "i3plus3_tables.json")["cases"].items()):
+        a = c["args"]
+        t = i3plus3_table(a["pT"], a["npts"], round(a["pT"] - a["EI"][0], 12), round(a["EI"][1] - a["pT"], 12))
+        w.exact(_table_rows(t, c["n_from"]) == c["decision"], f"{case} entries")
+    return w.outcome("12 get_decision_i3plus3() tables (9 targets, 4 intervals, n = 3 up to 40): every entry")
+
+
+def _stage2_closed_form(ctx: Context) -> Outcome:
+    """The optimisation stage against closed forms: two arms with equal truths select the higher dose with
+    probability (1 - P(tie)) / 2, P(tie) = sum_k b(k; m, p)^2 (ties go to the lower dose), for several m and p;
+    an arm whose every patient has a DLT is never selected."""
+    from escalade.scenarios.study import Optimisation
+    from escalade.simulations.outcomes import TrialOutcomes
+    from escalade.simulations.stage2 import run_stage2
+
+    t = 4000 if ctx.quick else 20000
+    sel = np.full(t, 2, np.int64)
+    z = np.zeros((t, 4), np.int64)
+    out = TrialOutcomes(selected=sel, reason=np.zeros(t, np.int64), n=z + 6, tox=z, eff=z, both=z,
+                        cohorts=np.full(t, 4, np.int64), weight=np.full(t, 1.0 / t), trial=np.arange(t))
+    w = _Worst()
+    for m, p in ((5, 0.2), (12, 0.4), (20, 0.5), (30, 0.7)):
+        cfg = Optimisation(candidates="mtd_and_next_lower", n_per_arm=m, select_by="orr_with_safety", max_tox=1.0)
+        s2 = run_stage2(cfg, out, p_dlt=[0.1, 0.2, 0.2, 0.5], p_response=[0.1, p, p, 0.9], association=0.0,
+                        seed=20261130 + m, scenario=f"equal m={m}", target=0.3)
+        tie = float(np.sum(stats.binom.pmf(np.arange(m + 1), m, p) ** 2))
+        w.add(_binomial_z(int(np.sum(s2.selected == 2)), t, (1 - tie) / 2), f"m = {m}, p = {p}")
+        cfg = Optimisation(candidates="mtd_and_next_lower", n_per_arm=m, select_by="orr_with_safety", max_tox=0.3)
+        s2 = run_stage2(cfg, out, p_dlt=[0.0, 0.0, 1.0, 1.0], p_response=[0.1, p, 0.9, 0.9], association=0.0,
+                        seed=7, scenario="infeasible", target=0.3)
+        w.exact(bool(np.all(s2.selected == 1)), f"infeasible higher arm, m = {m}")
+    # the simulated stage against its exact enumeration on the same trials: utility, association, three arms
+    from escalade.simulations.stage2 import exact_stage2
+
+    rng = np.random.default_rng(20261130)
+    mixed = dataclasses.replace(out, selected=rng.integers(-1, 4, size=t))
+    cfg = Optimisation(candidates=(0, 1, 2), n_per_arm=8, select_by="utility", u11=60, u00=40, max_tox=0.4)
+    p_dlt, p_resp = [0.05, 0.2, 0.3, 0.45], [0.2, 0.45, 0.5, 0.55]
+    s2 = run_stage2(cfg, mixed, p_dlt=p_dlt, p_response=p_resp, association=0.3, seed=2, scenario="mixed",
+                    target=0.3)
+    _, p_sel = exact_stage2(cfg, mixed, p_dlt=p_dlt, p_response=p_resp, association=0.3, target=0.3)
+    got = np.bincount(np.where(s2.selected == -1, 4, s2.selected), minlength=5)
+    for j in range(5):
+        p = float(p_sel[:, j].mean())
+        se = math.sqrt(max(float((p_sel[:, j] * (1 - p_sel[:, j])).mean()), 1e-12) / t)
+        w.add(abs(got[j] / t - p) / se, f"utility, 3 arms: dose {j + 1 if j < 4 else 'none'}")
+    return w.family_outcome(f"{t} trials per case: equal truths at two arms of m = 5, 12, 20, 30 patients; the "
+                            "simulated stage against its exact enumeration (utility, association 0.3, 3 arms)")
+
+
 def _shipped_cases(quick: bool) -> list[tuple[str, Any, Any]]:
     import escalade.scenarios as scenarios_pkg
     from escalade.scenarios.designs import build_study_designs
@@ -806,6 +909,18 @@ REQUIREMENTS: tuple[Requirement, ...] = (
                 "exact enumeration of 3+3 (with and without de-escalation) against the published figures",
                 "printed figures exactly; exact values within 0.0055 of them", 0.0055, "absolute difference",
                 ("threeplusthree", "exact"), _threeplusthree_wheeler),
+    Requirement("TABLE-1", "Keyboard's decision table equals Keyboard::get.boundary.kb() (Keyboard 0.1.3)",
+                "keyboard_table() against keyboard/keyboard_tables.json: every (n, DLTs) entry and the boundaries",
+                "exactly", 0.0, "entries that differ", ("keyboard",), _keyboard_tables),
+    Requirement("TABLE-2", "mTPI-2's decision table equals escalation::get_mtpi2() (escalation 0.2.3)",
+                "mtpi2_table() against mtpi2/mtpi2_tables.json: E/S/D and exclusion at every (n, DLTs)",
+                "exactly", 0.0, "entries that differ", ("mtpi2",), _mtpi2_tables),
+    Requirement("TABLE-3", "i3+3's decision table equals FIND::get_decision_i3plus3() (FIND 0.1.1)",
+                "i3plus3_table() against i3plus3/i3plus3_tables.json: every (n, DLTs) entry, n >= 3",
+                "exactly", 0.0, "entries that differ", ("i3+3",), _i3plus3_tables),
+    Requirement("STAGE2-1", "The randomised optimisation stage selects as its closed form says",
+                "run_stage2() with equal truths at two arms: P(higher dose) = (1 - P(tie)) / 2; an infeasible arm "
+                "never selected; the simulated stage against exact_stage2() on the same trials", _FAMILY, 3.0, "MC SEs (|z|)", ("stage2",), _stage2_closed_form),
     Requirement("EXACT-2", "Exact enumeration and simulation agree on the shipped scenarios",
                 "exact_outcomes() against simulate() for every 3+3, BOIN and CRM design of the shipped study files",
                 _FAMILY + "; total probability 1 within 1e-12", 3.0, "MC SEs (|z|)",
