@@ -52,7 +52,7 @@ from escalade.scenarios.load import load_study, parse_study
 from escalade.scenarios.study import DoseLevel, Scenario
 from escalade.scenarios.study import Study as StudySpec
 
-__all__ = ["Study", "Run", "RunCancelled", "Diff", "Progress"]
+__all__ = ["Study", "Run", "RunCancelled", "Diff"]
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,9 @@ class Study:
 
         Keywords are the arguments of :class:`Study`: ``doses``, ``designs``, ``scenarios``, ``simulation``,
         any setting of the ``study`` section (``target``, ``max_n``, ...; ``None`` removes one, so that its
-        default applies), or another top-level section by name (``timing``).
+        default applies), or another top-level section by name (``timing``). The copy is no longer the study
+        file, so errors name no file; a design's relative file parameter (a decision table CSV) is made absolute
+        against the file's folder.
 
         Examples
         --------
@@ -218,7 +220,7 @@ class Study:
                 data["study"][key] = value
         for key in [k for k, v in data.items() if v is None and k not in _SECTIONS]:
             del data[key]
-        return Study.from_dict(data, source=self._spec.source)
+        return Study.from_dict(self._anchored(data))
 
     def with_scenario(self, name: str, **fields: Any) -> Study:
         """A copy in which the scenario ``name`` has some fields changed (e.g. ``p_dlt=[...]``).
@@ -235,7 +237,29 @@ class Study:
                              f"no scenario of this name{did_you_mean(name, [str(n) for n in names])}; "
                              f"choose one of {names}")
         data["scenarios"][names.index(name)].update(_plain(fields))
-        return Study.from_dict(data, source=self._spec.source)
+        return Study.from_dict(self._anchored(data))
+
+    def _anchored(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with relative file parameters of the designs made absolute against this study's file's folder,
+        so that a changed copy (no longer that file, so named in no error) still reads the same files."""
+        if not self._spec.source or not isinstance(data.get("designs"), list):
+            return data
+        from escalade.design.registry import entry
+        from escalade.scenarios.errors import ConfigError
+
+        base = Path(self._spec.source).parent
+        for d in data["designs"]:
+            if not isinstance(d, dict) or not isinstance(d.get("params"), dict):
+                continue
+            try:
+                names = entry(str(d.get("design"))).path_params
+            except ConfigError:
+                continue
+            for key in names:
+                v = d["params"].get(key)
+                if isinstance(v, str) and v.strip() and not Path(v).is_absolute():
+                    d["params"][key] = str((base / v).resolve())
+        return data
 
     # -- what the study holds ---------------------------------------------------------------------------------------
 
@@ -348,12 +372,16 @@ class Study:
         report = _progress_bar() if progress is True else (progress or None)
         is_set = (cancel.is_set if isinstance(cancel, threading.Event) else cancel) if cancel is not None else None
 
-        def on_progress(done: int, total: int, trials: int) -> None:
+        def check(done: int, total: int) -> None:
             if is_set is not None and is_set():
                 raise RunCancelled(f"run cancelled after {done} of {total} work units"
                                    + (f"; the same run into {out} resumes from them" if out is not None else ""))
+
+        def on_progress(done: int, total: int, trials: int) -> None:
+            check(done, total)
             if report is not None:
                 report(done, total, trials)
+                check(done, total)  # set by the report itself (a "cancel" button served by the same loop)
 
         try:
             result = run_study(self._spec, n_trials=n_trials, seed=seed, n_jobs=jobs, backend=backend,
