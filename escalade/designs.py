@@ -19,10 +19,10 @@ on its own it answers the conduct questions of the command line, through the sam
 Examples
 --------
 >>> from escalade import designs
->>> boin = designs.BOIN(target=0.3, n_doses=5, max_n=30)
+>>> boin = designs.BOIN(target=0.3, n_doses=5, max_n=9)
 >>> boin.to_dict()
-{'name': 'boin', 'design': 'boin', 'params': {'target': 0.3, 'n_doses': 5, 'max_n': 30}}
->>> boin.decision_table().iloc[:, :4]
+{'name': 'boin', 'design': 'boin', 'params': {'target': 0.3, 'n_doses': 5, 'max_n': 9}}
+>>> boin.decision_table()
    n  escalate_if_dlt_le  deescalate_if_dlt_ge  eliminate_if_dlt_ge
 0  3                   0                     2                    3
 1  6                   1                     3                    4
