@@ -112,7 +112,8 @@ class Study:
     def __init__(self, *, target: float, doses: Sequence[Any], designs: Sequence[Any], scenarios: Sequence[Any],
                  simulation: Mapping[str, Any] | None = None, sections: Mapping[str, Any] | None = None,
                  **settings: Any) -> None:
-        data: dict[str, Any] = {"study": {"target": target, **settings},
+        head = {"title": settings.pop("title")} if "title" in settings else {}
+        data: dict[str, Any] = {"study": {**head, "target": target, **settings},
                                 "doses": [_dose_entry(d, i) for i, d in enumerate(doses)]
                                 if isinstance(doses, Sequence) and not isinstance(doses, str) else doses,
                                 "designs": [_design_entry(d) for d in designs]
