@@ -1,17 +1,17 @@
 """The Python API: build a study from a file or from Python objects, run it, and look at tidy results.
 
-:class:`Study` is a study file as Python data: :meth:`Study.from_yaml` reads one, ``Study(...)`` builds one
-from doses, designs (:mod:`escalade.designs`) and scenarios, and :meth:`Study.to_yaml` writes it back. Every
-study is checked by the study file loader itself (:func:`escalade.scenarios.load.parse_study`), so a bad value
+``Study`` is a study file as Python data: ``Study.from_yaml`` reads one, ``Study(...)`` builds one
+from doses, designs (``escalade.designs``) and scenarios, and ``Study.to_yaml`` writes it back. Every
+study is checked by the study file loader itself (``escalade.scenarios.load.parse_study``), so a bad value
 gives the same one-line error as in a file (``scenarios[1].p_dlt[2] = 1.3: must be a probability in [0, 1]``),
 and by building each design (``designs[0].params.cutoff_eli ...``), as ``escalade run`` does before it starts.
 
-:meth:`Study.run` runs :func:`escalade.simulations.study_run.run_study`, the engine of ``escalade run``: with
-``out`` it writes the same run directory, with the same results hash, as the command line. The :class:`Run`
-it returns holds the tidy results (:attr:`Run.oc`, :attr:`Run.paired`, :attr:`Run.trials`); its figures,
-appendix and amendment diff come from the reports layer (:mod:`escalade.reports`), which reads a run
+``Study.run`` runs ``escalade.simulations.study_run.run_study``, the engine of ``escalade run``: with
+``out`` it writes the same run directory, with the same results hash, as the command line. The ``Run``
+it returns holds the tidy results (``Run.oc``, ``Run.paired``, ``Run.trials``); its figures,
+appendix and amendment diff come from the reports layer (``escalade.reports``), which reads a run
 directory: a run without ``out`` writes one to a temporary folder the first time it is needed, removed when
-the :class:`Run` is.
+the ``Run`` is.
 
 Examples
 --------
@@ -59,12 +59,12 @@ log = logging.getLogger(__name__)
 #: ``progress(units_done, units_total, trials_done)``: called once before any work unit runs and after each.
 Progress = Callable[[int, int, int], None]
 
-#: Top-level sections of a study file that :class:`Study` takes as its own arguments.
+#: Top-level sections of a study file that ``Study`` takes as its own arguments.
 _SECTIONS: tuple[str, ...] = ("study", "doses", "designs", "scenarios", "simulation")
 
 
 class RunCancelled(EscaladeError):
-    """:meth:`Study.run` was cancelled (its ``cancel`` was set).
+    """``Study.run`` was cancelled (its ``cancel`` was set).
 
     With ``out``, the work units finished before the cancellation stay in the run directory and the same run
     resumes from them.
@@ -81,13 +81,13 @@ class Study:
     doses
         Dose levels, increasing: amounts (``[1e5, 3e5]``, labelled ``DL1, DL2, ...``), mappings as in a study
         file (``{"label": "DL1", "amount": 1e5, "unit": "cells/kg"}``) or
-        :class:`~escalade.scenarios.study.DoseLevel`.
+        ``escalade.scenarios.study.DoseLevel``.
     designs
-        The designs to compare: :mod:`escalade.designs` objects (``esc.designs.BOIN(name="BOIN")``) or study
+        The designs to compare: ``escalade.designs`` objects (``esc.designs.BOIN(name="BOIN")``) or study
         file entries (``{"name": "BOIN", "design": "boin", "params": {...}}``).
     scenarios
         True scenarios: mappings as in a study file (``name``, ``p_dlt``, optional ``p_response``,
-        ``association``, ``description``) or :class:`~escalade.scenarios.study.Scenario`.
+        ``association``, ``description``) or ``escalade.scenarios.study.Scenario``.
     simulation
         The ``simulation`` section (``n_trials``, ``seed``, ``chunk_size``, ``exact``).
     sections
@@ -106,7 +106,7 @@ class Study:
     -----
     Scenario files are documented in ``scenarios/README.md``; a field this class does not name as an argument
     is still accepted through ``settings`` or ``sections`` and checked by the same loader. A study is immutable:
-    :meth:`replace` returns a changed copy.
+    ``replace`` returns a changed copy.
     """
 
     def __init__(self, *, target: float, doses: Sequence[Any], designs: Sequence[Any], scenarios: Sequence[Any],
@@ -159,7 +159,7 @@ class Study:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Study:
-        """A study from the plain data of a study file (what ``yaml.safe_load`` gives; see :meth:`to_dict`).
+        """A study from the plain data of a study file (what ``yaml.safe_load`` gives; see ``to_dict``).
 
         ``source`` names the data in error messages and is the folder that relative file parameters are
         read from (default: none, the working directory).
@@ -191,7 +191,7 @@ class Study:
     def replace(self, **changes: Any) -> Study:
         """A copy with some parts changed, checked as a new study.
 
-        Keywords are the arguments of :class:`Study`: ``doses``, ``designs``, ``scenarios``, ``simulation``,
+        Keywords are the arguments of ``Study``: ``doses``, ``designs``, ``scenarios``, ``simulation``,
         any setting of the ``study`` section (``target``, ``max_n``, ...; ``None`` removes one, so that its
         default applies), or another top-level section by name (``timing``). The copy is no longer the study
         file, so errors name no file; a design's relative file parameter (a decision table CSV) is made absolute
@@ -266,7 +266,7 @@ class Study:
 
     @property
     def spec(self) -> StudySpec:
-        """The validated study (:class:`escalade.scenarios.study.Study`) the engine runs."""
+        """The validated study (``escalade.scenarios.study.Study``) the engine runs."""
         return self._spec
 
     @property
@@ -291,7 +291,7 @@ class Study:
 
     @property
     def designs(self) -> list[_designs.Design]:
-        """The designs, as :mod:`escalade.designs` objects (each with the study's settings)."""
+        """The designs, as ``escalade.designs`` objects (each with the study's settings)."""
         return [self.design(spec.name) for spec, _ in self._built]
 
     @property
@@ -302,8 +302,8 @@ class Study:
     def design(self, name: str) -> _designs.Design:
         """The design called ``name`` (or of that kind), with the study's settings filled in.
 
-        Its :meth:`~escalade.designs.Design.decision_table`, :meth:`~escalade.designs.Design.next_dose` and
-        :meth:`~escalade.designs.Design.paths` use the study's doses, target and DLT window, and ``paths`` takes
+        Its ``escalade.designs.Design.decision_table``, ``escalade.designs.Design.next_dose`` and
+        ``escalade.designs.Design.paths`` use the study's doses, target and DLT window, and ``paths`` takes
         a scenario of the study by name.
         """
         found = [(i, s) for i, (s, _) in enumerate(self._built) if s.name == name]
@@ -350,8 +350,8 @@ class Study:
             ``progress(units_done, units_total, trials_done)``, called before the first work unit and after each;
             ``True`` shows a text progress bar on stderr.
         cancel
-            A :class:`threading.Event` (or a function returning True) that stops the run at the next work unit
-            with :class:`RunCancelled`, e.g. set from another thread.
+            A ``threading.Event`` (or a function returning True) that stops the run at the next work unit
+            with ``RunCancelled``, e.g. set from another thread.
         exact
             Exact operating characteristics where a design allows (``--exact``).
         backend, force
@@ -395,12 +395,12 @@ class Study:
 
 
 class Run:
-    """The results of :meth:`Study.run` (or of a run directory: :meth:`Run.open`).
+    """The results of ``Study.run`` (or of a run directory: ``Run.open``).
 
     Attributes
     ----------
     study
-        The :class:`Study` that was run.
+        The ``Study`` that was run.
     path
         The run directory (``None`` for a run without ``out``, until a report or figure needs one).
     """
@@ -416,7 +416,7 @@ class Run:
 
     @classmethod
     def open(cls, path: str | Path) -> Run:
-        """A run directory written by ``escalade run --out`` or :meth:`Study.run` (files checked against the
+        """A run directory written by ``escalade run --out`` or ``Study.run`` (files checked against the
         manifest's hashes, as ``escalade report`` checks them)."""
         from escalade.reports.load import load_run
 
@@ -443,7 +443,7 @@ class Run:
     def paired(self) -> pd.DataFrame:
         """Every pair of designs on the same virtual patients: ``difference`` (``design`` minus ``versus``, the
         later in the study minus the earlier) with its paired ``se`` and the unpaired ``se_unpaired``; the
-        contents of ``paired.csv``. :meth:`compare` gives one pair in either order."""
+        contents of ``paired.csv``. ``compare`` gives one pair in either order."""
         return self._result.paired if self._result is not None else self._data.paired
 
     @property
@@ -490,7 +490,7 @@ class Run:
         """Paired differences ``design - versus`` per scenario and metric, with their standard errors.
 
         The designs saw the same virtual patients, so the paired standard error ``se`` is far smaller than
-        ``se_unpaired`` (:math:`\\sqrt{se_a^2 + se_b^2}`); ``z`` is ``difference / se``.
+        ``se_unpaired`` (sqrt(se_a² + se_b²)); ``z`` is ``difference / se``.
         """
         p = self.paired
         names = list(dict.fromkeys([*p["design"], *p["versus"]]))
@@ -512,7 +512,7 @@ class Run:
 
     @property
     def data(self) -> Any:
-        """The run as the reports layer reads it (:class:`escalade.reports.load.RunData`); a run without a
+        """The run as the reports layer reads it (``escalade.reports.load.RunData``); a run without a
         directory writes one to a temporary folder first (removed with this object)."""
         if self._data is None:
             from escalade.reports.load import load_run
@@ -560,7 +560,7 @@ class Run:
         """How this run's inputs and characteristics moved in ``other`` (``escalade diff THIS OTHER``).
 
         Changes are ``other - self``, with paired standard errors where both runs share virtual patients (same
-        seed, trials and chunk size), else :math:`\\sqrt{se_a^2 + se_b^2}`.
+        seed, trials and chunk size), else sqrt(se_a² + se_b²).
         """
         from escalade.reports.diff import diff_runs
 
@@ -584,7 +584,7 @@ class Diff:
     inputs
         The inputs that changed: ``field``, ``before``, ``after``.
     raw
-        The reports layer's :class:`~escalade.reports.diff.RunDiff`.
+        The reports layer's ``escalade.reports.diff.RunDiff``.
     """
 
     def __init__(self, raw: Any) -> None:

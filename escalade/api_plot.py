@@ -1,8 +1,8 @@
-"""Figures of :class:`escalade.Run` as matplotlib figures (``run.plot.selection()``, ``run.plot.allocation()``).
+"""Figures of ``escalade.Run`` as matplotlib figures (``run.plot.selection()``, ``run.plot.allocation()``).
 
-The panels are drawn by the appendix's own figure code (:mod:`escalade.reports.plots`: the same bars,
+The panels are drawn by the appendix's own figure code (``escalade.reports.plots``: the same bars,
 colours, hatching, dose axis and true-MTD shading), one panel per scenario, and returned as a
-:class:`matplotlib.figure.Figure` (no pyplot state) for a notebook to show or a script to save.
+``matplotlib.figure.Figure`` (no pyplot state) for a notebook to show or a script to save.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from escalade.scenarios.errors import StudyError, did_you_mean
 
 __all__ = ["by_dose_figure", "METRIC_LABELS"]
 
-#: The characteristics :func:`by_dose_figure` draws, with their axis labels.
+#: The characteristics ``by_dose_figure`` draws, with their axis labels.
 METRIC_LABELS: dict[str, str] = {"select_pct": "Selected as MTD (%)", "patients": "Patients treated (mean)"}
 
 
@@ -43,7 +43,7 @@ def by_dose_figure(run: RunData, metric: str, scenario: str | Sequence[str] | No
     run
         The run, as the reports layer reads it.
     metric
-        A key of :data:`METRIC_LABELS`.
+        A key of ``METRIC_LABELS``.
     scenario
         One scenario's name, several, or ``None`` for all.
     columns

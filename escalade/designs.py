@@ -1,20 +1,20 @@
 """Designs as Python objects: ``escalade.designs.BOIN(target=0.3, n_doses=5)`` and one class per registered kind.
 
-The classes are generated from the design registry (:mod:`escalade.design.registry`) when this module is
+The classes are generated from the design registry (``escalade.design.registry``) when this module is
 imported, never listed by hand: every kind that ``escalade designs`` prints has a class here, whose keyword
 arguments are the parameters of that design's config (the names, defaults and meanings of
-``escalade designs KIND``), and a design registered later (:func:`escalade.design.registry.register`) is found by
+``escalade designs KIND``), and a design registered later (``escalade.design.registry.register``) is found by
 attribute access too. A class's name is the design's kind in upper case with every character that cannot be
 in a Python name replaced by ``_``; a kind that starts with a digit takes its first alias that does not
-(``3+3`` is :class:`THREE_PLUS_THREE`, ``i3+3`` is ``I3PLUS3``, ``tite_boin`` is ``TITE_BOIN``).
-:func:`get` finds a class by kind or alias as a study file spells it (``get("3+3")``).
+(``3+3`` is ``THREE_PLUS_THREE``, ``i3+3`` is ``I3PLUS3``, ``tite_boin`` is ``TITE_BOIN``).
+``get`` finds a class by kind or alias as a study file spells it (``get("3+3")``).
 
 A design object is what one entry of a study file's ``designs`` list says (``name``, ``design``, ``params``):
-:meth:`Design.to_dict` is that entry, and :class:`escalade.Study` takes the objects in its ``designs``. Used
+``Design.to_dict`` is that entry, and ``escalade.Study`` takes the objects in its ``designs``. Used
 on its own it answers the conduct questions of the command line, through the same code:
-:meth:`Design.decision_table` (``escalade boundaries``), :meth:`Design.next_dose` (``escalade next-dose``) and
-:meth:`Design.paths` (``escalade paths``). On its own a design needs the study settings its config requires
-(e.g. BOIN's ``n_doses``); in a study they come from the study (:meth:`escalade.Study.design`).
+``Design.decision_table`` (``escalade boundaries``), ``Design.next_dose`` (``escalade next-dose``) and
+``Design.paths`` (``escalade paths``). On its own a design needs the study settings its config requires
+(e.g. BOIN's ``n_doses``); in a study they come from the study (``escalade.Study.design``).
 
 Examples
 --------
@@ -56,7 +56,7 @@ from escalade.simulations.paths import DosePaths, dose_paths
 
 __all__ = ["Design", "NextDoseAnswer", "get", "kinds", "class_name"]
 
-#: Columns of :meth:`Design.decision_table` (``escalade boundaries`` prints the same rows).
+#: Columns of ``Design.decision_table`` (``escalade boundaries`` prints the same rows).
 TABLE_COLUMNS: tuple[str, ...] = ("n", "escalate_if_dlt_le", "deescalate_if_dlt_ge", "eliminate_if_dlt_ge")
 
 
@@ -73,10 +73,10 @@ def class_name(design_entry: DesignEntry) -> str:
 
 
 class NextDoseAnswer(NextDose):
-    """:class:`~escalade.simulations.conduct.NextDose` that prints as ``escalade next-dose`` does.
+    """``escalade.simulations.conduct.NextDose`` that prints as ``escalade next-dose`` does.
 
     ``str(answer)`` is the command's text; every field of ``NextDose`` is there (``next_dose``, ``reason``,
-    ``table``, ``warnings``, ...), and :meth:`to_dict` is the command's ``--json``.
+    ``table``, ``warnings``, ...), and ``to_dict`` is the command's ``--json``.
     """
 
     __slots__ = ()
@@ -110,7 +110,7 @@ class Design:
     name
         Display name.
     params
-        The parameters given (defaults are not filled in; :attr:`config` has every one).
+        The parameters given (defaults are not filled in; ``config`` has every one).
     """
 
     kind: ClassVar[str] = ""
@@ -169,7 +169,7 @@ class Design:
 
     def _bind(self, context: Mapping[str, Any], source: str | None, scenarios: Mapping[str, Any],
               labels: Sequence[str] | None, window: float | None) -> Design:
-        """Attach a study's settings (used by :meth:`escalade.Study.design`)."""
+        """Attach a study's settings (used by ``escalade.Study.design``)."""
         self._context = dict(context)
         self._source = source
         self._scenarios = dict(scenarios)
@@ -184,9 +184,9 @@ class Design:
         return self.build().config
 
     def build(self) -> Any:
-        """The engine's design object (:class:`escalade.design.base.Design`), built once and validated.
+        """The engine's design object (``escalade.design.base.Design``), built once and validated.
 
-        Study settings come from the study when the design was taken from one (:meth:`escalade.Study.design`);
+        Study settings come from the study when the design was taken from one (``escalade.Study.design``);
         on its own, the parameters must include those its config requires (e.g. ``n_doses``).
 
         Raises
@@ -232,7 +232,7 @@ class Design:
         ------
         ConfigError
             For a design whose decisions are not a table over (patients, DLTs) at one dose, such as the CRM
-            (model-based: every dose's data count); use :meth:`paths` there.
+            (model-based: every dose's data count); use ``paths`` there.
         """
         d = self._table_design()
         cfg = d.config
