@@ -113,6 +113,7 @@ class Study:
                  simulation: Mapping[str, Any] | None = None, sections: Mapping[str, Any] | None = None,
                  **settings: Any) -> None:
         head = {"title": settings.pop("title")} if "title" in settings else {}
+        doses, designs, scenarios = (_listed(doses), _listed(designs), _listed(scenarios))
         data: dict[str, Any] = {"study": {**head, "target": target, **settings},
                                 "doses": [_dose_entry(d, i) for i, d in enumerate(doses)]
                                 if isinstance(doses, Sequence) and not isinstance(doses, str) else doses,
@@ -527,6 +528,27 @@ class Run:
             self._data = load_run(path)
         return self._data
 
+    def save(self, path: str | Path) -> Path:
+        """Write the run directory (``trials.parquet``, ``oc.csv``, ``paired.csv``, ``manifest.json``) of a run
+        made without ``out``, e.g. to zip and hand over; ``escalade report`` and ``escalade diff`` read it.
+
+        Raises
+        ------
+        StudyError
+            When ``path`` exists and is not an empty directory (nothing is overwritten).
+        """
+        from escalade.simulations.study_run import write_run
+
+        out = Path(path)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise StudyError(None, "path", str(out), "exists and is not an empty directory; give a new one")
+        if self._result is None:
+            shutil.copytree(self.data.path, out, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("units", ".lock", "inputs.json", "report*"))
+        else:
+            write_run(out, self._result)
+        return out
+
     def report(self, path: str | Path | None = None, *, fmt: Literal["html", "pdf", "both"] = "html",
                xlsx: bool = False, compare: Run | None = None) -> list[Path]:
         """Write the simulation appendix (``escalade report``): HTML (and PDF, Excel).
@@ -650,6 +672,15 @@ def _progress_bar() -> Progress:
 
 
 # -- study file entries from Python objects ----------------------------------------------------------------------
+
+
+def _listed(v: Any) -> Any:
+    """A numpy array or other iterable as a list (a mapping or text is left for the loader to name)."""
+    if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):
+        return v.tolist()
+    if isinstance(v, (tuple, range)) or (hasattr(v, "__iter__") and not isinstance(v, (str, bytes, Mapping, list))):
+        return list(v)
+    return v
 
 
 def _dose_entry(d: Any, i: int) -> Any:

@@ -304,3 +304,24 @@ def test_public_names_have_docstrings_and_type_hints() -> None:
             missing = [p for p in sig.parameters.values() if p.name not in ("self", "cls")
                        and p.annotation is inspect.Parameter.empty]
             assert not missing, f"{cls.__name__}.{name}: parameters without a type: {missing}"
+
+
+def test_save_writes_a_run_directory_the_reports_read(small_run: esc.Run, tmp_path: Path) -> None:
+    out = small_run.save(tmp_path / "saved")
+    again = esc.Run.open(out)
+    assert again.results_sha256 == small_run.results_sha256
+    pd.testing.assert_frame_equal(again.oc.reset_index(drop=True), small_run.oc.reset_index(drop=True),
+                                  check_dtype=False)
+    assert main(["diff", str(out), str(out)]) == 0
+    with pytest.raises(StudyError, match="not an empty directory"):
+        small_run.save(out)
+
+
+def test_numpy_doses_and_curves_are_plain_numbers() -> None:
+    s = small_study().replace(doses=np.array([10.0, 20.0, 40.0]),
+                              scenarios=[{"name": "a", "p_dlt": np.array([0.1, 0.3, 0.5])}])
+    assert [d.amount for d in s.doses] == [10.0, 20.0, 40.0] and s.scenarios[0].p_dlt == (0.1, 0.3, 0.5)
+    assert "!!python" not in s.to_yaml()
+    t = esc.Study(target=0.3, doses=np.array([1.0, 2.0]), designs=(esc.designs.BOIN,),
+                  scenarios=({"name": "a", "p_dlt": (0.1, 0.3)},))
+    assert t.design_names == ["boin"] and [d.label for d in t.doses] == ["DL1", "DL2"]
