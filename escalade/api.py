@@ -194,7 +194,8 @@ class Study:
 
         Keywords are the arguments of ``Study``: ``doses``, ``designs``, ``scenarios``, ``simulation``,
         any setting of the ``study`` section (``target``, ``max_n``, ...; ``None`` removes one, so that its
-        default applies), or another top-level section by name (``timing``). The copy is no longer the study
+        default applies), another top-level section by name (``timing``), or ``sections={name: ...}`` for any
+        section (``None`` removes a section). The copy is no longer the study
         file, so errors name no file; a design's relative file parameter (a decision table CSV) is made absolute
         against the file's folder.
 
@@ -214,6 +215,8 @@ class Study:
                 data[key] = [_design_entry(d) for d in value]
             elif key == "scenarios":
                 data[key] = [_scenario_entry(s) for s in value]
+            elif key == "sections":
+                data.update(value or {})
             elif key in ("simulation", "study") or key in data and key not in _SECTIONS or key == "timing":
                 data[key] = value
             elif value is None:

@@ -325,3 +325,16 @@ def test_numpy_doses_and_curves_are_plain_numbers() -> None:
     t = esc.Study(target=0.3, doses=np.array([1.0, 2.0]), designs=(esc.designs.BOIN,),
                   scenarios=({"name": "a", "p_dlt": (0.1, 0.3)},))
     assert t.design_names == ["boin"] and [d.label for d in t.doses] == ["DL1", "DL2"]
+
+
+def test_sections_and_timing_are_study_file_sections() -> None:
+    s = small_study()
+    timed = s.replace(timing={"accrual": {"process": "fixed", "rate_per_month": 2.0}})
+    assert timed.spec.timing.enabled and timed.spec.timing.rate_per_month == 2.0
+    assert "timing" in yaml.safe_load(timed.to_yaml())
+    assert not timed.replace(sections={"timing": None}).spec.timing.enabled
+    with pytest.raises(StudyError, match="timing.accrual.proces"):
+        s.replace(sections={"timing": {"accrual": {"proces": "fixed"}}})
+    built = esc.Study(target=0.3, doses=[1, 2], designs=[esc.designs.BOIN()], scenarios=[{"name": "a", "p_dlt": [0.1, 0.3]}],
+                      sections={"timing": {"accrual": {"rate_per_month": 3}}})
+    assert built.spec.timing.rate_per_month == 3
