@@ -81,6 +81,18 @@ class BoinConfig(SharedRules):
         Accelerated titration: one patient per dose upwards until the first DLT.
     bound_mtd
         Select no dose whose isotonic DLT estimate exceeds the de-escalation boundary.
+    stay_on_1_of_3
+        Stay (rather than de-escalate) when exactly 1 of 3 patients at the current
+        dose has had a DLT. With a target below about 0.28 (e.g. 0.25), BOIN's
+        de-escalation boundary at :math:`n = 3` is one DLT (:math:`\\lambda_d \\cdot 3 < 1`);
+        many protocols instead stay at 1/3, as the 3+3 design does ("when observing 1
+        DLT out of 3 patients and the target DLT rate is between 0.25 and 0.279, the
+        decision is to stay", R package ``bfboinet``; the ``three.plus.three`` option of
+        Zhao, Yuan, Korn & Freidlin (2024), Clin Cancer Res 30:673-679, software
+        ``bfboin``; ``stay_on_1_of_3`` of ``simFastBOIN``). The de-escalation
+        boundary at :math:`n = 3` becomes 2 where it was 1, provided 1/3 neither
+        escalates nor eliminates; no other entry changes, and with a target where
+        1/3 already stays the option changes nothing. Off by default (``BOIN`` itself).
 
     ``cutoff_eli`` (elimination, always on), ``extrasafe``/``offset``,
     ``n_earlystop`` and ``titration`` are BOIN's own rules, built from the
@@ -104,6 +116,7 @@ class BoinConfig(SharedRules):
     n_earlystop: int = 100
     titration: bool = False
     bound_mtd: bool = False
+    stay_on_1_of_3: bool = False
 
     def __post_init__(self) -> None:
         check_fraction("target", self.target)
@@ -123,6 +136,9 @@ class BoinConfig(SharedRules):
         check_probability("cutoff_eli", self.cutoff_eli)
         check_probability("offset", self.offset)
         check_int("n_earlystop", self.n_earlystop, low=1)
+        if not isinstance(self.stay_on_1_of_3, bool):
+            from escalade.design.errors import ConfigError
+            raise ConfigError("stay_on_1_of_3", self.stay_on_1_of_3, "must be true or false")
         self.check_rules()
 
     @property
@@ -175,7 +191,8 @@ def _beta_exceed(target: float, y: IntArray | int, n: IntArray | int) -> np.ndar
 
 @functools.cache
 def boin_boundaries(
-    target: float, n_max: int, p_saf: float, p_tox: float, cutoff_eli: float = 0.95, offset: float = 0.05
+    target: float, n_max: int, p_saf: float, p_tox: float, cutoff_eli: float = 0.95, offset: float = 0.05,
+    stay_on_1_of_3: bool = False,
 ) -> BoinBoundaries:
     """Decision boundaries for 1..``n_max`` patients, equal to ``BOIN::get.boundary``.
 
@@ -184,6 +201,9 @@ def boin_boundaries(
     1e-12 of an integer ``m`` gives ``m + 1``); elimination the smallest
     ``y`` with :math:`\\Pr(p > \\phi \\mid y, n) >` ``cutoff_eli`` for ``n >= 3``;
     where elimination is below de-escalation the latter is lowered to it.
+    With ``stay_on_1_of_3`` (:attr:`BoinConfig.stay_on_1_of_3`) the
+    de-escalation boundary at ``n = 3`` is raised from 1 to 2 where 1/3 would
+    neither escalate nor eliminate.
     """
     cfg = BoinConfig(target=target, n_doses=1, p_saf=p_saf, p_tox=p_tox, cutoff_eli=cutoff_eli)
     lam_e, lam_d = cfg.lambda_e, cfg.lambda_d
@@ -204,6 +224,8 @@ def boin_boundaries(
         if hit.size:
             safe[n] = ys[hit[0]]
     deesc = np.where(elim < deesc, elim, deesc)
+    if stay_on_1_of_3 and n_max >= 3 and deesc[3] <= 1 and esc[3] < 1 and elim[3] > 1:
+        deesc[3] = 2
     esc[0] = -1
     deesc[0] = 1
     return BoinBoundaries(lam_e, lam_d, esc, deesc, elim, safe)
@@ -276,7 +298,8 @@ class BoinDesign(ConfigDesign):
         c = self.config
         object.__setattr__(
             self, "boundaries",
-            boin_boundaries(c.target, max(c.max_n, c.n_earlystop, 3), c.p_saf, c.p_tox, c.cutoff_eli, c.offset),
+            boin_boundaries(c.target, max(c.max_n, c.n_earlystop, 3), c.p_saf, c.p_tox, c.cutoff_eli, c.offset,
+                            c.stay_on_1_of_3),
         )
         object.__setattr__(self, "rules", boin_rules(c))
 
