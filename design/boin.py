@@ -42,6 +42,8 @@ from escalade.design.rules import (
     StopAtN,
     Titration,
     apply_rules,
+    backfill_pooled_move,
+    patient_slots,
     select_with_rules,
     shared_rules,
 )
@@ -259,6 +261,14 @@ def boin_rules(config: "BoinConfig") -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+class _EnumerableUnlessBackfill:
+    """``enumerable``: True for the class (the design can be enumerated), and for an instance
+    unless its config has backfill cohorts (whose course depends on calendar time)."""
+
+    def __get__(self, obj: object, cls: type | None = None) -> bool:
+        return True if obj is None else getattr(obj.config, "backfill", None) is None  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
 class BoinDesign(ConfigDesign):
     """BOIN as a pure function of per-dose counts (``BOIN::get.oc`` semantics).
@@ -281,6 +291,12 @@ class BoinDesign(ConfigDesign):
     plus the shared guardrails switched on in the config (by default: no
     escalation right after an all-DLT cohort).
 
+    With ``backfill`` (:class:`~escalade.design.rules.Backfill`; BF-BOIN, Zhao
+    et al. 2024) the counts include the backfill patients whose outcomes are
+    known, and a conflict between the current dose and a backfilled lower dose
+    is resolved by the paper's pooling rule
+    (:func:`~escalade.design.rules.backfill_pooled_move`) before the trial rules.
+
     The engine ends the trial at ``max_n`` *before* asking, so, as in
     ``get.oc``, no rule runs after the last cohort; :meth:`select` re-applies
     elimination to the final data as ``select.mtd`` does.
@@ -288,7 +304,7 @@ class BoinDesign(ConfigDesign):
 
     config: BoinConfig
     kind: ClassVar[str] = "boin"
-    enumerable: ClassVar[bool] = True
+    enumerable = _EnumerableUnlessBackfill()
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
     boundaries: BoinBoundaries = field(init=False)
@@ -296,12 +312,15 @@ class BoinDesign(ConfigDesign):
 
     def __post_init__(self) -> None:
         c = self.config
+        n_max = max(c.max_n, c.n_earlystop, 3)
+        if c.backfill is not None:  # pooled backfill data: boundaries up to every patient slot
+            n_max = max(n_max, patient_slots(self))
         object.__setattr__(
             self, "boundaries",
-            boin_boundaries(c.target, max(c.max_n, c.n_earlystop, 3), c.p_saf, c.p_tox, c.cutoff_eli, c.offset,
-                            c.stay_on_1_of_3),
+            boin_boundaries(c.target, n_max, c.p_saf, c.p_tox, c.cutoff_eli, c.offset, c.stay_on_1_of_3),
         )
         object.__setattr__(self, "rules", boin_rules(c))
+
 
     @property
     def state_fields(self) -> str:
@@ -330,7 +349,11 @@ class BoinDesign(ConfigDesign):
         y = states.at_current(states.tox)
         esc_ok = y <= b.escalate[m]
         deesc = y >= b.deescalate[m]
-        return np.where(esc_ok & (d < top), d + 1, np.where(deesc & (d > 0), d - 1, d)).astype(np.int64)
+        own = np.where(esc_ok & (d < top), d + 1, np.where(deesc & (d > 0), d - 1, d)).astype(np.int64)
+        if self.config.backfill is None:
+            return own
+        # BF-BOIN: backfill data at a lower dose that conflict with the current dose's are pooled
+        return backfill_pooled_move(states, own, escalate=b.escalate, deescalate=b.deescalate)
 
     def decide(self, states: States) -> Decisions:
         nxt = self.move(states)
