@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from escalade.design.base import NO_DOSE, Design, StopReason, decides_on_followup
+from escalade.design.rules import backfill_of
 from escalade.design.registry import config_to_dict
 from escalade.scenarios.designs import build_study_designs
 from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
@@ -289,12 +290,15 @@ def effective_timing(study: Study, designs: Sequence[Design]) -> tuple[Timing | 
     if study.timing.enabled:
         return study.timing, "the study file's timing section"
     timed = [spec_name for spec_name, d in zip((s.name for s in study.designs), designs)
-             if decides_on_followup(d)]
+             if decides_on_followup(d) or backfill_of(d) is not None]
     if not timed:
         return None, "none: the study file has no timing section and no design needs calendar time"
     t = dataclasses.replace(Timing(), enabled=True)
+    why = (f"decide{'s' if len(timed) == 1 else ''} on follow-up times"
+           if not any(backfill_of(d) is not None for d in designs) else
+           f"need{'s' if len(timed) == 1 else ''} calendar time (backfill cohorts or follow-up times)")
     return t, (f"default timing for every design (the study file has no timing section and {', '.join(timed)} "
-               f"decide{'s' if len(timed) == 1 else ''} on follow-up times): Poisson accrual of "
+               f"{why}): Poisson accrual of "
                f"{t.rate_per_month:g} patients a month, uniform DLT onset over the "
                f"{study.dlt_window_days:g}-day window, cohort enrolment; add a timing section to set them")
 
