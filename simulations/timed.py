@@ -59,7 +59,8 @@ comes after the cohort is complete (or at completion for a waiting patient), on 
 followed and counted (``pending_at_end="follow"``), or left out as the paper's software does (``"drop"``:
 the trial then ends when the last escalation cohort's outcomes are complete, which is its duration).
 :attr:`TrialOutcomes.n_backfill` holds the backfill patients per dose. Past the arrivals drawn for the
-patient slots (only with ``unplaced="leave"``), further arrivals come at the mean gap.
+patient slots (only with ``unplaced="leave"``), further arrivals come at the mean gap. Staggering applies
+to escalation patients as below (backfill doses have all been given before).
 
 *Staggering* (``timing.enrolment = "stagger"``): the first patient dosed at a
 dose level never given before (a *sentinel*) is observed alone for
@@ -360,9 +361,6 @@ def run_timed_trials(
                              "complete data (boin, boin12, 3+3, crm, ...); with a design that decides on pending "
                              "data they are not available yet: remove 'backfill' or use the design's "
                              "complete-data version")
-        if line.stagger > 0:
-            raise ValueError("timing.enrolment 'stagger' with backfill cohorts is not simulated; use "
-                             "enrolment 'cohort' or remove 'backfill'")
         return _run_backfill(design, line, bf, timing)
     if decides_on_followup(design):
         return _run_pending(design, line)
@@ -498,6 +496,11 @@ def _run_backfill(design: Design, line: _Timeline, bf: Backfill, timing: Timing)
         r1 = rows[room]
         if r1.size:
             t = np.maximum(ta[room], t_open[r1])
+            if line.stagger > 0:  # a sentinel: the cohort's others are dosed after its observation
+                first = c_filled[r1] == 0
+                sentinel = (line.stagger_all & first) | ~line.tried[r1, c_dose[r1]]
+                hold = np.where(sentinel, t + line.stagger, -np.inf)
+                t_open[r1] = np.maximum(t_open[r1], hold)
             tox = dose_one(r1, c_dose[r1], t, ta[room], 1)
             slot = pi[r1] - 1
             c_done[r1] = np.maximum(c_done[r1], line.outcome_known(r1, slot))

@@ -131,10 +131,16 @@ def _sim(design: BoinDesign, p: list[float], r: list[float], n: int = 1000, seed
 P = [0.05, 0.12, 0.25, 0.4, 0.5]
 
 
-def test_backfill_that_never_opens_is_todays_engine_bit_for_bit() -> None:
+@pytest.mark.parametrize("timing,scope", [
+    (TIMING, "new_dose"),
+    (Timing(enabled=True, accrual="poisson", rate_per_month=1.5, dlt_onset="early", enrolment="stagger",
+            stagger_days=7.0), "new_dose"),
+    (Timing(enabled=True, accrual="fixed", rate_per_month=4.0, enrolment="stagger", stagger_days=5.0), "cohort"),
+])
+def test_backfill_that_never_opens_is_todays_engine_bit_for_bit(timing: Timing, scope: str) -> None:
     """No response anywhere: the backfill engine (wait, follow) places every arrival as today's engine does."""
-    a = _sim(_boin(), P, [0.0] * 5)
-    b = _sim(_boin(backfill=True), P, [0.0] * 5)
+    a = _sim(_boin(), P, [0.0] * 5, timing=timing, stagger_scope=scope)
+    b = _sim(_boin(backfill=True), P, [0.0] * 5, timing=timing, stagger_scope=scope)
     for f in ("selected", "reason", "n", "tox", "cohorts", "suspensions", "duration"):
         assert np.array_equal(getattr(a, f), getattr(b, f)), f
     assert a.n_backfill is None and b.n_backfill is not None and b.n_backfill.sum() == 0
@@ -171,15 +177,12 @@ def test_backfill_is_deterministic_and_chunk_invariant() -> None:
     assert np.array_equal(a.n, b.n) and np.array_equal(a.duration, b.duration)
 
 
-def test_backfill_refuses_pending_data_designs_and_stagger() -> None:
+def test_backfill_refuses_pending_data_designs() -> None:
     from escalade.design.tite_boin import TiteBoinConfig, TiteBoinDesign
 
     d = TiteBoinDesign(TiteBoinConfig(target=0.25, n_doses=5, max_n=30, backfill=True))
     with pytest.raises(ValueError, match="pending data"):
         _sim(d, P, [0.3] * 5, n=10)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="stagger"):
-        _sim(_boin(backfill=True), P, [0.3] * 5, n=10,
-             timing=Timing(enabled=True, enrolment="stagger", stagger_days=7.0))
 
 
 # ---------------------------------------------------------------------------------------------
