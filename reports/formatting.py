@@ -63,6 +63,10 @@ METRICS: Final[dict[str, MetricSpec]] = {m.name: m for m in (
     MetricSpec("suspensions", "Patients waiting for a dose (mean)", 1),
     MetricSpec("suspended_pct", "Trials with accrual suspended (%)", 1, "%"),
     MetricSpec("stop_pct", "Stopped: reason (%)", 1, "%"),
+    MetricSpec("backfill_patients", "Backfill patients (mean)", 1),
+    MetricSpec("backfill_escalation_patients", "Escalation patients (mean)", 1),
+    MetricSpec("backfill_total", "Backfill patients per trial (mean)", 1),
+    MetricSpec("backfill_pct", "Backfill patients (% of all)", 1, "%"),
 )}
 
 
