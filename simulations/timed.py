@@ -60,7 +60,10 @@ followed and counted (``pending_at_end="follow"``), or left out as the paper's s
 the trial then ends when the last escalation cohort's outcomes are complete, which is its duration).
 :attr:`TrialOutcomes.n_backfill` holds the backfill patients per dose. Past the arrivals drawn for the
 patient slots (only with ``unplaced="leave"``), further arrivals come at the mean gap. Staggering applies
-to escalation patients as below (backfill doses have all been given before).
+to escalation patients as below (backfill doses have all been given before). For a design on pending data
+(TITE-BOIN), the escalation cohort never waits for full follow-up; an arrival that meets an accrual
+suspension is backfilled where a dose is open (and the design is asked again at the next arrival), and
+waits as without backfill otherwise (``unplaced="wait"``, ``pending_at_end="follow"`` only).
 
 *Staggering* (``timing.enrolment = "stagger"``): the first patient dosed at a
 dose level never given before (a *sentinel*) is observed alone for
@@ -163,7 +166,8 @@ def followup_fraction(elapsed: np.ndarray, dlt_day: np.ndarray, dlt: np.ndarray,
 
 
 def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: np.ndarray, *, n_doses: int,
-                 current: np.ndarray, last_n: np.ndarray, last_start: np.ndarray) -> tuple[States, FollowUp]:
+                 current: np.ndarray, last_n: np.ndarray, last_start: np.ndarray,
+                 in_last: np.ndarray | None = None) -> tuple[States, FollowUp]:
     """The :class:`States` and :class:`~escalade.design.tite_crm.FollowUp` a pending-data design decides on.
 
     Parameters
@@ -176,6 +180,9 @@ def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: n
         ``(S, N)`` follow-up as a fraction of the window (:func:`followup_fraction`).
     current, last_n, last_start
         ``(S,)`` current dose, size of the last cohort and position of its first patient.
+    in_last
+        ``(S, N)`` optional: which slots belong to the last cohort (with backfill cohorts, whose
+        patients come between cohorts); by default every slot from ``last_start`` on.
 
     The counts are those observed by now (a pending patient counts in ``n``
     and not in ``tox``); ``last_tox`` counts the last cohort's observed DLTs.
@@ -193,7 +200,9 @@ def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: n
     y_ = (onehot & dlt[:, :, None]).sum(axis=1).astype(np.int64)
     e_ = (onehot & eff[:, :, None]).sum(axis=1).astype(np.int64)
     b_ = (onehot & (dlt & eff)[:, :, None]).sum(axis=1).astype(np.int64)
-    in_last = (np.arange(dose.shape[1])[None, :] >= np.asarray(last_start)[:, None]) & treated
+    if in_last is None:
+        in_last = np.arange(dose.shape[1])[None, :] >= np.asarray(last_start)[:, None]
+    in_last = np.asarray(in_last, bool) & treated
     lt = (dlt & in_last).sum(axis=1).astype(np.int64)
     states = States(n_, y_, e_, b_, np.asarray(current, np.int64), np.asarray(last_n, np.int64), lt)
     return states, FollowUp(dose, dlt, fraction)
@@ -357,10 +366,11 @@ def run_timed_trials(
     bf = backfill_of(design)
     if bf is not None:
         if decides_on_followup(design):
-            raise ValueError(f"design '{design.kind}': backfill cohorts are simulated for designs that decide on "
-                             "complete data (boin, boin12, 3+3, crm, ...); with a design that decides on pending "
-                             "data they are not available yet: remove 'backfill' or use the design's "
-                             "complete-data version")
+            if bf.unplaced != "wait" or bf.pending_at_end != "follow":
+                raise ValueError(f"design '{design.kind}' decides on pending data: its backfill cohorts take "
+                                 "unplaced='wait' and pending_at_end='follow' (the paper's 'leave'/'drop' "
+                                 "settings are for designs on complete data)")
+            return _run_pending(design, line, bf)
         return _run_backfill(design, line, bf, timing)
     if decides_on_followup(design):
         return _run_pending(design, line)
@@ -420,6 +430,35 @@ def _counts(rows: int, dose: np.ndarray, mask: np.ndarray, nd: int) -> np.ndarra
     return np.bincount(idx, minlength=rows * nd).reshape(rows, nd).astype(np.int64)
 
 
+def _known_counts(line: _Timeline, rows: np.ndarray, t: np.ndarray, width: int) -> tuple[np.ndarray, ...]:
+    """Per-dose counts of trials ``rows`` at days ``t``: outcomes known (patients, DLTs, responses, both),
+    a response seen, and patients treated (known or pending)."""
+    nd = line.tried.shape[1]
+    cols = np.broadcast_to(np.arange(width), (rows.size, width))
+    rr = np.broadcast_to(rows[:, None], cols.shape)
+    dose = line.dose[rr, cols]
+    treated = dose >= 0
+    known = treated & (np.where(treated, line.outcome_known(rr, cols), np.inf) <= t[:, None] + _DELAY_TOL)
+    tox, eff = line.tox[rr, cols], line.eff[rr, cols]
+    n_obs = _counts(rows.size, dose, known, nd)
+    y_obs = _counts(rows.size, dose, known & tox, nd)
+    e_obs = _counts(rows.size, dose, known & eff, nd)
+    b_obs = _counts(rows.size, dose, known & tox & eff, nd)
+    seen = treated & eff & (line.dosed_at[rr, cols] + line.response <= t[:, None] + _DELAY_TOL)
+    responded = _counts(rows.size, dose, seen, nd) > 0
+    n_all = _counts(rows.size, dose, treated, nd)
+    return n_obs, y_obs, e_obs, b_obs, responded, n_all
+
+
+def _pick_backfill(bf: Backfill, open_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(has, dose)``: whether a dose is open, and the one the setting assigns (highest or lowest)."""
+    nd = open_.shape[1]
+    has = open_.any(axis=1)
+    if bf.assign == "highest":
+        return has, nd - 1 - np.argmax(open_[:, ::-1], axis=1)
+    return has, np.argmax(open_, axis=1)
+
+
 def _run_backfill(design: Design, line: _Timeline, bf: Backfill, timing: Timing) -> TrialOutcomes:
     """Escalation cohorts on complete data, with backfill patients placed while a cohort is in follow-up."""
     t_count, cap = line.dose.shape
@@ -468,22 +507,7 @@ def _run_backfill(design: Design, line: _Timeline, bf: Backfill, timing: Timing)
         return tox
 
     def observed(rows: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per-dose counts of the outcomes known at ``t`` (and what has been treated) of trials ``rows``."""
-        width = max(int(pi[rows].max()), 1)
-        cols = np.broadcast_to(np.arange(width), (rows.size, width))
-        rr = np.broadcast_to(rows[:, None], cols.shape)
-        dose = line.dose[rr, cols]
-        treated = dose >= 0
-        known = treated & (np.where(treated, line.outcome_known(rr, cols), np.inf) <= t[:, None] + _DELAY_TOL)
-        tox, eff = line.tox[rr, cols], line.eff[rr, cols]
-        n_obs = _counts(rows.size, dose, known, nd)
-        y_obs = _counts(rows.size, dose, known & tox, nd)
-        e_obs = _counts(rows.size, dose, known & eff, nd)
-        b_obs = _counts(rows.size, dose, known & tox & eff, nd)
-        seen = treated & eff & (line.dosed_at[rr, cols] + line.response <= t[:, None] + _DELAY_TOL)
-        responded = _counts(rows.size, dose, seen, nd) > 0
-        n_all = _counts(rows.size, dose, treated, nd)
-        return n_obs, y_obs, e_obs, b_obs, responded, n_all
+        return _known_counts(line, rows, t, max(int(pi[rows].max()), 1))
 
     limit = 4 * cap + 2 * max_n + 10
     for _step in range(limit):
@@ -520,11 +544,7 @@ def _run_backfill(design: Design, line: _Timeline, bf: Backfill, timing: Timing)
             n_obs, y_obs, _, _, responded, n_all = observed(rp, tp)
             open_ = backfill_open(bf, n_obs=n_obs, y_obs=y_obs, n_treated=n_all, responded=responded,
                                   current=c_dose[rp], n_backfill_total=bf_n[rp], deescalate=deesc)
-            has = open_.any(axis=1)
-            if bf.assign == "highest":
-                pick = nd - 1 - np.argmax(open_[:, ::-1], axis=1)
-            else:
-                pick = np.argmax(open_, axis=1)
+            has, pick = _pick_backfill(bf, open_)
             rb = rp[has]
             if rb.size:
                 dose_one(rb, pick[has], tp[has], tp[has], 2)
@@ -583,12 +603,23 @@ def _run_backfill(design: Design, line: _Timeline, bf: Backfill, timing: Timing)
     return dataclasses.replace(out, n_backfill=n_bf, duration=duration)
 
 
-def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
-    """Decide at each cohort's arrival on pending data; wait where the design suspends."""
+def _run_pending(design: Design, line: _Timeline, bf: Backfill | None = None) -> TrialOutcomes:
+    """Decide at each cohort's arrival on pending data; wait where the design suspends.
+
+    With backfill cohorts (``bf``): where the design suspends accrual at a patient's arrival, that
+    patient is treated at once at the backfill dose the setting opens (outcomes known by then), and
+    the design is asked again at the next arrival; with no dose open the trial waits as without backfill.
+    """
 
     t_count = line.dose.shape[0]
     nd = design.n_doses
     max_n = int(design.max_n)
+    if bf is not None:
+        deesc = _deescalation_table(design, patient_slots(design) + 1)
+        role = np.zeros(line.dose.shape, np.int8)  # 1 escalation, 2 backfill
+        cohort_of = np.zeros(line.dose.shape, np.int64)
+        esc_n = np.zeros(t_count, np.int64)
+        bf_n = np.zeros(t_count, np.int64)
     pos = np.zeros(t_count, np.int64)
     cohorts = np.zeros(t_count, np.int64)
     reason = np.zeros(t_count, np.int8)
@@ -601,7 +632,7 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
     size = np.full(t_count, size0, np.int64)
     live = np.arange(t_count)
     pending_decision = np.zeros(t_count, bool)  # False: the next cohort's dose is already fixed (first cohort)
-    limit = 4 * max_n + 10
+    limit = 4 * max_n + 10 if bf is None else 4 * line.dose.shape[1] + 10
     for _step in range(limit):
         if live.size == 0:
             break
@@ -610,12 +641,31 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
             t_now = np.maximum(line.arrival[ask, pos[ask]], open_at[ask])
             width = int(pos[ask].max())
             pdose, dlt, frac, effo, treated = line.observed(ask, t_now, width)
+            in_last = None
+            if bf is not None:
+                in_last = cohort_of[ask, :width] == cohorts[ask, None]
             states, follow = pending_data(np.where(treated, pdose, NO_DOSE), dlt, frac, effo, n_doses=nd,
-                                          current=current[ask], last_n=last_n[ask], last_start=last_start[ask])
+                                          current=current[ask], last_n=last_n[ask], last_start=last_start[ask],
+                                          in_last=in_last)
             out = design.decide_tite(states, follow)
             dec, susp = out.decisions, np.asarray(out.suspend, bool)
             stop = dec.stop & ~susp
             reason[ask[stop]] = dec.reason[stop]
+            if bf is not None and susp.any():  # a suspension: the arrival may be backfilled instead of waiting
+                rs, ts = ask[susp], t_now[susp]
+                n_obs, y_obs, _, _, responded, n_all = _known_counts(line, rs, ts, max(width, 1))
+                open_ = backfill_open(bf, n_obs=n_obs, y_obs=y_obs, n_treated=n_all, responded=responded,
+                                      current=current[rs], n_backfill_total=bf_n[rs], deescalate=deesc)
+                has, pick = _pick_backfill(bf, open_)
+                rb, slot = rs[has], pos[rs[has]]
+                if rb.size:
+                    line.dose_cohort(rb, slot, np.ones(rb.size, np.int64), pick[has], ts[has])
+                    role[rb, slot] = 2
+                    pos[rb] += 1
+                    bf_n[rb] += 1
+                    placed = np.zeros(ask.size, bool)
+                    placed[np.nonzero(susp)[0][has]] = True
+                    susp = susp & ~placed  # asked again at the next arrival
             if susp.any():
                 rows = ask[susp]
                 known = line.outcome_known(np.broadcast_to(rows[:, None], (rows.size, width)),
@@ -625,7 +675,7 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
                 if not np.all(np.isfinite(nxt)):
                     raise RuntimeError(f"design '{design.kind}' suspended accrual with no outcome pending")
                 open_at[rows] = nxt
-            go = ~stop & ~susp
+            go = ~stop & ~np.asarray(out.suspend, bool)
             dose[ask[go]] = dec.dose[go]
             size[ask[go]] = dec.cohort_size[go]
             open_at[ask[go]] = t_now[go]
@@ -638,18 +688,25 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
             ready[live] = True
         enrol = live[ready[live]]
         if enrol.size:
-            c = np.minimum(size[enrol], max_n - pos[enrol])
+            used = pos[enrol] if bf is None else esc_n[enrol]
+            c = np.minimum(size[enrol], max_n - used)
             if np.any(c < 1):
                 raise RuntimeError(f"design '{design.kind}' asked for a cohort of size < 1")
             hold = line.dose_cohort(enrol, pos[enrol], c, dose[enrol], open_at[enrol])
             open_at[enrol] = np.maximum(open_at[enrol], hold)
+            if bf is not None:
+                k = np.arange(int(c.max()))
+                r, j = np.nonzero(k[None, :] < c[:, None])
+                role[enrol[r], pos[enrol][r] + k[j]] = 1
+                cohort_of[enrol[r], pos[enrol][r] + k[j]] = cohorts[enrol][r] + 1
+                esc_n[enrol] += c
             last_start[enrol] = pos[enrol]
             pos[enrol] += c
             cohorts[enrol] += 1
             current[enrol] = dose[enrol]
             last_n[enrol] = c
             pending_decision[enrol] = True
-            full = enrol[pos[enrol] >= max_n]
+            full = enrol[(pos[enrol] if bf is None else esc_n[enrol]) >= max_n]
             reason[full] = StopReason.MAX_SAMPLE_SIZE
             live = live[~np.isin(live, full)]
     else:
@@ -657,10 +714,15 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
     last_tox = np.zeros(t_count, np.int64)
     cols = np.arange(line.dose.shape[1])[None, :]
     in_last = (cols >= last_start[:, None]) & (cols < pos[:, None])
+    if bf is not None:
+        in_last = cohort_of == cohorts[:, None]
     last_tox = (line.tox & in_last).sum(axis=1).astype(np.int64)
     # A trial stopped for toxicity recommends no dose, even where outcomes pending at the stop
     # later turn out better (the final data can then look safer than the data that stopped it).
-    return line.finish(reason, cohorts, current, last_n, last_tox, no_dose_after_safety_stop=True)
+    out = line.finish(reason, cohorts, current, last_n, last_tox, no_dose_after_safety_stop=True)
+    if bf is None:
+        return out
+    return dataclasses.replace(out, n_backfill=_counts(t_count, line.dose, (line.dose >= 0) & (role == 2), nd))
 
 
 def simulate_timed(

@@ -177,12 +177,25 @@ def test_backfill_is_deterministic_and_chunk_invariant() -> None:
     assert np.array_equal(a.n, b.n) and np.array_equal(a.duration, b.duration)
 
 
-def test_backfill_refuses_pending_data_designs() -> None:
+@pytest.mark.parametrize("timing", [Timing(enabled=True, accrual="poisson", rate_per_month=4.0),
+                                    Timing(enabled=True, accrual="poisson", rate_per_month=1.5, dlt_onset="early",
+                                           enrolment="stagger", stagger_days=7.0)])
+def test_tite_boin_backfill(timing: Timing) -> None:
+    """TITE-BOIN: an arrival that meets an accrual suspension is backfilled where a dose is open."""
     from escalade.design.tite_boin import TiteBoinConfig, TiteBoinDesign
 
-    d = TiteBoinDesign(TiteBoinConfig(target=0.25, n_doses=5, max_n=30, backfill=True))
+    def tite(**kw: object) -> TiteBoinDesign:
+        return TiteBoinDesign(TiteBoinConfig(target=0.25, n_doses=5, max_n=30, **kw))  # type: ignore[arg-type]
+
+    a = _sim(tite(), P, [0.0] * 5, n=600, timing=timing)  # type: ignore[arg-type]
+    b = _sim(tite(backfill=True), P, [0.0] * 5, n=600, timing=timing)  # type: ignore[arg-type]
+    for f in ("selected", "reason", "n", "tox", "cohorts", "suspensions", "duration"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    c = _sim(tite(backfill=True), P, [0.4] * 5, n=600, timing=timing, response_days=28.0)  # type: ignore[arg-type]
+    assert c.n_backfill.sum() > 0 and c.n_backfill[:, -1].sum() == 0
+    assert np.all((c.n - c.n_backfill).sum(axis=1) <= 30)
     with pytest.raises(ValueError, match="pending data"):
-        _sim(d, P, [0.3] * 5, n=10)  # type: ignore[arg-type]
+        _sim(tite(backfill={"unplaced": "leave"}), P, [0.3] * 5, n=10)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
