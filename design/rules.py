@@ -874,9 +874,25 @@ under a Beta(1, 1) prior with at least 3 patients at the dose, and the trial sto
         parts.append(f"the trial stops when Pr(DLT rate at the lowest dose > {float(target):g} | data) > "
                      f"{float(p['lowest_dose_safety']):g} under a {beta} prior with at least "
                      f"{int(p.get('lowest_dose_safety_min_n', 3))} patients there")
-    if not parts:
-        return ""
-    return "Trial rules (escalade, shared by every design): " + "; ".join(parts) + "."
+    text = "Trial rules (escalade, shared by every design): " + "; ".join(parts) + "." if parts else ""
+    bf = p.get("backfill")
+    if bf not in (None, False):
+        b = Backfill.from_value(bf)
+        assert b is not None
+        where = "the highest" if b.assign == "highest" else "the lowest"
+        sentence = (
+            "Backfill cohorts (BF-BOIN; Zhao, Yuan, Korn & Freidlin, 2024): while an escalation cohort is in DLT "
+            f"follow-up, each arriving patient is treated at {where} dose below the current one that has been "
+            "cleared, whose observed DLT count (alone, or pooled with the next dose) is below BOIN's "
+            "de-escalation boundary" + (", at which a response has been seen" if b.require_response else "")
+            + f", and that has fewer than {b.max_per_dose} patients"
+            + (f" (at most {b.max_total} backfill patients in all)" if b.max_total is not None else "")
+            + "; the DLTs of backfill patients count in every later escalation decision and in the final "
+            "selection" + (", and when the data of a backfilled dose conflict with the current dose's, the "
+                           "doses between them are pooled as in the paper"
+                           if "stay_on_1_of_3" in p else "") + ".")  # BOIN's parameters: its pooling rule
+        text = (text + " " + sentence).strip()
+    return text
 
 
 # --------------------------------------------------------------------------------------------
