@@ -198,6 +198,22 @@ def test_tite_boin_backfill(timing: Timing) -> None:
         _sim(tite(backfill={"unplaced": "leave"}), P, [0.3] * 5, n=10)  # type: ignore[arg-type]
 
 
+def test_boin12_backfill_through_the_shared_rules() -> None:
+    """BOIN12 takes the same setting (the shared rules); its decisions see the backfill patients' outcomes."""
+    from escalade.design.registry import build_design
+
+    def b12(bf: object) -> object:
+        return build_design("boin12", {"target": 0.3, "n_doses": 5, "max_n": 30, "phi_e": 0.3, "backfill": bf})
+
+    r = [0.2, 0.35, 0.5, 0.55, 0.6]
+    a = _sim(b12(None), P, [0.0] * 5, n=400)  # type: ignore[arg-type]
+    b = _sim(b12({"require_response": True}), P, [0.0] * 5, n=400)  # type: ignore[arg-type]
+    for f in ("selected", "n", "tox", "duration"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    c = _sim(b12(True), P, r, n=400, response_days=28.0)  # type: ignore[arg-type]
+    assert c.n_backfill.sum() > 0 and np.all((c.n - c.n_backfill).sum(axis=1) <= 30)
+
+
 # ---------------------------------------------------------------------------------------------
 # the paper's Table 4
 
