@@ -404,15 +404,9 @@ def _run_complete(design: Design, line: _Timeline) -> TrialOutcomes:
 
 
 def _deescalation_table(design: Design, size: int) -> np.ndarray:
-    """De-escalation boundaries by patients at a dose (``[n]``: de-escalate with that many DLTs or more).
-
-    The design's own BOIN boundaries where it has them (BOIN, TITE-BOIN), otherwise
-    BOIN's for its target: the smallest count strictly above :math:`\\lambda_d n`.
-    """
-    b = getattr(design, "boundaries", None)
-    table = getattr(b, "deescalate", None)
-    if table is not None and table.shape[0] > size:
-        return np.asarray(table, np.int64)
+    """BOIN's de-escalation boundaries for the design's target, by patients at a dose (``[n]``: the
+    smallest DLT count strictly above :math:`\\lambda_d n`; ``BOIN::get.boundary``'s, which the paper's
+    backfill safety rule reads, before any design option such as ``stay_on_1_of_3``), for ``n <= size``."""
     cfg = design.config
     target = getattr(cfg, "target", None)
     if target is None:
@@ -509,7 +503,7 @@ def _run_backfill(design: Design, line: _Timeline, bf: Backfill, timing: Timing)
     def observed(rows: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
         return _known_counts(line, rows, t, max(int(pi[rows].max()), 1))
 
-    limit = 4 * cap + 2 * max_n + 10
+    limit = 4 * cap + 2 * max_n + 10 + (1_000_000 if leave else 0)  # "leave": arrivals that leave cost steps
     for _step in range(limit):
         rows = np.nonzero(live)[0]
         if rows.size == 0:
