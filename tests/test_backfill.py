@@ -322,3 +322,10 @@ def test_table4_backfill_adds_patients_without_lengthening(table4_runs) -> None:
         bf, bo = table4_runs[i]["bf_boin"], table4_runs[i]["boin"]
         assert bf["sample_size"].mean() > bo["sample_size"].mean() + 1.0
         assert bf["duration_months"].mean() < bo["duration_months"].mean() + 0.3
+
+
+def test_untimed_engine_refuses_backfill() -> None:
+    from escalade.simulations.trial import simulate
+
+    with pytest.raises(ValueError, match="calendar time"):
+        simulate(_boin(backfill=True), np.array(P), n_trials=5, seed=1)
