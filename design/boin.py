@@ -315,9 +315,9 @@ class BoinDesign(ConfigDesign):
         n_max = max(c.max_n, c.n_earlystop, 3)
         if c.backfill is not None:  # pooled backfill data: boundaries up to every patient slot
             n_max = max(n_max, patient_slots(self))
+        extra = {"stay_on_1_of_3": True} if c.stay_on_1_of_3 else {}  # the call of the default stays as it was
         object.__setattr__(
-            self, "boundaries",
-            boin_boundaries(c.target, n_max, c.p_saf, c.p_tox, c.cutoff_eli, c.offset, c.stay_on_1_of_3),
+            self, "boundaries", boin_boundaries(c.target, n_max, c.p_saf, c.p_tox, c.cutoff_eli, c.offset, **extra),
         )
         object.__setattr__(self, "rules", boin_rules(c))
 

@@ -56,7 +56,7 @@ def _diff(run: RunData, scenario: str, with_: str, without: str, metric: str, de
 def backfill_tables(run: RunData) -> list[Table]:
     """One table per pair: scenarios in rows; without / with backfill and the paired differences."""
     tables = []
-    timed = run.cell(run.scenario_names[0], run.design_names[0], "duration_days") is not None if run.scenarios else False
+    timed = bool(run.scenarios) and run.cell(run.scenario_names[0], run.design_names[0], "duration_days") is not None
     for k, (a, b) in enumerate(backfill_pairs(run)):
         rows = []
         for s in run.scenario_names:
@@ -67,7 +67,8 @@ def backfill_tables(run: RunData) -> list[Table]:
                    Cell(_value(run, s, b.name, "correct_selection_pct", 1)),
                    Cell(_diff(run, s, b.name, a.name, "correct_selection_pct", 1))]
             if timed:
-                row += [Cell(_value(run, s, a.name, "duration_days", 0)), Cell(_value(run, s, b.name, "duration_days", 0)),
+                row += [Cell(_value(run, s, a.name, "duration_days", 0)),
+                        Cell(_value(run, s, b.name, "duration_days", 0)),
                         Cell(_diff(run, s, b.name, a.name, "duration_days", 0))]
             rows.append(row)
         cols = ["Scenario", "N without", "N with", "Backfill patients", "Correct % without", "Correct % with",

@@ -53,7 +53,8 @@ def _config(run: RunData, design: DesignInfo) -> BoinConfig:
 
 def boin_decision_tables(cfg: BoinConfig, index: int) -> list[Table]:
     """The boundaries at the end of each cohort, split into tables of at most 12 columns."""
-    b = boin_boundaries(cfg.target, cfg.max_n, cfg.p_saf, cfg.p_tox, cfg.cutoff_eli, cfg.offset, cfg.stay_on_1_of_3)
+    extra = {"stay_on_1_of_3": True} if cfg.stay_on_1_of_3 else {}
+    b = boin_boundaries(cfg.target, cfg.max_n, cfg.p_saf, cfg.p_tox, cfg.cutoff_eli, cfg.offset, **extra)
     t = b.table(cfg.cohort_size)
     ns = t["n"]
     rows_def = [("Escalate if # of DLTs \u2264", t["escalate_if_ntox_le"]),

@@ -63,7 +63,8 @@ def test_backfill_metrics_in_oc_csv(run_dir: Path) -> None:
 def test_other_designs_do_not_depend_on_the_backfill_design(run_dir: Path, tmp_path: Path) -> None:
     """Adding a design with backfill (more patient slots per trial) leaves the others' numbers unchanged."""
     study = tmp_path / "study.yaml"
-    text = STUDY.replace('  - name: BOIN with backfill\n    design: boin\n    params: {backfill: {max_per_dose: 9}}\n', "")
+    text = STUDY.replace("  - name: BOIN with backfill\n    design: boin\n"
+                         "    params: {backfill: {max_per_dose: 9}}\n", "")
     study.write_text(text)
     out = tmp_path / "run"
     assert main(["run", str(study), "--jobs", "1", "--out", str(out), "--no-progress"]) == 0
