@@ -132,6 +132,10 @@ def _trials_part(labels: Sequence[str], scen: str, des: str, o: TrialOutcomes) -
     for prefix, counts in (("n", o.n), ("dlt", o.tox), ("resp", o.eff)):
         for j in range(o.n_doses):
             cols[f"{prefix}_{j + 1}"] = counts[:, j]
+    if o.n_backfill is not None:  # a design with backfill cohorts: backfill patients per dose (included in n_)
+        for j in range(o.n_doses):
+            cols[f"backfill_{j + 1}"] = pd.arrays.IntegerArray(  # nullable: empty for the other designs
+                np.asarray(o.n_backfill[:, j], np.int64), np.zeros(o.n_trials, bool))
     return pd.DataFrame(cols)
 
 
@@ -143,6 +147,8 @@ def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes]) -> str:
         h.update(repr(key).encode())
         for a in (o.selected, o.reason, o.n, o.tox, o.eff, o.both, o.cohorts):
             h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        if o.n_backfill is not None:  # only designs with backfill cohorts: every other hash is unchanged
+            h.update(np.ascontiguousarray(o.n_backfill, dtype=np.int64).tobytes())
         if o.exact:
             h.update(np.ascontiguousarray(o.weight, dtype=np.float64).tobytes())
     return h.hexdigest()

@@ -49,6 +49,11 @@ def test_backfill_metrics_in_oc_csv(run_dir: Path) -> None:
     bf = oc[oc.design == "BOIN with backfill"]
     assert {"backfill_patients", "backfill_escalation_patients", "backfill_total", "backfill_pct"} <= set(bf.metric)
     assert "backfill_total" not in set(oc[oc.design == "BOIN"].metric)
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    t_bf = trials[trials.design == "BOIN with backfill"]
+    cols = [f"backfill_{j}" for j in range(1, 5)]
+    assert t_bf[cols].notna().all().all() and trials[trials.design == "BOIN"][cols].isna().all().all()
+    assert (t_bf[cols].to_numpy().sum(axis=1) <= t_bf["sample_size"].to_numpy()).all()
     for s in ("Middle", "Low"):
         rows = bf[bf.scenario == s].set_index(["metric", "dose"])["value"]
         per_dose = [rows[("patients", d)] for d in ("DL1", "DL2", "DL3", "DL4")]
@@ -91,3 +96,16 @@ def test_appendix_backfill_block(run_dir: Path) -> None:
     assert main(["report", str(run_dir), "--format", "html", "--out", str(run_dir / "rep")]) == 0
     html = (run_dir / "rep.html").read_text()
     assert "With and without backfill" in html and "Backfill cohorts (BF-BOIN" in html
+
+
+def test_same_numbers_with_two_workers(run_dir: Path, tmp_path: Path) -> None:
+    """Backfill designs run in the calendar engine per work unit: the worker count never changes a number."""
+    import json
+
+    study = tmp_path / "study.yaml"
+    study.write_text(STUDY)
+    out = tmp_path / "run2"
+    assert main(["run", str(study), "--jobs", "2", "--out", str(out), "--no-progress"]) == 0
+    a = json.loads((run_dir / "manifest.json").read_text())["results_sha256"]
+    b = json.loads((out / "manifest.json").read_text())["results_sha256"]
+    assert a == b
