@@ -887,6 +887,7 @@ under a Beta(1, 1) prior with at least 3 patients at the dose, and the trial sto
             "de-escalation boundary" + (", at which a response has been seen" if b.require_response else "")
             + f", and that has fewer than {b.max_per_dose} patients"
             + (f" (at most {b.max_total} backfill patients in all)" if b.max_total is not None else "")
+            + " (backfill patients come in addition to the escalation's maximum sample size)"
             + "; the DLTs of backfill patients count in every later escalation decision and in the final "
             "selection" + (", and when the data of a backfilled dose conflict with the current dose's, the "
                            "doses between them are pooled as in the paper"
