@@ -42,6 +42,8 @@ from escalade.design.rules import (
     StopAtN,
     Titration,
     apply_rules,
+    backfill_pooled_move,
+    patient_slots,
     select_with_rules,
     shared_rules,
 )
@@ -81,6 +83,18 @@ class BoinConfig(SharedRules):
         Accelerated titration: one patient per dose upwards until the first DLT.
     bound_mtd
         Select no dose whose isotonic DLT estimate exceeds the de-escalation boundary.
+    stay_on_1_of_3
+        Stay (rather than de-escalate) when exactly 1 of 3 patients at the current
+        dose has had a DLT. With a target below about 0.28 (e.g. 0.25), BOIN's
+        de-escalation boundary at :math:`n = 3` is one DLT (:math:`\\lambda_d \\cdot 3 < 1`);
+        many protocols instead stay at 1/3, as the 3+3 design does ("when observing 1
+        DLT out of 3 patients and the target DLT rate is between 0.25 and 0.279, the
+        decision is to stay", R package ``bfboinet``; the ``three.plus.three`` option of
+        Zhao, Yuan, Korn & Freidlin (2024), Clin Cancer Res 30:673-679, software
+        ``bfboin``; ``stay_on_1_of_3`` of ``simFastBOIN``). The de-escalation
+        boundary at :math:`n = 3` becomes 2 where it was 1, provided 1/3 neither
+        escalates nor eliminates; no other entry changes, and with a target where
+        1/3 already stays the option changes nothing. Off by default (``BOIN`` itself).
 
     ``cutoff_eli`` (elimination, always on), ``extrasafe``/``offset``,
     ``n_earlystop`` and ``titration`` are BOIN's own rules, built from the
@@ -104,6 +118,7 @@ class BoinConfig(SharedRules):
     n_earlystop: int = 100
     titration: bool = False
     bound_mtd: bool = False
+    stay_on_1_of_3: bool = False
 
     def __post_init__(self) -> None:
         check_fraction("target", self.target)
@@ -123,6 +138,9 @@ class BoinConfig(SharedRules):
         check_probability("cutoff_eli", self.cutoff_eli)
         check_probability("offset", self.offset)
         check_int("n_earlystop", self.n_earlystop, low=1)
+        if not isinstance(self.stay_on_1_of_3, bool):
+            from escalade.design.errors import ConfigError
+            raise ConfigError("stay_on_1_of_3", self.stay_on_1_of_3, "must be true or false")
         self.check_rules()
 
     @property
@@ -175,7 +193,8 @@ def _beta_exceed(target: float, y: IntArray | int, n: IntArray | int) -> np.ndar
 
 @functools.cache
 def boin_boundaries(
-    target: float, n_max: int, p_saf: float, p_tox: float, cutoff_eli: float = 0.95, offset: float = 0.05
+    target: float, n_max: int, p_saf: float, p_tox: float, cutoff_eli: float = 0.95, offset: float = 0.05,
+    stay_on_1_of_3: bool = False,
 ) -> BoinBoundaries:
     """Decision boundaries for 1..``n_max`` patients, equal to ``BOIN::get.boundary``.
 
@@ -184,6 +203,9 @@ def boin_boundaries(
     1e-12 of an integer ``m`` gives ``m + 1``); elimination the smallest
     ``y`` with :math:`\\Pr(p > \\phi \\mid y, n) >` ``cutoff_eli`` for ``n >= 3``;
     where elimination is below de-escalation the latter is lowered to it.
+    With ``stay_on_1_of_3`` (:attr:`BoinConfig.stay_on_1_of_3`) the
+    de-escalation boundary at ``n = 3`` is raised from 1 to 2 where 1/3 would
+    neither escalate nor eliminate.
     """
     cfg = BoinConfig(target=target, n_doses=1, p_saf=p_saf, p_tox=p_tox, cutoff_eli=cutoff_eli)
     lam_e, lam_d = cfg.lambda_e, cfg.lambda_d
@@ -204,6 +226,8 @@ def boin_boundaries(
         if hit.size:
             safe[n] = ys[hit[0]]
     deesc = np.where(elim < deesc, elim, deesc)
+    if stay_on_1_of_3 and n_max >= 3 and deesc[3] <= 1 and esc[3] < 1 and elim[3] > 1:
+        deesc[3] = 2
     esc[0] = -1
     deesc[0] = 1
     return BoinBoundaries(lam_e, lam_d, esc, deesc, elim, safe)
@@ -237,6 +261,14 @@ def boin_rules(config: "BoinConfig") -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+class _EnumerableUnlessBackfill:
+    """``enumerable``: True for the class (the design can be enumerated), and for an instance
+    unless its config has backfill cohorts (whose course depends on calendar time)."""
+
+    def __get__(self, obj: object, cls: type | None = None) -> bool:
+        return True if obj is None else getattr(obj.config, "backfill", None) is None  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
 class BoinDesign(ConfigDesign):
     """BOIN as a pure function of per-dose counts (``BOIN::get.oc`` semantics).
@@ -259,6 +291,12 @@ class BoinDesign(ConfigDesign):
     plus the shared guardrails switched on in the config (by default: no
     escalation right after an all-DLT cohort).
 
+    With ``backfill`` (:class:`~escalade.design.rules.Backfill`; BF-BOIN, Zhao
+    et al. 2024) the counts include the backfill patients whose outcomes are
+    known, and a conflict between the current dose and a backfilled lower dose
+    is resolved by the paper's pooling rule
+    (:func:`~escalade.design.rules.backfill_pooled_move`) before the trial rules.
+
     The engine ends the trial at ``max_n`` *before* asking, so, as in
     ``get.oc``, no rule runs after the last cohort; :meth:`select` re-applies
     elimination to the final data as ``select.mtd`` does.
@@ -266,7 +304,7 @@ class BoinDesign(ConfigDesign):
 
     config: BoinConfig
     kind: ClassVar[str] = "boin"
-    enumerable: ClassVar[bool] = True
+    enumerable = _EnumerableUnlessBackfill()
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False
     boundaries: BoinBoundaries = field(init=False)
@@ -274,11 +312,15 @@ class BoinDesign(ConfigDesign):
 
     def __post_init__(self) -> None:
         c = self.config
+        n_max = max(c.max_n, c.n_earlystop, 3)
+        if c.backfill is not None:  # pooled backfill data: boundaries up to every patient slot
+            n_max = max(n_max, patient_slots(self))
+        extra = {"stay_on_1_of_3": True} if c.stay_on_1_of_3 else {}  # the call of the default stays as it was
         object.__setattr__(
-            self, "boundaries",
-            boin_boundaries(c.target, max(c.max_n, c.n_earlystop, 3), c.p_saf, c.p_tox, c.cutoff_eli, c.offset),
+            self, "boundaries", boin_boundaries(c.target, n_max, c.p_saf, c.p_tox, c.cutoff_eli, c.offset, **extra),
         )
         object.__setattr__(self, "rules", boin_rules(c))
+
 
     @property
     def state_fields(self) -> str:
@@ -307,7 +349,11 @@ class BoinDesign(ConfigDesign):
         y = states.at_current(states.tox)
         esc_ok = y <= b.escalate[m]
         deesc = y >= b.deescalate[m]
-        return np.where(esc_ok & (d < top), d + 1, np.where(deesc & (d > 0), d - 1, d)).astype(np.int64)
+        own = np.where(esc_ok & (d < top), d + 1, np.where(deesc & (d > 0), d - 1, d)).astype(np.int64)
+        if self.config.backfill is None:
+            return own
+        # BF-BOIN: backfill data at a lower dose that conflict with the current dose's are pooled
+        return backfill_pooled_move(states, own, escalate=b.escalate, deescalate=b.deescalate)
 
     def decide(self, states: States) -> Decisions:
         nxt = self.move(states)

@@ -181,6 +181,8 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):  # a nested setting (backfill)
+            v = dataclasses.asdict(v)
         if isinstance(v, tuple):
             v = list(v)
         out[f.name] = v

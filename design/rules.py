@@ -66,13 +66,20 @@ Every design's config has the fields of :class:`SharedRules`, which switch the
 generic rules on (:func:`shared_rules`); a design adds the rules that belong to
 its published algorithm (BOIN's elimination, the CRM's start-up stage).
 
-Backfill and expansion cohorts
-------------------------------
-Not implemented yet. They belong here, as a further :class:`Effect` field
-(patients to add at a dose at or below the next dose, alongside the main
-cohort), combined order-free like the rest (e.g. the largest request wins, and
-never above any limit of step 2); :class:`~escalade.design.base.Decisions`
-would carry them to the cohort loops. Until then no design decides them.
+Backfill cohorts
+----------------
+:class:`Backfill` (the shared field ``backfill`` of :class:`SharedRules`, off by
+default): while the escalation cohort is in follow-up, patients who arrive are
+treated at a lower dose that has been cleared (BF-BOIN; Zhao, Yuan, Korn &
+Freidlin (2024), Clin Cancer Res 30:673-679). Which doses are open is
+:func:`backfill_open`, a pure function of the per-dose counts observed at the
+patient's arrival; the decision after each escalation cohort uses every
+patient whose outcome is known (escalation and backfill), and for BOIN-type
+designs the paper's pooling rule resolves a conflict between the current dose
+and a backfilled lower dose (:func:`backfill_pooled_move`). Backfill needs
+calendar time, so a design with ``backfill`` runs in the calendar-time engine
+(:func:`escalade.simulations.timed.run_timed_trials`); :func:`patient_slots`
+is the number of patient slots its trials need.
 
 Examples
 --------
@@ -127,6 +134,11 @@ __all__ = [
     "deescalation_boundary",
     "beta_exceeds",
     "describe_guardrails",
+    "Backfill",
+    "backfill_open",
+    "backfill_pooled_move",
+    "backfill_of",
+    "patient_slots",
 ]
 
 #: Reported reason where several stop at once (first wins).
@@ -697,6 +709,11 @@ class SharedRules:
         recommends next (None: never). (:class:`StopAtN`)
     min_n
         No stop other than a safety stop before this many patients. (:class:`MinSampleSize`)
+    backfill
+        Backfill cohorts (BF-BOIN; Zhao et al. 2024): ``true`` for the defaults, a
+        mapping of :class:`Backfill` settings (``max_per_dose``, ``max_total``,
+        ``require_response``, ``assign``, ``unplaced``, ``pending_at_end``), or
+        None/``false`` (off). Needs calendar time (the time-aware engine).
     """
 
     no_escalation_after_dlts: int | Literal["all", "off"] = "all"
@@ -710,6 +727,7 @@ class SharedRules:
     coherence: Literal["fraction", "any", "off"] = "off"
     stop_n_at_dose: int | None = None
     min_n: int = 0
+    backfill: "Backfill | None" = None
 
     def check_rules(self) -> None:
         """Validate the shared fields (raises :class:`~escalade.design.errors.ConfigError`)."""
@@ -749,6 +767,7 @@ class SharedRules:
             check_int("min_n", self.min_n, low=0)
         else:
             check_int("min_n", self.min_n, low=0, high=max_n, what=f"an integer in [0, max_n = {max_n}]")
+        object.__setattr__(self, "backfill", Backfill.from_value(self.backfill))
 
     def shared_rule_fields(self) -> dict[str, Any]:
         """The shared fields and their values (to pass them on to a related config)."""
@@ -771,7 +790,7 @@ class SharedRules:
 _SHARED_FIELDS: tuple[str, ...] = (
     "no_escalation_after_dlts", "no_escalation_above_boundary", "overdose_control", "overdose_min_n",
     "lowest_dose_safety", "lowest_dose_safety_min_n", "beta_prior", "no_skip", "coherence", "stop_n_at_dose",
-    "min_n",
+    "min_n", "backfill",
 )
 
 
@@ -855,6 +874,245 @@ under a Beta(1, 1) prior with at least 3 patients at the dose, and the trial sto
         parts.append(f"the trial stops when Pr(DLT rate at the lowest dose > {float(target):g} | data) > "
                      f"{float(p['lowest_dose_safety']):g} under a {beta} prior with at least "
                      f"{int(p.get('lowest_dose_safety_min_n', 3))} patients there")
-    if not parts:
-        return ""
-    return "Trial rules (escalade, shared by every design): " + "; ".join(parts) + "."
+    text = "Trial rules (escalade, shared by every design): " + "; ".join(parts) + "." if parts else ""
+    bf = p.get("backfill")
+    if bf not in (None, False):
+        b = Backfill.from_value(bf)
+        assert b is not None
+        where = "the highest" if b.assign == "highest" else "the lowest"
+        sentence = (
+            "Backfill cohorts (BF-BOIN; Zhao, Yuan, Korn & Freidlin, 2024): while an escalation cohort is in DLT "
+            f"follow-up, each arriving patient is treated at {where} dose below the current one that has been "
+            "cleared, whose observed DLT count (alone, or pooled with the next dose) is below BOIN's "
+            "de-escalation boundary" + (", at which a response has been seen" if b.require_response else "")
+            + f", and that has fewer than {b.max_per_dose} patients"
+            + (f" (at most {b.max_total} backfill patients in all)" if b.max_total is not None else "")
+            + " (backfill patients come in addition to the escalation's maximum sample size)"
+            + "; the DLTs of backfill patients count in every later escalation decision and in the final "
+            "selection" + (", and when the data of a backfilled dose conflict with the current dose's, the "
+                           "doses between them are pooled as in the paper"
+                           if "stay_on_1_of_3" in p else "") + ".")  # BOIN's parameters: its pooling rule
+        text = (text + " " + sentence).strip()
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# backfill cohorts
+
+
+_BACKFILL_ASSIGN = ("highest", "lowest")
+_BACKFILL_UNPLACED = ("wait", "leave")
+_BACKFILL_PENDING = ("follow", "drop")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backfill:
+    """Backfill cohorts (BF-BOIN): Zhao, Yuan, Korn & Freidlin (2024), Clin Cancer Res 30:673-679.
+
+    While the escalation cohort at dose :math:`c` is in follow-up (its last
+    patient dosed, not every outcome known), a patient who arrives is treated
+    at a backfill dose :math:`b < c` that is *open* at the arrival
+    (:func:`backfill_open`): (1) cleared: the escalation has moved above it;
+    (2) with ``require_response``, a response has been seen there; (3) safe:
+    the observed DLT count at :math:`b` is below BOIN's de-escalation boundary,
+    or that of :math:`b` pooled with :math:`b + 1` is, and no lower dose is
+    unsafe (the paper's closing rule: a dose whose data call for
+    de-escalation closes with every dose above it); (4) fewer than
+    ``max_per_dose`` patients treated there and fewer than ``max_total``
+    backfill patients in the trial. The escalation's decisions use every
+    outcome known by then, backfill patients' included; the final selection
+    uses all patients.
+
+    Attributes
+    ----------
+    max_per_dose
+        A dose closes for backfill once this many patients (escalation and
+        backfill) have been treated there (the paper's and ``bfboin``'s
+        ``n.cap``, 12).
+    max_total
+        At most this many backfill patients in the trial (None: no limit but
+        ``max_per_dose``).
+    require_response
+        Open a dose only once a response has been observed there (the paper;
+        its software's ``p.response.true`` drives it). False: safety alone.
+    assign
+        Where several doses are open: ``"highest"`` (the paper) or ``"lowest"``.
+    unplaced
+        A patient who arrives while the escalation cohort is in follow-up and no
+        dose is open: ``"wait"`` for the next escalation cohort (escalade's time
+        model: nobody is lost) or ``"leave"`` the trial (referred elsewhere, as in
+        the paper's simulations, where BOIN without backfill also loses them).
+    pending_at_end
+        Backfill patients still in follow-up when the escalation ends:
+        ``"follow"`` them to the end of their window and count them (duration,
+        sample size, final selection), or ``"drop"`` them as the paper's
+        software does (the trial ends with the last escalation cohort).
+    """
+
+    max_per_dose: int = 12
+    max_total: int | None = None
+    require_response: bool = True
+    assign: Literal["highest", "lowest"] = "highest"
+    unplaced: Literal["wait", "leave"] = "wait"
+    pending_at_end: Literal["follow", "drop"] = "follow"
+
+    def __post_init__(self) -> None:
+        from escalade.design.errors import ConfigError, did_you_mean
+
+        check_int("backfill.max_per_dose", self.max_per_dose, low=1)
+        if self.max_total is not None:
+            check_int("backfill.max_total", self.max_total, low=0)
+        if not isinstance(self.require_response, bool):
+            raise ConfigError("backfill.require_response", self.require_response, "must be true or false")
+        for name, allowed in (("assign", _BACKFILL_ASSIGN), ("unplaced", _BACKFILL_UNPLACED),
+                              ("pending_at_end", _BACKFILL_PENDING)):
+            v = getattr(self, name)
+            if v not in allowed:
+                raise ConfigError(f"backfill.{name}", v,
+                                  f"must be one of {list(allowed)}{did_you_mean(str(v), allowed)}")
+
+    @classmethod
+    def from_value(cls, value: Any) -> "Backfill | None":
+        """The setting from a study file's value: None/false (off), true (defaults), a mapping, or a Backfill."""
+        from escalade.design.errors import ConfigError, did_you_mean
+
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict) or hasattr(value, "items"):
+            names = [f for f in cls.__dataclass_fields__]
+            for key in value:
+                if key not in names:
+                    raise ConfigError(f"backfill.{key}", value[key],
+                                      f"is not a backfill setting{did_you_mean(str(key), names)}; "
+                                      f"allowed: {', '.join(names)}")
+            return cls(**dict(value))
+        raise ConfigError("backfill", value, "must be true, false or a mapping of backfill settings "
+                          "(max_per_dose, max_total, require_response, assign, unplaced, pending_at_end)")
+
+    def slots(self, n_doses: int) -> int:
+        """Most backfill patients one trial can have."""
+        cap = n_doses * self.max_per_dose
+        return cap if self.max_total is None else min(cap, self.max_total)
+
+
+def backfill_of(design: Any) -> Backfill | None:
+    """The :class:`Backfill` setting of ``design`` (None when off or the design has none)."""
+    return getattr(getattr(design, "config", None), "backfill", None)
+
+
+def patient_slots(design: Any) -> int:
+    """Patient slots one trial of ``design`` may use: ``max_n``, plus the backfill patients."""
+    bf = backfill_of(design)
+    extra = 0 if bf is None else bf.slots(int(design.n_doses))
+    return int(design.max_n) + extra
+
+
+def _deesc_at(table: IntArray, n: IntArray) -> IntArray:
+    return table[np.clip(n, 1, table.shape[0] - 1)]
+
+
+def backfill_open(setting: Backfill, *, n_obs: IntArray, y_obs: IntArray, n_treated: IntArray,
+                  responded: BoolArray, current: IntArray, n_backfill_total: IntArray,
+                  deescalate: IntArray) -> BoolArray:
+    """``(S, D)``: doses open for backfill at a patient's arrival (see :class:`Backfill`).
+
+    Parameters
+    ----------
+    n_obs, y_obs
+        ``(S, D)`` patients whose outcome is known by now, and their DLTs.
+    n_treated
+        ``(S, D)`` patients treated so far (known or pending).
+    responded
+        ``(S, D)`` a response has been observed at the dose.
+    current
+        ``(S,)`` the escalation cohort's dose: only lower doses are cleared.
+    n_backfill_total
+        ``(S,)`` backfill patients so far.
+    deescalate
+        BOIN's de-escalation boundaries by number of patients (``deescalate[n]``:
+        de-escalate with that many DLTs or more), long enough for the pooled counts.
+
+    Safety (Zhao et al. 2024): dose :math:`b` is safe when :math:`y_b <`
+    ``deescalate[n_b]``, or when the same holds for :math:`b` and :math:`b+1`
+    pooled; the first unsafe dose closes itself and every dose above it.
+    """
+    s, nd = n_obs.shape
+    cleared = np.arange(nd)[None, :] < np.asarray(current)[:, None]
+    safe_own = y_obs < _deesc_at(deescalate, n_obs)
+    n_up = np.concatenate([n_obs[:, 1:], np.zeros((s, 1), np.int64)], axis=1)
+    y_up = np.concatenate([y_obs[:, 1:], np.zeros((s, 1), np.int64)], axis=1)
+    safe_pool = (y_obs + y_up) < _deesc_at(deescalate, n_obs + n_up)
+    safe = np.logical_and.accumulate(safe_own | safe_pool, axis=1)
+    room = n_treated < setting.max_per_dose
+    if setting.max_total is not None:
+        room &= (np.asarray(n_backfill_total) < setting.max_total)[:, None]
+    ok = cleared & safe & room
+    if setting.require_response:
+        ok &= responded
+    return ok
+
+
+#: Decisions of the boundaries at a dose (for :func:`backfill_pooled_move`).
+_ESC, _STAY, _DEESC = 0, 1, 2
+
+
+def backfill_pooled_move(states: States, own: IntArray, *, escalate: IntArray, deescalate: IntArray) -> IntArray:
+    """BF-BOIN's next dose where backfill data at lower doses conflict with the current dose's.
+
+    Zhao, Yuan, Korn & Freidlin (2024), Clin Cancer Res 30:673-679 (the rule
+    as the software ``bfboin`` 0.1.1 implements it). With :math:`c` the current
+    dose and each dose :math:`k \\le c` classified by the boundaries on its own
+    data (escalate / stay / de-escalate):
+
+    * no conflict (every lower dose escalates, or the current dose does not
+      escalate and no lower dose de-escalates): the design's own move ``own``;
+    * otherwise :math:`b^*` is the highest lower dose that conflicts (does not
+      escalate when :math:`c` escalates; de-escalates when :math:`c` does not
+      escalate), and the data of :math:`b^*..c` are pooled: escalate if the
+      pooled count is at or below the escalation boundary; de-escalate, to the
+      highest :math:`k \\in [b^*, c]` whose pooled data :math:`b^*..k` stay below
+      the de-escalation boundary (or :math:`b^* - 1`, at least the lowest dose,
+      when there is none), if at or above the de-escalation boundary; stay otherwise.
+
+    Without data above the escalation boundary at a lower dose (always so
+    without backfill: BOIN leaves a dose upwards only when its data say
+    escalate) the result is ``own``. Elimination and the other trial rules
+    apply afterwards, as for every design.
+    """
+    n, y = states.n, states.tox
+    s, nd = n.shape
+    top = escalate.shape[0] - 1
+    c = np.asarray(states.current, np.int64)
+    nn = np.clip(n, 1, top)
+    code = np.where(y <= escalate[nn], _ESC, np.where(y >= deescalate[nn], _DEESC, _STAY))
+    idx = np.arange(nd)[None, :]
+    lower = idx < c[:, None]
+    code_c = np.take_along_axis(code, c[:, None], axis=1)[:, 0]
+    esc_c = code_c == _ESC
+    bad = np.where(esc_c[:, None], code != _ESC, code == _DEESC) & lower
+    conflict = bad.any(axis=1)
+    if not conflict.any():
+        return np.asarray(own, np.int64)
+    b_star = np.where(conflict, nd - 1 - np.argmax(bad[:, ::-1], axis=1), 0)
+    band = (idx >= b_star[:, None]) & (idx <= c[:, None])
+    cum_n = np.cumsum(np.where(band, n, 0), axis=1)
+    cum_y = np.cumsum(np.where(band, y, 0), axis=1)
+    big = max(int(cum_n.max(initial=0)), 1)
+    if big > top:
+        raise ValueError(f"backfill: {big} pooled patients exceed the boundary table ({top}); build the "
+                         "design's boundaries for at least its patient slots")
+    pn = np.take_along_axis(cum_n, c[:, None], axis=1)[:, 0]
+    py = np.take_along_axis(cum_y, c[:, None], axis=1)[:, 0]
+    pnn = np.clip(pn, 1, top)
+    up = py <= escalate[pnn]
+    down = py >= deescalate[pnn]
+    ok_k = band & (cum_y < deescalate[np.clip(cum_n, 1, top)])
+    any_ok = ok_k.any(axis=1)
+    k_hi = nd - 1 - np.argmax(ok_k[:, ::-1], axis=1)
+    go_down = np.where(any_ok, k_hi, np.maximum(b_star - 1, 0))
+    pooled = np.where(up, np.minimum(c + 1, nd - 1), np.where(down, go_down, c))
+    return np.where(conflict, pooled, own).astype(np.int64)

@@ -16,6 +16,14 @@ Cohorts of three at the current dose ``d`` with ``y`` DLTs in ``n`` patients:
 
 The MTD is therefore the highest dose with at most one DLT in six patients
 (de-escalation) or the dose below the first one with two or more DLTs (none).
+
+``six_at_top`` (off by default): 0/3 at the top dose does not end the trial;
+three more patients are treated there, and the top dose is declared the MTD
+only with at most one DLT in six (as the usual protocol wording "the MTD is
+the highest dose at which at most one of six patients has a DLT" requires;
+Le Tourneau, Lee & Siu (2009), J Natl Cancer Inst 101:708-720, describe the
+MTD of the 3+3 as a dose with six patients). With two or more DLTs in those
+six the top dose is too toxic and the ordinary rules above apply.
 """
 
 from __future__ import annotations
@@ -48,6 +56,11 @@ class ThreePlusThreeConfig(SharedRules):
         Maximum sample size; defaults to six patients per dose (never binding).
     target
         Used only by the shared rules that need one (filled from the study file).
+    six_at_top
+        Treat six patients at the top dose before declaring it the MTD: 0/3 there
+        expands to six instead of ending the trial (default False: 0/3 at the top
+        dose ends the trial with the top dose as MTD, as Storer and
+        ``escalation::get_three_plus_three``).
 
     The shared trial rules (:class:`~escalade.design.rules.SharedRules`) are
     available; the all-DLT guardrail, on by default, never binds (3+3 never
@@ -59,9 +72,13 @@ class ThreePlusThreeConfig(SharedRules):
     allow_deescalation: bool = False
     max_n: int | None = None
     target: float | None = None
+    six_at_top: bool = False
 
     def __post_init__(self) -> None:
         check_int("n_doses", self.n_doses, low=1)
+        if not isinstance(self.six_at_top, bool):
+            from escalade.design.errors import ConfigError
+            raise ConfigError("six_at_top", self.six_at_top, "must be true or false")
         check_start_dose(self.start_dose, self.n_doses)
         if self.max_n is None:
             object.__setattr__(self, "max_n", 6 * self.n_doses)
@@ -105,6 +122,10 @@ class ThreePlusThreeDesign(ConfigDesign):
         expand = (n == 3) & (y == 1)
         incomplete = (n % 3 != 0) | (n == 0)
         ok = ~toxic & ~expand & ~incomplete  # 0/3 or <=1/6
+        if self.config.six_at_top:  # 0/3 at the top dose: three more there before it can be the MTD
+            top_expand = ok & (d == top) & (n < 6)
+            expand = expand | top_expand
+            ok = ok & ~top_expand
         if self.config.allow_deescalation:
             # Korn et al.: an MTD reached by de-escalation needs six patients; 0/3 at the
             # top dose ends the trial at once (as escalation::get_three_plus_three)
@@ -129,7 +150,8 @@ class ThreePlusThreeDesign(ConfigDesign):
         return ThreePlusThreeExplanation(current_dose=d + 1, n_at_current=n, dlt_at_current=y,
                                          n=tuple(int(v) for v in states.n[0]),
                                          dlt=tuple(int(v) for v in states.tox[0]),
-                                         allow_deescalation=bool(self.config.allow_deescalation))
+                                         allow_deescalation=bool(self.config.allow_deescalation),
+                                         six_at_top=bool(self.config.six_at_top))
 
     def select(self, states: States) -> IntArray:
         """MTD of the final state: ``d`` if it passed, else ``d - 1`` (none below dose 1)."""
@@ -138,6 +160,9 @@ class ThreePlusThreeDesign(ConfigDesign):
         n = states.at_current(states.n)
         passed = (y <= 1) & ~((n == 3) & (y == 1))
         sel = np.where(passed, d, d - 1)
+        if self.config.six_at_top:  # the top dose is the MTD only with six patients
+            top = self.n_doses - 1
+            sel = np.where(passed & (d == top) & (n < 6), d - 1, sel)
         if self.config.allow_deescalation:
             # the dose below must itself have six patients with at most one DLT
             below = np.maximum(sel, 0)
@@ -158,12 +183,14 @@ class ThreePlusThreeExplanation(ExplanationMixin):
     n: tuple[int, ...]
     dlt: tuple[int, ...]
     allow_deescalation: bool
+    six_at_top: bool = False
 
     @property
     def rule(self) -> str:
         text = ("3+3: 0/3 DLTs escalate; 1/3 expand to 6 at the same dose; <= 1/6 escalate; "
                 ">= 2 DLTs: the MTD is the dose below")
-        return text + (" (with de-escalation until six patients confirm it)" if self.allow_deescalation else "")
+        text += " (with de-escalation until six patients confirm it)" if self.allow_deescalation else ""
+        return text + ("; the top dose needs six patients" if self.six_at_top else "")
 
     def table(self) -> dict[str, list]:
         return {"n": list(self.n), "dlt": list(self.dlt)}

@@ -212,6 +212,13 @@ def _scenario_notes(run: RunData) -> list[tuple[str, str]]:
     return out
 
 
+def _backfill(run: RunData) -> dict[str, Any] | None:
+    """The backfill comparison block (:mod:`escalade.reports.backfill`), None without a backfill design."""
+    from escalade.reports.backfill import backfill_context
+
+    return backfill_context(run)
+
+
 def _stage(progress: Progress | None, t0: float, text: str) -> None:
     if progress is not None:
         progress(f"{text} ({time.perf_counter() - t0:.1f} s)")
@@ -266,6 +273,7 @@ def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
         "attachments": attachments(run),
         "study_text": str(run.manifest.get("study_text") or "(not recorded)"),
         "diff": None,
+        "backfill": _backfill(run),
     }
     _stage(progress, t0, f"tables of {len(run.scenarios)} scenarios")
     ctx["curves_figure"] = plots.scenario_curves_figure(run, optimal)

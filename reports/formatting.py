@@ -76,6 +76,10 @@ METRICS: Final[dict[str, MetricSpec]] = {m.name: m for m in (
     MetricSpec("stage2_orr_selected", "After stage 2: true ORR at the selected dose", 3, "", True),
     MetricSpec("stage2_duration_days", "Stage 2: duration, mean (days)", 0),
     MetricSpec("stage2_total_duration_days", "Both stages: duration, mean (days)", 0),
+    MetricSpec("backfill_patients", "Backfill patients (mean)", 1),
+    MetricSpec("backfill_escalation_patients", "Escalation patients (mean)", 1),
+    MetricSpec("backfill_total", "Backfill patients per trial (mean)", 1),
+    MetricSpec("backfill_pct", "Backfill patients (% of all)", 1, "%"),
 )}
 
 

@@ -126,6 +126,8 @@ def fmt_param(run: RunData, name: str, value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, (list, tuple)):
         return ", ".join(fmt_param(run, "", v) for v in value)
+    if isinstance(value, Mapping):  # a nested setting (backfill): "max_per_dose 12; require_response yes; ..."
+        return "; ".join(f"{k} {fmt_param(run, '', v)}" for k, v in value.items())
     if value is None:
         return "off" if name in _RULE_FIELDS else "not set"
     return str(value)

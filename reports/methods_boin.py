@@ -39,6 +39,7 @@ BOIN_PARAMETERS: dict[str, str] = {
     "n_earlystop": "stop once this many patients are treated at the current dose",
     "titration": "accelerated titration (one patient per dose) until the first DLT",
     "bound_mtd": "the selected MTD's estimated DLT rate must not exceed \u03bbd",
+    "stay_on_1_of_3": "one DLT in three patients at the current dose stays there instead of de-escalating",
 }
 
 _MAX_COLS = 12
@@ -52,7 +53,8 @@ def _config(run: RunData, design: DesignInfo) -> BoinConfig:
 
 def boin_decision_tables(cfg: BoinConfig, index: int) -> list[Table]:
     """The boundaries at the end of each cohort, split into tables of at most 12 columns."""
-    b = boin_boundaries(cfg.target, cfg.max_n, cfg.p_saf, cfg.p_tox, cfg.cutoff_eli, cfg.offset)
+    extra = {"stay_on_1_of_3": True} if cfg.stay_on_1_of_3 else {}
+    b = boin_boundaries(cfg.target, cfg.max_n, cfg.p_saf, cfg.p_tox, cfg.cutoff_eli, cfg.offset, **extra)
     t = b.table(cfg.cohort_size)
     ns = t["n"]
     rows_def = [("Escalate if # of DLTs \u2264", t["escalate_if_ntox_le"]),

@@ -202,7 +202,11 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
       (ratio of means; not defined when none did);
     * ``early_stop_pct``, ``stop_pct`` [stop reason];
     * with calendar time, ``duration_days``, ``suspensions``, ``suspended_pct``
-      (:func:`escalade.simulations.oc_time.time_per_trial`).
+      (:func:`escalade.simulations.oc_time.time_per_trial`);
+    * with backfill cohorts (:attr:`TrialOutcomes.n_backfill`): ``backfill_patients`` and
+      ``backfill_escalation_patients`` [dose] (the patients at each dose split into backfill and
+      escalation patients), ``backfill_total`` (backfill patients per trial) and ``backfill_pct``
+      (% of all patients, ratio of means).
     """
     nd = out.n_doses
     labels = list(dose_labels) if dose_labels is not None else [f"DL{j + 1}" for j in range(nd)]
@@ -266,6 +270,15 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
         from escalade.simulations.oc_time import time_per_trial
 
         cols.update({(m, ""): c for m, c in time_per_trial(out).items()})
+    if out.n_backfill is not None:  # a design with backfill cohorts: patients split by how they were treated
+        nb = np.asarray(out.n_backfill)
+        for j in range(nd):
+            cols[("backfill_patients", labels[j])] = mean(nb[:, j])
+        for j in range(nd):
+            cols[("backfill_escalation_patients", labels[j])] = mean(out.n[:, j] - nb[:, j])
+        bt = nb.sum(axis=1).astype(float)
+        cols[("backfill_total", "")] = mean(bt)
+        cols[("backfill_pct", "")] = PerTrial(bt, total, 100.0)
     return cols
 
 

@@ -48,6 +48,9 @@ class TrialOutcomes:
     suspensions
         ``(T,)`` number of accrual suspensions (arrivals that had to wait for
         follow-up before they could be dosed), when time is tracked.
+    n_backfill
+        ``(T, D)`` backfill patients per dose (included in ``n``), for a design
+        with backfill cohorts (:class:`~escalade.design.rules.Backfill`); None otherwise.
     """
 
     selected: IntArray
@@ -62,6 +65,7 @@ class TrialOutcomes:
     trial: IntArray | None = None
     duration: np.ndarray | None = None
     suspensions: IntArray | None = None
+    n_backfill: IntArray | None = None
 
     @property
     def n_trials(self) -> int:
@@ -88,6 +92,7 @@ class TrialOutcomes:
             duration=cat([p.duration for p in parts]) if timed else None,
             suspensions=cat([p.suspensions for p in parts]) if timed and all(
                 p.suspensions is not None for p in parts) else None,
+            n_backfill=cat([p.n_backfill for p in parts]) if all(p.n_backfill is not None for p in parts) else None,
         )
 
     def offset(self, start: int) -> "TrialOutcomes":

@@ -49,6 +49,7 @@ from typing import Any, Literal
 import numpy as np
 
 from escalade.design.base import Design, decides_on_followup
+from escalade.design.rules import backfill_of, patient_slots
 from escalade.scenarios.errors import EscaladeError
 from escalade.scenarios.study import Timing
 from escalade.simulations.atomic import make_dir
@@ -117,14 +118,14 @@ def run_unit(
     unit: WorkUnit, scenario: ScenarioSpec, designs: Sequence[Design], seed: int
 ) -> list[TrialOutcomes]:
     """Run one unit under every design on the same patients (a pure function)."""
-    max_n = max(int(d.max_n) for d in designs)
+    max_n = max(patient_slots(d) for d in designs)  # max_n, plus backfill patients (same draws for the rest)
     patients = draw_patients(seed, scenario.key, unit.chunk, unit.size, max_n, scenario.association)
     p_tox = np.asarray(scenario.p_dlt, float)
     p_eff = np.asarray(scenario.p_response, float)
     outs = []
     timing = scenario.timing
     for d in designs:
-        if (timing is not None and timing.enabled) or decides_on_followup(d):
+        if (timing is not None and timing.enabled) or decides_on_followup(d) or backfill_of(d) is not None:
             from escalade.simulations.timed import run_timed_trials
 
             o = run_timed_trials(d, p_tox, p_eff, patients, timing if timing is not None else Timing(),

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from escalade.design.base import NO_DOSE, Design, StopReason, decides_on_followup
+from escalade.design.rules import backfill_of
 from escalade.design.registry import config_to_dict
 from escalade.scenarios.designs import build_study_designs, referenced_files
 from escalade.scenarios.errors import ConfigError, EscaladeError, StudyError
@@ -132,6 +133,10 @@ def _trials_part(labels: Sequence[str], scen: str, des: str, o: TrialOutcomes) -
     for prefix, counts in (("n", o.n), ("dlt", o.tox), ("resp", o.eff)):
         for j in range(o.n_doses):
             cols[f"{prefix}_{j + 1}"] = counts[:, j]
+    if o.n_backfill is not None:  # a design with backfill cohorts: backfill patients per dose (included in n_)
+        for j in range(o.n_doses):
+            cols[f"backfill_{j + 1}"] = pd.arrays.IntegerArray(  # nullable: empty for the other designs
+                np.asarray(o.n_backfill[:, j], np.int64), np.zeros(o.n_trials, bool))
     return pd.DataFrame(cols)
 
 
@@ -149,6 +154,8 @@ def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes], stage2: dict[tu
         h.update(repr(key).encode())
         for a in (o.selected, o.reason, o.n, o.tox, o.eff, o.both, o.cohorts):
             h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        if o.n_backfill is not None:  # only designs with backfill cohorts: every other hash is unchanged
+            h.update(np.ascontiguousarray(o.n_backfill, dtype=np.int64).tobytes())
         if o.exact:
             h.update(np.ascontiguousarray(o.weight, dtype=np.float64).tobytes())
     for key in sorted(stage2 or {}):
@@ -313,12 +320,15 @@ def effective_timing(study: Study, designs: Sequence[Design]) -> tuple[Timing | 
     if study.timing.enabled:
         return study.timing, "the study file's timing section"
     timed = [spec_name for spec_name, d in zip((s.name for s in study.designs), designs)
-             if decides_on_followup(d)]
+             if decides_on_followup(d) or backfill_of(d) is not None]
     if not timed:
         return None, "none: the study file has no timing section and no design needs calendar time"
     t = dataclasses.replace(Timing(), enabled=True)
+    why = (f"decide{'s' if len(timed) == 1 else ''} on follow-up times"
+           if not any(backfill_of(d) is not None for d in designs) else
+           f"need{'s' if len(timed) == 1 else ''} calendar time (backfill cohorts or follow-up times)")
     return t, (f"default timing for every design (the study file has no timing section and {', '.join(timed)} "
-               f"decide{'s' if len(timed) == 1 else ''} on follow-up times): Poisson accrual of "
+               f"{why}): Poisson accrual of "
                f"{t.rate_per_month:g} patients a month, uniform DLT onset over the "
                f"{study.dlt_window_days:g}-day window, cohort enrolment; add a timing section to set them")
 

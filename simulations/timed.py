@@ -46,6 +46,26 @@ members after the first are dosed on arrival. The final recommendation is
 that a trial stopped for toxicity (all doses too toxic, no acceptable dose)
 recommends no dose even if outcomes pending at the stop turn out better.
 
+*Backfill cohorts* (a design whose config sets ``backfill``, :class:`~escalade.design.rules.Backfill`;
+BF-BOIN, Zhao, Yuan, Korn & Freidlin (2024), Clin Cancer Res 30:673-679): arrivals are placed one at a
+time, in order of arrival. While the escalation cohort has room, the arrival joins it (dosed on arrival,
+or when the trial reopens if they waited). Once its last patient is dosed and until every outcome of the
+cohort is known, an arrival is treated at once at the backfill dose the setting opens for them
+(:func:`~escalade.design.rules.backfill_open`, on the outcomes known at the arrival); with no dose open they
+wait for the next escalation cohort (``unplaced="wait"``, as every arrival waits without backfill) or leave
+the trial (``"leave"``, the paper's simulations). The escalation decision is made when the next arrival
+comes after the cohort is complete (or at completion for a waiting patient), on every outcome known by then
+(backfill patients' included; pending ones are not counted), by ``design.decide``. The escalation ends at
+``max_n`` escalation patients or a stop; backfill ends with it. Patients still in follow-up then are
+followed and counted (``pending_at_end="follow"``), or left out as the paper's software does (``"drop"``:
+the trial then ends when the last escalation cohort's outcomes are complete, which is its duration).
+:attr:`TrialOutcomes.n_backfill` holds the backfill patients per dose. Past the arrivals drawn for the
+patient slots (only with ``unplaced="leave"``), further arrivals come at the mean gap. Staggering applies
+to escalation patients as below (backfill doses have all been given before). For a design on pending data
+(TITE-BOIN), the escalation cohort never waits for full follow-up; an arrival that meets an accrual
+suspension is backfilled where a dose is open (and the design is asked again at the next arrival), and
+waits as without backfill otherwise (``unplaced="wait"``, ``pending_at_end="follow"`` only).
+
 *Staggering* (``timing.enrolment = "stagger"``): the first patient dosed at a
 dose level never given before (a *sentinel*) is observed alone for
 ``stagger_days``: no other patient is dosed before then (the others of the
@@ -57,16 +77,18 @@ design's own rules react to it at the next decision.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from escalade.design.base import NO_DOSE, Design, FollowUp, States, StopReason, decides_on_followup
+from escalade.design.rules import Backfill, backfill_of, backfill_open, deescalation_boundary, patient_slots
 from escalade.scenarios.study import Timing
 from escalade.simulations.outcomes import TrialOutcomes
-from escalade.simulations.patients import Patients
-from escalade.simulations.trial import CohortLoop, select_memoised, simulate
+from escalade.simulations.patients import Patients, draw_patients
+from escalade.simulations.trial import CohortLoop, decide_memoised, select_memoised, simulate
 
 if TYPE_CHECKING:
     from escalade.design.tite_crm import FollowUp
@@ -146,7 +168,8 @@ def followup_fraction(elapsed: np.ndarray, dlt_day: np.ndarray, dlt: np.ndarray,
 
 def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: np.ndarray, *, n_doses: int,
                  current: np.ndarray, last_n: np.ndarray, last_start: np.ndarray,
-                 eff_fraction: np.ndarray | None = None) -> tuple[States, FollowUp]:
+                 eff_fraction: np.ndarray | None = None,
+                 in_last: np.ndarray | None = None) -> tuple[States, FollowUp]:
     """The :class:`States` and :class:`~escalade.design.tite_crm.FollowUp` a pending-data design decides on.
 
     Parameters
@@ -163,6 +186,9 @@ def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: n
         ``(S, N)`` follow-up as a fraction of the efficacy window, for designs
         with late-onset efficacy (TITE-BOIN12); the :class:`FollowUp` then also
         carries the observed responses. None: toxicity follow-up only.
+    in_last
+        ``(S, N)`` optional: which slots belong to the last cohort (with backfill cohorts, whose
+        patients come between cohorts); by default every slot from ``last_start`` on.
 
     The counts are those observed by now (a pending patient counts in ``n``
     and not in ``tox``); ``last_tox`` counts the last cohort's observed DLTs.
@@ -180,7 +206,9 @@ def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: n
     y_ = (onehot & dlt[:, :, None]).sum(axis=1).astype(np.int64)
     e_ = (onehot & eff[:, :, None]).sum(axis=1).astype(np.int64)
     b_ = (onehot & (dlt & eff)[:, :, None]).sum(axis=1).astype(np.int64)
-    in_last = (np.arange(dose.shape[1])[None, :] >= np.asarray(last_start)[:, None]) & treated
+    if in_last is None:
+        in_last = np.arange(dose.shape[1])[None, :] >= np.asarray(last_start)[:, None]
+    in_last = np.asarray(in_last, bool) & treated
     lt = (dlt & in_last).sum(axis=1).astype(np.int64)
     states = States(n_, y_, e_, b_, np.asarray(current, np.int64), np.asarray(last_n, np.int64), lt)
     if eff_fraction is None:
@@ -351,14 +379,24 @@ def run_timed_trials(
     if patients.u_arrival is None:
         raise ValueError("patients carry no arrival uniforms (u_arrival); draw them with "
                          "escalade.simulations.patients.draw_patients")
-    if patients.capacity < int(design.max_n):
-        raise ValueError(f"patients hold {patients.capacity} per trial; the design needs {design.max_n}")
+    slots = patient_slots(design)
+    if patients.capacity < slots:
+        raise ValueError(f"patients hold {patients.capacity} per trial; the design needs {slots}")
     if not dlt_window_days > 0 or not response_days >= 0:
         raise ValueError(f"dlt_window_days must be > 0 and response_days >= 0; got {dlt_window_days}, "
                          f"{response_days}")
     if stagger_scope not in ("new_dose", "cohort"):
         raise ValueError(f"stagger_scope must be 'new_dose' or 'cohort'; got {stagger_scope!r}")
     line = _Timeline(design, p_tox, p_eff, patients, timing, dlt_window_days, response_days, stagger_scope)
+    bf = backfill_of(design)
+    if bf is not None:
+        if decides_on_followup(design):
+            if bf.unplaced != "wait" or bf.pending_at_end != "follow":
+                raise ValueError(f"design '{design.kind}' decides on pending data: its backfill cohorts take "
+                                 "unplaced='wait' and pending_at_end='follow' (the paper's 'leave'/'drop' "
+                                 "settings are for designs on complete data)")
+            return _run_pending(design, line, bf)
+        return _run_backfill(design, line, bf, timing)
     if decides_on_followup(design):
         return _run_pending(design, line)
     return _run_complete(design, line)
@@ -390,12 +428,217 @@ def _run_complete(design: Design, line: _Timeline) -> TrialOutcomes:
     return line.finish(loop.reason, loop.cohorts, loop.current, loop.last_n, loop.last_tox)
 
 
-def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
-    """Decide at each cohort's arrival on pending data; wait where the design suspends."""
+def _deescalation_table(design: Design, size: int) -> np.ndarray:
+    """BOIN's de-escalation boundaries for the design's target, by patients at a dose (``[n]``: the
+    smallest DLT count strictly above :math:`\\lambda_d n`; ``BOIN::get.boundary``'s, which the paper's
+    backfill safety rule reads, before any design option such as ``stay_on_1_of_3``), for ``n <= size``."""
+    cfg = design.config
+    target = getattr(cfg, "target", None)
+    if target is None:
+        raise ValueError(f"design '{design.kind}': backfill's safety rule needs a target DLT rate; set 'target'")
+    lam = deescalation_boundary(float(target), getattr(cfg, "p_tox", None))
+    raw = lam * np.arange(size + 1)
+    near = np.abs(raw - np.round(raw)) < 1e-12
+    return np.where(near, np.round(raw) + 1, np.ceil(raw)).astype(np.int64)
+
+
+def _counts(rows: int, dose: np.ndarray, mask: np.ndarray, nd: int) -> np.ndarray:
+    """``(R, D)`` number of ``mask`` slots per dose (``dose`` ``(R, W)``)."""
+    r = np.broadcast_to(np.arange(rows)[:, None], dose.shape)
+    idx = (r * nd + np.clip(dose, 0, nd - 1))[mask]
+    return np.bincount(idx, minlength=rows * nd).reshape(rows, nd).astype(np.int64)
+
+
+def _known_counts(line: _Timeline, rows: np.ndarray, t: np.ndarray, width: int) -> tuple[np.ndarray, ...]:
+    """Per-dose counts of trials ``rows`` at days ``t``: outcomes known (patients, DLTs, responses, both),
+    a response seen, and patients treated (known or pending)."""
+    nd = line.tried.shape[1]
+    cols = np.broadcast_to(np.arange(width), (rows.size, width))
+    rr = np.broadcast_to(rows[:, None], cols.shape)
+    dose = line.dose[rr, cols]
+    treated = dose >= 0
+    known = treated & (np.where(treated, line.outcome_known(rr, cols), np.inf) <= t[:, None] + _DELAY_TOL)
+    tox, eff = line.tox[rr, cols], line.eff[rr, cols]
+    n_obs = _counts(rows.size, dose, known, nd)
+    y_obs = _counts(rows.size, dose, known & tox, nd)
+    e_obs = _counts(rows.size, dose, known & eff, nd)
+    b_obs = _counts(rows.size, dose, known & tox & eff, nd)
+    seen = treated & eff & (line.dosed_at[rr, cols] + line.response <= t[:, None] + _DELAY_TOL)
+    responded = _counts(rows.size, dose, seen, nd) > 0
+    n_all = _counts(rows.size, dose, treated, nd)
+    return n_obs, y_obs, e_obs, b_obs, responded, n_all
+
+
+def _pick_backfill(bf: Backfill, open_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(has, dose)``: whether a dose is open, and the one the setting assigns (highest or lowest)."""
+    nd = open_.shape[1]
+    has = open_.any(axis=1)
+    if bf.assign == "highest":
+        return has, nd - 1 - np.argmax(open_[:, ::-1], axis=1)
+    return has, np.argmax(open_, axis=1)
+
+
+def _run_backfill(design: Design, line: _Timeline, bf: Backfill, timing: Timing) -> TrialOutcomes:
+    """Escalation cohorts on complete data, with backfill patients placed while a cohort is in follow-up."""
+    t_count, cap = line.dose.shape
+    nd = design.n_doses
+    max_n = int(design.max_n)
+    leave = bf.unplaced == "leave"
+    gap = DAYS_PER_MONTH / float(timing.rate_per_month)
+    stream = line.arrival.copy()  # the k-th arrival of each trial; line.arrival becomes each slot's arrival
+    deesc = _deescalation_table(design, patient_slots(design) + 1)
+    role = np.zeros((t_count, cap), np.int8)  # 1 escalation, 2 backfill
+    ai = np.zeros(t_count, np.int64)  # next arrival
+    pi = np.zeros(t_count, np.int64)  # next patient slot
+    d0, size0 = design.start()
+    c_dose = np.full(t_count, d0, np.int64)
+    c_size = np.full(t_count, min(size0, max_n), np.int64)
+    c_filled = np.zeros(t_count, np.int64)
+    c_tox = np.zeros(t_count, np.int64)
+    c_done = np.full(t_count, -np.inf)
+    t_open = np.zeros(t_count)
+    esc_n = np.zeros(t_count, np.int64)
+    bf_n = np.zeros(t_count, np.int64)
+    cohorts = np.ones(t_count, np.int64)
+    reason = np.zeros(t_count, np.int8)
+    t_last = np.zeros(t_count)  # when the last escalation cohort's outcomes were complete
+    live = np.ones(t_count, bool)
+
+    def arrival(rows: np.ndarray, k: np.ndarray) -> np.ndarray:
+        inside = k < cap
+        last = stream[rows, cap - 1]
+        return np.where(inside, stream[rows, np.minimum(k, cap - 1)], last + (k - cap + 1) * gap)
+
+    def dose_one(rows: np.ndarray, d: np.ndarray, t: np.ndarray, t_arr: np.ndarray, kind: int) -> np.ndarray:
+        slot = pi[rows]
+        if np.any(slot >= cap):  # pragma: no cover - slots are max_n + the backfill limit
+            raise RuntimeError("backfill engine ran out of patient slots")
+        line.dose[rows, slot] = d
+        line.dosed_at[rows, slot] = t
+        line.arrival[rows, slot] = t_arr
+        tox = line.pts.u_tox[rows, slot] < line.p_tox[d]
+        line.tox[rows, slot] = tox
+        line.eff[rows, slot] = line.pts.u_eff[rows, slot] < line.p_eff[d]
+        line.tried[rows, d] = True
+        role[rows, slot] = kind
+        pi[rows] += 1
+        ai[rows] += 1
+        return tox
+
+    def observed(rows: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+        return _known_counts(line, rows, t, max(int(pi[rows].max()), 1))
+
+    limit = 4 * cap + 2 * max_n + 10 + (1_000_000 if leave else 0)  # "leave": arrivals that leave cost steps
+    for _step in range(limit):
+        rows = np.nonzero(live)[0]
+        if rows.size == 0:
+            break
+        ta = arrival(rows, ai[rows])
+        room = c_filled[rows] < c_size[rows]
+        # 1. the escalation cohort has room: the arrival joins it
+        r1 = rows[room]
+        if r1.size:
+            t = np.maximum(ta[room], t_open[r1])
+            if line.stagger > 0:  # a sentinel: the cohort's others are dosed after its observation
+                first = c_filled[r1] == 0
+                sentinel = (line.stagger_all & first) | ~line.tried[r1, c_dose[r1]]
+                hold = np.where(sentinel, t + line.stagger, -np.inf)
+                t_open[r1] = np.maximum(t_open[r1], hold)
+            tox = dose_one(r1, c_dose[r1], t, ta[room], 1)
+            slot = pi[r1] - 1
+            c_done[r1] = np.maximum(c_done[r1], line.outcome_known(r1, slot))
+            c_filled[r1] += 1
+            c_tox[r1] += tox
+            esc_n[r1] += 1
+        r2 = rows[~room]
+        if r2.size == 0:
+            continue
+        ta2 = ta[~room]
+        pending = ta2 < c_done[r2] - _DELAY_TOL
+        decide = ~pending
+        # 2. the cohort is in follow-up: backfill, or wait / leave
+        rp = r2[pending]
+        if rp.size:
+            tp = ta2[pending]
+            n_obs, y_obs, _, _, responded, n_all = observed(rp, tp)
+            open_ = backfill_open(bf, n_obs=n_obs, y_obs=y_obs, n_treated=n_all, responded=responded,
+                                  current=c_dose[rp], n_backfill_total=bf_n[rp], deescalate=deesc)
+            has, pick = _pick_backfill(bf, open_)
+            rb = rp[has]
+            if rb.size:
+                dose_one(rb, pick[has], tp[has], tp[has], 2)
+                bf_n[rb] += 1
+            rn = rp[~has]
+            if leave:
+                ai[rn] += 1
+            else:  # the arrival waits: the decision is taken when the cohort is complete
+                decide[np.nonzero(pending)[0][~has]] = True
+        # 3. the cohort is complete: end at max_n, or decide on the outcomes known by now
+        rd = r2[decide]
+        if rd.size == 0:
+            continue
+        t_dec = np.maximum(ta2[decide], c_done[rd])
+        t_last[rd] = c_done[rd]
+        full = esc_n[rd] >= max_n
+        reason[rd[full]] = StopReason.MAX_SAMPLE_SIZE
+        live[rd[full]] = False
+        rq, tq = rd[~full], t_dec[~full]
+        if rq.size == 0:
+            continue
+        n_obs, y_obs, e_obs, b_obs, _, _ = observed(rq, tq)
+        states = States(n_obs, y_obs, e_obs, b_obs, c_dose[rq].copy(), c_filled[rq].copy(), c_tox[rq].copy())
+        dec = decide_memoised(design, states)
+        stop = dec.stop
+        reason[rq[stop]] = dec.reason[stop]
+        live[rq[stop]] = False
+        go = rq[~stop]
+        c_dose[go] = dec.dose[~stop]
+        c_size[go] = np.minimum(dec.cohort_size[~stop], max_n - esc_n[go])
+        if np.any(c_size[go] < 1):
+            raise RuntimeError(f"design '{design.kind}' asked for a cohort of size < 1")
+        c_filled[go] = 0
+        c_tox[go] = 0
+        c_done[go] = -np.inf
+        t_open[go] = tq[~stop]
+        cohorts[go] += 1
+    else:
+        raise RuntimeError(f"backfill trial loop for design '{design.kind}' did not finish in {limit} steps")
+    if bf.pending_at_end == "drop":  # as the paper's software: outcomes after the last cohort's are not seen
+        treated = line.dose >= 0
+        known = np.where(treated, line.dosed_at + np.where(line.tox, line.onset, line.window), np.inf)
+        if getattr(design, "uses_efficacy", False):
+            known = np.maximum(known, line.dosed_at + line.response)
+        late = (role == 2) & treated & (known > t_last[:, None] + _DELAY_TOL)
+        line.dose[late] = NO_DOSE
+        line.dosed_at[late] = np.inf
+        role[late] = 0
+    out = line.finish(reason, cohorts, c_dose, c_filled, c_tox, no_dose_after_safety_stop=True)
+    treated = line.dose >= 0
+    n_bf = _counts(t_count, line.dose, treated & (role == 2), nd)
+    duration = out.duration
+    if bf.pending_at_end == "drop":
+        first = np.where(treated[:, 0], line.dosed_at[:, 0], 0.0)
+        duration = t_last - first
+    return dataclasses.replace(out, n_backfill=n_bf, duration=duration)
+
+
+def _run_pending(design: Design, line: _Timeline, bf: Backfill | None = None) -> TrialOutcomes:
+    """Decide at each cohort's arrival on pending data; wait where the design suspends.
+
+    With backfill cohorts (``bf``): where the design suspends accrual at a patient's arrival, that
+    patient is treated at once at the backfill dose the setting opens (outcomes known by then), and
+    the design is asked again at the next arrival; with no dose open the trial waits as without backfill.
+    """
 
     t_count = line.dose.shape[0]
     nd = design.n_doses
     max_n = int(design.max_n)
+    if bf is not None:
+        deesc = _deescalation_table(design, patient_slots(design) + 1)
+        role = np.zeros(line.dose.shape, np.int8)  # 1 escalation, 2 backfill
+        cohort_of = np.zeros(line.dose.shape, np.int64)
+        esc_n = np.zeros(t_count, np.int64)
+        bf_n = np.zeros(t_count, np.int64)
     pos = np.zeros(t_count, np.int64)
     cohorts = np.zeros(t_count, np.int64)
     reason = np.zeros(t_count, np.int8)
@@ -409,7 +652,7 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
     live = np.arange(t_count)
     pending_decision = np.zeros(t_count, bool)  # False: the next cohort's dose is already fixed (first cohort)
     late_eff = bool(getattr(design, "uses_efficacy", False))  # pending efficacy too (TITE-BOIN12)
-    limit = 4 * max_n + 10
+    limit = 4 * max_n + 10 if bf is None else 4 * line.dose.shape[1] + 10
     for _step in range(limit):
         if live.size == 0:
             break
@@ -419,13 +662,31 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
             width = int(pos[ask].max())
             pdose, dlt, frac, effo, treated = line.observed(ask, t_now, width)
             efr = line.eff_followup(ask, t_now, width) if late_eff else None
+            in_last = None
+            if bf is not None:
+                in_last = cohort_of[ask, :width] == cohorts[ask, None]
             states, follow = pending_data(np.where(treated, pdose, NO_DOSE), dlt, frac, effo, n_doses=nd,
                                           current=current[ask], last_n=last_n[ask], last_start=last_start[ask],
-                                          eff_fraction=efr)
+                                          eff_fraction=efr, in_last=in_last)
             out = design.decide_tite(states, follow)
             dec, susp = out.decisions, np.asarray(out.suspend, bool)
             stop = dec.stop & ~susp
             reason[ask[stop]] = dec.reason[stop]
+            if bf is not None and susp.any():  # a suspension: the arrival may be backfilled instead of waiting
+                rs, ts = ask[susp], t_now[susp]
+                n_obs, y_obs, _, _, responded, n_all = _known_counts(line, rs, ts, max(width, 1))
+                open_ = backfill_open(bf, n_obs=n_obs, y_obs=y_obs, n_treated=n_all, responded=responded,
+                                      current=current[rs], n_backfill_total=bf_n[rs], deescalate=deesc)
+                has, pick = _pick_backfill(bf, open_)
+                rb, slot = rs[has], pos[rs[has]]
+                if rb.size:
+                    line.dose_cohort(rb, slot, np.ones(rb.size, np.int64), pick[has], ts[has])
+                    role[rb, slot] = 2
+                    pos[rb] += 1
+                    bf_n[rb] += 1
+                    placed = np.zeros(ask.size, bool)
+                    placed[np.nonzero(susp)[0][has]] = True
+                    susp = susp & ~placed  # asked again at the next arrival
             if susp.any():
                 rows = ask[susp]
                 # the next day any pending outcome (a DLT or window end; for efficacy designs also a
@@ -438,7 +699,7 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
                 if not np.all(np.isfinite(nxt)):
                     raise RuntimeError(f"design '{design.kind}' suspended accrual with no outcome pending")
                 open_at[rows] = nxt
-            go = ~stop & ~susp
+            go = ~stop & ~np.asarray(out.suspend, bool)
             dose[ask[go]] = dec.dose[go]
             size[ask[go]] = dec.cohort_size[go]
             open_at[ask[go]] = t_now[go]
@@ -451,18 +712,25 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
             ready[live] = True
         enrol = live[ready[live]]
         if enrol.size:
-            c = np.minimum(size[enrol], max_n - pos[enrol])
+            used = pos[enrol] if bf is None else esc_n[enrol]
+            c = np.minimum(size[enrol], max_n - used)
             if np.any(c < 1):
                 raise RuntimeError(f"design '{design.kind}' asked for a cohort of size < 1")
             hold = line.dose_cohort(enrol, pos[enrol], c, dose[enrol], open_at[enrol])
             open_at[enrol] = np.maximum(open_at[enrol], hold)
+            if bf is not None:
+                k = np.arange(int(c.max()))
+                r, j = np.nonzero(k[None, :] < c[:, None])
+                role[enrol[r], pos[enrol][r] + k[j]] = 1
+                cohort_of[enrol[r], pos[enrol][r] + k[j]] = cohorts[enrol][r] + 1
+                esc_n[enrol] += c
             last_start[enrol] = pos[enrol]
             pos[enrol] += c
             cohorts[enrol] += 1
             current[enrol] = dose[enrol]
             last_n[enrol] = c
             pending_decision[enrol] = True
-            full = enrol[pos[enrol] >= max_n]
+            full = enrol[(pos[enrol] if bf is None else esc_n[enrol]) >= max_n]
             reason[full] = StopReason.MAX_SAMPLE_SIZE
             live = live[~np.isin(live, full)]
     else:
@@ -470,10 +738,15 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
     last_tox = np.zeros(t_count, np.int64)
     cols = np.arange(line.dose.shape[1])[None, :]
     in_last = (cols >= last_start[:, None]) & (cols < pos[:, None])
+    if bf is not None:
+        in_last = cohort_of == cohorts[:, None]
     last_tox = (line.tox & in_last).sum(axis=1).astype(np.int64)
     # A trial stopped for toxicity recommends no dose, even where outcomes pending at the stop
     # later turn out better (the final data can then look safer than the data that stopped it).
-    return line.finish(reason, cohorts, current, last_n, last_tox, no_dose_after_safety_stop=True)
+    out = line.finish(reason, cohorts, current, last_n, last_tox, no_dose_after_safety_stop=True)
+    if bf is None:
+        return out
+    return dataclasses.replace(out, n_backfill=_counts(t_count, line.dose, (line.dose >= 0) & (role == 2), nd))
 
 
 def simulate_timed(
@@ -500,5 +773,16 @@ def simulate_timed(
         return run_timed_trials(d, pt, pe, patients, timing, dlt_window_days=dlt_window_days,
                                 response_days=response_days, stagger_scope=stagger_scope)
 
-    return simulate(design, p_tox, p_eff, n_trials=n_trials, seed=seed, association=association,
-                    chunk_size=chunk_size, scenario=scenario, run=run)
+    slots = patient_slots(design)
+    if slots == int(design.max_n):
+        return simulate(design, p_tox, p_eff, n_trials=n_trials, seed=seed, association=association,
+                        chunk_size=chunk_size, scenario=scenario, run=run)
+    # backfill: more patient slots per trial (the same draws for the first max_n of them)
+    pt = np.asarray(p_tox, float)
+    pe = np.zeros_like(pt) if p_eff is None else np.asarray(p_eff, float)
+    parts = []
+    for chunk, start in enumerate(range(0, n_trials, chunk_size)):
+        size = min(chunk_size, n_trials - start)
+        pts = draw_patients(seed, scenario, chunk, size, slots, association)
+        parts.append(run(design, pt, pe, pts).offset(start))
+    return TrialOutcomes.concat(parts)

@@ -136,6 +136,9 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
         raise ValueError(f"true curves need {n_doses} values; got {p_tox.shape} and {p_eff.shape}")
     t_count = patients.u_tox.shape[0]
     max_n = int(design.max_n)
+    if getattr(getattr(design, "config", None), "backfill", None) is not None:
+        raise ValueError(f"design '{design.kind}' has backfill cohorts, which need calendar time: simulate it with "
+                         "escalade.simulations.timed (a study runs it there by itself)")
     if patients.capacity < max_n:
         raise ValueError(f"patients hold {patients.capacity} per trial; the design needs {max_n}")
 

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 UNIT_SUFFIX = ".npy"
 FIELDS = ("selected", "reason", "n", "tox", "eff", "both", "cohorts", "trial")  # always present
-OPTIONAL = ("weight", "duration", "suspensions")  # present when not the default
+OPTIONAL = ("weight", "duration", "suspensions", "n_backfill")  # present when not the default
 _INT_TYPES = (np.int8, np.int16, np.int32)
 
 
@@ -84,7 +84,8 @@ def concat_units(recs: Sequence[np.ndarray]) -> list[TrialOutcomes]:
         t = rec.shape[0]
         outs.append(TrialOutcomes(a["selected"], a["reason"], a["n"], a["tox"], a["eff"], a["both"], a["cohorts"],
                                   a.get("weight", np.full(t, 1.0 / t)), trial=a["trial"],
-                                  duration=a.get("duration"), suspensions=a.get("suspensions")))
+                                  duration=a.get("duration"), suspensions=a.get("suspensions"),
+                                  n_backfill=a.get("n_backfill")))
     return outs
 
 

@@ -23,7 +23,7 @@ CASES = []
 for f in sorted(SCEN_DIR.glob("*.yaml")):
     study = load_study(f)
     for spec, design in build_study_designs(study):
-        if design.kind in ("3+3", "boin", "crm"):
+        if design.kind in ("3+3", "boin", "crm") and design.enumerable:  # not: BOIN with backfill (calendar time)
             for s in study.scenarios:
                 CASES.append(pytest.param(design, s, id=f"{f.stem}-{spec.name}-{s.name}"))
 
