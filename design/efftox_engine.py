@@ -673,9 +673,37 @@ class EffToxEngine:
         bounds = [(a, min(a + per, s)) for a in range(0, s, per)]
         pts = self._points[n_pts]
 
+        if pts.t.dtype == np.float32:  # the compiled kernel (efftox_kernels); float64 keeps the NumPy path
+            return self._is_compiled(cnt, centre, root, mode, pts, scale, full, cov)
         parts = [self._is_chunk(cnt[a:z], centre[a:z], root[a:z], mode[a:z], pts, scale[a:z], full, cov)
                  for a, z in bounds]
         return PosteriorSummary(*(np.concatenate([getattr(q, f) for q in parts]) for f in _SUMMARY_FIELDS))
+
+    def _is_compiled(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray,
+                     pts: _PointSet, scale: np.ndarray, full: bool, cov: bool) -> PosteriorSummary:
+        """As :meth:`_is_chunk`, fused into one compiled loop per state (float32 points, float64 sums)."""
+        from escalade.design.efftox_kernels import is_states
+
+        m = self._model
+        s, d = cnt.shape[0], self.n_doses
+        f32 = np.float32
+        rs = np.ascontiguousarray((scale[:, None, None] * root).astype(f32))
+        nan = np.nan
+        prob_eff, prob_tox, acc_e, acc_t = (np.empty((s, d)) for _ in range(4))
+        theta_mean = np.empty((s, _N_PAR))
+        theta_cov = np.full((s, _N_PAR, _N_PAR), nan)
+        ess = np.empty(s)
+        post_u, obd = np.full((s, d), nan), np.full((s, d), nan)
+        ses = np.full((6, s, d), nan)
+        lo_e = math.log(self.efficacy_hurdle / (1.0 - self.efficacy_hurdle))
+        lo_t = math.log(self.toxicity_hurdle / (1.0 - self.toxicity_hurdle))
+        is_states(np.ascontiguousarray(cnt, np.int64), np.ascontiguousarray(centre, float), rs, pts.t, pts.log_q,
+                  m.x.astype(f32), m.x2.astype(f32), m.mu.astype(f32), np.sqrt(m.prec).astype(f32),
+                  f32(lo_e), f32(lo_t), f32(_TINY[np.float32]), self.eff0, self.tox1, self.p, bool(cov), bool(full),
+                  prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses)
+        plug = _utility(prob_eff, prob_tox, self.eff0, self.tox1, self.p)
+        return PosteriorSummary(prob_eff, prob_tox, acc_e, acc_t, plug, post_u, obd, *ses, theta_mean, theta_cov,
+                                mode.copy(), ess, np.full(s, pts.log_q.shape[0], np.int64))
 
     def _is_chunk(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray, pts: _PointSet,
                   scale: np.ndarray, full: bool, cov: bool) -> PosteriorSummary:
