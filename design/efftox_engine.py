@@ -454,7 +454,27 @@ def _ascent_direction(grad: np.ndarray, hess: np.ndarray, floor: float) -> tuple
 
 
 def laplace_mode(model: _Model, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Posterior mode and Laplace covariance root for every state.
+    """Posterior mode and Laplace covariance root for every state (compiled, one state at a time).
+
+    The algorithm of :func:`_laplace_mode_numpy` (kept as its reference) in
+    :func:`escalade.design.efftox_kernels.mode_states`. Returns ``(mode (S, 6),
+    root (S, 6, 6), converged (S,))`` with ``root @ root.T`` the inverse
+    negative Hessian at the mode.
+    """
+    from escalade.design.efftox_kernels import mode_states
+
+    s = cnt.shape[0]
+    mode = np.empty((s, _N_PAR))
+    root = np.empty((s, _N_PAR, _N_PAR))
+    done = np.empty(s, np.bool_)
+    mode_states(np.ascontiguousarray(cnt, np.int64), model.x, model.x2, model.mu, model.prec,
+                _EIG_FLOOR * float(model.prec.min()), _NEWTON_MAX_ITER, _NEWTON_TOL, _LINE_SEARCH_STEPS, _ARMIJO_C,
+                _MAX_STEP, mode, root, done)
+    return mode, root, done
+
+
+def _laplace_mode_numpy(model: _Model, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior mode and Laplace covariance root for every state (NumPy, vectorised over states).
 
     Returns ``(mode (S, 6), root (S, 6, 6), converged (S,))`` with
     ``root @ root.T`` the inverse negative Hessian at the mode. Each state

@@ -33,7 +33,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["is_states", "exp32", "log32"]
+__all__ = ["is_states", "mode_states", "exp32", "log32"]
 
 _F = np.float32
 _LOG2E = _F(1.44269504088896341)
@@ -135,9 +135,13 @@ def log32(x):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def _tree_sum(buf):  # pragma: no cover - compiled
-    """Sum of a float64 array whose length is a power of 2, by halving in place (a fixed binary tree)."""
-    h = buf.size // 2
+def _tree_sum(buf, h):  # pragma: no cover - compiled
+    """Sum of ``buf[:2h]`` (``h`` a power of 2) by halving in place along a fixed binary tree.
+
+    The callers fill ``buf[:h]`` with the first level already added
+    (``v_i + v_{i+h}``) and pass ``h``; the result is the tree sum of all ``2h`` values.
+    """
+    h //= 2
     while h >= 1:
         for i in range(h):
             buf[i] = buf[i] + buf[h + i]
@@ -146,28 +150,43 @@ def _tree_sum(buf):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
+def _sum(f, buf):  # pragma: no cover - compiled
+    """:math:`\\sum_i f_i` in float64, tree order."""
+    h = f.size // 2
+    for i in range(h):
+        buf[i] = np.float64(f[i]) + np.float64(f[h + i])
+    return _tree_sum(buf, h)
+
+
+@njit(cache=True, error_model="numpy")
 def _wsum(f, w, buf):  # pragma: no cover - compiled
-    """:math:`\\sum_i w_i f_i` in float64 (products exact, tree sum)."""
-    for i in range(f.size):
-        buf[i] = np.float64(w[i]) * np.float64(f[i])
-    return _tree_sum(buf)
+    """:math:`\\sum_i w_i f_i` in float64 (products exact), tree order."""
+    h = f.size // 2
+    for i in range(h):
+        buf[i] = np.float64(w[i]) * np.float64(f[i]) + np.float64(w[h + i]) * np.float64(f[h + i])
+    return _tree_sum(buf, h)
 
 
 @njit(cache=True, error_model="numpy")
 def _wsum_sq_dev(f, mean, w2, buf):  # pragma: no cover - compiled
-    """:math:`\\sum_i w^2_i (f_i - m)^2` in float64."""
-    for i in range(f.size):
-        dv = np.float64(f[i]) - mean
-        buf[i] = np.float64(w2[i]) * (dv * dv)
-    return _tree_sum(buf)
+    """:math:`\\sum_i w^2_i (f_i - m)^2` in float64, tree order."""
+    h = f.size // 2
+    for i in range(h):
+        d0 = np.float64(f[i]) - mean
+        d1 = np.float64(f[h + i]) - mean
+        buf[i] = np.float64(w2[i]) * (d0 * d0) + np.float64(w2[h + i]) * (d1 * d1)
+    return _tree_sum(buf, h)
 
 
 @njit(cache=True, error_model="numpy")
 def _wsum_cross(f, mf, g, mg, w, buf):  # pragma: no cover - compiled
-    """:math:`\\sum_i w_i (f_i - m_f)(g_i - m_g)` in float64."""
-    for i in range(f.size):
-        buf[i] = np.float64(w[i]) * ((np.float64(f[i]) - mf) * (np.float64(g[i]) - mg))
-    return _tree_sum(buf)
+    """:math:`\\sum_i w_i (f_i - m_f)(g_i - m_g)` in float64, tree order."""
+    h = f.size // 2
+    for i in range(h):
+        v0 = np.float64(w[i]) * ((np.float64(f[i]) - mf) * (np.float64(g[i]) - mg))
+        v1 = np.float64(w[h + i]) * ((np.float64(f[h + i]) - mf) * (np.float64(g[h + i]) - mg))
+        buf[i] = v0 + v1
+    return _tree_sum(buf, h)
 
 
 @njit(cache=True, error_model="numpy")
@@ -304,6 +323,7 @@ def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, 
     w = np.empty(n_p, f32)
     w2 = np.empty(n_p, f32)
     ind = np.empty(n_p, f32)
+    lin = np.empty(n_p, f32)
     buf = np.empty(n_p)
     one = f32(1.0)
     for s in range(n_s):
@@ -333,13 +353,9 @@ def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, 
             if lw[q] > top:
                 top = lw[q]
         _weights(lw, top, w, w2)
-        for q in range(n_p):
-            buf[q] = np.float64(w[q])
-        total = _tree_sum(buf)
+        total = _sum(w, buf)
         _scale_weights(w, w2, f32(1.0 / total))
-        for q in range(n_p):
-            buf[q] = np.float64(w2[q])
-        ess[s] = 1.0 / _tree_sum(buf)
+        ess[s] = 1.0 / _sum(w2, buf)
         for d in range(n_d):
             prob_eff[s, d] = _wsum(e[d], w, buf)
             prob_tox[s, d] = _wsum(t[d], w, buf)
@@ -373,7 +389,265 @@ def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, 
                 ses[3, s, d] = math.sqrt(_wsum_sq_dev(at[d], acc_t[s, d], w2, buf))
                 de, dt = _utility_grad(pe, pt, eff0, tox1, p)
                 for q in range(n_p):  # linearised plug-in utility
-                    dv = de * (np.float64(e[d, q]) - pe) + dt * (np.float64(t[d, q]) - pt)
-                    buf[q] = np.float64(w2[q]) * (dv * dv)
-                ses[4, s, d] = math.sqrt(_tree_sum(buf))
+                    lin[q] = f32(de * (np.float64(e[d, q]) - pe) + dt * (np.float64(t[d, q]) - pt))
+                ses[4, s, d] = math.sqrt(_wsum_sq_dev(lin, 0.0, w2, buf))
                 ses[5, s, d] = math.sqrt(_wsum_sq_dev(u[d], post_u[s, d], w2, buf))
+
+
+# ----------------------------------------------------------------------------------------------
+# Posterior mode (Newton), one state at a time, float64 (the engine's laplace_mode, compiled)
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy")
+def _softplus(z):  # pragma: no cover - compiled
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@njit(cache=True, error_model="numpy")
+def _log_post1(th, cnt, x, x2, mu, prec):  # pragma: no cover - compiled
+    """Log posterior (up to a constant) of one state; -inf where not finite."""
+    k = math.tanh(0.5 * th[5])
+    ll = 0.0
+    for d in range(x.size):
+        eta_t = th[0] + th[1] * x[d]
+        eta_e = th[2] + th[3] * x[d] + th[4] * x2[d]
+        sp_e, sp_t = _softplus(eta_e), _softplus(eta_t)
+        e, t = math.exp(eta_e - sp_e), math.exp(eta_t - sp_t)
+        qe, qt = math.exp(-sp_e), math.exp(-sp_t)
+        c11, c10, c01, c00 = float(cnt[d, 0]), float(cnt[d, 1]), float(cnt[d, 2]), float(cnt[d, 3])
+        n = c11 + c10 + c01 + c00
+        v = (c11 + c10) * eta_e + (c11 + c01) * eta_t - n * (sp_e + sp_t)
+        v = v + c11 * math.log1p(k * qe * qt) + c10 * math.log1p(-k * qe * t) \
+            + c01 * math.log1p(-k * e * qt) + c00 * math.log1p(k * e * t)
+        ll += v
+    pr = 0.0
+    for i in range(6):
+        dv = th[i] - mu[i]
+        pr += dv * dv * prec[i]
+    lp = ll - 0.5 * pr
+    return lp if lp == lp else -np.inf
+
+
+@njit(cache=True, error_model="numpy")
+def _derivs1(th, cnt, x, x2, mu, prec, grad, hess):  # pragma: no cover - compiled
+    """Log posterior, gradient and Hessian of one state (the engine's _log_post_derivs, per state)."""
+    k = math.tanh(0.5 * th[5])
+    kp = 0.5 * (1.0 - k * k)
+    kpp = -k * kp
+    ge = np.zeros(3)   # sum_d g_E x^j, j = 0..2
+    gt = np.zeros(2)
+    gp = 0.0
+    hee = np.zeros(5)
+    htt = np.zeros(3)
+    het = np.zeros(4)
+    hep = np.zeros(3)
+    htp = np.zeros(2)
+    hpp = 0.0
+    ll = 0.0
+    f1 = np.empty(3)
+    f2 = np.empty((3, 3))
+    for d in range(x.size):
+        xd = x[d]
+        eta_t = th[0] + th[1] * xd
+        eta_e = th[2] + th[3] * xd + th[4] * x2[d]
+        sp_e, sp_t = _softplus(eta_e), _softplus(eta_t)
+        e, t = math.exp(eta_e - sp_e), math.exp(eta_t - sp_t)
+        qe, qt = math.exp(-sp_e), math.exp(-sp_t)
+        de, dt = e * qe, t * qt
+        dde, ddt = de * (qe - e), dt * (qt - t)
+        c = (float(cnt[d, 0]), float(cnt[d, 1]), float(cnt[d, 2]), float(cnt[d, 3]))
+        n = c[0] + c[1] + c[2] + c[3]
+        ne, nt = c[0] + c[1], c[0] + c[2]
+        ll += ne * eta_e + nt * eta_t - n * (sp_e + sp_t)
+        g0, g1, g2 = ne - n * e, nt - n * t, 0.0
+        h00, h11, h01, h02, h12, h22 = -n * de, -n * dt, 0.0, 0.0, 0.0, 0.0
+        for cell in range(4):
+            cc = c[cell]
+            s = 1.0 if cell == 0 or cell == 3 else -1.0
+            if cell <= 1:
+                a, da, dda = qe, -de, -dde
+            else:
+                a, da, dda = e, de, dde
+            if cell == 0 or cell == 2:
+                b, db, ddb = qt, -dt, -ddt
+            else:
+                b, db, ddb = t, dt, ddt
+            ab = a * b
+            big_a = 1.0 + s * k * ab
+            ll += cc * math.log(big_a)
+            f1[0], f1[1], f1[2] = k * da * b, k * a * db, kp * ab
+            r = cc / big_a
+            g0 += s * r * f1[0]
+            g1 += s * r * f1[1]
+            g2 += s * r * f1[2]
+            f2[0, 0], f2[0, 1], f2[0, 2] = k * dda * b, k * da * db, kp * da * b
+            f2[1, 1], f2[1, 2] = k * a * ddb, kp * a * db
+            f2[2, 2] = kpp * ab
+            h00 += r * (s * f2[0, 0] - f1[0] * f1[0] / big_a)
+            h11 += r * (s * f2[1, 1] - f1[1] * f1[1] / big_a)
+            h01 += r * (s * f2[0, 1] - f1[0] * f1[1] / big_a)
+            h02 += r * (s * f2[0, 2] - f1[0] * f1[2] / big_a)
+            h12 += r * (s * f2[1, 2] - f1[1] * f1[2] / big_a)
+            h22 += r * (s * f2[2, 2] - f1[2] * f1[2] / big_a)
+        xp = 1.0
+        for j in range(5):
+            if j < 3:
+                ge[j] += g0 * xp
+                hep[j] += h02 * xp
+            if j < 2:
+                gt[j] += g1 * xp
+                htp[j] += h12 * xp
+            if j < 3:
+                htt[j] += h11 * xp
+            if j < 4:
+                het[j] += h01 * xp
+            hee[j] += h00 * xp
+            xp *= xd
+        gp += g2
+        hpp += h22
+    grad[0], grad[1], grad[2], grad[3], grad[4], grad[5] = gt[0], gt[1], ge[0], ge[1], ge[2], gp
+    e_idx = (2, 3, 4)
+    t_idx = (0, 1)
+    for i in range(3):
+        a = e_idx[i]
+        for j in range(3):
+            hess[a, e_idx[j]] = hee[i + j]
+        for j in range(2):
+            hess[a, t_idx[j]] = het[i + j]
+            hess[t_idx[j], a] = het[i + j]
+        hess[a, 5] = hep[i]
+        hess[5, a] = hep[i]
+    for i in range(2):
+        a = t_idx[i]
+        for j in range(2):
+            hess[a, t_idx[j]] = htt[i + j]
+        hess[a, 5] = htp[i]
+        hess[5, a] = htp[i]
+    hess[5, 5] = hpp
+    pr = 0.0
+    for i in range(6):
+        dv = th[i] - mu[i]
+        pr += dv * dv * prec[i]
+        grad[i] -= dv * prec[i]
+        hess[i, i] -= prec[i]
+    return ll - 0.5 * pr
+
+
+@njit(cache=True, error_model="numpy")
+def _ascent1(grad, hess, floor, step, root):  # pragma: no cover - compiled
+    """Newton ascent direction and a root R with R R' = (-H)^-1 (eigenvalues of -H floored where not PD)."""
+    n = 6
+    low = np.zeros((n, n))
+    ok = True
+    for j in range(n):
+        dsum = 0.0
+        for m in range(j):
+            dsum += low[j, m] * low[j, m]
+        dj = -hess[j, j] - dsum
+        if not dj > floor:
+            ok = False
+            break
+        ljj = math.sqrt(dj)
+        low[j, j] = ljj
+        for i in range(j + 1, n):
+            v = 0.0
+            for m in range(j):
+                v += low[i, m] * low[j, m]
+            low[i, j] = (-hess[i, j] - v) / ljj
+    if ok:
+        inv = np.zeros((n, n))  # L^-1 by forward substitution
+        for j in range(n):
+            inv[j, j] = 1.0 / low[j, j]
+            for i in range(j + 1, n):
+                v = 0.0
+                for m in range(j, i):
+                    v += low[i, m] * inv[m, j]
+                inv[i, j] = -v / low[i, i]
+        tmp = np.zeros(n)
+        for i in range(n):
+            v = 0.0
+            for j in range(n):
+                v += inv[i, j] * grad[j]
+            tmp[i] = v
+        for i in range(n):
+            v = 0.0
+            for j in range(n):
+                root[i, j] = inv[j, i]            # L^-T
+                v += inv[j, i] * tmp[j]
+            step[i] = v
+        return
+    neg = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            neg[i, j] = -hess[i, j]
+    w, v = np.linalg.eigh(neg)
+    for j in range(n):
+        w[j] = max(w[j], floor)
+    for j in range(n):
+        pj = 0.0
+        for i in range(n):
+            pj += v[i, j] * grad[i]
+        pj /= w[j]
+        sw = math.sqrt(w[j])
+        for i in range(n):
+            root[i, j] = v[i, j] / sw
+        w[j] = pj
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += v[i, j] * w[j]
+        step[i] = s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mode_states(cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, max_step,
+                mode, root, done):  # pragma: no cover - compiled
+    """Posterior mode and Laplace root of every state: Newton with an Armijo line search.
+
+    The same algorithm as :func:`escalade.design.efftox_engine.laplace_mode`
+    (modified Newton, step capped at ``max_step`` prior SDs, backtracking by
+    halves), one state at a time.
+    """
+    grad = np.empty(6)
+    hess = np.empty((6, 6))
+    step = np.empty(6)
+    trial = np.empty(6)
+    th = np.empty(6)
+    rt = np.empty((6, 6))
+    for s in range(cnt.shape[0]):
+        c = cnt[s]
+        th[:] = mu
+        done[s] = False
+        for _ in range(max_iter):
+            lp = _derivs1(th, c, x, x2, mu, prec, grad, hess)
+            _ascent1(grad, hess, floor, step, rt)
+            dec = 0.0
+            for i in range(6):
+                dec += grad[i] * step[i]
+            if dec < tol:
+                done[s] = True
+                break
+            reach = 0.0
+            for i in range(6):
+                reach = max(reach, abs(step[i] * math.sqrt(prec[i])))
+            alpha = min(1.0, max_step / max(reach, 1e-300))
+            moved = False
+            for _ls in range(ls_steps):
+                for i in range(6):
+                    trial[i] = th[i] + alpha * step[i]
+                if _log_post1(trial, c, x, x2, mu, prec) >= lp + armijo * alpha * dec:
+                    th[:] = trial
+                    moved = True
+                    break
+                alpha *= 0.5
+            if not moved:  # flat to rounding: take the point as the mode
+                _derivs1(th, c, x, x2, mu, prec, grad, hess)
+                _ascent1(grad, hess, floor, step, rt)
+                done[s] = True
+                break
+        if not done[s]:
+            _derivs1(th, c, x, x2, mu, prec, grad, hess)
+            _ascent1(grad, hess, floor, step, rt)
+        mode[s] = th
+        root[s] = rt
