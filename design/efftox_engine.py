@@ -710,7 +710,7 @@ class EffToxEngine:
         rs = np.ascontiguousarray((scale[:, None, None] * root).astype(f32))
         nan = np.nan
         prob_eff, prob_tox, acc_e, acc_t = (np.empty((s, d)) for _ in range(4))
-        theta_mean = np.empty((s, _N_PAR))
+        theta_mean = np.full((s, _N_PAR), nan)
         theta_cov = np.full((s, _N_PAR, _N_PAR), nan)
         ess = np.empty(s)
         post_u, obd = np.full((s, d), nan), np.full((s, d), nan)

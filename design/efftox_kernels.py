@@ -168,6 +168,23 @@ def _wsum(f, w, buf):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
+def _wsum4(f1, f2, f3, f4, w, b1, b2, b3, b4, out, j):  # pragma: no cover - compiled
+    """out[0..3, j] = the four :func:`_wsum` of f1..f4 (one pass over the weights; same numbers)."""
+    h = w.size // 2
+    for i in range(h):
+        w0 = np.float64(w[i])
+        w1 = np.float64(w[h + i])
+        b1[i] = w0 * np.float64(f1[i]) + w1 * np.float64(f1[h + i])
+        b2[i] = w0 * np.float64(f2[i]) + w1 * np.float64(f2[h + i])
+        b3[i] = w0 * np.float64(f3[i]) + w1 * np.float64(f3[h + i])
+        b4[i] = w0 * np.float64(f4[i]) + w1 * np.float64(f4[h + i])
+    out[0, j] = _tree_sum(b1, h)
+    out[1, j] = _tree_sum(b2, h)
+    out[2, j] = _tree_sum(b3, h)
+    out[3, j] = _tree_sum(b4, h)
+
+
+@njit(cache=True, error_model="numpy")
 def _wsum_sq_dev(f, mean, w2, buf):  # pragma: no cover - compiled
     """:math:`\\sum_i w^2_i (f_i - m)^2` in float64, tree order."""
     h = f.size // 2
@@ -303,7 +320,8 @@ def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, 
     float32 scaled proposal roots, ``tpts`` (6, P) and ``log_q`` (P,) the fixed
     t points; model constants in float32. Outputs (float64, preallocated):
     ``prob_eff``, ``prob_tox``, ``acc_e``, ``acc_t`` (S, D), ``theta_mean``
-    (S, 6), ``theta_cov`` (S, 6, 6, when ``want_cov``), ``ess`` (S,), and when
+    (S, 6, when ``want_cov`` or ``full``; left as passed otherwise), ``theta_cov``
+    (S, 6, 6, when ``want_cov``), ``ess`` (S,), and when
     ``full`` ``post_u``, ``obd`` (S, D) and ``ses`` (6, S, D).
     """
     n_s, n_d = cnt.shape[0], cnt.shape[1]
@@ -325,6 +343,10 @@ def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, 
     ind = np.empty(n_p, f32)
     lin = np.empty(n_p, f32)
     buf = np.empty(n_p)
+    buf2 = np.empty(n_p)
+    buf3 = np.empty(n_p)
+    buf4 = np.empty(n_p)
+    means = np.empty((4, n_d))
     one = f32(1.0)
     for s in range(n_s):
         for i in range(6):  # theta = centre + rs @ t
@@ -357,12 +379,12 @@ def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, 
         _scale_weights(w, w2, f32(1.0 / total))
         ess[s] = 1.0 / _sum(w2, buf)
         for d in range(n_d):
-            prob_eff[s, d] = _wsum(e[d], w, buf)
-            prob_tox[s, d] = _wsum(t[d], w, buf)
-            acc_e[s, d] = _wsum(ae[d], w, buf)
-            acc_t[s, d] = _wsum(at[d], w, buf)
-        for i in range(6):
-            theta_mean[s, i] = _wsum(theta[i], w, buf)
+            _wsum4(e[d], t[d], ae[d], at[d], w, buf, buf2, buf3, buf4, means, d)
+            prob_eff[s, d], prob_tox[s, d], acc_e[s, d], acc_t[s, d] = means[0, d], means[1, d], means[2, d], \
+                means[3, d]
+        if want_cov or full:
+            for i in range(6):
+                theta_mean[s, i] = _wsum(theta[i], w, buf)
         if want_cov:
             for i in range(6):
                 for j in range(i + 1):  # lower triangle, mirrored: exactly symmetric
