@@ -101,6 +101,7 @@ def _child(root: Path, args: list[str], env: dict[str, str] | None = None) -> di
 def _baseline_tree(ref: str, dest: Path) -> Path:
     repo = Path(__file__).resolve().parents[1]
     arch = subprocess.run(["git", "-C", str(repo), "archive", ref], capture_output=True, check=True).stdout
+    dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=arch, check=True)
     # the baseline's own bench may differ: run this one against its tree
     (dest / "bench").mkdir(exist_ok=True)
