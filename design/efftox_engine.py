@@ -45,7 +45,23 @@ the points and a ``fallback_scale`` times wider proposal, for up to
 short after the last round is logged as a WARNING. The summary carries the
 ESS and the number of points of every state.
 
-Determinism. The points are fixed, and every per-state quantity comes from
+Compiled kernels (issue 18). The mode finding and, with the default float32
+``dtype``, both sampling steps run in :mod:`escalade.design.efftox_kernels`
+(numba, ``fastmath`` off, cached on disk): one fused loop per state instead of
+some sixty NumPy passes over ``(states, doses, points)`` arrays, and a Newton
+iteration per state instead of one vectorised across states. The algorithm,
+points and proposals are those of the NumPy code, which stays as the
+``dtype=numpy.float64`` path and as the reference the tests compare with
+(:meth:`EffToxEngine._is_chunk`, :func:`_laplace_mode_numpy`). What moved:
+the kernels' own float32 ``exp``/``log`` (Cephes polynomials, about 1 ulp,
+instead of NumPy's CPU-dispatched SIMD loops) and float64 tree sums (instead
+of float32 pairwise sums) change posterior summaries by about 1e-7, far below
+their Monte Carlo error (about 1e-3); the mode agrees to about 1e-14. The
+10,000-trial benchmark (``bench/bench_efftox.py``) selects the same dose in
+every trial. The posterior mean of :math:`\theta` is computed only where it is
+used (pilot step, ``full``), NaN otherwise.
+
+Determinism. The points are fixed, and, on the NumPy path, every per-state quantity comes from
 NumPy element-wise operations, from sums in a fixed order (the log-likelihood
 dose by dose, where a dose that only other states of the chunk were treated
 at adds exact zeros; the weighted means as NumPy's pairwise sums along each
@@ -57,11 +73,15 @@ log-likelihood's length was the number of doses treated anywhere in the chunk,
 and OpenBLAS's Haswell kernels round such products differently for different
 lengths). So a state's summary is the same, bit for bit, whatever the other
 states of the batch, their order, the chunking, the engine's threads or the
-BLAS threads: decisions are memoisable (``tests/test_reproducible.py``).
+BLAS threads: decisions are memoisable (``tests/test_reproducible.py``). The
+compiled path has no BLAS call and sums in a fixed tree order, and its
+arithmetic (no fused multiply-adds, its own exp/log) does not depend on the
+CPU's vector width either.
 
 Precision. The per-point work is in float32 (``dtype``; log-likelihoods of
 a trial are sums of at most a few dozen terms, so the rounding, about 1e-6,
-is far below the Monte Carlo error); modes, weights and the ESS are float64.
+is far below the Monte Carlo error); modes and sums over points (means, the
+ESS) are float64.
 
 The likelihood needs only the four joint cell counts per dose, so a state is
 a ``(D, 4)`` integer array (order :data:`escalade.design.efftox_model.CELLS`) and a
@@ -134,13 +154,16 @@ class EngineSettings:
         Seed of the Owen scrambling of the Sobol sequence. Fixed: another seed
         changes every summary by Monte Carlo error.
     chunk_elements
-        States are processed in chunks of about this many (state, point, dose)
-        elements (about 20 work arrays of this size); small chunks stay in cache.
+        NumPy path (``dtype=numpy.float64``) only: states are processed in chunks of
+        about this many (state, point, dose) elements (about 20 work arrays of
+        this size); small chunks stay in cache. The compiled float32 path works
+        state by state.
     n_threads
-        Threads, each taking a contiguous group of the batch's states (NumPy
-        releases the GIL in its kernels). Results do not depend on it.
+        Threads, each taking a contiguous group of the batch's states (the
+        compiled kernels and NumPy release the GIL). Results do not depend on it.
     dtype
-        ``numpy.float32`` (default) or ``numpy.float64`` for the per-point work.
+        ``numpy.float32`` (default: the compiled kernels) or ``numpy.float64``
+        (the NumPy path, slower) for the per-point work.
     """
 
     n_points: int = 4096

@@ -89,8 +89,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Default cap on the number of distinct live states held at one depth.
-DEFAULT_MAX_STATES: int = 2_000_000
+#: Default cap on the number of distinct live states held at one depth: about 3.2 GB at the peak with
+#: one-byte fields (see :func:`_bytes_per_state`); BOIN and CRM on 5 doses reach 20 cohorts of 3 under it
+#: (BOIN, curve A of bench/bench_exact.py: 4.1 million states).
+DEFAULT_MAX_STATES: int = 12_000_000
 
 #: States passed to ``decide``/``select`` per call (bounds a costly design's memory).
 DECIDE_CHUNK: int = 65_536
@@ -98,9 +100,13 @@ DECIDE_CHUNK: int = 65_536
 #: Children built per expansion chunk before merging (bounds peak memory).
 _EXPAND_CHUNK: int = 1_000_000
 
-# Peak memory per distinct live state = _PEAK_FACTOR * (row bytes + 8) + _PEAK_EXTRA (see _bytes_per_state)
-_PEAK_FACTOR: float = 4.0
-_PEAK_EXTRA: int = 64
+#: Terminal states passed to ``select`` per call.
+_SELECT_CHUNK: int = 8_192
+
+# Peak memory per distinct live state = _PEAK_FACTOR * (row bytes + 8) + _PEAK_EXTRA (see _bytes_per_state),
+# fitted to tracemalloc's peaks of BOIN and CRM at 16 and 20 cohorts (bench/bench_exact.py)
+_PEAK_FACTOR: float = 6.0
+_PEAK_EXTRA: int = 80
 
 
 class ExactLimitError(EscaladeError, RuntimeError):
@@ -343,8 +349,12 @@ def _decide_rows(design: Design, m: IntArray, nd: int, chunk: int = DECIDE_CHUNK
                      np.concatenate([p.reason for p in parts]), np.concatenate([p.cohort_size for p in parts]))
 
 
-def _select_rows(design: Design, m: IntArray, nd: int, chunk: int = DECIDE_CHUNK) -> IntArray:
-    """:func:`_select_in_chunks` on compact rows, one chunk of int64 States at a time."""
+def _select_rows(design: Design, m: IntArray, nd: int, chunk: int = _SELECT_CHUNK) -> IntArray:
+    """:func:`_select_in_chunks` on compact rows, one chunk of int64 States at a time.
+
+    Smaller chunks than ``decide``'s: a final selection may hold far more per
+    state (BOIN's isotonic regression: about 1.5 kB per state).
+    """
     parts = [_select_in_chunks(design, States.from_matrix(m[i:i + chunk], nd), chunk)
              for i in range(0, m.shape[0], chunk)]
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
