@@ -20,7 +20,7 @@ proposal and the fixed points only: never on the batch, the threads or BLAS
 
 The kernels run with the GIL released (``nogil``), so the engine's threads run
 them in parallel, and are cached on disk (``cache=True``): the first call of
-a new Python environment compiles them (a few seconds, reported by
+a new Python environment compiles them (10-50 s on 2 cores, reported by
 ``bench/bench_efftox.py``), later processes load them.
 """
 
@@ -64,14 +64,14 @@ def _bits_f32(typingctx, i):  # pragma: no cover - compiled
     return sig, codegen
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _clip(v, lo, hi):  # pragma: no cover - compiled
     """min(max(v, lo), hi) as two selects (vectorises; numba's min/max add NaN branches)."""
     v = v if v > lo else lo
     return v if v < hi else hi
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _expf(x):  # pragma: no cover - compiled
     """Cephes ``expf``: e^x = 2^n e^r, |r| <= ln2/2, degree-6 polynomial; 0 below -87."""
     xc = _clip(x, _EXP_LO, _EXP_HI)
@@ -90,7 +90,7 @@ def _expf(x):  # pragma: no cover - compiled
     return y if x >= _EXP_LO else _F(0.0)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _logf(x):  # pragma: no cover - compiled
     """Cephes ``logf`` of a positive normal float32: x = 2^e m, m in [sqrt(1/2), sqrt(2))."""
     bits = _f32_bits(x)
