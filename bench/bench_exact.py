@@ -116,8 +116,9 @@ def memory_table(cohort_list: list[int]) -> None:
                 continue
             r = json.loads(res.stdout.strip().splitlines()[-1])
             ok = "ok" if r["peak_rss"] <= MEMORY_LIMIT_GIB * 2**30 else "OVER 4 GB"
-            log.info("%-10s %7d %11d %10d %12.0f %13.0f %9.1f  (%d) %s", name, cohorts, r["states"], r["terminal"],
-                     r["peak_rss"] / 2**20, r["delta"] / max(r["states"], 1), r["seconds"], r["estimate"], ok)
+            per = f"{r['delta'] / r['states']:.0f}" if r["delta"] > 0 else "n/a"  # below the warm-up's high-water mark
+            log.info("%-10s %7d %11d %10d %12.0f %13s %9.1f  (%d) %s", name, cohorts, r["states"], r["terminal"],
+                     r["peak_rss"] / 2**20, per, r["seconds"], r["estimate"], ok)
 
 
 def main() -> None:
