@@ -49,6 +49,16 @@ with probability :math:`p_E`, jointly through a Gaussian copula with correlation
   expectations, so every operating characteristic linear in responses (responders,
   response rate) is exact; :attr:`ExactOutcomes.efficacy_enumerated` is False.
 
+Memory
+------
+States are rows of one- or two-byte integers (the smallest type that holds
+``max_n``; :func:`_storage_dtype`) with a float64 probability; ``decide`` and
+``select`` get int64 :class:`~escalade.design.base.States` one chunk at a
+time. The peak is about 270 bytes per distinct live state with one-byte
+fields (expansion, merge and index arrays included; measured with tracemalloc
+and RSS by ``bench/bench_exact.py``: BOIN on 5 doses, 20 cohorts of 3: 4.1
+million states, 1.2 GB), which :class:`ExactLimitError` reports.
+
 Examples
 --------
 >>> from escalade.design.boin import BoinConfig, BoinDesign
@@ -114,7 +124,8 @@ class ExactLimitError(EscaladeError, RuntimeError):
 
     Callers fall back to simulation (``run_study`` records the message as the
     reason). Attributes carry the numbers: ``n_states`` (reached), ``limit``,
-    ``depth`` (cohort at which it happened) and ``design`` (its kind).
+    ``depth`` (cohort at which it happened), ``design`` (its kind) and
+    ``bytes_per_state`` (the estimated peak memory per distinct live state).
     """
 
     def __init__(self, n_states: int, limit: int, depth: int, design: str, bytes_per_state: int = 0) -> None:
