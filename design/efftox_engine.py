@@ -45,7 +45,23 @@ the points and a ``fallback_scale`` times wider proposal, for up to
 short after the last round is logged as a WARNING. The summary carries the
 ESS and the number of points of every state.
 
-Determinism. The points are fixed, and every per-state quantity comes from
+Compiled kernels (issue 18). The mode finding and, with the default float32
+``dtype``, both sampling steps run in :mod:`escalade.design.efftox_kernels`
+(numba, ``fastmath`` off, cached on disk): one fused loop per state instead of
+some sixty NumPy passes over ``(states, doses, points)`` arrays, and a Newton
+iteration per state instead of one vectorised across states. The algorithm,
+points and proposals are those of the NumPy code, which stays as the
+``dtype=numpy.float64`` path and as the reference the tests compare with
+(:meth:`EffToxEngine._is_chunk`, :func:`_laplace_mode_numpy`). What moved:
+the kernels' own float32 ``exp``/``log`` (Cephes polynomials, about 1 ulp,
+instead of NumPy's CPU-dispatched SIMD loops) and float64 tree sums (instead
+of float32 pairwise sums) change posterior summaries by about 1e-7, far below
+their Monte Carlo error (about 1e-3); the mode agrees to about 1e-14. The
+10,000-trial benchmark (``bench/bench_efftox.py``) selects the same dose in
+every trial. The posterior mean of :math:`\theta` is computed only where it is
+used (pilot step, ``full``), NaN otherwise.
+
+Determinism. The points are fixed, and, on the NumPy path, every per-state quantity comes from
 NumPy element-wise operations, from sums in a fixed order (the log-likelihood
 dose by dose, where a dose that only other states of the chunk were treated
 at adds exact zeros; the weighted means as NumPy's pairwise sums along each
@@ -57,11 +73,15 @@ log-likelihood's length was the number of doses treated anywhere in the chunk,
 and OpenBLAS's Haswell kernels round such products differently for different
 lengths). So a state's summary is the same, bit for bit, whatever the other
 states of the batch, their order, the chunking, the engine's threads or the
-BLAS threads: decisions are memoisable (``tests/test_reproducible.py``).
+BLAS threads: decisions are memoisable (``tests/test_reproducible.py``). The
+compiled path has no BLAS call and sums in a fixed tree order, and its
+arithmetic (no fused multiply-adds, its own exp/log) does not depend on the
+CPU's vector width either.
 
 Precision. The per-point work is in float32 (``dtype``; log-likelihoods of
 a trial are sums of at most a few dozen terms, so the rounding, about 1e-6,
-is far below the Monte Carlo error); modes, weights and the ESS are float64.
+is far below the Monte Carlo error); modes and sums over points (means, the
+ESS) are float64.
 
 The likelihood needs only the four joint cell counts per dose, so a state is
 a ``(D, 4)`` integer array (order :data:`escalade.design.efftox_model.CELLS`) and a
@@ -134,13 +154,16 @@ class EngineSettings:
         Seed of the Owen scrambling of the Sobol sequence. Fixed: another seed
         changes every summary by Monte Carlo error.
     chunk_elements
-        States are processed in chunks of about this many (state, point, dose)
-        elements (about 20 work arrays of this size); small chunks stay in cache.
+        NumPy path (``dtype=numpy.float64``) only: states are processed in chunks of
+        about this many (state, point, dose) elements (about 20 work arrays of
+        this size); small chunks stay in cache. The compiled float32 path works
+        state by state.
     n_threads
-        Threads, each taking a contiguous group of the batch's states (NumPy
-        releases the GIL in its kernels). Results do not depend on it.
+        Threads, each taking a contiguous group of the batch's states (the
+        compiled kernels and NumPy release the GIL). Results do not depend on it.
     dtype
-        ``numpy.float32`` (default) or ``numpy.float64`` for the per-point work.
+        ``numpy.float32`` (default: the compiled kernels) or ``numpy.float64``
+        (the NumPy path, slower) for the per-point work.
     """
 
     n_points: int = 4096
@@ -454,7 +477,27 @@ def _ascent_direction(grad: np.ndarray, hess: np.ndarray, floor: float) -> tuple
 
 
 def laplace_mode(model: _Model, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Posterior mode and Laplace covariance root for every state.
+    """Posterior mode and Laplace covariance root for every state (compiled, one state at a time).
+
+    The algorithm of :func:`_laplace_mode_numpy` (kept as its reference) in
+    :func:`escalade.design.efftox_kernels.mode_states`. Returns ``(mode (S, 6),
+    root (S, 6, 6), converged (S,))`` with ``root @ root.T`` the inverse
+    negative Hessian at the mode.
+    """
+    from escalade.design.efftox_kernels import mode_states
+
+    s = cnt.shape[0]
+    mode = np.empty((s, _N_PAR))
+    root = np.empty((s, _N_PAR, _N_PAR))
+    done = np.empty(s, np.bool_)
+    mode_states(np.ascontiguousarray(cnt, np.int64), model.x, model.x2, model.mu, model.prec,
+                _EIG_FLOOR * float(model.prec.min()), _NEWTON_MAX_ITER, _NEWTON_TOL, _LINE_SEARCH_STEPS, _ARMIJO_C,
+                _MAX_STEP, mode, root, done)
+    return mode, root, done
+
+
+def _laplace_mode_numpy(model: _Model, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior mode and Laplace covariance root for every state (NumPy, vectorised over states).
 
     Returns ``(mode (S, 6), root (S, 6, 6), converged (S,))`` with
     ``root @ root.T`` the inverse negative Hessian at the mode. Each state
@@ -673,9 +716,37 @@ class EffToxEngine:
         bounds = [(a, min(a + per, s)) for a in range(0, s, per)]
         pts = self._points[n_pts]
 
+        if pts.t.dtype == np.float32:  # the compiled kernel (efftox_kernels); float64 keeps the NumPy path
+            return self._is_compiled(cnt, centre, root, mode, pts, scale, full, cov)
         parts = [self._is_chunk(cnt[a:z], centre[a:z], root[a:z], mode[a:z], pts, scale[a:z], full, cov)
                  for a, z in bounds]
         return PosteriorSummary(*(np.concatenate([getattr(q, f) for q in parts]) for f in _SUMMARY_FIELDS))
+
+    def _is_compiled(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray,
+                     pts: _PointSet, scale: np.ndarray, full: bool, cov: bool) -> PosteriorSummary:
+        """As :meth:`_is_chunk`, fused into one compiled loop per state (float32 points, float64 sums)."""
+        from escalade.design.efftox_kernels import is_states
+
+        m = self._model
+        s, d = cnt.shape[0], self.n_doses
+        f32 = np.float32
+        rs = np.ascontiguousarray((scale[:, None, None] * root).astype(f32))
+        nan = np.nan
+        prob_eff, prob_tox, acc_e, acc_t = (np.empty((s, d)) for _ in range(4))
+        theta_mean = np.full((s, _N_PAR), nan)
+        theta_cov = np.full((s, _N_PAR, _N_PAR), nan)
+        ess = np.empty(s)
+        post_u, obd = np.full((s, d), nan), np.full((s, d), nan)
+        ses = np.full((6, s, d), nan)
+        lo_e = math.log(self.efficacy_hurdle / (1.0 - self.efficacy_hurdle))
+        lo_t = math.log(self.toxicity_hurdle / (1.0 - self.toxicity_hurdle))
+        is_states(np.ascontiguousarray(cnt, np.int64), np.ascontiguousarray(centre, float), rs, pts.t, pts.log_q,
+                  m.x.astype(f32), m.x2.astype(f32), m.mu.astype(f32), np.sqrt(m.prec).astype(f32),
+                  f32(lo_e), f32(lo_t), f32(_TINY[np.float32]), self.eff0, self.tox1, self.p, bool(cov), bool(full),
+                  prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses)
+        plug = _utility(prob_eff, prob_tox, self.eff0, self.tox1, self.p)
+        return PosteriorSummary(prob_eff, prob_tox, acc_e, acc_t, plug, post_u, obd, *ses, theta_mean, theta_cov,
+                                mode.copy(), ess, np.full(s, pts.log_q.shape[0], np.int64))
 
     def _is_chunk(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray, pts: _PointSet,
                   scale: np.ndarray, full: bool, cov: bool) -> PosteriorSummary:

@@ -49,6 +49,16 @@ with probability :math:`p_E`, jointly through a Gaussian copula with correlation
   expectations, so every operating characteristic linear in responses (responders,
   response rate) is exact; :attr:`ExactOutcomes.efficacy_enumerated` is False.
 
+Memory
+------
+States are rows of one- or two-byte integers (the smallest type that holds
+``max_n``; :func:`_storage_dtype`) with a float64 probability; ``decide`` and
+``select`` get int64 :class:`~escalade.design.base.States` one chunk at a
+time. The peak is about 270 bytes per distinct live state with one-byte
+fields (expansion, merge and index arrays included; measured with tracemalloc
+and RSS by ``bench/bench_exact.py``: BOIN on 5 doses, 20 cohorts of 3: 4.1
+million states, 1.2 GB), which :class:`ExactLimitError` reports.
+
 Examples
 --------
 >>> from escalade.design.boin import BoinConfig, BoinDesign
@@ -89,8 +99,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Default cap on the number of distinct live states held at one depth.
-DEFAULT_MAX_STATES: int = 2_000_000
+#: Default cap on the number of distinct live states held at one depth: about 3.2 GB at the peak with
+#: one-byte fields (see :func:`_bytes_per_state`); BOIN and CRM on 5 doses reach 20 cohorts of 3 under it
+#: (BOIN, curve A of bench/bench_exact.py: 4.1 million states).
+DEFAULT_MAX_STATES: int = 12_000_000
 
 #: States passed to ``decide``/``select`` per call (bounds a costly design's memory).
 DECIDE_CHUNK: int = 65_536
@@ -98,29 +110,36 @@ DECIDE_CHUNK: int = 65_536
 #: Children built per expansion chunk before merging (bounds peak memory).
 _EXPAND_CHUNK: int = 1_000_000
 
+#: Terminal states passed to ``select`` per call.
+_SELECT_CHUNK: int = 8_192
+
+# Peak memory per distinct live state = _PEAK_FACTOR * (row bytes + 8) + _PEAK_EXTRA (see _bytes_per_state),
+# fitted to tracemalloc's peaks of BOIN and CRM at 16 and 20 cohorts (bench/bench_exact.py)
+_PEAK_FACTOR: float = 6.0
+_PEAK_EXTRA: int = 80
+
 
 class ExactLimitError(EscaladeError, RuntimeError):
     """Exact enumeration would hold more distinct states than allowed.
 
     Callers fall back to simulation (``run_study`` records the message as the
     reason). Attributes carry the numbers: ``n_states`` (reached), ``limit``,
-    ``depth`` (cohort at which it happened) and ``design`` (its kind).
+    ``depth`` (cohort at which it happened), ``design`` (its kind) and
+    ``bytes_per_state`` (the estimated peak memory per distinct live state).
     """
 
-    def __init__(self, n_states: int, limit: int, depth: int, design: str) -> None:
+    def __init__(self, n_states: int, limit: int, depth: int, design: str, bytes_per_state: int = 0) -> None:
         self.n_states = int(n_states)
         self.limit = int(limit)
         self.depth = int(depth)
         self.design = design
+        self.bytes_per_state = int(bytes_per_state) or _bytes_per_state(np.zeros((0, 23), np.int8))
         super().__init__(
             f"exact enumeration of design '{design}' reached {self.n_states:,} distinct states after cohort "
             f"{self.depth} (limit max_states = {self.limit:,}); simulate instead, or raise max_states "
-            f"if memory allows (about {_bytes_per_state_hint()} bytes per state)"
+            f"if memory allows (peak memory about {self.bytes_per_state} bytes per state, "
+            f"{self.bytes_per_state * self.limit / 2**30:.1f} GiB at the limit)"
         )
-
-
-def _bytes_per_state_hint() -> int:
-    return 200
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -313,6 +332,45 @@ def _select_in_chunks(design: Design, states: States, chunk: int = DECIDE_CHUNK)
     return np.where((sel >= 0) & (sel < states.n_doses), sel, NO_DOSE)
 
 
+def _storage_dtype(max_n: int, n_doses: int) -> np.dtype:
+    """Smallest signed integer type holding every stored field (counts <= max_n, doses, reasons, -1)."""
+    top = max(int(max_n) + 1, int(n_doses), max(int(r) for r in StopReason))
+    return np.dtype(np.int8 if top <= 127 else np.int16 if top <= 32767 else np.int64)
+
+
+def _bytes_per_state(m: IntArray) -> int:
+    """Peak bytes per distinct live state of :func:`exact_outcomes`, for the limit's message.
+
+    Measured with ``tracemalloc`` (bench/bench_exact.py prints it): a state's
+    row (``m.itemsize`` bytes a field) and probability (8 bytes) are held
+    about four times at the peak (the parents, the children being expanded,
+    the merge's sorted keys and its index arrays of 8 bytes each), plus the
+    terminal states kept so far.
+    """
+    return int(_PEAK_FACTOR * (m.shape[1] * m.itemsize + 8) + _PEAK_EXTRA)
+
+
+def _decide_rows(design: Design, m: IntArray, nd: int, chunk: int = DECIDE_CHUNK) -> Decisions:
+    """:func:`decide_in_chunks` on compact rows, building int64 States one chunk at a time."""
+    if m.shape[0] <= chunk:
+        return decide_in_chunks(design, States.from_matrix(m, nd), chunk)
+    parts = [decide_in_chunks(design, States.from_matrix(m[i:i + chunk], nd), chunk)
+             for i in range(0, m.shape[0], chunk)]
+    return Decisions(np.concatenate([p.dose for p in parts]), np.concatenate([p.stop for p in parts]),
+                     np.concatenate([p.reason for p in parts]), np.concatenate([p.cohort_size for p in parts]))
+
+
+def _select_rows(design: Design, m: IntArray, nd: int, chunk: int = _SELECT_CHUNK) -> IntArray:
+    """:func:`_select_in_chunks` on compact rows, one chunk of int64 States at a time.
+
+    Smaller chunks than ``decide``'s: a final selection may hold far more per
+    state (BOIN's isotonic regression: about 1.5 kB per state).
+    """
+    parts = [_select_in_chunks(design, States.from_matrix(m[i:i + chunk], nd), chunk)
+             for i in range(0, m.shape[0], chunk)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def _row_keys(m: IntArray) -> np.ndarray:
     """One opaque, exactly comparable key per row (bytes of a compact copy)."""
     hi = int(m.max(initial=0))
@@ -464,12 +522,15 @@ def exact_outcomes(
     path_cols = np.arange(4 * nd, width) if fields == "all" else np.asarray([4 * nd])
     key_cols = np.r_[count_cols, path_cols]
 
+    # compact storage (issue 18): every stored value is a count <= max_n, a dose index or a stop reason,
+    # so one or two bytes a field; decide/select see int64 States built one chunk at a time
+    dt = _storage_dtype(max_n, nd)
     d0, size0 = design.start()
-    m = np.zeros((1, width), np.int64)
+    m = np.zeros((1, width), dt)
     m[0, 4 * nd] = d0
     prob = np.ones(1)
-    dose = np.asarray([d0], np.int64)
-    size = np.asarray([size0], np.int64)
+    dose = np.asarray([d0], dt)
+    size = np.asarray([size0], dt)
     table: dict[int, FloatArray] = {}
 
     term_m: list[IntArray] = []
@@ -499,27 +560,27 @@ def exact_outcomes(
         m, prob = _merge(np.concatenate(mm), np.concatenate(pp), key_cols) if len(mm) > 1 else (mm[0], pp[0])
         peak = max(peak, m.shape[0])
         if m.shape[0] > max_states:
-            raise ExactLimitError(m.shape[0], max_states, depth, design.kind)
+            raise ExactLimitError(m.shape[0], max_states, depth, design.kind, _bytes_per_state(m))
 
         full = m[:, :nd].sum(axis=1) >= max_n
         if full.any():
             term_m.append(m[full])
             term_p.append(prob[full])
             term_r.append(np.full(int(full.sum()), StopReason.MAX_SAMPLE_SIZE, np.int8))
-            term_depth.append(np.full(int(full.sum()), depth, np.int64))
+            term_depth.append(np.full(int(full.sum()), depth, dt))
         m, prob = m[~full], prob[~full]
         if m.shape[0] == 0:
             break
-        dec = decide_in_chunks(design, States.from_matrix(m, nd))
+        dec = _decide_rows(design, m, nd)
         n_decided += m.shape[0]
         if dec.stop.any():
             s = dec.stop
             term_m.append(m[s])
             term_p.append(prob[s])
             term_r.append(dec.reason[s])
-            term_depth.append(np.full(int(s.sum()), depth, np.int64))
+            term_depth.append(np.full(int(s.sum()), depth, dt))
         go = ~dec.stop
-        m, prob, dose, size = m[go], prob[go], dec.dose[go], dec.cohort_size[go]
+        m, prob, dose, size = m[go], prob[go], dec.dose[go].astype(dt), dec.cohort_size[go].astype(dt)
         log.debug("exact %s: cohort %d, %d live states, %d terminal so far",
                   design.kind, depth, m.shape[0], sum(len(x) for x in term_p))
 
@@ -527,25 +588,28 @@ def exact_outcomes(
     weight = np.concatenate(term_p)
     reason = np.concatenate(term_r).astype(np.int8)
     cohorts = np.concatenate(term_depth)
-    final = States.from_matrix(tm, nd)
+    del term_m, term_p, term_r, term_depth
     if recommendation == "select":
-        selected = _select_in_chunks(design, final)
+        selected = _select_rows(design, tm, nd)
     else:
-        selected = np.full(final.n_states, NO_DOSE, np.int64)
-        ended = reason == StopReason.MAX_SAMPLE_SIZE
-        if ended.any():
-            dec = decide_in_chunks(design, final.take(ended))
+        selected = np.full(tm.shape[0], NO_DOSE, np.int64)
+        ended = np.flatnonzero(reason == StopReason.MAX_SAMPLE_SIZE)
+        if ended.size:
+            dec = _decide_rows(design, tm[ended], nd)
             selected[ended] = np.where(dec.stop, NO_DOSE, dec.dose)
 
     # terminal states that differ only in path state (current dose, last cohort) that the
-    # outcomes do not record are merged into one row
-    rows = np.concatenate([selected[:, None], reason[:, None].astype(np.int64), cohorts[:, None],
+    # outcomes do not record are merged into one row (the same keys as int64 rows: _row_keys
+    # compacts by value)
+    rows = np.concatenate([selected[:, None].astype(dt), reason[:, None].astype(dt), cohorts[:, None],
                            tm[:, :4 * nd if enum_eff else 2 * nd]], axis=1)
     keys = _row_keys(rows)
+    del rows
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    del keys
     weight = np.bincount(inverse.reshape(-1), weights=weight, minlength=first.shape[0])
-    selected, reason, cohorts = selected[first], reason[first], cohorts[first]
-    final = final.take(first)
+    selected, reason, cohorts = selected[first], reason[first], cohorts[first].astype(np.int64)
+    final = States.from_matrix(tm[first], nd)
     if enum_eff:
         eff, both = final.eff, final.both
     else:

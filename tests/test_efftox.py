@@ -534,3 +534,68 @@ def test_explain_with_nuts_carries_arviz_diagnostics(design: EffToxDesign) -> No
     ex = design.explain(parse_outcomes("1N 2E 3B", n_doses=5), mcmc=True, draws=1000, chains=2, seed=5)
     assert ex.engine.startswith("NUTS") and ex.max_rhat < 1.01 and ex.divergences == 0 and ex.ess > 400
     assert ex.acceptable == (True, True, True, True, False)
+
+
+# --------------------------------------------------------------------------- compiled kernels (issue 18)
+
+
+def test_compiled_exp_and_log_are_accurate_to_float32_rounding() -> None:
+    from escalade.design.efftox_kernels import exp32, log32
+
+    x = np.linspace(-87.0, 88.0, 200_001).astype(np.float32)
+    ref = np.exp(x.astype(float))
+    assert np.max(np.abs(exp32(x) / ref - 1.0)) < 2.5e-7          # about 2 float32 ulps
+    assert np.all(exp32(np.array([-87.5, -200.0, -np.inf], np.float32)) == 0.0)
+    y = np.exp(np.linspace(-69.0, 0.7, 200_001)).astype(np.float32)
+    err = np.abs(log32(y) - np.log(y.astype(float)))
+    assert np.max(err / np.maximum(np.abs(np.log(y.astype(float))), 1.0)) < 2.5e-7
+
+
+def _proposal_inputs(eng: EffToxEngine, s: int) -> tuple:
+    cnt = _random_cells(np.random.default_rng(5), s)
+    mode, root, _ = engine_module.laplace_mode(eng._model, cnt)
+    return cnt, mode, root, np.full(s, eng.settings.scale)
+
+
+@pytest.mark.parametrize("full, cov", [(False, False), (False, True), (True, False)])
+def test_compiled_sampling_equals_the_numpy_path_to_float32_rounding(design: EffToxDesign, full: bool,
+                                                                     cov: bool) -> None:
+    # the kernel (efftox_kernels.is_states) against the NumPy path it replaced (_is_chunk), on the same
+    # points and proposals: they differ only by float32 rounding (own exp/log, float64 sums), ~1e-7
+    eng = design.engine
+    cnt, mode, root, scale = _proposal_inputs(eng, 40)
+    pts = eng._points[eng.settings.n_points]
+    new = eng._is_compiled(cnt, mode, root, mode, pts, scale, full, cov)
+    old = eng._is_chunk(cnt, mode, root, mode, pts, scale, full, cov)
+    fields = ["prob_eff", "prob_tox", "prob_acc_eff", "prob_acc_tox", "utility"]
+    fields += ["post_utility", "prob_obd", "se_prob_eff", "se_utility", "se_post_utility"] if full else []
+    fields += ["theta_mean", "theta_cov"] if cov else []
+    for f in fields:
+        np.testing.assert_allclose(getattr(new, f), getattr(old, f), rtol=0, atol=5e-6, err_msg=f)
+    np.testing.assert_allclose(new.ess, old.ess, rtol=1e-5)
+    if not (full or cov):
+        assert np.all(np.isnan(new.theta_mean))  # not computed when nothing needs it (documented)
+
+
+def test_compiled_mode_equals_the_numpy_newton(design: EffToxDesign) -> None:
+    eng = design.engine
+    cnt = _random_cells(np.random.default_rng(9), 60)
+    cnt[0] = 0                                                      # no data: the prior mean
+    cnt[1] = [[0, 0, 6, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]  # every patient toxic
+    mode, root, done = engine_module.laplace_mode(eng._model, cnt)
+    mode0, root0, done0 = engine_module._laplace_mode_numpy(eng._model, cnt)
+    np.testing.assert_allclose(mode, mode0, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(root, root0, rtol=0, atol=1e-9)
+    assert np.array_equal(done, done0) and done.all()
+    np.testing.assert_allclose(mode[0], eng.prior_mean, atol=1e-12)
+
+
+def test_float64_engine_keeps_the_numpy_path_and_agrees(design: EffToxDesign) -> None:
+    eng = design.engine
+    other = EffToxEngine(eng.coded_doses, prior_mean=eng.prior_mean, prior_sd=eng.prior_sd,
+                         efficacy_hurdle=0.5, toxicity_hurdle=0.3, eff0=0.5, tox1=0.65, p=eng.p,
+                         settings=dataclasses.replace(eng.settings, dtype=np.float64))
+    cnt = _random_cells(np.random.default_rng(3), 12)
+    a, b = eng.summarise(cnt), other.summarise(cnt)
+    for f in ("prob_eff", "prob_tox", "prob_acc_eff", "prob_acc_tox", "utility", "post_utility"):
+        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=0, atol=1e-4, err_msg=f)

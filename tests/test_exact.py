@@ -292,6 +292,51 @@ def test_state_limit_raises_with_its_numbers() -> None:
     assert isinstance(err, EscaladeError)
 
 
+def test_limit_message_estimates_the_measured_peak_memory() -> None:
+    # issue 18: the message said ~200 bytes per state while ~1,300 were used; now the estimate is
+    # checked against tracemalloc's peak (NumPy reports its buffers to it) on a run whose live states
+    # dominate the fixed costs
+    import tracemalloc
+
+    from escalade.simulations import exact as exact_module
+
+    design = BoinDesign(BoinConfig(target=0.25, n_doses=5, cohort_size=3, max_n=39))
+    exact_outcomes(BoinDesign(BoinConfig(target=0.25, n_doses=5, cohort_size=3, max_n=6)), CURVE_A)
+    tracemalloc.start()
+    try:
+        out = exact_outcomes(design, CURVE_A)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    measured = peak / out.peak_states
+    with pytest.raises(ExactLimitError) as info:
+        exact_outcomes(design, CURVE_A, max_states=out.peak_states - 1)
+    est = info.value.bytes_per_state
+    assert est == exact_module._bytes_per_state(np.zeros((0, 23), np.int8))
+    assert 0.8 * measured <= est <= 1.3 * measured, (est, measured)  # the old 200 bytes: 0.65
+    assert f"about {est} bytes per state" in str(info.value)
+
+
+def test_compact_storage_gives_the_same_numbers_as_int64() -> None:
+    from escalade.simulations import exact as exact_module
+
+    assert exact_module._storage_dtype(24, 5) == np.int8
+    assert exact_module._storage_dtype(300, 5) == np.int16
+    runs = [(BoinDesign(BoinConfig(target=0.25, n_doses=5, cohort_size=3, max_n=24)), "auto"),
+            (BoinDesign(BoinConfig(target=0.25, n_doses=5, cohort_size=3, max_n=9)), "enumerate")]
+    for design, efficacy in runs:
+        compact = exact_outcomes(design, CURVE_A, [0.1, 0.2, 0.3, 0.4, 0.5], 0.2, efficacy=efficacy)
+        original = exact_module._storage_dtype
+        try:
+            exact_module._storage_dtype = lambda max_n, n_doses: np.dtype(np.int64)
+            wide = exact_outcomes(design, CURVE_A, [0.1, 0.2, 0.3, 0.4, 0.5], 0.2, efficacy=efficacy)
+        finally:
+            exact_module._storage_dtype = original
+        for f in ("selected", "reason", "n", "tox", "eff", "both", "cohorts", "weight"):
+            a, b = getattr(compact, f), getattr(wide, f)
+            assert a.dtype == b.dtype and np.array_equal(a, b), (efficacy, f)
+
+
 def test_bad_inputs_say_the_fix() -> None:
     design = BoinDesign(BoinConfig(target=0.3, n_doses=3, max_n=9))
     with pytest.raises(ConfigError, match="p_tox.*one probability per dose \\(3 values\\)"):

@@ -191,7 +191,8 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
 
 
 def test_design_layer_imports_only_numpy_and_scipy() -> None:
-    allowed = {"numpy", "scipy", "escalade"} | set(sys.stdlib_module_names)
+    # numba (and its llvmlite) compile the hot loops (issue 18: design/efftox_kernels.py); a core dependency
+    allowed = {"numpy", "scipy", "numba", "llvmlite", "escalade"} | set(sys.stdlib_module_names)
     for path in sorted((ROOT / "design").glob("*.py")):
         for mod, top in _imports(path):
             root = mod.split(".")[0]
