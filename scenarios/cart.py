@@ -193,7 +193,7 @@ class Expansion:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Manufacturing:
-    """Infused dose below the assigned dose (Devlin, Iasonos & O'Quigley 2021).
+    """Infused dose below the assigned dose (Devlin, Iasonos & O'Quigley 2021, J R Stat Soc C 70:815-834).
 
     ``p_short[d]``: P(the product for dose d falls short); ``lands[i]``: P(it
     lands ``i + 1`` levels below), clipped at the lowest level.

@@ -25,7 +25,7 @@ p_response[d]`` without ``response``.
 Outcomes are stored for every dose, ``(T, N, D)`` per quantity, for the
 *assigned* dose: with a ``manufacturing`` section a patient's outcomes at
 assigned dose ``d`` are those at the infused dose (Devlin, Iasonos &
-O'Quigley 2021, Stat Med 40:4259-4271).
+O'Quigley 2021, J R Stat Soc C 70:815-834).
 """
 
 from __future__ import annotations
