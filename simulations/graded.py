@@ -128,33 +128,35 @@ def draw_graded(model: CartModel, patients: Patients, *, seed: int, scenario: in
     if model.correlation is not None:
         z = z @ np.linalg.cholesky(model.correlation).T
     nd = len(p_dlt)
-    # product-dose outcomes (T, N, D)
-    grades = np.zeros((k_ae, t_count, cap, nd), np.int8)
+    # product-dose outcomes (T, N, D); per dose one sorted search, equal to comparing with each threshold
+    grades = np.empty((k_ae, t_count, cap, nd), np.int8)
     dlt_p = np.zeros((t_count, cap, nd), bool)
     onset_p = None
     if k_ae:
         u_on = _blocks(np.random.default_rng(onset_ss), (k_ae,), t_count, n_blocks, False)
-        onset_p = np.full((t_count, cap, nd), np.inf)
+        onset_p = np.ones((t_count, cap, nd))
         for k, t in enumerate(model.ae_types):
             v = special.ndtr(-z[:, :, k])
-            s = t.at_least()[:, 1:]  # (D, 5): P(grade >= 1..5)
-            grades[k] = (v[:, :, None, None] < s[None, None, :, :]).sum(axis=-1, dtype=np.int8)
+            rising = t.at_least()[:, :0:-1]  # (D, 5): P(grade >= 5), ..., P(grade >= 1), non-decreasing
+            for d in range(nd):  # grade = #{g >= 1: v < P(grade >= g)}
+                grades[k, :, :, d] = GRADES - 1 - np.searchsorted(rising[d], v, side="right")
             thr = model.rule.threshold(t.name)
             if thr is None:
                 continue
             hit = grades[k] >= thr
             dlt_p |= hit
             frac = onset_fraction(u_on[:, :, k], t.onset)
-            onset_p = np.where(hit, np.minimum(onset_p, frac[:, :, None]), onset_p)
-        onset_p = np.where(np.isfinite(onset_p), onset_p, 0.0)
+            np.minimum(onset_p, np.where(hit, frac[:, :, None], 1.0), out=onset_p)
     else:
         dlt_p = patients.u_tox[:, :, None] < np.asarray(p_dlt, float)[None, None, :]
     u_resp = special.ndtr(-z[:, :, -1])
     category_p = None
     if model.response is not None:
         r = model.response
-        cum = r.cumulative(r.primary)  # (D, M)
-        category_p = (u_resp[:, :, None, None] >= cum[None, None, :, :-1]).sum(axis=-1, dtype=np.int8)
+        cum = r.cumulative(r.primary)[:, :-1]  # (D, M - 1)
+        category_p = np.empty((t_count, cap, nd), np.int8)
+        for d in range(nd):  # category = #{m: u >= P(category <= m)}
+            category_p[:, :, d] = np.searchsorted(cum[d], u_resp, side="right")
         resp_p = r.orr_index[category_p]
     else:
         resp_p = patients.u_eff[:, :, None] < np.asarray(p_response, float)[None, None, :]
@@ -163,23 +165,23 @@ def draw_graded(model: CartModel, patients: Patients, *, seed: int, scenario: in
     if model.expansion is not None:
         rho = model.expansion.correlation
         z_x = rho * z[:, :, -1] + np.sqrt(1.0 - rho * rho) * z_x
-    infused = np.broadcast_to(np.arange(nd, dtype=np.int8), (t_count, cap, nd))
+    infused = np.empty((t_count, cap, nd), np.int8)
+    infused[:] = np.arange(nd, dtype=np.int8)
     m = model.manufacturing
     if m is not None:
         u_man = _blocks(np.random.default_rng(man_ss), (2,), t_count, n_blocks, False)
         short = u_man[:, :, 0, None] < m.p_short[None, None, :]
         steps = 1 + np.searchsorted(np.cumsum(m.lands)[:-1], u_man[:, :, 1], side="right")
-        infused = np.where(short, np.maximum(np.arange(nd)[None, None, :] - steps[:, :, None], 0),
-                           infused).astype(np.int8)
-        idx = infused.astype(np.intp)
-
-        def at(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else np.take_along_axis(a, idx if a.ndim == 3 else idx[None], axis=-1)
-
-        grades = at(grades) if k_ae else grades
-        dlt_p, resp_p, onset_p, category_p = at(dlt_p), at(resp_p), at(onset_p), at(category_p)
-    return GradedPatients(model, grades, category_p, np.ascontiguousarray(dlt_p), np.ascontiguousarray(resp_p),
-                          onset_p, np.ascontiguousarray(infused), u_resp, u_surv, z_x)
+        ti, ni, di = np.nonzero(short)
+        to = np.maximum(di - steps[ti, ni], 0)
+        infused[ti, ni, di] = to
+        # outcomes follow the infused dose: overwrite the short entries only (read before writing)
+        for a in (dlt_p, resp_p, onset_p, category_p):
+            if a is not None:
+                a[ti, ni, di] = a[ti, ni, to]
+        if k_ae:
+            grades[:, ti, ni, di] = grades[:, ti, ni, to]
+    return GradedPatients(model, grades, category_p, dlt_p, resp_p, onset_p, infused, u_resp, u_surv, z_x)
 
 
 def efs_months(g: GradedPatients, category: np.ndarray, rows: np.ndarray, cols: np.ndarray,
@@ -214,21 +216,24 @@ def graded_counts(g: GradedPatients, patient_dose: np.ndarray) -> dict[str, np.n
     t_count, width = patient_dose.shape
     nd = g.dlt.shape[2]
     treated = patient_dose >= 0
-    d = np.where(treated, patient_dose, 0)
-    rows = np.broadcast_to(np.arange(t_count)[:, None], d.shape)
-    cols = np.broadcast_to(np.arange(width)[None, :], d.shape)
-    onehot = (d[:, :, None] == np.arange(nd)) & treated[:, :, None]
+    r, c = np.nonzero(treated)
+    d = patient_dose[r, c]
     out: dict[str, np.ndarray] = {}
-    dead = np.zeros(d.shape, bool)
+    dead = np.zeros(r.size, bool)
     for k, name in enumerate(g.types):
-        gr = g.grades[k, rows, cols, d]
+        gr = g.grades[k, r, c, d].astype(np.intp)
+        # one tally per (trial, dose, grade)
+        tally = np.bincount((r * nd + d) * GRADES + gr, minlength=t_count * nd * GRADES)
+        tally = tally.reshape(t_count, nd, GRADES).astype(np.int16)
         for grade in range(1, GRADES):
-            out[f"ae.{name}.g{grade}"] = (onehot & (gr == grade)[:, :, None]).sum(axis=1, dtype=np.int16)
+            out[f"ae.{name}.g{grade}"] = np.ascontiguousarray(tally[:, :, grade])
         dead |= gr == GRADES - 1
     if g.types:
-        out["death"] = (onehot & dead[:, :, None]).sum(axis=1, dtype=np.int16)
+        out["death"] = np.bincount(r[dead] * nd + d[dead], minlength=t_count * nd).reshape(
+            t_count, nd).astype(np.int16)
     if g.model.manufacturing is not None:
-        out["infused_below"] = (treated & (g.infused[rows, cols, d] < d)).sum(axis=1, dtype=np.int16)
+        below = g.infused[r, c, d] < d
+        out["infused_below"] = np.bincount(r[below], minlength=t_count).astype(np.int16)
     return out
 
 
