@@ -227,7 +227,7 @@ class CartModel:
     manufacturing: Manufacturing | None = None
     p_dlt: tuple[float, ...] = ()
     p_response: tuple[float, ...] = ()
-    _truth: dict = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict)  # truth() and the engine's per-dose tables, computed once
 
     @property
     def type_names(self) -> tuple[str, ...]:
@@ -251,8 +251,8 @@ class CartModel:
         ``median_efs`` (months, ``inf`` when EFS never falls to 50%),
         ``expansion_peak_median``, ``expansion_auc_median``.
         """
-        if self._truth:
-            return self._truth
+        if "truth" in self._cache:
+            return self._cache["truth"]
         out: dict[str, np.ndarray] = {}
         for t in self.ae_types:
             out[f"{t.name}_g3plus"] = t.at_least()[:, 3]
@@ -274,7 +274,7 @@ class CartModel:
         if self.expansion is not None:
             out["expansion_peak_median"] = self.expansion.peak_median
             out["expansion_auc_median"] = self.expansion.auc_median
-        self._truth.update(out)
+        self._cache["truth"] = out
         return out
 
 

@@ -22,9 +22,9 @@ Sections a scenario leaves out fall back on the plain patient: the DLT is
 ``u_tox < p_dlt[d]`` without ``adverse_events``, response ``u_eff <
 p_response[d]`` without ``response``.
 
-Outcomes are stored for every dose, ``(T, N, D)`` per quantity, for the
-*assigned* dose: with a ``manufacturing`` section a patient's outcomes at
-assigned dose ``d`` are those at the infused dose (Devlin, Iasonos &
+Outcomes are computed on demand (:meth:`GradedPatients.at`) for the patients
+a design treats, at their *assigned* dose: with a ``manufacturing`` section a
+patient's outcomes at assigned dose ``d`` are those at the infused dose (Devlin, Iasonos &
 O'Quigley 2021, J R Stat Soc C 70:815-834).
 """
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import special
@@ -39,60 +40,150 @@ from scipy import special
 from escalade.scenarios.cart import GRADES, CartModel
 from escalade.simulations.patients import BLOCK, Patients
 
-__all__ = ["GradedPatients", "draw_graded", "graded_counts", "efs_months", "GRADED_CHILD", "check_graded_design",
-           "patient_scores"]
+__all__ = ["GradedPatients", "Outcomes", "draw_graded", "graded_counts", "efs_months", "GRADED_CHILD",
+           "check_graded_design", "patient_scores"]
 
 #: Index of the graded stream among the children of a chunk's seed sequence (0-3 are taken).
 GRADED_CHILD = 4
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class GradedPatients:
-    """Graded outcomes ``(T, N, D)`` at each assigned dose, and per-patient latents ``(T, N)``.
+class Outcomes(NamedTuple):
+    """Outcomes of ``n`` patients at given assigned doses (1-D arrays; ``grades`` is ``(K, n)``)."""
 
-    Attributes
-    ----------
-    model
-        The scenario's :class:`~escalade.scenarios.cart.CartModel`.
-    grades
-        ``(K, T, N, D)`` int8 grade 0-5 of each AE type (``K = 0`` without ``adverse_events``).
-    category
-        ``(T, N, D)`` int8 response category (index, best first) at the primary
-        assessment, or ``None`` without a ``response`` section.
-    dlt, resp
-        ``(T, N, D)`` binary DLT (the rule over grades) and response (category in the ORR set).
-    onset
-        ``(T, N, D)`` DLT onset as a fraction of the DLT window (the earliest
-        type reaching its threshold), or ``None`` (the plain ``u_onset``).
-    infused
-        ``(T, N, D)`` int8 infused dose level per assigned dose.
-    u_response, u_survival
-        ``(T, N)`` response uniform (:math:`\\Phi(-z_R)`) and survival uniform.
-    z_expansion
-        ``(T, N)`` expansion normal (correlated with response).
-    """
-
-    model: CartModel
     grades: np.ndarray
     category: np.ndarray | None
     dlt: np.ndarray
     resp: np.ndarray
     onset: np.ndarray | None
     infused: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GradedPatients:
+    """The latents of the CAR-T patients of a chunk, ``(T, N)`` each; outcomes on demand.
+
+    Outcomes are computed only for the patients a design treats, at the dose
+    they receive (:meth:`at`), from latents drawn once, so they are the same
+    whichever design asks and whenever it asks.
+
+    Attributes
+    ----------
+    model
+        The scenario's :class:`~escalade.scenarios.cart.CartModel`.
+    v_ae
+        ``(K, T, N)`` :math:`\\Phi(-z_k)` of each AE type (``K = 0`` without ``adverse_events``).
+    u_onset
+        ``(K, T, N)`` onset uniforms of each AE type.
+    u_response
+        ``(T, N)`` response uniform :math:`\\Phi(-z_R)` (small = deep response).
+    u_short, u_lands
+        ``(T, N)`` manufacturing uniforms (shortfall, and where it lands).
+    u_survival
+        ``(T, N)`` survival uniform (EFS and OS, :func:`efs_months`).
+    z_expansion
+        ``(T, N)`` expansion normal (correlated with response).
+    u_tox, u_eff
+        ``(T, N)`` the plain patient's uniforms, for the sections the model leaves out.
+    p_dlt, p_response
+        The scenario's true curves (for the plain fallbacks).
+    """
+
+    model: CartModel
+    v_ae: np.ndarray
+    u_onset: np.ndarray
     u_response: np.ndarray
+    u_short: np.ndarray
+    u_lands: np.ndarray
     u_survival: np.ndarray
     z_expansion: np.ndarray
+    u_tox: np.ndarray
+    u_eff: np.ndarray
+    p_dlt: np.ndarray
+    p_response: np.ndarray
 
     @property
     def types(self) -> tuple[str, ...]:
         return self.model.type_names
 
-    def scores_input(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray
-                     ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        """Grades per type and response category of patients ``(rows, cols)`` at doses ``dose`` (1-D each)."""
-        grades = {name: self.grades[k, rows, cols, dose] for k, name in enumerate(self.types)}
-        cat = None if self.category is None else self.category[rows, cols, dose]
-        return grades, cat
+    @property
+    def n_doses(self) -> int:
+        return int(self.p_dlt.size)
+
+    def infused(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray) -> np.ndarray:
+        """Infused dose level of patients ``(rows, cols)`` assigned ``dose`` (the assigned one without shortfall)."""
+        dose = np.asarray(dose, np.int64)
+        m = self.model.manufacturing
+        if m is None:
+            return dose
+        short = self.u_short[rows, cols] < m.p_short[dose]
+        steps = 1 + np.searchsorted(np.cumsum(m.lands)[:-1], self.u_lands[rows, cols], side="right")
+        return np.where(short, np.maximum(dose - steps, 0), dose)
+
+    def at(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray, *, onset: bool = False) -> Outcomes:
+        """Outcomes of patients ``(rows, cols)`` (1-D index arrays) assigned ``dose``.
+
+        The grade of type :math:`k` is :math:`\\#\\{g \\ge 1: v_k < \\Pr(G_k \\ge g)\\}` at the
+        infused dose, the category :math:`\\#\\{m: u_R \\ge \\Pr(C \\le m)\\}`; the DLT is the
+        rule over the grades, with its onset (``onset=True``, as a fraction of the DLT window) the
+        earliest onset among the types that reach their threshold.
+        """
+        model = self.model
+        tab = _tables(model)
+        j = self.infused(rows, cols, dose)
+        flat = rows * self.u_tox.shape[1] + cols
+        k_ae = len(model.ae_types)
+        on = None
+        if k_ae:
+            v = self.v_ae.reshape(k_ae, -1)[:, flat]  # (K, n)
+            grades = (v[:, :, None] < tab["at_least"][:, j, :]).sum(axis=2, dtype=np.int8)
+            hit = grades >= tab["threshold"][:, None]
+            dlt = hit.any(axis=0)
+            if onset:
+                from escalade.simulations.timed import onset_fraction
+
+                u = self.u_onset.reshape(k_ae, -1)[:, flat]
+                frac = np.stack([onset_fraction(u[k], t.onset) for k, t in enumerate(model.ae_types)])
+                on = np.where(hit, frac, 1.0).min(axis=0)
+        else:
+            grades = np.zeros((0, j.size), np.int8)
+            dlt = self.u_tox.ravel()[flat] < self.p_dlt[j]
+        category = None
+        if model.response is not None:
+            category = (self.u_response.ravel()[flat][:, None] >= tab["cum"][j]).sum(axis=1, dtype=np.int8)
+            resp = tab["orr"][category]
+        else:
+            resp = self.u_eff.ravel()[flat] < self.p_response[j]
+        return Outcomes(grades, category, dlt, resp, on, j)
+
+    def table(self) -> Outcomes:
+        """Outcomes of every patient at every assigned dose, each ``(T, N, D)`` (``grades`` ``(K, T, N, D)``)."""
+        t, n = self.u_tox.shape
+        nd = self.n_doses
+        rows, cols, dose = (a.ravel() for a in np.meshgrid(np.arange(t), np.arange(n), np.arange(nd), indexing="ij"))
+        o = self.at(rows, cols, dose, onset=True)
+        shape = (t, n, nd)
+        return Outcomes(o.grades.reshape(-1, *shape), None if o.category is None else o.category.reshape(shape),
+                        o.dlt.reshape(shape), o.resp.reshape(shape),
+                        None if o.onset is None else o.onset.reshape(shape), o.infused.reshape(shape))
+
+    def scores_input(self, out: Outcomes) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """The contract's inputs: grades per type and the response category (1-D each)."""
+        return {name: out.grades[k] for k, name in enumerate(self.types)}, out.category
+
+
+def _tables(model: CartModel) -> dict[str, np.ndarray]:
+    """Per-dose tables of a model, computed once (cached on the model)."""
+    cache = model._cache.setdefault("tables", {})  # noqa: SLF001 - the model's own cache
+    if not cache:
+        k_ae = len(model.ae_types)
+        cache["at_least"] = np.stack([t.at_least()[:, 1:] for t in model.ae_types]) if k_ae else np.zeros((0, 1, 5))
+        never = GRADES  # no grade reaches it
+        cache["threshold"] = np.array([model.rule.threshold(t.name) or never for t in model.ae_types], np.int8)
+        r = model.response
+        if r is not None:
+            cache["cum"] = r.cumulative(r.primary)[:, :-1]
+            cache["orr"] = r.orr_index
+    return cache
 
 
 def _blocks(rng: np.random.Generator, shape: tuple[int, ...], n_trials: int, n_blocks: int,
@@ -103,7 +194,7 @@ def _blocks(rng: np.random.Generator, shape: tuple[int, ...], n_trials: int, n_b
 
 def draw_graded(model: CartModel, patients: Patients, *, seed: int, scenario: int, chunk: int,
                 p_dlt: Sequence[float], p_response: Sequence[float]) -> GradedPatients:
-    """The graded outcomes of the patients of one chunk (see the module docstring).
+    """The latents of the CAR-T patients of one chunk (see the module docstring).
 
     Parameters
     ----------
@@ -117,8 +208,6 @@ def draw_graded(model: CartModel, patients: Patients, *, seed: int, scenario: in
     p_dlt, p_response
         The scenario's (derived) true curves.
     """
-    from escalade.simulations.timed import onset_fraction
-
     t_count, cap = patients.u_tox.shape
     n_blocks = cap // BLOCK
     ss = np.random.SeedSequence(seed, spawn_key=(scenario, chunk, GRADED_CHILD))
@@ -127,61 +216,17 @@ def draw_graded(model: CartModel, patients: Patients, *, seed: int, scenario: in
     z = _blocks(np.random.default_rng(cop_ss), (k_ae + 1,), t_count, n_blocks, True)
     if model.correlation is not None:
         z = z @ np.linalg.cholesky(model.correlation).T
-    nd = len(p_dlt)
-    # product-dose outcomes (T, N, D); per dose one sorted search, equal to comparing with each threshold
-    grades = np.empty((k_ae, t_count, cap, nd), np.int8)
-    dlt_p = np.zeros((t_count, cap, nd), bool)
-    onset_p = None
-    if k_ae:
-        u_on = _blocks(np.random.default_rng(onset_ss), (k_ae,), t_count, n_blocks, False)
-        onset_p = np.ones((t_count, cap, nd))
-        for k, t in enumerate(model.ae_types):
-            v = special.ndtr(-z[:, :, k])
-            rising = t.at_least()[:, :0:-1]  # (D, 5): P(grade >= 5), ..., P(grade >= 1), non-decreasing
-            for d in range(nd):  # grade = #{g >= 1: v < P(grade >= g)}
-                grades[k, :, :, d] = GRADES - 1 - np.searchsorted(rising[d], v, side="right")
-            thr = model.rule.threshold(t.name)
-            if thr is None:
-                continue
-            hit = grades[k] >= thr
-            dlt_p |= hit
-            frac = onset_fraction(u_on[:, :, k], t.onset)
-            np.minimum(onset_p, np.where(hit, frac[:, :, None], 1.0), out=onset_p)
-    else:
-        dlt_p = patients.u_tox[:, :, None] < np.asarray(p_dlt, float)[None, None, :]
+    v_ae = np.moveaxis(special.ndtr(-z[:, :, :k_ae]), -1, 0)
+    u_on = np.moveaxis(_blocks(np.random.default_rng(onset_ss), (k_ae,), t_count, n_blocks, False), -1, 0)
     u_resp = special.ndtr(-z[:, :, -1])
-    category_p = None
-    if model.response is not None:
-        r = model.response
-        cum = r.cumulative(r.primary)[:, :-1]  # (D, M - 1)
-        category_p = np.empty((t_count, cap, nd), np.int8)
-        for d in range(nd):  # category = #{m: u >= P(category <= m)}
-            category_p[:, :, d] = np.searchsorted(cum[d], u_resp, side="right")
-        resp_p = r.orr_index[category_p]
-    else:
-        resp_p = patients.u_eff[:, :, None] < np.asarray(p_response, float)[None, None, :]
     u_surv = _blocks(np.random.default_rng(surv_ss), (), t_count, n_blocks, False)
     z_x = _blocks(np.random.default_rng(exp_ss), (), t_count, n_blocks, True)
     if model.expansion is not None:
         rho = model.expansion.correlation
         z_x = rho * z[:, :, -1] + np.sqrt(1.0 - rho * rho) * z_x
-    infused = np.empty((t_count, cap, nd), np.int8)
-    infused[:] = np.arange(nd, dtype=np.int8)
-    m = model.manufacturing
-    if m is not None:
-        u_man = _blocks(np.random.default_rng(man_ss), (2,), t_count, n_blocks, False)
-        short = u_man[:, :, 0, None] < m.p_short[None, None, :]
-        steps = 1 + np.searchsorted(np.cumsum(m.lands)[:-1], u_man[:, :, 1], side="right")
-        ti, ni, di = np.nonzero(short)
-        to = np.maximum(di - steps[ti, ni], 0)
-        infused[ti, ni, di] = to
-        # outcomes follow the infused dose: overwrite the short entries only (read before writing)
-        for a in (dlt_p, resp_p, onset_p, category_p):
-            if a is not None:
-                a[ti, ni, di] = a[ti, ni, to]
-        if k_ae:
-            grades[:, ti, ni, di] = grades[:, ti, ni, to]
-    return GradedPatients(model, grades, category_p, dlt_p, resp_p, onset_p, infused, u_resp, u_surv, z_x)
+    u_man = _blocks(np.random.default_rng(man_ss), (2,), t_count, n_blocks, False)
+    return GradedPatients(model, v_ae, u_on, u_resp, u_man[:, :, 0], u_man[:, :, 1], u_surv, z_x, patients.u_tox,
+                          patients.u_eff, np.asarray(p_dlt, float), np.asarray(p_response, float))
 
 
 def efs_months(g: GradedPatients, category: np.ndarray, rows: np.ndarray, cols: np.ndarray,
@@ -206,24 +251,26 @@ def efs_months(g: GradedPatients, category: np.ndarray, rows: np.ndarray, cols: 
     return out
 
 
-def graded_counts(g: GradedPatients, patient_dose: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-trial tallies of the treated patients (``patient_dose`` ``(T, N)``, ``-1`` untreated).
+def graded_counts(g: GradedPatients, patient_dose: np.ndarray, grades: np.ndarray,
+                  infused: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-trial tallies of the treated patients.
 
-    Returns ``{name: array}``: ``ae.{type}.g{1..5}`` ``(T, D)`` patients at each
-    assigned dose with that grade, ``death`` ``(T, D)`` patients with a grade-5
-    event, ``infused_below`` ``(T,)`` patients infused below their assigned dose.
+    ``patient_dose`` ``(T, N)`` is each patient's assigned dose (``-1``
+    untreated), ``grades`` ``(K, T, N)`` and ``infused`` ``(T, N)`` their
+    grades and infused dose. Returns ``{name: array}``: ``ae.{type}.g{1..5}``
+    ``(T, D)`` patients at each assigned dose with that grade, ``death``
+    ``(T, D)`` patients with a grade-5 event, ``infused_below`` ``(T,)``
+    patients infused below their assigned dose.
     """
-    t_count, width = patient_dose.shape
-    nd = g.dlt.shape[2]
-    treated = patient_dose >= 0
-    r, c = np.nonzero(treated)
+    t_count = patient_dose.shape[0]
+    nd = g.n_doses
+    r, c = np.nonzero(patient_dose >= 0)
     d = patient_dose[r, c]
     out: dict[str, np.ndarray] = {}
     dead = np.zeros(r.size, bool)
     for k, name in enumerate(g.types):
-        gr = g.grades[k, r, c, d].astype(np.intp)
-        # one tally per (trial, dose, grade)
-        tally = np.bincount((r * nd + d) * GRADES + gr, minlength=t_count * nd * GRADES)
+        gr = grades[k, r, c].astype(np.intp)
+        tally = np.bincount((r * nd + d) * GRADES + gr, minlength=t_count * nd * GRADES)  # (trial, dose, grade)
         tally = tally.reshape(t_count, nd, GRADES).astype(np.int16)
         for grade in range(1, GRADES):
             out[f"ae.{name}.g{grade}"] = np.ascontiguousarray(tally[:, :, grade])
@@ -232,8 +279,7 @@ def graded_counts(g: GradedPatients, patient_dose: np.ndarray) -> dict[str, np.n
         out["death"] = np.bincount(r[dead] * nd + d[dead], minlength=t_count * nd).reshape(
             t_count, nd).astype(np.int16)
     if g.model.manufacturing is not None:
-        below = g.infused[r, c, d] < d
-        out["infused_below"] = np.bincount(r[below], minlength=t_count).astype(np.int16)
+        out["infused_below"] = np.bincount(r[infused[r, c] < d], minlength=t_count).astype(np.int16)
     return out
 
 
@@ -252,10 +298,9 @@ def check_graded_design(design: object, model: CartModel | None, scenario: str) 
                             "section (categories best first); see scenarios/README.md")
 
 
-def patient_scores(design: object, g: GradedPatients, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def patient_scores(design: object, g: GradedPatients, out: Outcomes) -> tuple[np.ndarray, np.ndarray]:
     """The contract's call: ``design.patient_scores(grades, response, categories)`` for these patients."""
-    grades, cat = g.scores_input(rows, cols, dose)
+    grades, cat = g.scores_input(out)
     assert g.model.response is not None
     tox, eff = design.patient_scores(grades, cat, g.model.response.categories)  # type: ignore[attr-defined]
     return np.asarray(tox, np.float64), np.asarray(eff, np.float64)

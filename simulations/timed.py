@@ -207,6 +207,8 @@ class _Timeline:
         self.graded = patients.graded
         man = None if self.graded is None else self.graded.model.manufacturing
         self.by_infused = man is not None and man.decide_on == "infused"
+        self.infused = np.full((t, n), NO_DOSE, np.int64) if self.graded is not None else None
+        self.grades = np.zeros((len(self.graded.types), t, n), np.int8) if self.graded is not None else None
 
     def dose_cohort(self, rows: np.ndarray, pos: np.ndarray, size: np.ndarray, dose: np.ndarray,
                     t_open: np.ndarray) -> np.ndarray:
@@ -237,10 +239,13 @@ class _Timeline:
             self.tox[trial, col] = self.pts.u_tox[trial, col] < self.p_tox[d]
             self.eff[trial, col] = self.pts.u_eff[trial, col] < self.p_eff[d]
         else:  # the CAR-T patient: outcomes (and the DLT's onset) at the dose, from the graded model
-            self.tox[trial, col] = g.dlt[trial, col, d]
-            self.eff[trial, col] = g.resp[trial, col, d]
-            if g.onset is not None:
-                self.onset[trial, col] = self.window * g.onset[trial, col, d]
+            o = g.at(trial, col, d, onset=True)
+            self.tox[trial, col] = o.dlt
+            self.eff[trial, col] = o.resp
+            if o.onset is not None:
+                self.onset[trial, col] = self.window * o.onset
+            self.infused[trial, col] = o.infused
+            self.grades[:, trial, col] = o.grades
         self.tried[rows, dose] = True
         return hold
 
@@ -271,10 +276,7 @@ class _Timeline:
         """The dose a patient counts at: the infused one with ``manufacturing.decide_on: infused``."""
         if not self.by_infused:
             return dose
-        cols = np.arange(width)[None, :]
-        r = np.arange(self.dose.shape[0])[:, None] if isinstance(rows, slice) else np.asarray(rows)[:, None]
-        inf = self.graded.infused[r, cols, np.maximum(dose, 0)].astype(np.int64)
-        return np.where(dose >= 0, inf, dose)
+        return np.where(dose >= 0, self.infused[rows, :width], dose)
 
     def finish(self, reason: np.ndarray, cohorts: np.ndarray, current: np.ndarray, last_n: np.ndarray,
                last_tox: np.ndarray, *, no_dose_after_safety_stop: bool = False,
@@ -303,7 +305,7 @@ class _Timeline:
         if self.graded is not None:
             from escalade.simulations.graded import graded_counts
 
-            extra = graded_counts(self.graded, self.dose)
+            extra = graded_counts(self.graded, self.dose, self.grades, self.infused)
         return TrialOutcomes(selected, reason, n, tox, eff, both, cohorts,
                              np.full(t_count, 1.0 / max(t_count, 1)), trial=np.arange(t_count),
                              duration=duration, suspensions=waited.sum(axis=1).astype(np.int64), extra=extra)
@@ -389,7 +391,8 @@ def _run_complete(design: Design, line: _Timeline) -> TrialOutcomes:
         open_at[live] = known.max(axis=1)
         loop.record(live, d, c, t_tox, t_eff)
         if line.graded is not None:
-            loop.record_patients(rows[mask], cols[mask], np.broadcast_to(d[:, None], cols.shape)[mask])
+            rr, cc, dm = rows[mask], cols[mask], np.broadcast_to(d[:, None], cols.shape)[mask]
+            loop.record_patients(rr, cc, dm, line.graded.at(rr, cc, dm))
         loop.decide()
     else:  # pragma: no cover - every cohort enrols >= 1 patient
         raise RuntimeError("timed trial loop did not terminate")

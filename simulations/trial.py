@@ -90,38 +90,41 @@ class CohortLoop:
         t = self.n.shape[0]
         self.graded = graded
         self.patient_dose = np.full((t, capacity), NO_DOSE, np.int64)
+        self.patient_grades = np.zeros((len(graded.types), t, capacity), np.int8)
+        self.patient_infused = np.full((t, capacity), NO_DOSE, np.int64)
         if getattr(self.design, "graded", False):
             self.tox_score = np.zeros(self.n.shape, np.float64)
             self.eff_score = np.zeros(self.n.shape, np.float64)
         man = graded.model.manufacturing
         self.by_infused = man is not None and man.decide_on == "infused"
 
-    def record_patients(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray) -> None:
+    def record_patients(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray, out: Any) -> None:
         """After :meth:`record`: the graded side of a cohort (patients ``(rows, cols)`` at assigned ``dose``).
 
-        Scores a graded design's patients (the gboin contract), and with
-        ``manufacturing.decide_on: infused`` moves each patient's counts to the
-        dose actually infused.
+        ``out`` holds their :class:`~escalade.simulations.graded.Outcomes`. Scores a graded design's
+        patients (the gboin contract), and with ``manufacturing.decide_on: infused`` moves each
+        patient's counts to the dose actually infused.
         """
         from escalade.simulations.graded import patient_scores
 
-        g = self.graded
         assert self.patient_dose is not None
         self.patient_dose[rows, cols] = dose
+        self.patient_grades[:, rows, cols] = out.grades
+        self.patient_infused[rows, cols] = out.infused
         at = dose
         if self.by_infused:
-            at = g.infused[rows, cols, dose].astype(np.int64)
+            at = out.infused
             moved = at != dose
             if moved.any():
                 r, f, to = rows[moved], dose[moved], at[moved]
-                tox = g.dlt[r, cols[moved], f].astype(np.int64)
-                eff = g.resp[r, cols[moved], f].astype(np.int64)
+                tox = out.dlt[moved].astype(np.int64)
+                eff = out.resp[moved].astype(np.int64)
                 for arr, v in ((self.n, np.ones_like(tox)), (self.tox, tox), (self.eff, eff),
                                (self.both, tox & eff)):
                     np.add.at(arr, (r, f), -v)
                     np.add.at(arr, (r, to), v)
         if self.tox_score is not None:
-            ts, es = patient_scores(self.design, g, rows, cols, dose)
+            ts, es = patient_scores(self.design, self.graded, out)
             np.add.at(self.tox_score, (rows, at), ts)
             np.add.at(self.eff_score, (rows, at), es)
 
@@ -184,7 +187,7 @@ class CohortLoop:
         from escalade.simulations.graded import graded_counts
 
         assert self.patient_dose is not None
-        return graded_counts(self.graded, self.patient_dose)
+        return graded_counts(self.graded, self.patient_dose, self.patient_grades, self.patient_infused)
 
 
 def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: Patients) -> TrialOutcomes:
@@ -232,12 +235,15 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
             e = (np.take_along_axis(patients.u_eff[live], cols, axis=1) < p_eff[d][:, None]) & mask
             loop.record(live, d, c, t, e)
         else:
-            rows = np.broadcast_to(live[:, None], cols.shape)
-            dd = np.broadcast_to(d[:, None], cols.shape)
-            t = g.dlt[rows, cols, dd] & mask
-            e = g.resp[rows, cols, dd] & mask
+            rr = np.broadcast_to(live[:, None], cols.shape)[mask]
+            cc, dm = cols[mask], np.broadcast_to(d[:, None], cols.shape)[mask]
+            o = g.at(rr, cc, dm)
+            t = np.zeros(cols.shape, bool)
+            e = np.zeros(cols.shape, bool)
+            t[mask] = o.dlt
+            e[mask] = o.resp
             loop.record(live, d, c, t, e)
-            loop.record_patients(rows[mask], cols[mask], dd[mask])
+            loop.record_patients(rr, cc, dm, o)
         loop.decide()
     else:  # pragma: no cover - every cohort enrols >= 1 patient, so max_n + 1 steps suffice
         raise RuntimeError("trial loop did not terminate")

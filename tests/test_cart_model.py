@@ -25,7 +25,8 @@ def _graded(study, n_trials=T_BIG, capacity=16):
     s = study.scenarios[-1]
     key = scenario_key(s.name)
     pts = draw_patients(7, key, 0, n_trials, capacity)
-    return s, draw_graded(s.cart, pts, seed=7, scenario=key, chunk=0, p_dlt=s.p_dlt, p_response=s.p_response)
+    g = draw_graded(s.cart, pts, seed=7, scenario=key, chunk=0, p_dlt=s.p_dlt, p_response=s.p_response)
+    return s, g, g.table()
 
 
 def _within(freq: np.ndarray, p: np.ndarray, n: int) -> None:
@@ -45,42 +46,42 @@ def test_derived_p_dlt_is_the_rule_over_independent_grades() -> None:
 
 def test_derived_p_dlt_equals_the_simulated_dlt_rate() -> None:
     study = cart_study()
-    s, g = _graded(study)
-    n = g.dlt.shape[0] * g.dlt.shape[1]
-    freq = g.dlt.reshape(n, -1).mean(axis=0)
+    s, g, tab = _graded(study)
+    n = tab.dlt.shape[0] * tab.dlt.shape[1]
+    freq = tab.dlt.reshape(n, -1).mean(axis=0)
     _within(freq, np.asarray(s.p_dlt), n)
     # and the DLT is the rule over the simulated grades, type by type
-    crs, icans, cyto = g.grades
+    crs, icans, cyto = tab.grades
     rule = (crs >= 3) | (icans >= 3) | (cyto >= 4) | (crs >= 5) | (icans >= 5) | (cyto >= 5)
-    np.testing.assert_array_equal(rule, g.dlt)
+    np.testing.assert_array_equal(rule, tab.dlt)
 
 
 def test_simulated_grades_match_the_truth_by_type_dose_and_grade() -> None:
     study = cart_study()
-    s, g = _graded(study)
-    n = g.dlt.shape[0] * g.dlt.shape[1]
+    s, g, tab = _graded(study)
+    n = tab.dlt.shape[0] * tab.dlt.shape[1]
     for k, t in enumerate(s.cart.ae_types):
-        gr = g.grades[k].reshape(n, -1)
+        gr = tab.grades[k].reshape(n, -1)
         freq = np.stack([(gr == grade).mean(axis=0) for grade in range(6)], axis=1)  # (D, 6)
         _within(freq, t.probs, n)
 
 
 def test_response_categories_and_the_copula_match_the_truth() -> None:
     study = cart_study()
-    s, g = _graded(study)
-    n = g.dlt.shape[0] * g.dlt.shape[1]
+    s, g, tab = _graded(study)
+    n = tab.dlt.shape[0] * tab.dlt.shape[1]
     r = s.cart.response
-    cat = g.category.reshape(n, -1)
+    cat = tab.category.reshape(n, -1)
     freq = np.stack([(cat == m).mean(axis=0) for m in range(len(r.categories))], axis=1)
     _within(freq, r.probs[r.primary], n)
-    _within(g.resp.reshape(n, -1).mean(axis=0), np.asarray(s.p_response), n)
+    _within(tab.resp.reshape(n, -1).mean(axis=0), np.asarray(s.p_response), n)
     # P(CRS >= 2 and response) is the bivariate normal probability with correlation 0.3
     d = 2
     p_crs = s.cart.ae_types[0].at_least()[d, 2]
     p_orr = s.p_response[d]
     joint = stats.multivariate_normal(mean=[0, 0], cov=[[1, 0.3], [0.3, 1]]).cdf(
         [stats.norm.ppf(p_crs), stats.norm.ppf(p_orr)])
-    got = np.mean((g.grades[0][:, :, d] >= 2) & g.resp[:, :, d])
+    got = np.mean((tab.grades[0][:, :, d] >= 2) & tab.resp[:, :, d])
     _within(np.array([got]), np.array([joint]), n)
     assert joint > p_crs * p_orr + 0.01  # the dependence is there (and the check could see it missing)
 
@@ -88,17 +89,17 @@ def test_response_categories_and_the_copula_match_the_truth() -> None:
 def test_grades_are_monotone_in_dose_for_every_patient() -> None:
     """Common random numbers across doses: stochastically ordered grade tables give ordered grades."""
     study = cart_study()
-    _s, g = _graded(study, n_trials=500)
-    assert np.all(np.diff(g.grades.astype(int), axis=-1) >= 0)
+    _s, g, tab = _graded(study, n_trials=500)
+    assert np.all(np.diff(tab.grades.astype(int), axis=-1) >= 0)
 
 
 def test_efs_kaplan_meier_matches_the_specified_curve() -> None:
     """No censoring: the KM estimate is the empirical survival, Greenwood SE sqrt(S(1-S)/n)."""
     study = cart_study()
-    s, g = _graded(study)
+    s, g, tab = _graded(study)
     d = 2
-    rows, cols = np.nonzero(np.ones(g.category.shape[:2], bool))
-    cat = g.category[rows, cols, d]
+    rows, cols = np.nonzero(np.ones(tab.category.shape[:2], bool))
+    cat = tab.category[rows, cols, d]
     w = s.cart.response.probs[s.cart.response.primary][d]
     for which, curves in (("efs", s.cart.survival.efs), ("os", s.cart.survival.os)):
         t = efs_months(g, cat, rows, cols, which)
@@ -115,14 +116,14 @@ def test_efs_kaplan_meier_matches_the_specified_curve() -> None:
 
 def test_manufacturing_shortfall_lands_where_stated() -> None:
     study = cart_study(manufacturing="assigned")
-    s, g = _graded(study)
-    n = g.dlt.shape[0] * g.dlt.shape[1]
+    s, g, tab = _graded(study)
+    n = tab.dlt.shape[0] * tab.dlt.shape[1]
     m = s.cart.manufacturing.infused_probs()  # (D, D)
-    inf = g.infused.reshape(n, -1)
+    inf = tab.infused.reshape(n, -1)
     freq = np.stack([(inf == j).mean(axis=0) for j in range(m.shape[0])], axis=1)
     _within(freq, m, n)
     # outcomes follow the infused dose: P(DLT | assigned d) = sum_j m[d, j] p_dlt[j]
-    _within(g.dlt.reshape(n, -1).mean(axis=0), m @ np.asarray(s.p_dlt), n)
+    _within(tab.dlt.reshape(n, -1).mean(axis=0), m @ np.asarray(s.p_dlt), n)
 
 
 def test_plain_draws_are_unchanged_by_the_graded_stream() -> None:
@@ -137,7 +138,7 @@ def test_plain_draws_are_unchanged_by_the_graded_stream() -> None:
     # patients do not depend on capacity (blocks of 16): the first 16 are the same with room for 48
     big = draw_graded(s.cart, draw_patients(7, key, 0, 50, 48), seed=7, scenario=key, chunk=0, p_dlt=s.p_dlt,
                       p_response=s.p_response)
-    np.testing.assert_array_equal(g.grades[:, :, :32], big.grades[:, :, :32])
+    np.testing.assert_array_equal(g.table().grades[:, :, :32], big.table().grades[:, :, :32])
 
 
 @pytest.mark.parametrize(("old", "new", "needle"), [
