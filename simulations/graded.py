@@ -70,36 +70,60 @@ class GradedPatients:
     ----------
     model
         The scenario's :class:`~escalade.scenarios.cart.CartModel`.
-    v_ae
-        ``(K, T, N)`` :math:`\\Phi(-z_k)` of each AE type (``K = 0`` without ``adverse_events``).
-    u_onset
-        ``(K, T, N)`` onset uniforms of each AE type.
-    u_response
-        ``(T, N)`` response uniform :math:`\\Phi(-z_R)` (small = deep response).
-    u_short, u_lands
-        ``(T, N)`` manufacturing uniforms (shortfall, and where it lands).
-    u_survival
-        ``(T, N)`` survival uniform (EFS and OS, :func:`efs_months`).
-    z_expansion
-        ``(T, N)`` expansion normal (correlated with response).
+    z
+        ``(K + 1, T * N)`` the copula's correlated normals: one row per AE type, the last for
+        response (large = deep response), patients flattened trial by trial.
     u_tox, u_eff
         ``(T, N)`` the plain patient's uniforms, for the sections the model leaves out.
     p_dlt, p_response
         The scenario's true curves (for the plain fallbacks).
+    streams
+        The seed sequences of the onset, survival, expansion and manufacturing uniforms,
+        drawn when first needed (:meth:`stream`), in the same blocks as the others.
     """
 
     model: CartModel
-    v_ae: np.ndarray
-    u_onset: np.ndarray
-    u_response: np.ndarray
-    u_short: np.ndarray
-    u_lands: np.ndarray
-    u_survival: np.ndarray
-    z_expansion: np.ndarray
+    z: np.ndarray
     u_tox: np.ndarray
     u_eff: np.ndarray
     p_dlt: np.ndarray
     p_response: np.ndarray
+    streams: dict
+
+    def stream(self, name: str) -> np.ndarray:
+        """A lazily drawn stream: ``onset`` ``(K, T*N)``, ``survival`` ``(T*N,)``, ``expansion``
+        ``(T*N,)`` (the normal, correlated with response), ``manufacturing`` ``(2, T*N)``."""
+        got = self.streams.get(name)
+        if isinstance(got, np.ndarray):
+            return got
+        t, n = self.u_tox.shape
+        k_ae = len(self.model.ae_types)
+        rng = np.random.default_rng(self.streams[f"{name}_ss"])
+        if name == "onset":
+            out = np.moveaxis(_blocks(rng, (k_ae,), t, n // BLOCK, False), -1, 0).reshape(k_ae, -1)
+        elif name == "survival":
+            out = _blocks(rng, (), t, n // BLOCK, False).ravel()
+        elif name == "expansion":
+            out = _blocks(rng, (), t, n // BLOCK, True).ravel()
+            if self.model.expansion is not None:
+                rho = self.model.expansion.correlation
+                out = rho * self.z[-1] + np.sqrt(1.0 - rho * rho) * out
+        elif name == "manufacturing":
+            out = np.moveaxis(_blocks(rng, (2,), t, n // BLOCK, False), -1, 0).reshape(2, -1)
+        else:
+            raise KeyError(name)
+        self.streams[name] = out
+        return out
+
+    @property
+    def u_survival(self) -> np.ndarray:
+        """``(T, N)`` survival uniform (EFS and OS share it, :func:`efs_months`)."""
+        return self.stream("survival").reshape(self.u_tox.shape)
+
+    @property
+    def z_expansion(self) -> np.ndarray:
+        """``(T, N)`` expansion normal (correlation ``expansion.correlation_with_response`` with response)."""
+        return self.stream("expansion").reshape(self.u_tox.shape)
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -115,8 +139,9 @@ class GradedPatients:
         m = self.model.manufacturing
         if m is None:
             return dose
-        short = self.u_short[rows, cols] < m.p_short[dose]
-        steps = 1 + np.searchsorted(np.cumsum(m.lands)[:-1], self.u_lands[rows, cols], side="right")
+        u = self.stream("manufacturing")[:, rows * self.u_tox.shape[1] + cols]
+        short = u[0] < m.p_short[dose]
+        steps = 1 + np.searchsorted(np.cumsum(m.lands)[:-1], u[1], side="right")
         return np.where(short, np.maximum(dose - steps, 0), dose)
 
     def at(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray, *, onset: bool = False) -> Outcomes:
@@ -134,14 +159,14 @@ class GradedPatients:
         k_ae = len(model.ae_types)
         on = None
         if k_ae:
-            v = self.v_ae.reshape(k_ae, -1)[:, flat]  # (K, n)
+            v = special.ndtr(-self.z[:k_ae, flat])  # (K, n)
             grades = (v[:, :, None] < tab["at_least"][:, j, :]).sum(axis=2, dtype=np.int8)
             hit = grades >= tab["threshold"][:, None]
             dlt = hit.any(axis=0)
             if onset:
                 from escalade.simulations.timed import onset_fraction
 
-                u = self.u_onset.reshape(k_ae, -1)[:, flat]
+                u = self.stream("onset")[:, flat]
                 frac = np.stack([onset_fraction(u[k], t.onset) for k, t in enumerate(model.ae_types)])
                 on = np.where(hit, frac, 1.0).min(axis=0)
         else:
@@ -149,7 +174,8 @@ class GradedPatients:
             dlt = self.u_tox.ravel()[flat] < self.p_dlt[j]
         category = None
         if model.response is not None:
-            category = (self.u_response.ravel()[flat][:, None] >= tab["cum"][j]).sum(axis=1, dtype=np.int8)
+            u_resp = special.ndtr(-self.z[-1, flat])
+            category = (u_resp[:, None] >= tab["cum"][j]).sum(axis=1, dtype=np.int8)
             resp = tab["orr"][category]
         else:
             resp = self.u_eff.ravel()[flat] < self.p_response[j]
@@ -209,24 +235,16 @@ def draw_graded(model: CartModel, patients: Patients, *, seed: int, scenario: in
         The scenario's (derived) true curves.
     """
     t_count, cap = patients.u_tox.shape
-    n_blocks = cap // BLOCK
     ss = np.random.SeedSequence(seed, spawn_key=(scenario, chunk, GRADED_CHILD))
     cop_ss, onset_ss, surv_ss, exp_ss, man_ss = ss.spawn(5)
     k_ae = len(model.ae_types)
-    z = _blocks(np.random.default_rng(cop_ss), (k_ae + 1,), t_count, n_blocks, True)
+    z = _blocks(np.random.default_rng(cop_ss), (k_ae + 1,), t_count, cap // BLOCK, True)
     if model.correlation is not None:
         z = z @ np.linalg.cholesky(model.correlation).T
-    v_ae = np.moveaxis(special.ndtr(-z[:, :, :k_ae]), -1, 0)
-    u_on = np.moveaxis(_blocks(np.random.default_rng(onset_ss), (k_ae,), t_count, n_blocks, False), -1, 0)
-    u_resp = special.ndtr(-z[:, :, -1])
-    u_surv = _blocks(np.random.default_rng(surv_ss), (), t_count, n_blocks, False)
-    z_x = _blocks(np.random.default_rng(exp_ss), (), t_count, n_blocks, True)
-    if model.expansion is not None:
-        rho = model.expansion.correlation
-        z_x = rho * z[:, :, -1] + np.sqrt(1.0 - rho * rho) * z_x
-    u_man = _blocks(np.random.default_rng(man_ss), (2,), t_count, n_blocks, False)
-    return GradedPatients(model, v_ae, u_on, u_resp, u_man[:, :, 0], u_man[:, :, 1], u_surv, z_x, patients.u_tox,
-                          patients.u_eff, np.asarray(p_dlt, float), np.asarray(p_response, float))
+    z = np.ascontiguousarray(np.moveaxis(z, -1, 0).reshape(k_ae + 1, -1))
+    streams = {"onset_ss": onset_ss, "survival_ss": surv_ss, "expansion_ss": exp_ss, "manufacturing_ss": man_ss}
+    return GradedPatients(model, z, patients.u_tox, patients.u_eff, np.asarray(p_dlt, float),
+                          np.asarray(p_response, float), streams)
 
 
 def efs_months(g: GradedPatients, category: np.ndarray, rows: np.ndarray, cols: np.ndarray,
