@@ -147,7 +147,7 @@ class GradedPatients:
     def at(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray, *, onset: bool = False) -> Outcomes:
         """Outcomes of patients ``(rows, cols)`` (1-D index arrays) assigned ``dose``.
 
-        The grade of type :math:`k` is :math:`\\#\\{g \\ge 1: v_k < \\Pr(G_k \\ge g)\\}` at the
+        The grade of type :math:`k` is :math:`\\#\\{g \\ge 1: \\Phi(-z_k) < \\Pr(G_k \\ge g)\\}` at the
         infused dose, the category :math:`\\#\\{m: u_R \\ge \\Pr(C \\le m)\\}`; the DLT is the
         rule over the grades, with its onset (``onset=True``, as a fraction of the DLT window) the
         earliest onset among the types that reach their threshold.
@@ -159,8 +159,12 @@ class GradedPatients:
         k_ae = len(model.ae_types)
         on = None
         if k_ae:
-            v = special.ndtr(-self.z[:k_ae, flat])  # (K, n)
-            grades = (v[:, :, None] < tab["at_least"][:, j, :]).sum(axis=2, dtype=np.int8)
+            # one sorted search for every type and dose: block (k, d) of the keys holds
+            # 2 (k D + d) + 1 - P(G_k(d) >= g), g = 1..5, so the rank of 2 (k D + d) + Phi(z_k) within
+            # its block counts the g with 1 - P(G >= g) < Phi(z_k), i.e. Phi(-z_k) < P(G >= g)
+            block = np.arange(k_ae)[:, None] * self.n_doses + j[None, :]  # (K, n)
+            q = 2.0 * block + special.ndtr(self.z[:k_ae, flat])
+            grades = (np.searchsorted(tab["ae_keys"], q, side="left") - (GRADES - 1) * block).astype(np.int8)
             hit = grades >= tab["threshold"][:, None]
             dlt = hit.any(axis=0)
             if onset:
@@ -174,8 +178,9 @@ class GradedPatients:
             dlt = self.u_tox.ravel()[flat] < self.p_dlt[j]
         category = None
         if model.response is not None:
-            u_resp = special.ndtr(-self.z[-1, flat])
-            category = (u_resp[:, None] >= tab["cum"][j]).sum(axis=1, dtype=np.int8)
+            m1 = tab["cum"].shape[1]  # block d of the keys: 2 d + P(C <= m), m = 0..M-2 (the same search)
+            q = 2.0 * j + special.ndtr(-self.z[-1, flat])
+            category = (np.searchsorted(tab["resp_keys"], q, side="right") - m1 * j).astype(np.int8)
             resp = tab["orr"][category]
         else:
             resp = self.u_eff.ravel()[flat] < self.p_response[j]
@@ -202,12 +207,16 @@ def _tables(model: CartModel) -> dict[str, np.ndarray]:
     cache = model._cache.setdefault("tables", {})  # noqa: SLF001 - the model's own cache
     if not cache:
         k_ae = len(model.ae_types)
-        cache["at_least"] = np.stack([t.at_least()[:, 1:] for t in model.ae_types]) if k_ae else np.zeros((0, 1, 5))
+        at_least = np.stack([t.at_least()[:, 1:] for t in model.ae_types]) if k_ae else np.zeros((0, 1, 5))
+        nd = at_least.shape[1]
+        offset = 2.0 * np.arange(k_ae * nd).reshape(k_ae, nd, 1)
+        cache["ae_keys"] = (offset + (1.0 - at_least)).ravel()  # (K, D, 5) blocks, ascending
         never = GRADES  # no grade reaches it
         cache["threshold"] = np.array([model.rule.threshold(t.name) or never for t in model.ae_types], np.int8)
         r = model.response
         if r is not None:
             cache["cum"] = r.cumulative(r.primary)[:, :-1]
+            cache["resp_keys"] = (2.0 * np.arange(cache["cum"].shape[0])[:, None] + cache["cum"]).ravel()
             cache["orr"] = r.orr_index
     return cache
 
