@@ -82,7 +82,7 @@ def cart_per_trial(out: Any, truth: Any, labels: Sequence[str]) -> dict[tuple[st
 
     for name in model.type_names:
         cols[(f"{name}_g3plus_selected", "")] = selected(tr[f"{name}_g3plus"])
-    for key in sorted(k for k in tr if k.startswith("mrd_neg_cr_")):
+    for key in (k for k in tr if k.startswith("mrd_neg_cr_")):  # in assessment order
         cols[(f"{key}_selected", "")] = selected(tr[key])
     if "efs12" in tr:
         cols[("efs12_selected", "")] = selected(tr["efs12"])
