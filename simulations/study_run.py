@@ -567,6 +567,10 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec], *, t
             if not d.enumerable:
                 why[(si, di)] = f"design '{d.kind}' is not enumerable (it decides on more than the per-dose counts)"
                 continue
+            if s.cart is not None:
+                why[(si, di)] = ("the scenario's CAR-T patient (graded adverse events, response depth, "
+                                 "manufacturing) is simulated, not enumerated")
+                continue
             if timed:
                 why[(si, di)] = ("the study simulates calendar time (durations are not enumerated)"
                                  if study.timing.enabled else
