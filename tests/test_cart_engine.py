@@ -165,3 +165,11 @@ def test_truth_without_the_sections_has_no_car_t_rows() -> None:
     cols = trial_table(out, Truth(np.asarray(s.p_dlt), np.asarray(s.p_response), 0.3), max_n=21).columns
     assert not any(m.startswith("crs") for m, _ in cols)
     assert dataclasses.fields(Truth)[-1].name == "cart"
+
+
+def test_exact_mode_simulates_car_t_scenarios_and_says_why() -> None:
+    r = run_study(cart_study(n_trials=50), backend="sequential", exact=True)
+    why = [f for f in r.manifest["exact_fallbacks"] if f["scenario"] == "graded"]
+    assert why and all("CAR-T patient" in f["reason"] for f in why)
+    assert r.outcomes[("graded", "boin")].extra is not None
+    assert r.outcomes[("a", "boin")].exact
