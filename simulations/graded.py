@@ -197,9 +197,17 @@ class GradedPatients:
                         o.dlt.reshape(shape), o.resp.reshape(shape),
                         None if o.onset is None else o.onset.reshape(shape), o.infused.reshape(shape))
 
-    def scores_input(self, out: Outcomes) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        """The contract's inputs: grades per type and the response category (1-D each)."""
-        return {name: out.grades[k] for k, name in enumerate(self.types)}, out.category
+    def scores_input(self, out: Outcomes) -> tuple[dict[str, np.ndarray], np.ndarray, tuple[str, ...]]:
+        """The contract's inputs: grades per type, the response category (1-D each) and the categories.
+
+        Without a ``response`` section the categories are ``("responder", "non_responder")`` from the
+        binary response (``u_eff < p_response``), so a design that scores toxicity only still runs.
+        """
+        grades = {name: out.grades[k] for k, name in enumerate(self.types)}
+        r = self.model.response
+        if r is None:
+            return grades, np.where(out.resp, 0, 1).astype(np.int8), ("responder", "non_responder")
+        return grades, out.category, r.categories
 
 
 def _tables(model: CartModel) -> dict[str, np.ndarray]:
@@ -320,14 +328,10 @@ def check_graded_design(design: object, model: CartModel | None, scenario: str) 
     if model is None or not model.graded:
         raise EscaladeError(f"design '{name}' scores graded toxicity: scenario '{scenario}' needs an "
                             "adverse_events section (with a top-level dlt_rule); see scenarios/README.md")
-    if model.response is None:
-        raise EscaladeError(f"design '{name}' scores ordinal response: scenario '{scenario}' needs a response "
-                            "section (categories best first); see scenarios/README.md")
 
 
 def patient_scores(design: object, g: GradedPatients, out: Outcomes) -> tuple[np.ndarray, np.ndarray]:
     """The contract's call: ``design.patient_scores(grades, response, categories)`` for these patients."""
-    grades, cat = g.scores_input(out)
-    assert g.model.response is not None
-    tox, eff = design.patient_scores(grades, cat, g.model.response.categories)  # type: ignore[attr-defined]
+    grades, cat, categories = g.scores_input(out)
+    tox, eff = design.patient_scores(grades, cat, categories)  # type: ignore[attr-defined]
     return np.asarray(tox, np.float64), np.asarray(eff, np.float64)
