@@ -412,7 +412,7 @@ def _adverse_events(ctx: Any, raw: Any, path: str, nd: int) -> tuple[tuple[Adver
     if not isinstance(types_raw, dict) or not types_raw:
         raise ctx.err(f"{path}.types", types_raw, "must map each AE type name (e.g. crs, icans) to {grades, onset}")
     types = []
-    for name, tr in types_raw.items():
+    for name, tr in sorted(types_raw.items(), key=lambda kv: str(kv[0])):  # by name: mapping order is no input
         p = f"{path}.types.{name}"
         if not isinstance(name, str) or not name.isidentifier() or name in ("any", "other", "response"):
             raise ctx.err(p, name, "AE type names must be identifiers other than any, other and response")
@@ -468,8 +468,10 @@ def _response(ctx: Any, raw: Any, path: str, nd: int, response_days: float) -> R
         names.append(an)
         days.append(day)
         probs.append(np.array(rows, float))
-    if any(b <= a for a, b in zip(days, days[1:])):
-        raise ctx.err(f"{path}.assessments", days, "assessment days must increase")
+    if len(set(days)) != len(days):
+        raise ctx.err(f"{path}.assessments", days, "assessment days must differ")
+    order = sorted(range(len(days)), key=days.__getitem__)  # by day, whatever the mapping's order
+    names, days, probs = [names[i] for i in order], [days[i] for i in order], [probs[i] for i in order]
     if "primary" in raw:
         if raw["primary"] not in names:
             raise ctx.err(f"{path}.primary", raw["primary"], f"must be one of the assessments {names}")

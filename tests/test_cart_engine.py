@@ -146,6 +146,7 @@ def test_the_engine_hands_graded_designs_their_patients() -> None:
 
     s = cart_study().scenarios[-1]
     d = _GradedToy(BoinConfig(target=0.3, n_doses=4, max_n=21))
+    d.calls.clear()
     try:
         simulate(d, s.p_dlt, s.p_response, n_trials=50, seed=1, chunk_size=50, cart=s.cart)
     except RuntimeError as exc:  # this checkout's States may not carry the scores yet (gboin adds them)
@@ -173,3 +174,18 @@ def test_exact_mode_simulates_car_t_scenarios_and_says_why() -> None:
     assert why and all("CAR-T patient" in f["reason"] for f in why)
     assert r.outcomes[("graded", "boin")].extra is not None
     assert r.outcomes[("a", "boin")].exact
+
+
+def test_a_graded_design_without_a_response_section_sees_binary_categories() -> None:
+    from escalade.simulations.trial import simulate
+
+    s = cart_study().scenarios[-1]
+    model = dataclasses.replace(s.cart, response=None, survival=None, expansion=None, correlation=None, _cache={})
+    d = _GradedToy(BoinConfig(target=0.3, n_doses=4, max_n=21))
+    d.calls.clear()
+    try:
+        simulate(d, s.p_dlt, (0.3,) * 4, n_trials=20, seed=2, chunk_size=20, cart=model)
+    except RuntimeError as exc:  # this checkout's States may not carry the scores yet (gboin adds them)
+        assert "tox_score" in str(exc)
+    grades, response, cats = d.calls[0]
+    assert cats == ("responder", "non_responder") and set(np.unique(response)) <= {0, 1}

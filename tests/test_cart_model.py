@@ -51,7 +51,7 @@ def test_derived_p_dlt_equals_the_simulated_dlt_rate() -> None:
     freq = tab.dlt.reshape(n, -1).mean(axis=0)
     _within(freq, np.asarray(s.p_dlt), n)
     # and the DLT is the rule over the simulated grades, type by type
-    crs, icans, cyto = tab.grades
+    crs, cyto, icans = tab.grades  # types in name order
     rule = (crs >= 3) | (icans >= 3) | (cyto >= 4) | (crs >= 5) | (icans >= 5) | (cyto >= 5)
     np.testing.assert_array_equal(rule, tab.dlt)
 
@@ -170,3 +170,26 @@ def test_a_given_p_dlt_that_agrees_is_accepted() -> None:
     text = CART_TEXT.replace("  - name: graded\n", f"  - name: graded\n    p_dlt: [{given}]\n", 1)
     again = parse_study(text, source="cart.yaml").scenarios[-1]
     assert again.p_dlt == s.p_dlt  # the derived values are used (the same on every call)
+
+
+def test_mapping_order_is_not_an_input() -> None:
+    """AE types are taken in name order and assessments by day, so a reordered file gives the same numbers."""
+    import yaml
+
+    from escalade.simulations.trial import simulate
+    from escalade.design.boin import BoinConfig, BoinDesign
+
+    data = yaml.safe_load(CART_TEXT)
+    graded = data["scenarios"][-1]
+    graded["adverse_events"]["types"] = dict(reversed(list(graded["adverse_events"]["types"].items())))
+    graded["response"]["assessments"] = dict(reversed(list(graded["response"]["assessments"].items())))
+    again = parse_study(yaml.safe_dump(data, sort_keys=False), source="reordered.yaml").scenarios[-1]
+    s = cart_study().scenarios[-1]
+    assert again.cart.type_names == s.cart.type_names == ("crs", "cytopenia", "icans")
+    assert again.cart.response.assessments == s.cart.response.assessments == ("day28", "month3")
+    d = BoinDesign(BoinConfig(target=0.3, n_doses=4, max_n=21))
+    a = simulate(d, s.p_dlt, s.p_response, n_trials=100, seed=4, cart=s.cart)
+    b = simulate(d, again.p_dlt, again.p_response, n_trials=100, seed=4, cart=again.cart)
+    np.testing.assert_array_equal(a.tox, b.tox)
+    for k in a.extra:
+        np.testing.assert_array_equal(a.extra[k], b.extra[k])
