@@ -51,6 +51,10 @@ class TrialOutcomes:
     n_backfill
         ``(T, D)`` backfill patients per dose (included in ``n``), for a design
         with backfill cohorts (:class:`~escalade.design.rules.Backfill`); None otherwise.
+    extra
+        Per-trial tallies of the CAR-T patient by name (``(T,)`` or ``(T, D)``,
+        :func:`escalade.simulations.graded.graded_counts`), or ``None`` when the
+        scenario has no CAR-T sections.
     """
 
     selected: IntArray
@@ -66,6 +70,7 @@ class TrialOutcomes:
     duration: np.ndarray | None = None
     suspensions: IntArray | None = None
     n_backfill: IntArray | None = None
+    extra: dict[str, np.ndarray] | None = None
 
     @property
     def n_trials(self) -> int:
@@ -93,6 +98,8 @@ class TrialOutcomes:
             suspensions=cat([p.suspensions for p in parts]) if timed and all(
                 p.suspensions is not None for p in parts) else None,
             n_backfill=cat([p.n_backfill for p in parts]) if all(p.n_backfill is not None for p in parts) else None,
+            extra={k: cat([p.extra[k] for p in parts]) for k in parts[0].extra}  # type: ignore[index]
+            if all(p.extra is not None for p in parts) else None,
         )
 
     def offset(self, start: int) -> "TrialOutcomes":
