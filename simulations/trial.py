@@ -19,6 +19,7 @@ At the end ``select`` gives the recommended dose of every trial.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 
@@ -117,7 +118,8 @@ class CohortLoop:
         return States(self.n, self.tox, self.eff, self.both, self.current, self.last_n, self.last_tox)
 
 
-def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: Patients) -> TrialOutcomes:
+def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: Patients, *,
+               engine: Literal["auto", "general"] = "auto") -> TrialOutcomes:
     """Run every trial of ``patients`` under ``design`` and the true curves.
 
     Parameters
@@ -128,6 +130,11 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
         True probability of DLT and of response per dose, shape ``(D,)``.
     patients
         Latent uniforms with room for ``design.max_n`` patients per trial.
+    engine
+        ``"auto"``: the compiled kernel (:mod:`escalade.simulations.fast`) when
+        the design qualifies (:func:`~escalade.simulations.fast.fast_plan`),
+        else the cohort loop below; ``"general"``: always the cohort loop. Both
+        give identical outcomes.
     """
     p_tox = np.asarray(p_tox, float)
     p_eff = np.asarray(p_eff, float)
@@ -138,6 +145,15 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
     max_n = int(design.max_n)
     if patients.capacity < max_n:
         raise ValueError(f"patients hold {patients.capacity} per trial; the design needs {max_n}")
+
+    if engine not in ("auto", "general"):
+        raise ValueError(f"engine must be 'auto' or 'general'; got {engine!r}")
+    if engine == "auto":
+        from escalade.simulations.fast import fast_plan, run_fast
+
+        plan = fast_plan(design)
+        if plan is not None:
+            return run_fast(plan, p_tox, p_eff, patients.u_tox, patients.u_eff, latent=False)
 
     loop = CohortLoop(design, t_count)
     for _step in range(max_n + 1):
@@ -179,12 +195,24 @@ def simulate(
     ``scenario`` key. ``run`` runs one chunk (default :func:`run_trials`; the
     calendar-time engine passes its own).
     """
-    run = run_trials if run is None else run
     p_tox = np.asarray(p_tox, float)
     p_eff = np.zeros_like(p_tox) if p_eff is None else np.asarray(p_eff, float)
+    plan = None
+    if run is None:
+        from escalade.simulations.fast import fast_plan
+
+        plan = fast_plan(design)
+    run = run_trials if run is None else run
     parts = []
     for chunk, start in enumerate(range(0, n_trials, chunk_size)):
         size = min(chunk_size, n_trials - start)
+        if plan is not None:  # the compiled kernel on the latent normals: only the streams it reads are drawn
+            from escalade.simulations.fast import draw_latent, run_fast
+
+            z_t, z_e = draw_latent(seed, scenario, chunk, size, design.max_n, association,
+                                   efficacy=bool(np.any(p_eff > 0)))
+            parts.append(run_fast(plan, p_tox, p_eff, z_t, z_e, latent=True).offset(start))
+            continue
         pts = draw_patients(seed, scenario, chunk, size, design.max_n, association)
         parts.append(run(design, p_tox, p_eff, pts).offset(start))
     return TrialOutcomes.concat(parts)
