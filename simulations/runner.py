@@ -118,11 +118,18 @@ def run_unit(
 ) -> list[TrialOutcomes]:
     """Run one unit under every design on the same patients (a pure function)."""
     max_n = max(int(d.max_n) for d in designs)
-    patients = draw_patients(seed, scenario.key, unit.chunk, unit.size, max_n, scenario.association)
     p_tox = np.asarray(scenario.p_dlt, float)
     p_eff = np.asarray(scenario.p_response, float)
-    outs = []
     timing = scenario.timing
+    fast = _fast_unit(designs, timing)
+    if fast is not None:  # every design runs in the compiled kernel: only the latent streams it reads are drawn
+        from escalade.simulations.fast import draw_latent, run_fast
+
+        z_t, z_e = draw_latent(seed, scenario.key, unit.chunk, unit.size, max_n, scenario.association,
+                               efficacy=bool(np.any(p_eff > 0)))
+        return [run_fast(plan, p_tox, p_eff, z_t, z_e, latent=True).offset(unit.start) for plan in fast]
+    patients = draw_patients(seed, scenario.key, unit.chunk, unit.size, max_n, scenario.association)
+    outs = []
     for d in designs:
         if (timing is not None and timing.enabled) or decides_on_followup(d):
             from escalade.simulations.timed import run_timed_trials
@@ -133,6 +140,22 @@ def run_unit(
             o = run_trials(d, p_tox, p_eff, patients)
         outs.append(o.offset(unit.start))
     return outs
+
+
+def _fast_unit(designs: Sequence[Design], timing: Timing | None) -> list | None:
+    """The kernels' plans when every design qualifies (:func:`~escalade.simulations.fast.fast_plan`) and
+    the study has no calendar time; else None (the unit draws its patients and runs each design's engine)."""
+    if timing is not None and timing.enabled:
+        return None
+    from escalade.simulations.fast import fast_plan
+
+    plans = []
+    for d in designs:
+        plan = None if decides_on_followup(d) else fast_plan(d)
+        if plan is None:
+            return None
+        plans.append(plan)
+    return plans
 
 
 #: How often (seconds) a worker process checks that the process that started it is still there.
