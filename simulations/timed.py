@@ -180,6 +180,18 @@ def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: n
     return states, FollowUp(dose, dlt, fraction)
 
 
+def _per_dose(dose: np.ndarray, flag: np.ndarray, n_doses: int) -> np.ndarray:
+    """``(S, D)`` counts of the patients with ``flag`` per dose (``dose`` ``(S, N)``, ``NO_DOSE`` for none).
+
+    One ``bincount`` over the flagged patients: the counts of a one-hot
+    ``(S, N, D)`` sum without building it.
+    """
+    s = dose.shape[0]
+    keep = flag & (dose >= 0)
+    idx = (np.arange(s, dtype=np.int64)[:, None] * n_doses + dose)[keep]
+    return np.bincount(idx, minlength=s * n_doses).reshape(s, n_doses).astype(np.int64)
+
+
 class _Timeline:
     """Per-patient calendar and outcomes of ``T`` trials (patients on the last axis)."""
 
@@ -262,11 +274,10 @@ class _Timeline:
         t_count = self.dose.shape[0]
         nd = design.n_doses
         treated = self.dose >= 0
-        onehot = (self.dose[:, :, None] == np.arange(nd)) & treated[:, :, None]
-        n = onehot.sum(axis=1).astype(np.int64)
-        tox = (onehot & self.tox[:, :, None]).sum(axis=1).astype(np.int64)
-        eff = (onehot & self.eff[:, :, None]).sum(axis=1).astype(np.int64)
-        both = (onehot & (self.tox & self.eff)[:, :, None]).sum(axis=1).astype(np.int64)
+        n = _per_dose(self.dose, treated, nd)
+        tox = _per_dose(self.dose, self.tox, nd)
+        eff = _per_dose(self.dose, self.eff, nd)
+        both = _per_dose(self.dose, self.tox & self.eff, nd)
         final = States(n, tox, eff, both, current, last_n, last_tox)
         selected = select_memoised(design, final)
         selected = np.where((selected >= 0) & (selected < nd), selected, NO_DOSE)
@@ -383,6 +394,7 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
     size = np.full(t_count, size0, np.int64)
     live = np.arange(t_count)
     pending_decision = np.zeros(t_count, bool)  # False: the next cohort's dose is already fixed (first cohort)
+    n_at = np.zeros((t_count, nd), np.int64)  # running totals of patients dosed per dose
     limit = 4 * max_n + 10
     for _step in range(limit):
         if live.size == 0:
@@ -392,8 +404,13 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
             t_now = np.maximum(line.arrival[ask, pos[ask]], open_at[ask])
             width = int(pos[ask].max())
             pdose, dlt, frac, effo, treated = line.observed(ask, t_now, width)
-            states, follow = pending_data(np.where(treated, pdose, NO_DOSE), dlt, frac, effo, n_doses=nd,
-                                          current=current[ask], last_n=last_n[ask], last_start=last_start[ask])
+            # as pending_data(...), from the running totals of patients per dose and bincounts of the events
+            pdose = np.where(treated, pdose, NO_DOSE)
+            in_last = np.arange(width)[None, :] >= last_start[ask][:, None]
+            states = States(n_at[ask], _per_dose(pdose, dlt, nd), _per_dose(pdose, effo, nd),
+                            _per_dose(pdose, dlt & effo, nd), current[ask], last_n[ask],
+                            (dlt & in_last).sum(axis=1).astype(np.int64))
+            follow = FollowUp(pdose, dlt, frac)
             out = design.decide_tite(states, follow)
             dec, susp = out.decisions, np.asarray(out.suspend, bool)
             stop = dec.stop & ~susp
@@ -424,6 +441,7 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
             if np.any(c < 1):
                 raise RuntimeError(f"design '{design.kind}' asked for a cohort of size < 1")
             hold = line.dose_cohort(enrol, pos[enrol], c, dose[enrol], open_at[enrol])
+            n_at[enrol, dose[enrol]] += c  # one cohort per trial: the (trial, dose) pairs are distinct
             open_at[enrol] = np.maximum(open_at[enrol], hold)
             last_start[enrol] = pos[enrol]
             pos[enrol] += c
