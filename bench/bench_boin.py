@@ -53,10 +53,10 @@ def _child(name: str, n_trials: int, engine: str) -> None:
     nd = len(p)
     design = (BoinDesign(BoinConfig(target=0.3, n_doses=nd, cohort_size=3, max_n=30)) if kind == "boin"
               else ThreePlusThreeDesign(ThreePlusThreeConfig(n_doses=nd)))
-    run = None
-    if engine == "general":
-        def run(d, pt, pe, pts):  # type: ignore[no-untyped-def]
-            return run_trials(d, pt, pe, pts, engine="general")
+    def general(d, pt, pe, pts):  # type: ignore[no-untyped-def]
+        return run_trials(d, pt, pe, pts, engine="general")
+
+    run = general if engine == "general" else None
     simulate(design, p, n_trials=500, seed=1, run=run)  # warm-up: imports, kernels from numba's cache
     t0 = time.perf_counter()
     out = simulate(design, p, n_trials=n_trials, seed=2, run=run)

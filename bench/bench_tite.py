@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's escalade, not an installed one
 
 import numpy as np  # noqa: E402
 
-from escalade.design.boin import BoinConfig  # noqa: E402, BoinDesign
+from escalade.design.boin import BoinConfig, BoinDesign  # noqa: E402
 from escalade.design.tite_boin import TiteBoinConfig, TiteBoinDesign  # noqa: E402
 from escalade.design.tite_crm import TiteCrmConfig, TiteCrmDesign  # noqa: E402
 from escalade.scenarios.study import Timing  # noqa: E402

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from escalade.design.base import NO_DOSE, Design, StopReason
+from escalade.design.base import NO_DOSE, Design
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.patients import BLOCK
 
