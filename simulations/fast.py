@@ -1,4 +1,4 @@
-"""Compiled whole-trial engine for BOIN and 3+3 (a fast path of :func:`~escalade.simulations.trial.run_trials`).
+"""Compiled whole-trial engine for BOIN, 3+3 and the table designs (a fast path of :func:`~escalade.simulations.trial.run_trials`).
 
 The general engine (:mod:`escalade.simulations.trial`) advances all trials of
 a chunk together, one cohort per step, with a few dozen numpy passes per step.
@@ -9,10 +9,12 @@ final selection.
 
 Which designs qualify
 ---------------------
-:func:`fast_plan` returns a plan only for :class:`~escalade.design.boin.BoinDesign`
-and :class:`~escalade.design.threeplusthree.ThreePlusThreeDesign` (exact
-types, no subclass or wrapper) whose rules are among those the kernel
-implements: :class:`~escalade.design.rules.DltGuard`,
+:func:`fast_plan` returns a plan only for :class:`~escalade.design.boin.BoinDesign`,
+:class:`~escalade.design.threeplusthree.ThreePlusThreeDesign` and the
+decision-table designs (Keyboard, mTPI-2, i3+3, a protocol's table:
+:class:`~escalade.design.decision_table.TableDesign`) (exact types, no
+subclass or wrapper) whose rules are among those the kernel implements:
+:class:`~escalade.design.decision_table.TableElimination`, :class:`~escalade.design.rules.DltGuard`,
 :class:`~escalade.design.rules.DeescalationGuard`,
 :class:`~escalade.design.rules.OverdoseControl`,
 :class:`~escalade.design.rules.StopAtN` and
@@ -56,7 +58,7 @@ __all__ = ["FastPlan", "fast_plan", "run_fast", "draw_latent", "compile_kernels"
 
 log = logging.getLogger(__name__)
 
-_BOIN, _TPT = 0, 1
+_BOIN, _TPT, _TABLE = 0, 1, 2
 _SAFE_P = 1e-3      # p in [_SAFE_P, 1 - _SAFE_P]: a band of +-_BAND around ndtri(p)
 _BAND = 1e-6        # (ndtr changes there by >= 3e-9, far above its rounding error of ~1e-16)
 _TAIL_Z = 3.0       # outside that range: certain beyond +-3 (ndtr(-3) = 0.00135 > 1e-3), exact inside
@@ -75,9 +77,10 @@ class FastPlan:
     allow_deescalation: bool
     esc: np.ndarray           # BOIN: escalate if y <= esc[min(n, bn_max)]
     deesc: np.ndarray
+    move_dir: np.ndarray      # table designs: (max_n + 1, max_n + 1) int8, +1 E, -1 D or DU, 0 S at (n, y)
     overdose: np.ndarray      # (max_n + 1, max_n + 1) uint8: decide-time exclusion hit at (n, y)
     final_overdose: np.ndarray  # the same for the final rules (select_with_rules)
-    boin_elim: np.ndarray     # (max_n + 1, max_n + 1) uint8: boin_select's elimination at (n, y)
+    boin_elim: np.ndarray     # (max_n + 1, max_n + 1) uint8: the selection's elimination at (n, y)
     dlt_guard: int            # -2 off, -1 all-DLT cohort, k >= 1: at least k DLTs (or all)
     deesc_guard: float        # NaN: off; else lambda_d
     stop_n: np.ndarray        # StopAtN thresholds
@@ -94,14 +97,17 @@ def _grid(max_n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tabulate_overdose(rules: list, target: float | None, max_n: int) -> np.ndarray:
+    """``(n, y)`` table of the exclusion hits of the rules (each rule's ``excluded`` on one-dose states)."""
     from escalade.design.base import States
+    from escalade.design.decision_table import TableElimination
 
     n, y = _grid(max_n)
     hit = np.zeros(n.size, bool)
     if rules:
         st = States.from_counts(n[:, None], np.minimum(y, n)[:, None], current=0)
         for r in rules:
-            hit |= r.excluded(st, float(target))[:, 0]  # type: ignore[arg-type]
+            ex = r.excluded(st) if isinstance(r, TableElimination) else r.excluded(st, float(target))
+            hit |= ex[:, 0]
     hit &= y <= n
     return hit.reshape(max_n + 1, max_n + 1).astype(np.uint8)
 
@@ -110,9 +116,15 @@ def fast_plan(design: Design) -> FastPlan | None:
     """The kernel's plan for ``design``, or None when it must run in the general engine."""
     from escalade.design import rules as R
     from escalade.design.boin import BoinDesign, _elimination_mask
+    from escalade.design.decision_table import DecisionTableDesign, TableElimination
+    from escalade.design.i3plus3 import I3plus3Design
+    from escalade.design.keyboard import KeyboardDesign
+    from escalade.design.mtpi2 import Mtpi2Design
     from escalade.design.threeplusthree import ThreePlusThreeDesign
 
-    kind = {BoinDesign: _BOIN, ThreePlusThreeDesign: _TPT}.get(type(design))  # exact types only
+    kinds = {BoinDesign: _BOIN, ThreePlusThreeDesign: _TPT, KeyboardDesign: _TABLE, Mtpi2Design: _TABLE,
+             I3plus3Design: _TABLE, DecisionTableDesign: _TABLE}
+    kind = kinds.get(type(design))  # exact types only: a subclass may change any method
     if kind is None:
         return None
     c = design.config
@@ -120,18 +132,19 @@ def fast_plan(design: Design) -> FastPlan | None:
     if max_n > 256 or design.n_doses > 64:
         return None
     rules = list(design.rules)  # type: ignore[attr-defined]
-    supported = (R.DltGuard, R.DeescalationGuard, R.OverdoseControl, R.StopAtN, R.MinSampleSize)
+    supported = (R.DltGuard, R.DeescalationGuard, R.OverdoseControl, R.StopAtN, R.MinSampleSize, TableElimination)
     if any(type(r) not in supported for r in rules):
         return None
     target = getattr(c, "target", None)
     dlt = [r for r in rules if isinstance(r, R.DltGuard)]
     dg = [r for r in rules if isinstance(r, R.DeescalationGuard)]
-    od = [r for r in rules if isinstance(r, R.OverdoseControl)]
+    od = [r for r in rules if isinstance(r, (R.OverdoseControl, TableElimination))]
     sn = [r for r in rules if isinstance(r, R.StopAtN)]
     mn = [r for r in rules if isinstance(r, R.MinSampleSize)]
     if len(dlt) > 1 or len(dg) > 1:
         return None
     empty = np.zeros((max_n + 1, max_n + 1), np.uint8)
+    move_dir = np.zeros((1, 1), np.int8)
     start_dose, start_size = design.start()
     if kind == _BOIN:
         if c.extrasafe or c.titration:
@@ -146,6 +159,20 @@ def fast_plan(design: Design) -> FastPlan | None:
         bound = BoinConfig(target=c.target, n_doses=1, p_tox=c.p_tox).lambda_d if c.bound_mtd else np.nan
         allow = False
         cohort = int(c.cohort_size)
+    elif kind == _TABLE:  # TableDesign.move / select, the codes read through the table's own decision()
+        from escalade.design.decision_table import _CODE, D, E
+
+        esc = deesc = np.zeros(1, np.int64)
+        n, y = _grid(max_n)
+        valid = (y <= n) & (n >= 1)
+        code = np.full(n.size, _CODE[E] + 99, np.int64)
+        code[valid] = design.table.decision(n[valid], y[valid])  # type: ignore[attr-defined]
+        move_dir = np.where(code == _CODE[E], 1, np.where(code <= _CODE[D], -1, 0)).astype(np.int8)
+        move_dir = np.where(valid, move_dir, 0).reshape(max_n + 1, max_n + 1).astype(np.int8)
+        boin_elim = _tabulate_overdose([r for r in rules if isinstance(r, TableElimination)], target, max_n)
+        bound = np.nan
+        allow = False
+        cohort = int(c.cohort_size)
     else:
         esc = deesc = np.zeros(1, np.int64)
         boin_elim = empty
@@ -154,7 +181,7 @@ def fast_plan(design: Design) -> FastPlan | None:
         cohort = 3
     return FastPlan(
         kind=kind, n_doses=int(design.n_doses), max_n=max_n, start_dose=int(start_dose), start_size=int(start_size),
-        cohort_size=cohort, allow_deescalation=allow, esc=esc, deesc=deesc,
+        cohort_size=cohort, allow_deescalation=allow, esc=esc, deesc=deesc, move_dir=move_dir,
         overdose=_tabulate_overdose(od, target, max_n),
         final_overdose=_tabulate_overdose([r for r in od if r.final], target, max_n),
         boin_elim=boin_elim,
@@ -232,6 +259,7 @@ def run_fast(plan: FastPlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.nda
     ``v_eff`` None means no patient can respond (every ``p_eff <= 0``).
     """
     K = compile_kernels()
+    sel_kind = _BOIN if plan.kind == _TABLE else plan.kind  # the table designs select as BOIN (isotonic_mtd)
     p_tox = np.asarray(p_tox, float)
     p_eff = np.asarray(p_eff, float)
     t_count, cap = v_tox.shape
@@ -255,7 +283,8 @@ def run_fast(plan: FastPlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.nda
     need = np.empty(2 * t_count * max(plan.max_n, 1), np.int64)
     for _round in range(2 * plan.max_n + 2):
         n_live, n_need = K["run"](  # type: ignore[operator]
-            plan.kind, plan.allow_deescalation, plan.max_n, plan.cohort_size, plan.esc, plan.deesc, plan.overdose,
+            plan.kind, plan.allow_deescalation, plan.max_n, plan.cohort_size, plan.esc, plan.deesc, plan.move_dir,
+            plan.overdose,
             plan.dlt_guard, plan.deesc_guard, plan.stop_n, plan.stop_staying, plan.min_n,
             live, v_tox, lo_t, hi_t, p_tox, ve, lo_e, hi_e, p_eff, has_eff, known_idx, known_val,
             n, tox, eff, both, ints, resume, need)
@@ -278,7 +307,7 @@ def run_fast(plan: FastPlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.nda
     else:  # pragma: no cover - every round completes at least one cohort of every trial it resumes
         raise RuntimeError("fast trial kernel did not finish")
     selected = K["select"](  # type: ignore[operator]
-        plan.kind, plan.allow_deescalation, plan.boin_elim, plan.final_overdose, plan.target, plan.bound,
+        sel_kind, plan.allow_deescalation, plan.boin_elim, plan.final_overdose, plan.target, plan.bound,
         n, tox, ints[2])
     selected = np.where((selected >= 0) & (selected < nd), selected, NO_DOSE)
     return TrialOutcomes(selected, ints[7].astype(np.int8), n, tox, eff, both, ints[1].copy(),

@@ -59,7 +59,7 @@ def _outcome(v, lo, hi, p, flat, known_idx, known_val):
 
 
 @njit(cache=True)
-def run_cohorts(kind, allow_deesc, max_n, cohort_size, esc, deesc, overdose, dlt_guard, deesc_guard, stop_n,
+def run_cohorts(kind, allow_deesc, max_n, cohort_size, esc, deesc, move_dir, overdose, dlt_guard, deesc_guard, stop_n,
                 stop_staying, min_n, live, v_tox, lo_t, hi_t, p_tox, v_eff, lo_e, hi_e, p_eff, has_eff,
                 known_idx, known_val, n, tox, eff, both, ints, resume, need):
     """Run the ``live`` trials to their end, or until an outcome needs its exact uniform.
@@ -138,6 +138,15 @@ def run_cohorts(kind, allow_deesc, max_n, cohort_size, esc, deesc, overdose, dlt
                 if yc <= esc[m] and cur < top:
                     bdose = cur + 1
                 elif yc >= deesc[m] and cur > 0:
+                    bdose = cur - 1
+                else:
+                    bdose = cur
+                bsize = cohort_size
+            elif kind == 2:  # a decision table: TableDesign.move
+                md = move_dir[nc, yc]
+                if md == 1 and cur < top:
+                    bdose = cur + 1
+                elif md == -1 and cur > 0:
                     bdose = cur - 1
                 else:
                     bdose = cur

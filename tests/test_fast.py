@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from escalade.design.base import StopReason
+from pathlib import Path
+
 from escalade.design.boin import BoinConfig, BoinDesign
+from escalade.design.decision_table import DecisionTableConfig, DecisionTableDesign
+from escalade.design.i3plus3 import I3plus3Config, I3plus3Design
+from escalade.design.keyboard import KeyboardConfig, KeyboardDesign
+from escalade.design.mtpi2 import Mtpi2Config, Mtpi2Design
 from escalade.design.threeplusthree import ThreePlusThreeConfig, ThreePlusThreeDesign
 from escalade.simulations.fast import draw_latent, fast_plan, run_fast
 from escalade.simulations.patients import draw_patients
@@ -29,6 +35,14 @@ DESIGNS = {
     "3+3-deesc": ThreePlusThreeDesign(ThreePlusThreeConfig(n_doses=6, allow_deescalation=True)),
     "3+3-overdose": ThreePlusThreeDesign(ThreePlusThreeConfig(n_doses=4, target=0.3, overdose_control=0.9,
                                                               start_dose=1)),
+    "keyboard": KeyboardDesign(KeyboardConfig(target=0.3, n_doses=5)),
+    "keyboard-earlystop": KeyboardDesign(KeyboardConfig(target=0.25, n_doses=6, cohort_size=2, max_n=24,
+                                                        n_earlystop=8, no_escalation_after_dlts="off")),
+    "mtpi2": Mtpi2Design(Mtpi2Config(target=0.3, n_doses=5, max_n=33)),
+    "i3+3": I3plus3Design(I3plus3Config(target=0.25, n_doses=5, stop_n_at_dose=9)),
+    "table-csv": DecisionTableDesign(DecisionTableConfig(
+        table=str(Path(__file__).resolve().parents[1] / "scenarios" / "decision_table_example.csv"), target=0.3,
+        n_doses=5, max_n=18)),
 }
 
 # true DLT curves per number of doses: safe, target in the middle, all toxic, extremes (0, 1, tiny, near 1)
@@ -58,9 +72,10 @@ def test_designs_qualify():
     assert fast_plan(BoinDesign(BoinConfig(target=0.3, n_doses=5, extrasafe=True))) is None
     assert fast_plan(BoinDesign(BoinConfig(target=0.3, n_doses=5, titration=True))) is None
     assert fast_plan(BoinDesign(BoinConfig(target=0.3, n_doses=5, no_skip="tried"))) is None
-    from escalade.design.keyboard import KeyboardConfig, KeyboardDesign
+    from escalade.design.crm import CrmConfig, CrmDesign
 
-    assert fast_plan(KeyboardDesign(KeyboardConfig(target=0.3, n_doses=5))) is None
+    assert fast_plan(CrmDesign(CrmConfig(skeleton=(0.1, 0.2, 0.3), target=0.3, n_doses=3))) is None
+    assert fast_plan(KeyboardDesign(KeyboardConfig(target=0.3, n_doses=5, no_skip="tried"))) is None
 
 
 @pytest.mark.parametrize("name", list(DESIGNS))
