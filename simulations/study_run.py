@@ -135,7 +135,7 @@ def _trials_part(labels: Sequence[str], scen: str, des: str, o: TrialOutcomes) -
 
 
 #: Trial rows per parquet row group when ``trials.parquet`` is streamed (bounds the rows built at a time).
-TRIAL_ROWS_PER_GROUP = 65_536
+TRIAL_ROWS_PER_GROUP = 16_384
 
 
 class _TrialsWriter:
