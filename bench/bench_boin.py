@@ -10,7 +10,7 @@ that every other design runs (``engine="general"``), the engine before the
 kernel, measured in the same run. The first-call compile time of the kernels
 (numba, with an empty cache) is printed first.
 
-The peer is simFastBOIN (R package, C++ engine; ``../shared/peers``), found
+The peer is simFastBOIN (R package, C++ engine; the project's shared peers folder), found
 with ``Rscript`` and the library folders in ``R_LIBS_USER`` (or
 ``--r-lib``). Without R or the package the script prints escalade's figures
 alone. simFastBOIN's 3+3 (``sim_3p3``) is an R loop, not its C++ engine: its

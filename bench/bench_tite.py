@@ -9,7 +9,7 @@
    correct selection, on the same virtual patients.
 
 3. TITE-BOIN side by side with the C++ TITE engine of simFastBOIN
-   (``../shared/peers/simFastBOIN_tite``, found with ``--tite-peer DIR`` or
+   (``simFastBOIN_tite`` in the project's shared peers folder, found with ``--tite-peer DIR`` or
    ``ESCALADE_TITE_PEER``; R with Rcpp and simFastBOIN in ``R_LIBS_USER``):
    10,000 trials, 5 doses, 10 cohorts of 3, 28-day window, uniform DLT onset,
    Poisson accrual of 4 patients a month; each side timed inside its own

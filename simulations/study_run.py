@@ -455,7 +455,8 @@ def run_study(
     out = Path(out_dir) if out_dir is not None else None
     ctx = hold_lock(out) if out is not None else None
     created = make_dir(out, what="run directory") if out is not None else False
-    with _tidy_on_failure(out, created), ctx if ctx is not None else _null(), ExitStack() as files:
+    with _tidy_on_failure(out, created) as owner, ctx if ctx is not None else _null(), ExitStack() as files:
+        owner[0] = True  # this run holds the directory (its lock): its unfinished files may be removed on failure
         if out is not None:
             record = _inputs_record(study, n_trials, seed, exact, fingerprint)
             _prepare_dir(out, record, force)
@@ -580,16 +581,21 @@ def _null() -> Iterator[None]:
 
 
 @contextmanager
-def _tidy_on_failure(out: Path | None, created: bool) -> Iterator[None]:
+def _tidy_on_failure(out: Path | None, created: bool) -> Iterator[list[bool]]:
     """On failure, remove the temporary files of unfinished writes (a worker stopped by a full disk, say), and
     remove a run directory this run created if no work unit was kept.
 
-    Once a unit is on disk the directory stays, so that a re-run resumes.
+    Once a unit is on disk the directory stays, so that a re-run resumes. The
+    temporary files are removed only when the run got as far as holding the
+    directory's lock (the caller sets ``owner[0] = True`` then): a run refused
+    by another run's lock must not remove that run's unfinished files (its
+    streamed trial rows, a unit being written).
     """
+    owner = [False]
     try:
-        yield
+        yield owner
     except BaseException:
-        if out is not None:
+        if out is not None and owner[0]:
             for p in [*out.glob(".tmp-*"), *(out / "units").glob(".tmp-*")]:
                 with suppress(OSError):  # never hide the error that ended the run
                     p.unlink(missing_ok=True)
