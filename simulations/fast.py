@@ -19,8 +19,9 @@ subclass or wrapper) whose rules are among those the kernel implements:
 :class:`~escalade.design.rules.OverdoseControl`,
 :class:`~escalade.design.rules.StopAtN` and
 :class:`~escalade.design.rules.MinSampleSize` (BOIN without ``extrasafe`` or
-``titration``). Anything else (other designs, other rules, calendar time,
-pending data) runs in the general engine. Every threshold the kernel reads is
+``titration``), and whose config has no field beyond :data:`KNOWN_FIELDS`.
+Anything else (other designs, other rules or options, calendar time, pending
+data) runs in the general engine. Every threshold the kernel reads is
 tabulated from the design's own Python functions (the BOIN boundaries,
 :func:`~escalade.design.rules.beta_exceeds` through the rules' ``excluded``,
 BOIN's selection-time elimination), and the rules combine exactly as
@@ -112,8 +113,20 @@ def _tabulate_overdose(rules: list, target: float | None, max_n: int) -> np.ndar
     return hit.reshape(max_n + 1, max_n + 1).astype(np.uint8)
 
 
+#: Config fields the kernel knows the meaning of (BOIN, 3+3 and the table designs' configs as written). A config
+#: with any other field (a rule or option added later) runs in the general engine until the kernel learns it.
+KNOWN_FIELDS = frozenset({
+    "allow_deescalation", "alpha", "beta", "beta_prior", "bound_mtd", "coherence", "cohort_size", "cutoff_eli",
+    "decisions", "elim_min_n", "epsilon1", "epsilon2", "extrasafe", "lowest_dose_safety", "lowest_dose_safety_min_n",
+    "margin_l", "margin_r", "max_n", "min_n", "n_doses", "n_earlystop", "no_escalation_above_boundary",
+    "no_escalation_after_dlts", "no_skip", "offset", "overdose_control", "overdose_min_n", "p_saf", "p_tox",
+    "start_dose", "stop_n_at_dose", "table", "target", "titration"})
+
+
 def fast_plan(design: Design) -> FastPlan | None:
     """The kernel's plan for ``design``, or None when it must run in the general engine."""
+    import dataclasses
+
     from escalade.design import rules as R
     from escalade.design.boin import BoinDesign, _elimination_mask
     from escalade.design.decision_table import DecisionTableDesign, TableElimination
@@ -128,6 +141,8 @@ def fast_plan(design: Design) -> FastPlan | None:
     if kind is None:
         return None
     c = design.config
+    if any(f.name not in KNOWN_FIELDS for f in dataclasses.fields(c)):
+        return None
     max_n = int(design.max_n)
     if max_n > 256 or design.n_doses > 64:
         return None

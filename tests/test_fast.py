@@ -78,6 +78,15 @@ def test_designs_qualify():
     assert fast_plan(KeyboardDesign(KeyboardConfig(target=0.3, n_doses=5, no_skip="tried"))) is None
 
 
+def test_config_fields_the_kernel_does_not_know_go_to_the_general_engine(monkeypatch):
+    import escalade.simulations.fast as fast
+
+    d = DESIGNS["boin"]
+    assert fast_plan(d) is not None
+    monkeypatch.setattr(fast, "KNOWN_FIELDS", fast.KNOWN_FIELDS - {"titration"})  # as if a new option appeared
+    assert fast_plan(d) is None
+
+
 @pytest.mark.parametrize("name", list(DESIGNS))
 @pytest.mark.parametrize("curve", list(CURVES))
 def test_kernel_equals_general_engine(name, curve):
