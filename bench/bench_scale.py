@@ -26,7 +26,13 @@ The dask cluster's start-up is reported on its own.
 The machine may be shared: the load average is printed, and each figure is
 the best of ``--repeats`` runs.
 
+``--memory``: instead, the peak resident memory (``ru_maxrss``) of a whole
+run (``run_study`` writing its run directory: one BOIN design, one 5-dose
+scenario, chunks of 10,000 trials) at 1e5 and at 1e6 trials, each in a fresh
+process, and their ratio (issue 18 target: <= 1.5).
+
 Run: python bench/bench_scale.py [--trials 20000] [--chunk-size 2500] [--repeats 5]
+     python bench/bench_scale.py --memory [--memory-trials 100000 1000000]
 """
 
 from __future__ import annotations
@@ -86,6 +92,45 @@ def _best(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
+MEMORY_TARGET = 1.5
+
+_MEMORY_CHILD = """
+import resource, sys, tempfile
+sys.path.insert(0, {root!r})
+from escalade.scenarios.load import parse_study
+from escalade.simulations.study_run import run_study
+n = {n}
+text = (
+    "study: {{title: memory, target: 0.3, cohort_size: 3, max_n: 30}}\\n"
+    "doses: [{{amount: 1}}, {{amount: 2}}, {{amount: 3}}, {{amount: 4}}, {{amount: 5}}]\\n"
+    "designs: [{{name: BOIN, design: boin}}]\\n"
+    "scenarios: [{{name: s1, p_dlt: [0.05, 0.15, 0.3, 0.45, 0.6], p_response: [0.1, 0.2, 0.3, 0.4, 0.5]}}]\\n"
+    f"simulation: {{{{n_trials: {{n}}, seed: 3, chunk_size: 10000}}}}\\n")
+with tempfile.TemporaryDirectory() as d:
+    run_study(parse_study(text, source="memory.yaml"), out_dir=d + "/run", backend="sequential")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def bench_memory(sizes: list[int]) -> dict[int, float]:
+    """Peak RSS (MiB) of a whole run at each number of trials, each in a fresh process."""
+    import subprocess
+
+    root = str(Path(__file__).resolve().parents[1])
+    peaks = {}
+    for n in sizes:
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD.format(root=root, n=n)], capture_output=True,
+                             text=True, check=True)
+        peaks[n] = int(out.stdout.strip().splitlines()[-1]) / 1024
+        log.info("  %9s trials: peak RSS %7.1f MiB  (%.1f s)", f"{n:,}", peaks[n], time.perf_counter() - t0)
+    if len(sizes) >= 2:
+        ratio = peaks[sizes[-1]] / peaks[sizes[0]]
+        log.info("  ratio %s / %s trials: %.2f  [target <= %.1f: %s]", f"{sizes[-1]:,}", f"{sizes[0]:,}", ratio,
+                 MEMORY_TARGET, "met" if ratio <= MEMORY_TARGET else "MISSED")
+    return peaks
+
+
 def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -98,8 +143,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="one or more chunk sizes (500 is the study-file default)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="default: all local cores")
+    ap.add_argument("--memory", action="store_true", help="peak memory of a whole run at two sizes instead")
+    ap.add_argument("--memory-trials", type=int, nargs="+", default=[100_000, 1_000_000])
     args = ap.parse_args(argv)
     w = args.workers
+    if args.memory:
+        log.info("peak resident memory of a whole run (one BOIN design, one scenario, fresh process each):")
+        bench_memory(args.memory_trials)
+        return 0
 
     for chunk_size in args.chunk_size:  # no dask cluster alive: it would take CPU from the loky workers
         _bench_speed_up(args.trials, chunk_size, w, args.repeats)

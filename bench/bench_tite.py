@@ -8,22 +8,38 @@
    mean trial duration (days), accrual suspensions (patients who waited) and
    correct selection, on the same virtual patients.
 
-Run: python bench/bench_tite.py [n_trials]
+3. TITE-BOIN side by side with the C++ TITE engine of simFastBOIN
+   (``simFastBOIN_tite`` in the project's shared peers folder, found with ``--tite-peer DIR`` or
+   ``ESCALADE_TITE_PEER``; R with Rcpp and simFastBOIN in ``R_LIBS_USER``):
+   10,000 trials, 5 doses, 10 cohorts of 3, 28-day window, uniform DLT onset,
+   Poisson accrual of 4 patients a month; each side timed inside its own
+   process after a warm-up, processes interleaved, best of 7. Without the peer,
+   escalade's figure alone.
+
+Run: python bench/bench_tite.py [n_trials] [--tite-peer DIR] [--repeats 7] [--side-by-side-only]
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's escalade, not an installed one
 
-from escalade.design.boin import BoinConfig, BoinDesign
-from escalade.design.tite_boin import TiteBoinConfig, TiteBoinDesign
-from escalade.design.tite_crm import TiteCrmConfig, TiteCrmDesign
-from escalade.scenarios.study import Timing
-from escalade.simulations.timed import DAYS_PER_MONTH, simulate_timed
+import numpy as np  # noqa: E402
+
+from escalade.design.boin import BoinConfig, BoinDesign  # noqa: E402
+from escalade.design.tite_boin import TiteBoinConfig, TiteBoinDesign  # noqa: E402
+from escalade.design.tite_crm import TiteCrmConfig, TiteCrmDesign  # noqa: E402
+from escalade.scenarios.study import Timing  # noqa: E402
+from escalade.simulations.timed import DAYS_PER_MONTH, simulate_timed  # noqa: E402
 
 log = logging.getLogger("bench_tite")
 
@@ -57,5 +73,75 @@ def main(n_trials: int = 2000) -> None:
                      100 * np.mean(o.selected == 2), dt)
 
 
+SIDE_P = [0.05, 0.12, 0.30, 0.45, 0.60]
+SIDE_RATE = 4.0  # patients a month
+
+
+def _side_child(n_trials: int) -> None:
+    """In a fresh process: one warm-up, then print the seconds of one TITE-BOIN simulation."""
+    design = TiteBoinDesign(TiteBoinConfig(target=0.3, n_doses=5, cohort_size=3, max_n=30))
+    tm = Timing(accrual="poisson", rate_per_month=SIDE_RATE, dlt_onset="uniform")
+    simulate_timed(design, SIDE_P, timing=tm, dlt_window_days=28, n_trials=300, seed=1)
+    t0 = time.perf_counter()
+    out = simulate_timed(design, SIDE_P, timing=tm, dlt_window_days=28, n_trials=n_trials, seed=2)
+    dt = time.perf_counter() - t0
+    assert out.n_trials == n_trials
+    print(f"{dt:.6f}")
+
+
+_R_TITE = """
+src <- readLines("tite_sfb.R")  # the wrapper, with Rcpp's build cache kept between processes
+src <- sub('Rcpp::sourceCpp("tite_sfb.cpp")', 'Rcpp::sourceCpp("tite_sfb.cpp", cacheDir = "{cache}")', src, fixed = TRUE)
+eval(parse(text = src))
+run <- function(seed) tite_sim(0.3, c({p}), 10, 3, 28, {rate} / 30.4375, {n}, seed)
+invisible(run(1))
+t0 <- proc.time()[["elapsed"]]; invisible(run(2)); cat(sprintf("%.6f\\n", proc.time()[["elapsed"]] - t0))
+"""
+
+
+def _timed(cmd: list[str], cwd: str | None = None) -> float:
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if out.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {out.stderr.strip()[-600:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def side_by_side(n_trials: int, repeats: int, peer_dir: str | None) -> None:
+    """escalade's TITE-BOIN against the C++ TITE engine, interleaved processes, best of ``repeats``."""
+    peer = None
+    if peer_dir and shutil.which("Rscript") and (Path(peer_dir) / "tite_sfb.cpp").exists():
+        peer = str(Path(peer_dir).resolve())
+    cache = os.path.join(tempfile.gettempdir(), "escalade-bench-rcpp")
+    code = _R_TITE.format(cache=cache, p=", ".join(map(str, SIDE_P)), rate=SIDE_RATE, n=n_trials)
+    me = [sys.executable, os.path.abspath(__file__), str(n_trials), "--side-child"]
+    best_me = best_peer = float("inf")
+    for _ in range(repeats):
+        best_me = min(best_me, _timed(me))
+        if peer:
+            best_peer = min(best_peer, _timed(["Rscript", "-e", code], cwd=peer))
+    if peer:
+        log.info("TITE-BOIN %d trials: escalade %.1f ms, simFastBOIN C++ TITE %.1f ms: ratio %.2fx "
+                 "(peer time / escalade time; best of %d processes each)", n_trials, 1e3 * best_me,
+                 1e3 * best_peer, best_peer / best_me, repeats)
+    else:
+        log.info("TITE-BOIN %d trials: escalade %.1f ms (best of %d processes; peer not found: pass --tite-peer)",
+                 n_trials, 1e3 * best_me, repeats)
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("n_trials", nargs="?", type=int, default=2000)
+    ap.add_argument("--tite-peer", default=os.environ.get("ESCALADE_TITE_PEER"))
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--side-by-side-only", action="store_true")
+    ap.add_argument("--side-child", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.side_child:
+        _side_child(a.n_trials)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        if not a.side_by_side_only:
+            main(a.n_trials)
+        side_by_side(10_000 if a.side_by_side_only else a.n_trials, a.repeats, a.tite_peer)

@@ -122,13 +122,20 @@ def run_unit(
 ) -> list[TrialOutcomes]:
     """Run one unit under every design on the same patients (a pure function)."""
     max_n = max(patient_slots(d) for d in designs)  # max_n, plus backfill patients (same draws for the rest)
-    patients = draw_patients(seed, scenario.key, unit.chunk, unit.size, max_n, scenario.association)
     p_tox = np.asarray(scenario.p_dlt, float)
     p_eff = np.asarray(scenario.p_response, float)
+    timing = scenario.timing
+    fast = _fast_unit(designs, timing) if scenario.cart is None else None  # CAR-T patients: general engine
+    if fast is not None:  # every design runs in the compiled kernel: only the latent streams it reads are drawn
+        from escalade.simulations.fast import draw_latent, run_fast
+
+        z_t, z_e = draw_latent(seed, scenario.key, unit.chunk, unit.size, max_n, scenario.association,
+                               efficacy=bool(np.any(p_eff > 0)))
+        return [run_fast(plan, p_tox, p_eff, z_t, z_e, latent=True).offset(unit.start) for plan in fast]
+    patients = draw_patients(seed, scenario.key, unit.chunk, unit.size, max_n, scenario.association)
     patients = with_graded(patients, scenario.cart, seed=seed, scenario=scenario.key, chunk=unit.chunk,
                            p_dlt=p_tox, p_response=p_eff)
     outs = []
-    timing = scenario.timing
     for d in designs:
         check_graded_design(d, scenario.cart, scenario.name)
         if (timing is not None and timing.enabled) or decides_on_followup(d) or backfill_of(d) is not None:
@@ -140,6 +147,22 @@ def run_unit(
             o = run_trials(d, p_tox, p_eff, patients)
         outs.append(o.offset(unit.start))
     return outs
+
+
+def _fast_unit(designs: Sequence[Design], timing: Timing | None) -> list | None:
+    """The kernels' plans when every design qualifies (:func:`~escalade.simulations.fast.fast_plan`) and
+    the study has no calendar time; else None (the unit draws its patients and runs each design's engine)."""
+    if timing is not None and timing.enabled:
+        return None
+    from escalade.simulations.fast import fast_plan
+
+    plans = []
+    for d in designs:
+        plan = None if decides_on_followup(d) else fast_plan(d)
+        if plan is None:
+            return None
+        plans.append(plan)
+    return plans
 
 
 #: How often (seconds) a worker process checks that the process that started it is still there.

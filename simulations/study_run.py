@@ -140,6 +140,83 @@ def _trials_part(labels: Sequence[str], scen: str, des: str, o: TrialOutcomes) -
     return pd.DataFrame(cols)
 
 
+#: Trial rows per parquet row group when ``trials.parquet`` is streamed (bounds the rows built at a time).
+TRIAL_ROWS_PER_GROUP = 16_384
+
+
+class _TrialsWriter:
+    """Streams trial rows into a temporary ``.tmp-*.parquet`` beside ``trials.parquet`` (pyarrow ParquetWriter).
+
+    Scenarios are written in the study's order as soon as their outcomes are
+    in (a scenario that finishes early waits for the ones before it), each
+    scenario x design in row groups of at most :data:`TRIAL_ROWS_PER_GROUP`
+    rows, so the whole trial table is never held in memory. :func:`write_run`
+    renames the file into place with the other files (all or none); a failed
+    run removes it (its name starts with ``.tmp-``, as every unfinished write).
+    """
+
+    def __init__(self, out: Path, labels: Sequence[str], n_scenarios: int) -> None:
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=out)
+        os.close(fd)
+        self.path = Path(tmp)
+        self.labels = list(labels)
+        self.n_scenarios = n_scenarios
+        self.next = 0
+        self.waiting: dict[int, list[tuple[str, str, TrialOutcomes]]] = {}
+        self.writer: Any = None
+
+    def add(self, si: int, parts: list[tuple[str, str, TrialOutcomes]]) -> None:
+        """Scenario ``si``'s outcomes (scenario name, design name, outcomes), in design order."""
+        self.waiting[si] = parts
+        while self.next in self.waiting:
+            for scen, des, o in self.waiting.pop(self.next):
+                for a in range(0, max(o.n_trials, 1), TRIAL_ROWS_PER_GROUP):
+                    self._write(_trials_part(self.labels, scen, des, _rows(o, a, a + TRIAL_ROWS_PER_GROUP)))
+            self.next += 1
+
+    def _write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        elif not table.schema.equals(self.writer.schema):
+            table = table.cast(self.writer.schema)
+        self.writer.write_table(table)
+
+    def close(self) -> Path:
+        """Finish the file (every scenario must have been added) and return its path."""
+        if self.next != self.n_scenarios:  # pragma: no cover - run_study adds every scenario
+            raise RuntimeError(f"trial rows of {self.n_scenarios - self.next} scenarios were never written")
+        if self.writer is None:  # pragma: no cover - a study has at least one scenario and design
+            raise RuntimeError("no trial rows to write")
+        self.writer.close()
+        self.writer = None
+        return self.path
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            with suppress(Exception):
+                self.writer.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _rows(o: TrialOutcomes, a: int, b: int) -> TrialOutcomes:
+    """Rows ``a .. b - 1`` of ``o`` (views, no copy)."""
+    if a == 0 and b >= o.n_trials:
+        return o
+    sl = slice(a, b)
+    return TrialOutcomes(o.selected[sl], o.reason[sl], o.n[sl], o.tox[sl], o.eff[sl], o.both[sl], o.cohorts[sl],
+                         o.weight[sl], exact=o.exact, trial=None if o.trial is None else o.trial[sl],
+                         duration=None if o.duration is None else o.duration[sl],
+                         suspensions=None if o.suspensions is None else o.suspensions[sl],
+                         n_backfill=None if o.n_backfill is None else o.n_backfill[sl],
+                         extra=None if o.extra is None else {k: v[sl] for k, v in o.extra.items()})
+
+
 def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes], stage2: dict[tuple[str, str], Any] | None = None
                  ) -> str:
     """SHA-256 of every trial's outcome (what ``escalade rerun`` verifies).
@@ -417,7 +494,8 @@ def run_study(
     out = Path(out_dir) if out_dir is not None else None
     ctx = hold_lock(out) if out is not None else None
     created = make_dir(out, what="run directory") if out is not None else False
-    with _tidy_on_failure(out, created), ctx if ctx is not None else _null():
+    with _tidy_on_failure(out, created) as owner, ctx if ctx is not None else _null(), ExitStack() as files:
+        owner[0] = True  # this run holds the directory (its lock): its unfinished files may be removed on failure
         if out is not None:
             record = _inputs_record(study, n_trials, seed, exact, fingerprint)
             _prepare_dir(out, record, force)
@@ -439,6 +517,14 @@ def run_study(
         need_sim = not exact or len(exact_results) < len(scen_specs) * len(designs)
         labels = study.dose_labels()
         summaries: dict[int, _ScenarioSummary] = {}
+        # simulated runs stream their trial rows to disk (exact rows are few, and may hold expected counts)
+        # (rows of one schema only: a study whose designs add columns to some rows -- backfill counts, the
+        # optimisation stage -- builds its table in memory)
+        uniform = study.optimisation is None and all(backfill_of(d) is None for _, d in designs)
+        stream = (_TrialsWriter(out, labels, len(study.scenarios)) if out is not None and not exact and uniform
+                  else None)
+        if stream is not None:
+            files.callback(stream.discard)  # removed unless write_run renamed it into place
 
         def summarise(si: int, sim_outs: list[TrialOutcomes] | None) -> None:
             """A scenario's OCs (and trial rows) as soon as its outcomes are in, while others run."""
@@ -460,13 +546,15 @@ def run_study(
                 got.oc.append(oc_rows(table, scenario=s.name, design=spec.name, skip=TIME_METRICS))
                 if o.duration is not None:
                     got.oc.append(time_characteristics(o, scenario=s.name, design=spec.name))
-                part = _trials_part(labels, s.name, spec.name, o) if out is not None else None
+                part = _trials_part(labels, s.name, spec.name, o) if out is not None and stream is None else None
                 if study.optimisation is not None:
                     part = _stage2_summary(study, s, spec.name, o, truth, seed, got, part, table)
                 if part is not None:
                     got.trials.append(part)
             got.paired = paired_from_tables(tables, scenario=s.name)
             summaries[si] = got
+            if stream is not None:
+                stream.add(si, [(s.name, spec.name, got.outcomes[spec.name]) for spec, _ in designs])
 
         if need_sim:
             run_units(scen_specs, sim_designs, n_trials=n_trials, seed=seed, chunk_size=study.simulation.chunk_size,
@@ -484,7 +572,11 @@ def run_study(
                 stage2_out[(study.scenarios[si].name, name)] = s2
         oc = pd.concat([f for got in ordered for f in got.oc], ignore_index=True)
         paired = pd.concat([got.paired for got in ordered], ignore_index=True)
-        trials = pd.concat([f for got in ordered for f in got.trials], ignore_index=True) if out is not None else None
+        trials: pd.DataFrame | Path | None = None
+        if stream is not None:
+            trials = stream.close()
+        elif out is not None:
+            trials = pd.concat([f for got in ordered for f in got.trials], ignore_index=True)
         finished = _dt.datetime.now(_dt.timezone.utc)
         manifest = Manifest(
             escalade_version=_versions().get("escalade", "unknown"),
@@ -582,16 +674,21 @@ def _null() -> Iterator[None]:
 
 
 @contextmanager
-def _tidy_on_failure(out: Path | None, created: bool) -> Iterator[None]:
+def _tidy_on_failure(out: Path | None, created: bool) -> Iterator[list[bool]]:
     """On failure, remove the temporary files of unfinished writes (a worker stopped by a full disk, say), and
     remove a run directory this run created if no work unit was kept.
 
-    Once a unit is on disk the directory stays, so that a re-run resumes.
+    Once a unit is on disk the directory stays, so that a re-run resumes. The
+    temporary files are removed only when the run got as far as holding the
+    directory's lock (the caller sets ``owner[0] = True`` then): a run refused
+    by another run's lock must not remove that run's unfinished files (its
+    streamed trial rows, a unit being written).
     """
+    owner = [False]
     try:
-        yield
+        yield owner
     except BaseException:
-        if out is not None:
+        if out is not None and owner[0]:
             for p in [*out.glob(".tmp-*"), *(out / "units").glob(".tmp-*")]:
                 with suppress(OSError):  # never hide the error that ended the run
                     p.unlink(missing_ok=True)
@@ -670,7 +767,7 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec], *, t
     return got, why
 
 
-def write_run(out: Path, result: RunResult, trials: pd.DataFrame | None = None) -> None:
+def write_run(out: Path, result: RunResult, trials: pd.DataFrame | Path | None = None) -> None:
     """Write trials.parquet, oc.csv, paired.csv and manifest.json atomically, all or none.
 
     Every file goes to a temporary name first; only when all are written are
@@ -682,7 +779,8 @@ def write_run(out: Path, result: RunResult, trials: pd.DataFrame | None = None) 
     The SHA-256 of each of the first three, as written, goes into the
     manifest's ``files_sha256`` (also in ``result.manifest``); the manifest is
     written last. ``trials`` is :func:`trials_frame` of the result when the
-    caller has it already.
+    caller has it already, or the path of a parquet file of those rows already
+    written in ``out`` (streamed during the run), which is renamed into place.
     """
     out = Path(out)
     make_dir(out, what="run directory")
@@ -697,7 +795,10 @@ def write_run(out: Path, result: RunResult, trials: pd.DataFrame | None = None) 
             files.enter_context(replacing(out / name)).write_bytes(data)
             hashes[name] = hashlib.sha256(data).hexdigest()
         parquet_tmp = files.enter_context(replacing(out / "trials.parquet", ".parquet"))
-        trials.to_parquet(parquet_tmp, index=False)
+        if isinstance(trials, pd.DataFrame):
+            trials.to_parquet(parquet_tmp, index=False)
+        else:
+            os.replace(trials, parquet_tmp)
         hashes["trials.parquet"] = sha256_file(parquet_tmp)
         result.manifest["files_sha256"] = dict(sorted(hashes.items()))
         manifest_tmp.write_text(json.dumps(result.manifest, indent=2, default=_json_default), encoding="utf-8")

@@ -216,6 +216,18 @@ def pending_data(dose: np.ndarray, dlt: np.ndarray, fraction: np.ndarray, eff: n
     return states, FollowUp(dose, dlt, fraction, eff, eff_fraction)
 
 
+def _per_dose(dose: np.ndarray, flag: np.ndarray, n_doses: int) -> np.ndarray:
+    """``(S, D)`` counts of the patients with ``flag`` per dose (``dose`` ``(S, N)``, ``NO_DOSE`` for none).
+
+    One ``bincount`` over the flagged patients: the counts of a one-hot
+    ``(S, N, D)`` sum without building it.
+    """
+    s = dose.shape[0]
+    keep = flag & (dose >= 0)
+    idx = (np.arange(s, dtype=np.int64)[:, None] * n_doses + dose)[keep]
+    return np.bincount(idx, minlength=s * n_doses).reshape(s, n_doses).astype(np.int64)
+
+
 class _Timeline:
     """Per-patient calendar and outcomes of ``T`` trials (patients on the last axis)."""
 
@@ -339,11 +351,10 @@ class _Timeline:
         nd = design.n_doses
         treated = self.dose >= 0
         cdose = self._count_dose(self.dose, slice(None), self.dose.shape[1])
-        onehot = (cdose[:, :, None] == np.arange(nd)) & treated[:, :, None]
-        n = onehot.sum(axis=1).astype(np.int64)
-        tox = (onehot & self.tox[:, :, None]).sum(axis=1).astype(np.int64)
-        eff = (onehot & self.eff[:, :, None]).sum(axis=1).astype(np.int64)
-        both = (onehot & (self.tox & self.eff)[:, :, None]).sum(axis=1).astype(np.int64)
+        n = _per_dose(cdose, treated, nd)
+        tox = _per_dose(cdose, self.tox, nd)
+        eff = _per_dose(cdose, self.eff, nd)
+        both = _per_dose(cdose, self.tox & self.eff, nd)
         final = States(n, tox, eff, both, current, last_n, last_tox) if scored is None else scored
         selected = select_memoised(design, final)
         selected = np.where((selected >= 0) & (selected < nd), selected, NO_DOSE)
@@ -691,6 +702,10 @@ def _run_pending(design: Design, line: _Timeline, bf: Backfill | None = None) ->
     pending_decision = np.zeros(t_count, bool)  # False: the next cohort's dose is already fixed (first cohort)
     late_eff = bool(getattr(design, "uses_efficacy", False))  # pending efficacy too (TITE-BOIN12)
     limit = 4 * max_n + 10 if bf is None else 4 * line.dose.shape[1] + 10
+    # running totals of patients dosed per dose (the fast way to pending_data's counts) serve the plain
+    # case: no backfill patients between cohorts, no pending efficacy, patients counted at the assigned dose
+    totals = bf is None and not late_eff and not line.by_infused
+    n_at = np.zeros((t_count, nd), np.int64)
     for _step in range(limit):
         if live.size == 0:
             break
@@ -699,13 +714,21 @@ def _run_pending(design: Design, line: _Timeline, bf: Backfill | None = None) ->
             t_now = np.maximum(line.arrival[ask, pos[ask]], open_at[ask])
             width = int(pos[ask].max())
             pdose, dlt, frac, effo, treated = line.observed(ask, t_now, width)
-            efr = line.eff_followup(ask, t_now, width) if late_eff else None
-            in_last = None
-            if bf is not None:
-                in_last = cohort_of[ask, :width] == cohorts[ask, None]
-            states, follow = pending_data(np.where(treated, pdose, NO_DOSE), dlt, frac, effo, n_doses=nd,
-                                          current=current[ask], last_n=last_n[ask], last_start=last_start[ask],
-                                          eff_fraction=efr, in_last=in_last)
+            if totals:  # as pending_data(...), from the running totals and bincounts of the events
+                pdose = np.where(treated, pdose, NO_DOSE)
+                in_last = np.arange(width)[None, :] >= last_start[ask][:, None]
+                states = States(n_at[ask], _per_dose(pdose, dlt, nd), _per_dose(pdose, effo, nd),
+                                _per_dose(pdose, dlt & effo, nd), current[ask], last_n[ask],
+                                (dlt & in_last).sum(axis=1).astype(np.int64))
+                follow = FollowUp(pdose, dlt, frac)
+            else:
+                efr = line.eff_followup(ask, t_now, width) if late_eff else None
+                in_last = None
+                if bf is not None:
+                    in_last = cohort_of[ask, :width] == cohorts[ask, None]
+                states, follow = pending_data(np.where(treated, pdose, NO_DOSE), dlt, frac, effo, n_doses=nd,
+                                              current=current[ask], last_n=last_n[ask],
+                                              last_start=last_start[ask], eff_fraction=efr, in_last=in_last)
             out = design.decide_tite(states, follow)
             dec, susp = out.decisions, np.asarray(out.suspend, bool)
             stop = dec.stop & ~susp
@@ -755,6 +778,7 @@ def _run_pending(design: Design, line: _Timeline, bf: Backfill | None = None) ->
             if np.any(c < 1):
                 raise RuntimeError(f"design '{design.kind}' asked for a cohort of size < 1")
             hold = line.dose_cohort(enrol, pos[enrol], c, dose[enrol], open_at[enrol])
+            n_at[enrol, dose[enrol]] += c  # one cohort per trial: the (trial, dose) pairs are distinct
             open_at[enrol] = np.maximum(open_at[enrol], hold)
             if bf is not None:
                 k = np.arange(int(c.max()))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -190,7 +190,8 @@ class CohortLoop:
         return graded_counts(self.graded, self.patient_dose, self.patient_grades, self.patient_infused)
 
 
-def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: Patients) -> TrialOutcomes:
+def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: Patients, *,
+               engine: Literal["auto", "general"] = "auto") -> TrialOutcomes:
     """Run every trial of ``patients`` under ``design`` and the true curves.
 
     Parameters
@@ -201,6 +202,11 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
         True probability of DLT and of response per dose, shape ``(D,)``.
     patients
         Latent uniforms with room for ``design.max_n`` patients per trial.
+    engine
+        ``"auto"``: the compiled kernel (:mod:`escalade.simulations.fast`) when
+        the design qualifies (:func:`~escalade.simulations.fast.fast_plan`),
+        else the cohort loop below; ``"general"``: always the cohort loop. Both
+        give identical outcomes.
     """
     p_tox = np.asarray(p_tox, float)
     p_eff = np.asarray(p_eff, float)
@@ -214,6 +220,15 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
                          "escalade.simulations.timed (a study runs it there by itself)")
     if patients.capacity < max_n:
         raise ValueError(f"patients hold {patients.capacity} per trial; the design needs {max_n}")
+
+    if engine not in ("auto", "general"):
+        raise ValueError(f"engine must be 'auto' or 'general'; got {engine!r}")
+    if engine == "auto" and patients.graded is None:  # CAR-T patients: the general engine
+        from escalade.simulations.fast import fast_plan, run_fast
+
+        plan = fast_plan(design)
+        if plan is not None:
+            return run_fast(plan, p_tox, p_eff, patients.u_tox, patients.u_eff, latent=False)
 
     loop = CohortLoop(design, t_count)
     g = patients.graded
@@ -280,12 +295,24 @@ def simulate(
     :class:`~escalade.scenarios.cart.CartModel` (CAR-T patients; ``p_tox`` and
     ``p_eff`` must then be its derived curves).
     """
-    run = run_trials if run is None else run
     p_tox = np.asarray(p_tox, float)
     p_eff = np.zeros_like(p_tox) if p_eff is None else np.asarray(p_eff, float)
+    plan = None
+    if run is None and cart is None:
+        from escalade.simulations.fast import fast_plan
+
+        plan = fast_plan(design)
+    run = run_trials if run is None else run
     parts = []
     for chunk, start in enumerate(range(0, n_trials, chunk_size)):
         size = min(chunk_size, n_trials - start)
+        if plan is not None:  # the compiled kernel on the latent normals: only the streams it reads are drawn
+            from escalade.simulations.fast import draw_latent, run_fast
+
+            z_t, z_e = draw_latent(seed, scenario, chunk, size, design.max_n, association,
+                                   efficacy=bool(np.any(p_eff > 0)))
+            parts.append(run_fast(plan, p_tox, p_eff, z_t, z_e, latent=True).offset(start))
+            continue
         pts = draw_patients(seed, scenario, chunk, size, design.max_n, association)
         pts = with_graded(pts, cart, seed=seed, scenario=scenario, chunk=chunk, p_dlt=p_tox, p_response=p_eff)
         parts.append(run(design, p_tox, p_eff, pts).offset(start))

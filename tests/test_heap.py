@@ -18,7 +18,7 @@ import numpy as np
 from escalade.design.boin import BoinConfig, BoinDesign
 from escalade.design.crm import CrmConfig, CrmDesign
 from escalade.simulations.runner import ScenarioSpec, WorkUnit, _unit_task, run_unit
-designs = [BoinDesign(BoinConfig(target=0.25, n_doses=5, max_n=30)),
+designs = [BoinDesign(BoinConfig(target=0.25, n_doses=5, max_n=30, extrasafe=True)),  # cohort loop, not the kernel
            CrmDesign(CrmConfig(target=0.25, n_doses=5, skeleton=(0.06, 0.14, 0.25, 0.38, 0.5), max_n=30))]
 spec = ScenarioSpec("s", (0.05, 0.1, 0.25, 0.4, 0.55), (0.2, 0.3, 0.4, 0.5, 0.6))
 units = [WorkUnit(0, c, 2500 * c, 2500) for c in range(4)]

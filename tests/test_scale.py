@@ -298,3 +298,30 @@ def test_study_run_with_dask_scheduler_records_backend(tmp_path: Path, cluster) 
     b = run_study(study, backend="dask", scheduler=cluster.scheduler_address, out_dir=tmp_path / "o")
     assert a.manifest["results_sha256"] == b.manifest["results_sha256"]
     assert b.manifest["backend"] == "dask"
+
+
+def test_trials_parquet_is_streamed_in_row_groups(tmp_path, monkeypatch):
+    """A simulated run writes trials.parquet scenario by scenario in bounded row groups (issue 18), and the
+    file reads back as the whole trial table; no temporary file is left behind."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    import escalade.simulations.study_run as sr
+
+    monkeypatch.setattr(sr, "TRIAL_ROWS_PER_GROUP", 250)
+    study = parse_study(STUDY, source="scale.yaml")
+    res = run_study(study, out_dir=tmp_path / "run", backend="sequential")
+    f = pq.ParquetFile(tmp_path / "run" / "trials.parquet")
+    assert f.num_row_groups == 2 * 2 * 3  # scenarios x designs x ceil(600 / 250)
+    assert max(f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)) <= 250
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run" / "trials.parquet"),
+                                  sr.trials_frame(study, res.outcomes))
+    assert not list((tmp_path / "run").glob(".tmp-*"))
+    # a run that fails after some rows were streamed leaves no temporary file either
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sr, "write_run", boom)
+    with pytest.raises(OSError):
+        run_study(study, out_dir=tmp_path / "run2", backend="sequential")
+    assert not list((tmp_path / "run2").glob(".tmp-*"))

@@ -1,0 +1,109 @@
+"""Time the shipped study (scenarios/cart_rr_heme.yaml) against a base revision, in the same run (issue 18).
+
+The base revision (default ``HEAD``) is exported with ``git archive`` into a
+temporary folder; both checkouts then run ``python -m escalade run`` on the
+study with the same ``--trials``, ``--jobs`` and seed, one after the other,
+and the script prints each wall time, their ratio, and whether the two
+``results_sha256`` agree (they must, unless a change documents why). With
+``--profile`` it also prints where this checkout's time goes, by design
+(one sequential run under cProfile: cumulative seconds of each engine call).
+
+Target (issue 18): 10,000 trials in <= 60 s on 2 cores.
+
+Run: python bench/bench_study.py [--trials 10000] [--jobs 2] [--base HEAD] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = "scenarios/cart_rr_heme.yaml"
+
+
+def _run(checkout: Path, out: Path, trials: int, jobs: int) -> tuple[float, str]:
+    cmd = [sys.executable, "-m", "escalade", "run", STUDY, "--out", str(out), "--trials", str(trials),
+           "--jobs", str(jobs), "--no-progress", "--force"]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=checkout, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=""))
+    dt = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"escalade run in {checkout} failed: {done.stderr.strip()[-800:]}")
+    return dt, json.loads((out / "manifest.json").read_text())["results_sha256"]
+
+
+def _profile(trials: int) -> None:
+    """Cumulative time of each design's engine call in one sequential run of this checkout."""
+    import cProfile
+    import pstats
+
+    sys.path.insert(0, str(ROOT))
+    from escalade.simulations import runner
+
+    calls: dict[str, float] = {}
+    orig = runner.run_unit
+
+    def timed_unit(unit, scenario, designs, seed):  # type: ignore[no-untyped-def]
+        outs = []
+        for d in designs:
+            t0 = time.perf_counter()
+            outs.extend(orig(unit, scenario, [d], seed))
+            calls[d.kind] = calls.get(d.kind, 0.0) + time.perf_counter() - t0
+        return outs
+
+    runner.run_unit = timed_unit
+    from escalade.cli import main as cli_main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        prof.enable()
+        try:
+            cli_main(["run", str(ROOT / STUDY), "--out", tmp + "/run", "--trials", str(trials), "--jobs", "1",
+                      "--backend", "sequential", "--no-progress", "--force"])
+        except SystemExit:
+            pass
+        prof.disable()
+        total = time.perf_counter() - t0
+    runner.run_unit = orig
+    print(f"this checkout, {trials:,} trials, one process: {total:.1f} s; by design (each drawing its own patients):")
+    for kind, s in sorted(calls.items(), key=lambda kv: -kv[1]):
+        print(f"  {kind:12s} {s:7.1f} s  {100 * s / total:5.1f}%")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=10_000)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--base", default="HEAD", help="git revision to compare with (exported with git archive)")
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--no-base", action="store_true", help="time this checkout only")
+    a = ap.parse_args()
+    if a.profile:
+        _profile(a.trials)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        dt, sha = _run(ROOT, tmpd / "run-here", a.trials, a.jobs)
+        print(f"this checkout: {a.trials:,} trials, {a.jobs} workers: {dt:.1f} s (target <= 60 s at 10,000 on 2 cores)")
+        if a.no_base:
+            return
+        base = tmpd / "base"
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", a.base], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        dt0, sha0 = _run(base, tmpd / "run-base", a.trials, a.jobs)
+        print(f"{a.base}: {dt0:.1f} s; ratio {dt0 / dt:.2f}x (base time / this checkout's time)")
+        print(f"results_sha256 {'identical' if sha == sha0 else 'DIFFERENT'}: {sha[:16]} vs {sha0[:16]}")
+
+
+if __name__ == "__main__":
+    main()
