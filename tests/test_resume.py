@@ -26,11 +26,14 @@ from escalade.scenarios.load import parse_study
 from escalade.simulations.runner import BackendError
 from escalade.simulations.study_run import RunDirError, run_study
 
-#: Big enough to take a few seconds on one core (4 scenarios x 80 units of 250 trials, two designs).
+#: Big enough to take a few seconds on one core (4 scenarios x 80 units of 250 trials, three designs). BOIN
+#: and 3+3 alone run in the compiled kernel in well under a second, so it has a CRM too: the kill and
+#: concurrency tests need a run that is still going.
 BIG = """\
 study: {title: kill test, target: 0.3, cohort_size: 3, max_n: 30}
 doses: [{amount: 1}, {amount: 2}, {amount: 3}, {amount: 4}, {amount: 5}]
-designs: [{name: "3+3", design: "3+3"}, {name: BOIN, design: boin}]
+designs: [{name: "3+3", design: "3+3"}, {name: BOIN, design: boin},
+          {name: CRM, design: crm, params: {skeleton: [0.12, 0.20, 0.30, 0.40, 0.50]}}]
 scenarios:
   - {name: a, p_dlt: [0.05, 0.12, 0.30, 0.45, 0.60], p_response: [0.1, 0.2, 0.3, 0.4, 0.5]}
   - {name: b, p_dlt: [0.30, 0.45, 0.58, 0.68, 0.78]}
