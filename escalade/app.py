@@ -30,7 +30,20 @@ from escalade.scenarios.errors import EscaladeError
 __all__ = ["make_app", "serve"]
 
 #: Metrics offered first in the results table (the others follow in the run's order).
-_FIRST_METRICS = ("correct_selection_pct", "selection_pct", "n_patients", "dlt_pct", "overdose_pct")
+_FIRST_METRICS = ("correct_selection_pct", "acceptable_selection_pct", "select_none_pct",
+                  "overdose_selection_pct", "patients_at_mtd_pct", "patients_above_mtd", "sample_size", "dlts",
+                  "early_stop_pct", "duration_days")
+
+#: Plain-language labels of common metrics in the metric menu (the value sent is the metric's name in oc.csv,
+#: defined in escalade.simulations.oc).
+_LABELS = {"correct_selection_pct": "% of trials selecting the true MTD",
+           "acceptable_selection_pct": "% of trials selecting an acceptable dose",
+           "select_none_pct": "% of trials selecting no dose",
+           "overdose_selection_pct": "% of trials selecting a dose above the true MTD",
+           "patients_at_mtd_pct": "% of patients treated at the true MTD",
+           "patients_above_mtd": "patients treated above the true MTD (mean per trial)",
+           "sample_size": "sample size (mean per trial)", "dlts": "DLTs (mean per trial)",
+           "early_stop_pct": "% of trials stopped early", "duration_days": "trial duration, days (mean)"}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -110,9 +123,15 @@ def make_app(study: Study) -> Any:
                                                  "defaults)", value="", rows=4, width="100%"),
                     ui.input_action_button("apply_params", "Apply parameters"),
                     ui.h6("Decision table", class_="mt-3"),
+                    ui.p("Per number of patients n at the current dose: escalate if DLTs <= escalate_if_dlt_le, "
+                         "de-escalate if DLTs >= deescalate_if_dlt_ge, eliminate the dose and those above if "
+                         "DLTs >= eliminate_if_dlt_ge.", class_="text-muted small"),
                     ui.output_table("decision_table"),
                     ui.output_text("no_table")),
             ui.card(ui.card_header("Dose paths of the first cohorts"),
+                    ui.p("Every outcome of the next cohorts from the start (N: no DLT, T: DLT; E/B: response "
+                         "without/with a DLT), the decision after each, and its probability under the scenario "
+                         "chosen on the Study tab.", class_="text-muted small"),
                     ui.input_numeric("n_cohorts", "Cohorts", value=2, min=1, max=4),
                     ui.output_text_verbatim("paths")),
             col_widths=(6, 6)),
@@ -120,11 +139,13 @@ def make_app(study: Study) -> Any:
     results_tab = ui.nav_panel(
         "Results",
         ui.output_ui("run_info"),
-        ui.input_select("metric", "Operating characteristic", choices=list(_FIRST_METRICS)),
+        ui.input_select("metric", "Operating characteristic", choices={m: f"{_LABELS[m]} ({m})"
+                                                                       for m in _FIRST_METRICS}, width="480px"),
         ui.p("Each cell: estimate (Monte Carlo standard error) over the simulated trials.",
              class_="text-muted small"),
         ui.output_table("oc_table"),
-        ui.output_plot("selection_plot", height="520px"),
+        ui.h6("Selection of each dose (shaded: the true target dose), with 95% intervals", class_="mt-3"),
+        ui.output_plot("selection_plot", height="1100px"),
     )
     compare_tab = ui.nav_panel(
         "Compare",
@@ -132,7 +153,8 @@ def make_app(study: Study) -> Any:
                                           selected=designs0[1] if len(designs0) > 1 else designs0[0]),
                           ui.input_select("cmp_b", "minus design", choices=designs0, selected=designs0[0]),
                           col_widths=(6, 6)),
-        ui.p("Paired differences on the same virtual patients: 'se' is the paired standard error, "
+        ui.p("Paired differences (first design minus second) in the operating characteristic chosen on the "
+             "Results tab, on the same virtual patients: 'se' is the paired Monte Carlo standard error, "
              "'se_unpaired' what two independent simulations would give; z = difference / se.",
              class_="text-muted small"),
         ui.output_table("compare_table"),
@@ -255,7 +277,7 @@ def make_app(study: Study) -> Any:
 
             s = current.get()
             return pd.DataFrame({"level": range(1, len(s.doses) + 1), "label": [d.label for d in s.doses],
-                                 "amount": [f"{d.amount:g}" if d.amount is not None else "" for d in s.doses],
+                                 "amount": [f"{d.amount:.4g}" if d.amount is not None else "" for d in s.doses],
                                  "unit": [d.unit or "" for d in s.doses]})
 
         # -- designs ----------------------------------------------------------------------------------------------
@@ -411,7 +433,8 @@ def make_app(study: Study) -> Any:
             choices = [m for m in _FIRST_METRICS if m in have] + [m for m in have if m not in _FIRST_METRICS]
             with reactive.isolate():
                 sel = input.metric()
-            ui.update_select("metric", choices=choices, selected=sel if sel in choices else choices[0])
+            labelled = {m: f"{_LABELS[m]} ({m})" if m in _LABELS else m for m in choices}
+            ui.update_select("metric", choices=labelled, selected=sel if sel in choices else choices[0])
             names = run.study.design_names if run.study is not None else []
             if names:
                 ui.update_select("cmp_a", choices=names, selected=names[1] if len(names) > 1 else names[0])
@@ -432,7 +455,8 @@ def make_app(study: Study) -> Any:
             for c in value.columns:
                 cells[c] = [f"{_num(v)} ({_num(e)})" if e == e else _num(v) for v, e in zip(value[c], se[c],
                                                                                              strict=True)]
-            return cells.reset_index()
+            cells.columns.name = None
+            return cells.reset_index().rename(columns={"scenario": "Scenario"})
 
         @render.plot
         def selection_plot() -> Any:
@@ -453,7 +477,7 @@ def make_app(study: Study) -> Any:
                 return None
             cols = [c for c in ("scenario", "design", "versus", "metric", "difference", "se", "se_unpaired", "z")
                     if c in out.columns]
-            return out[cols]
+            return out[cols].round({"difference": 2, "se": 2, "se_unpaired": 2, "z": 1})
 
         # -- downloads ----------------------------------------------------------------------------------------------
         @render.download(filename="study.yaml")
