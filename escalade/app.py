@@ -133,7 +133,7 @@ def make_app(study: Study) -> Any:
                          "without/with a DLT), the decision after each, and its probability under the scenario "
                          "chosen on the Study tab.", class_="text-muted small"),
                     ui.input_numeric("n_cohorts", "Cohorts", value=2, min=1, max=4),
-                    ui.output_text_verbatim("paths")),
+                    ui.output_code("paths")),
             col_widths=(6, 6)),
     )
     results_tab = ui.nav_panel(
@@ -332,7 +332,7 @@ def make_app(study: Study) -> Any:
             table, why = _decision()
             return "" if table is not None else f"No decision table for this design ({why})."
 
-        @render.text
+        @render.code
         def paths() -> str:
             s = current.get()
             n = input.n_cohorts() or 2

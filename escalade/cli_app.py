@@ -30,12 +30,13 @@ def cmd_app(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from escalade.scenarios.errors import ConfigError
 
     if not 0 < args.port < 65536:
-        raise ConfigError(f"--port {args.port}: must be a port number in 1..65535, e.g. --port 8050")
+        raise ConfigError("--port", args.port, "a port number in 1..65535, e.g. --port 8050")
     try:
         from escalade.app import serve
         import shiny  # noqa: F401
     except ImportError:
-        raise ConfigError("escalade app needs Shiny for Python: pip install 'escalade[app]'") from None
+        raise ConfigError("escalade app", "without Shiny for Python",
+                          "install the app extra: pip install 'escalade[app]'") from None
     path = args.study or str(resources.files("escalade.scenarios") / DEFAULT_STUDY)
     study = Study.from_yaml(path)
     print(f"escalade app: serving {path} on http://127.0.0.1:{args.port} (Ctrl-C stops)", flush=True)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,30 @@ def test_app_end_to_end(server, tmp_path):
                 page.click("#dl_yaml")
             yml = tmp_path / "study.yaml"
             dl.value.save_as(yml)
+
+            # the run directory (zip) and the appendix of the last run
+            with page.expect_download() as dl:
+                page.click("#dl_zip")
+            dl.value.save_as(tmp_path / "run.zip")
+            with zipfile.ZipFile(tmp_path / "run.zip") as z:
+                assert {"manifest.json", "oc.csv", "paired.csv", "trials.parquet"} <= set(z.namelist())
+                assert json.loads(z.read("manifest.json"))["results_sha256"] == hash2
+            with page.expect_download(timeout=120_000) as dl:
+                page.click("#dl_appendix")
+            dl.value.save_as(tmp_path / "appendix.html")
+            assert "<html" in (tmp_path / "appendix.html").read_text(errors="replace")[:2000].lower()
+
+            # a long run is cancelled from the page; the last results stay
+            page.fill("#n_trials", "5000")
+            page.press("#n_trials", "Tab")
+            page.wait_for_timeout(500)
+            page.click("#run")
+            page.wait_for_selector("#run-progress", timeout=30_000)
+            _shot(page, "5-running", tmp_path)
+            page.click("#cancel")
+            page.wait_for_function("() => document.querySelector('#error').innerText.includes('cancelled')",
+                                   timeout=120_000)
+            assert page.inner_text("#results-hash").strip() == hash2
         finally:
             ctx.close()
 
