@@ -89,7 +89,7 @@ def make_app(study: Study) -> Any:
         ui.h5("Simulation"),
         ui.input_numeric("n_trials", "Trials per scenario", value=int(sim0.get("n_trials", 1000)), min=1),
         ui.input_numeric("seed", "Seed", value=int(sim0.get("seed", 1)), step=1),
-        ui.input_checkbox_group("run_designs", "Designs to simulate", choices=designs0, selected=designs0),
+        ui.input_checkbox_group("run_designs", "Designs to simulate (and in the downloaded YAML)", choices=designs0, selected=designs0),
         ui.input_action_button("run", "Run simulations", class_="btn-primary"),
         ui.input_action_button("cancel", "Cancel", class_="btn-outline-danger"),
         ui.output_ui("progress"),
@@ -343,6 +343,16 @@ def make_app(study: Study) -> Any:
                 return f"No dose paths: {_one_line(exc)}"
 
         # -- running ----------------------------------------------------------------------------------------------
+        def chosen_study() -> Study:
+            """The study with the ticked designs only: what is run and downloaded (the page's study file)."""
+            s = current.get()
+            chosen = list(input.run_designs() or [])
+            if not chosen:
+                raise ValueError("Designs to simulate: tick at least one design")
+            if chosen == s.design_names:
+                return s
+            return s.replace(designs=[d for d in s.to_dict()["designs"] if d.get("name") in chosen])
+
         @reactive.extended_task
         async def simulate(s: Study) -> Run:
             def progress(done: int, total: int, trials: int) -> None:
@@ -355,19 +365,11 @@ def make_app(study: Study) -> Any:
         def _run() -> None:
             if progress_state["running"]:
                 return
-            chosen = list(input.run_designs() or [])
-            s = current.get()
-            if not chosen:
-                error_value.set("Designs to simulate: tick at least one design")
+            try:
+                s = chosen_study()
+            except (EscaladeError, ValueError) as exc:
+                error_value.set(_one_line(exc))
                 return
-            if chosen != s.design_names:
-                keep = [d for d in s.to_dict()["designs"] if d.get("name") in chosen]
-                try:
-                    s = s.replace(designs=keep)
-                except EscaladeError as exc:
-                    error_value.set(_one_line(exc))
-                    return
-                current.set(s)  # the state is the study file: the YAML holds the designs that ran
             error_value.set("")
             cancel_event.clear()
             progress_state.update(done=0, total=0, trials=0, running=True, t0=time.monotonic())
@@ -401,6 +403,9 @@ def make_app(study: Study) -> Any:
                 done, total = progress_state["done"], progress_state["total"]
                 pct = int(100 * done / total) if total else 0
                 secs = time.monotonic() - progress_state["t0"]
+                if not total:
+                    return ui.p(f"Starting the simulation ... {secs:.0f} s", id="run-progress",
+                                class_="small text-muted mt-2")
                 return ui.div(
                     ui.div(ui.div(f"{pct}%", class_="progress-bar", role="progressbar",
                                   style=f"width: {max(pct, 3)}%"), class_="progress mt-2"),
@@ -418,7 +423,11 @@ def make_app(study: Study) -> Any:
             if run is None:
                 return ui.p("No results yet: press 'Run simulations' in the sidebar.", class_="text-muted")
             m = run.manifest
-            stale = "" if run.study == current.get() else (
+            try:
+                same = run.study == chosen_study()
+            except (EscaladeError, ValueError):
+                same = False
+            stale = "" if same else (
                 " The study has changed since this run: press 'Run simulations' again to update the tables.")
             return ui.p(f"{m.get('n_trials')} trials per scenario, seed {m.get('seed')}. Results hash ",
                         ui.code(run.results_sha256, id="results-hash"),
@@ -482,7 +491,12 @@ def make_app(study: Study) -> Any:
         # -- downloads ----------------------------------------------------------------------------------------------
         @render.download(filename="study.yaml")
         def dl_yaml() -> Any:
-            yield current.get().to_yaml()
+            try:
+                text = chosen_study().to_yaml()
+            except (EscaladeError, ValueError) as exc:
+                error_value.set(_one_line(exc))
+                return
+            yield text
 
         @render.download(filename="escalade-run.zip")
         def dl_zip() -> Any:
@@ -514,7 +528,7 @@ def make_app(study: Study) -> Any:
 
 
 def _doses_text(study: Study) -> str:
-    return "\n".join(", ".join(x for x in (d.label, f"{d.amount:g}" if d.amount is not None else "", d.unit or "")
+    return "\n".join(", ".join(x for x in (d.label, f"{d.amount:.15g}" if d.amount is not None else "", d.unit or "")
                                if x != "") for d in study.doses)
 
 
