@@ -127,7 +127,7 @@ def make_app(study: Study) -> Any:
                     ui.p("Per number of patients n at the current dose: escalate if DLTs <= escalate_if_dlt_le, "
                          "de-escalate if DLTs >= deescalate_if_dlt_ge, eliminate the dose and those above if "
                          "DLTs >= eliminate_if_dlt_ge.", class_="text-muted small"),
-                    ui.output_table("decision_table"),
+                    ui.output_table("dtable"),
                     ui.output_text("no_table")),
             ui.card(ui.card_header("Dose paths of the first cohorts"),
                     ui.p("Every outcome of the next cohorts from the start (N: no DLT, T: DLT; E/B: response "
@@ -324,7 +324,7 @@ def make_app(study: Study) -> Any:
                 return None, _one_line(exc)
 
         @render.table
-        def decision_table() -> Any:
+        def dtable() -> Any:
             table, _ = _decision()
             return table
 

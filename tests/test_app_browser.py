@@ -139,7 +139,7 @@ def test_app_end_to_end(server, tmp_path):
             page.click("a[data-value='Designs']")
             page.select_option("#design", "BOIN")
             page.wait_for_timeout(1500)
-            assert "escalate" in page.inner_text("#decision_table").lower()
+            assert "escalate" in page.inner_text("#dtable").lower()
             _shot(page, "3-designs", tmp_path)
             page.click("a[data-value='Compare']")
             page.wait_for_timeout(1500)
