@@ -282,20 +282,25 @@ class _Timeline:
         trial, col, d = rows[r], cols[r, k], dose[r]
         self.dose[trial, col] = d
         self.dosed_at[trial, col] = dt[r, k]
+        self.set_outcomes(trial, col, d)
+        self.tried[rows, dose] = True
+        return hold
+
+    def set_outcomes(self, trial: np.ndarray, col: np.ndarray, d: np.ndarray) -> None:
+        """DLT and response (and for CAR-T patients grades, onset and infused dose) of the patients in
+        slots ``col`` of trials ``trial`` treated at doses ``d`` (every engine path doses through here)."""
         g = self.graded
         if g is None:
             self.tox[trial, col] = self.pts.u_tox[trial, col] < self.p_tox[d]
             self.eff[trial, col] = self.pts.u_eff[trial, col] < self.p_eff[d]
-        else:  # the CAR-T patient: outcomes (and the DLT's onset) at the dose, from the graded model
-            o = g.at(trial, col, d, onset=True)
-            self.tox[trial, col] = o.dlt
-            self.eff[trial, col] = o.resp
-            if o.onset is not None:
-                self.onset[trial, col] = self.window * o.onset
-            self.infused[trial, col] = o.infused
-            self.grades[:, trial, col] = o.grades
-        self.tried[rows, dose] = True
-        return hold
+            return
+        o = g.at(trial, col, d, onset=True)  # the CAR-T patient: outcomes (and the DLT's onset) at the dose
+        self.tox[trial, col] = o.dlt
+        self.eff[trial, col] = o.resp
+        if o.onset is not None:
+            self.onset[trial, col] = self.window * o.onset
+        self.infused[trial, col] = o.infused
+        self.grades[:, trial, col] = o.grades
 
     def outcome_known(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Day each patient's outcome is complete: DLT onset or window end (+ response for efficacy designs)."""
@@ -562,9 +567,8 @@ def _run_backfill(design: Design, line: _Timeline, bf: Backfill, timing: Timing)
         line.dose[rows, slot] = d
         line.dosed_at[rows, slot] = t
         line.arrival[rows, slot] = t_arr
-        tox = line.pts.u_tox[rows, slot] < line.p_tox[d]
-        line.tox[rows, slot] = tox
-        line.eff[rows, slot] = line.pts.u_eff[rows, slot] < line.p_eff[d]
+        line.set_outcomes(rows, slot, d)
+        tox = line.tox[rows, slot]
         line.tried[rows, d] = True
         role[rows, slot] = kind
         pi[rows] += 1

@@ -189,3 +189,25 @@ def test_a_graded_design_without_a_response_section_sees_binary_categories() -> 
         assert "tox_score" in str(exc)
     grades, response, cats = d.calls[0]
     assert cats == ("responder", "non_responder") and set(np.unique(response)) <= {0, 1}
+
+
+def test_backfill_patients_are_car_t_patients_too() -> None:
+    """Backfill patients are dosed by the backfill engine path, not by a cohort: their grades must be drawn and
+    tallied like everyone's (a design with backfill once reported no adverse events at all)."""
+    from escalade.design.rules import Backfill
+
+    s = cart_study().scenarios[-1]
+    from escalade.scenarios.study import Timing
+
+    timing = Timing(enabled=True, rate_per_month=3.0)
+    cfg = BoinConfig(target=0.3, n_doses=4, max_n=21, cohort_size=3, backfill=Backfill(max_per_dose=6))
+    out = run_units([_spec(s, timing)], [BoinDesign(cfg)], n_trials=200, seed=5, chunk_size=100)[(0, 0)]
+    assert out.n_backfill is not None and out.n_backfill.sum() > 0
+    x = out.extra
+    for name in ("crs", "icans", "cytopenia"):
+        per_grade = sum(x[f"ae.{name}.g{g}"] for g in range(1, 6))
+        assert np.all(per_grade <= out.n)
+    crs3 = (x["ae.crs.g3"] + x["ae.crs.g4"] + x["ae.crs.g5"]).sum()
+    expected = (s.cart.ae_types[0].at_least()[:, 3] * out.n.sum(axis=0)).sum()
+    assert abs(crs3 - expected) < 5 * np.sqrt(expected) + 5, (crs3, expected)
+    assert np.all(out.tox >= x["death"])
