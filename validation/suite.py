@@ -551,7 +551,7 @@ def _efftox_stan(ctx: Context) -> Outcome:
     names = sorted(long["datasets"])
     design = efftox.EffToxDesign(efftox.EffToxConfig(**_efftox_demo(p=design_ref[_DEMO_P_TRIALR])))
     states = [efftox.parse_outcomes(long["datasets"][k]["outcomes"], n_doses=5) for k in names]
-    batch = States(*(np.concatenate([getattr(s, f) for s in states]) for f in States.__slots__))
+    batch = States.concat(states)
     fit = design.fit(batch)
     s = fit.summary
     w = _Worst()
@@ -666,7 +666,7 @@ def _batch_split(ctx: Context) -> Outcome:
         ref_dose = ref_sel = None
         for split in (None, 7, 1):
             if split == 1:  # one at a time: the first 16 states (the memo-free engines are slow one by one)
-                states = States(*(getattr(states, f)[:16] for f in States.__slots__))
+                states = states.take(slice(0, 16))
                 ref_dose, ref_sel = ref_dose[:16], ref_sel[:16]
             d = [dd for s2, dd in build_study_designs(study) if s2.name == spec.name][0]  # fresh: no memo carried over
             if split is None:
@@ -675,7 +675,7 @@ def _batch_split(ctx: Context) -> Outcome:
                 ref_dose, ref_sel = dose, sel
                 continue
             idx = range(0, states.n.shape[0], split)
-            parts = [States(*(getattr(states, f)[i:i + split] for f in States.__slots__)) for i in idx]
+            parts = [states.take(slice(i, i + split)) for i in idx]
             dose = np.concatenate([d.decide(p_).dose for p_ in parts])
             sel = np.concatenate([d.select(p_) for p_ in parts])
             w.exact(np.array_equal(dose, ref_dose) and np.array_equal(sel, ref_sel),
