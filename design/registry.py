@@ -22,6 +22,7 @@ from typing import Any
 
 from escalade.design import (blrm, boin, boin12, crm, crm_logistic2, decision_table, efftox, i3plus3, keyboard, mtpi2,
                              threeplusthree, tite_boin, tite_crm)
+from escalade.design import gboin, gboin_et
 from escalade.design.base import Design, DesignEntry
 from escalade.design.errors import ConfigError, did_you_mean
 
@@ -46,6 +47,8 @@ BUILTIN: tuple[DesignEntry, ...] = (
     mtpi2.ENTRY,
     i3plus3.ENTRY,
     decision_table.ENTRY,
+    gboin.ENTRY,
+    gboin_et.ENTRY,
 )
 
 _REGISTRY: dict[str, DesignEntry] = {}
