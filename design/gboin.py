@@ -4,7 +4,7 @@ Mu, Yuan, Xu, Mandrekar & Yin (2019), "gBOIN: a unified model-assisted
 phase I trial design accounting for toxicity grades, and binary or continuous
 end points", J R Stat Soc C 68(2):289-308.
 
-Scores (paper, Section 2; Chen, Krailo, Sun & Azen 2010 for the severity
+Scores (paper, Section 2; Chen, Krailo, Azen & Tighiouart 2010 for the severity
 weights). Each adverse-event (AE) type :math:`k` has a severity weight
 :math:`w_{k,g}` per grade :math:`g = 0..5`; a patient's equivalent toxicity
 score is the sum over the weighted types of the weight of the grade reached,

@@ -85,7 +85,7 @@ def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
                          f"'{args.design}' is '{design.kind}'")
     result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels(),
                        explain_kwargs=kw, as_of=args.as_of, dlt_window_days=study.dlt_window_days,
-                       target=study.target)
+                       target=study.target, response_categories=getattr(study, "response_categories", None))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
