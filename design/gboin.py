@@ -37,7 +37,8 @@ else stay. Elimination (paper, Section 3.1, Beta(1, 1) prior, quasi-binomial
 posterior Beta(:math:`1 + x, 1 + n - x`)): with :math:`n_d \\ge 3`, if
 :math:`\\Pr(p_d > \\phi \\mid x_d, n_d) >` ``cutoff_eli`` the dose and all higher
 ones are eliminated (never escalate into them; with the lowest dose
-eliminated the trial stops). ``n_earlystop``: stop when that many patients
+eliminated the trial stops; a trial above an eliminated dose moves to the
+highest dose left, as ``BOIN::get.oc``). ``n_earlystop``: stop when that many patients
 are at the current dose and the rule would stay there (``BOIN::get.oc``).
 
 Final selection (paper, Section 3.1, as ``BOIN::select.mtd``): isotonic
@@ -402,8 +403,8 @@ class GboinDesign(ConfigDesign):
         down = (p >= b.lambda_d) & (d > 0)
         nxt = np.where(up, d + 1, np.where(down, d - 1, d))
         elim = self.eliminated(states)
-        rows = np.arange(states.n_states)
-        nxt = np.where(up & elim[rows, np.minimum(nxt, nd - 1)], d, nxt)  # never escalate into eliminated doses
+        top_ok = (~elim).sum(axis=1) - 1  # highest dose not eliminated (elimination covers all higher doses)
+        nxt = np.minimum(nxt, np.maximum(top_ok, 0))  # eliminated doses are never used again
         out = Decisions.go(nxt.astype(np.int64), c.cohort_size)
         out = out.with_stop(elim[:, 0], StopReason.ALL_TOXIC)
         out = out.with_stop((n_d >= c.n_earlystop) & (nxt == d), StopReason.N_AT_DOSE)
