@@ -72,8 +72,14 @@ ex2 <- list(n.dose = 4, start.dose = 1, size.cohort = 6, n.cohort = 8,
 ## the same two scenarios under the default (max.effprob) and the scoring utility
 ex3 <- modifyList(ex1, list(obd.method = "max.effprob"))
 ex4 <- modifyList(ex2, list(obd.method = "utility.scoring"))
+## and two scenarios where trials stop early: toxic from dose 3 (scenario 1's weights), and futile (scenario 2's)
+ex5 <- modifyList(ex3, list(toxprob = rbind(c(0.50, 0.30, 0.15, 0.10, 0.05), c(0.20, 0.15, 0.10, 0.05, 0.05),
+                                            c(0.15, 0.15, 0.10, 0.10, 0.05), c(0.15, 0.40, 0.65, 0.75, 0.85))))
+ex6 <- modifyList(ex4, list(effprob = rbind(c(0.90, 0.90, 0.88, 0.88), c(0.08, 0.08, 0.09, 0.09),
+                                            c(0.015, 0.015, 0.02, 0.02), c(0.005, 0.005, 0.01, 0.01))))
 cases <- list(example1_utility_weighted = ex1, example2_utility_truncated_linear = ex2,
-              example1_max_effprob = ex3, example2_utility_scoring = ex4)
+              example1_max_effprob = ex3, example2_utility_scoring = ex4,
+              toxic_max_effprob = ex5, futile_utility_scoring = ex6)
 ocs <- lapply(names(cases), function(nm) {
   a <- cases[[nm]]
   t0 <- proc.time()[["elapsed"]]
