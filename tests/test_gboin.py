@@ -120,6 +120,15 @@ def test_fractional_scores_decide_on_the_mean_nets() -> None:
     assert d.decide(up).dose.tolist() == [0]
 
 
+def test_boundaries_inclusive_as_in_the_paper() -> None:
+    """Mu et al. (2019): escalate if the mean nETS <= lambda_e, de-escalate if >= lambda_d."""
+    d = _design()
+    b = d.boundaries
+    st = States.from_counts([[0, 1, 0, 0, 0]] * 2, [[0] * 5] * 2, current=1,
+                            tox_score=[[0, b.lambda_e, 0, 0, 0], [0, b.lambda_d, 0, 0, 0]])
+    assert d.decide(st).dose.tolist() == [2, 0]
+
+
 def test_elimination_and_stop_for_toxicity() -> None:
     d = _design()
     # 3 patients with total nETS 2.5 at dose 1: Pr(p > 0.3) > 0.95, every dose eliminated: stop

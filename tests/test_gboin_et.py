@@ -194,12 +194,14 @@ def test_admissibility_stops_and_skips() -> None:
 def test_obd_methods_against_obd_select_by_hand() -> None:
     n = np.array([6, 6, 6, 6])
     xt = np.array([0.3, 0.9, 2.4, 1.8])       # mean 0.05 0.15 0.40 0.30 -> PAVA 0.05 0.15 0.35 0.35
-    xe = np.array([1.2, 3.0, 4.2, 4.2])       # mean 0.20 0.50 0.70 0.70
+    xe = np.array([1.2, 3.0, 4.2, 4.8])       # mean 0.20 0.50 0.70 0.80
     pt = np.array([0.05, 0.15, 0.35, 0.35])
     pe = xe / n
-    # max.effprob: closest to 0.35 -> doses 3 and 4 (0-based 2, 3); MTD the highest (3); max pe among <= 3 -> 0.7
-    # at doses 2 and 3; the lowest (2)
-    assert gboinet_obd(_cfg(obd_method="max_effprob"), n, xt, xe) == 2
+    # max.effprob: closest to 0.35 -> doses 3 and 4 (0-based 2, 3); the MTD is the highest of them (3); the
+    # highest pe at or below it is dose 3's 0.8
+    assert gboinet_obd(_cfg(obd_method="max_effprob"), n, xt, xe) == 3
+    # equal pe at or below the MTD: the lowest such admissible dose
+    assert gboinet_obd(_cfg(obd_method="max_effprob"), n, xt, [1.2, 4.2, 4.2, 3.0]) == 1
     u = pe - 0.33 * pt - 1.09 * pt * (pt > 0.49)
     assert gboinet_obd(_cfg(obd_method="utility_weighted"), n, xt, xe) == int(np.argmax(u))
     c = _cfg(obd_method="utility_truncated_linear")
