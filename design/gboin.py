@@ -198,7 +198,9 @@ class GboinConfig:
     Attributes
     ----------
     target
-        Target mean normalised equivalent toxicity score :math:`\\phi` (nETS, in (0, 1)).
+        Target mean normalised equivalent toxicity score :math:`\\phi` (nETS, in (0, 1)), on the scale
+        the weights define, not a DLT rate: set it in the design's params (the study's DLT target
+        fills it otherwise).
     n_doses, cohort_size, start_dose
         Study settings (filled from the study file); ``start_dose`` is 0-based.
     max_n
@@ -366,7 +368,7 @@ class GboinDesign(ConfigDesign):
     uses_efficacy: ClassVar[bool] = False
     memoise: ClassVar[bool] = False  # vectorised
     graded: ClassVar[bool] = True
-    state_fields: str = "all"
+    state_fields: ClassVar[str] = "all"  # states are keyed on every field (scores included)
     boundaries: GradedBoundaries = field(init=False)
 
     def __post_init__(self) -> None:

@@ -157,7 +157,8 @@ class GboinEtConfig:
     Attributes
     ----------
     target
-        Target mean normalised equivalent toxicity score :math:`\\phi` (``boinet``'s ``phi``).
+        Target mean normalised equivalent toxicity score :math:`\\phi` (``boinet``'s ``phi``), not a DLT
+        rate: set it in the design's params (the study's DLT target fills it otherwise).
     delta
         Target mean normalised equivalent efficacy score :math:`\\delta`.
     n_doses, cohort_size, start_dose
@@ -377,7 +378,7 @@ class GboinEtDesign(ConfigDesign):
     uses_efficacy: ClassVar[bool] = True
     memoise: ClassVar[bool] = False  # decide is vectorised; select deduplicates states itself
     graded: ClassVar[bool] = True
-    state_fields: str = "all"
+    state_fields: ClassVar[str] = "all"  # states are keyed on every field (scores included)
     lambdas: tuple[float, float, float] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -538,4 +539,4 @@ ENTRY = DesignEntry(
     citation="Takeda K, Morita S, Taguri M (2022). gBOIN-ET: the generalized Bayesian optimal interval design for "
              "optimal dose-finding accounting for ordinal graded efficacy and toxicity in early clinical trials. "
              "Biom J 64(7):1178-1191.",
-    aliases=("gboinet", "gboin-et"), params_documented_by=None)
+    aliases=("gboinet", "gboin-et"))

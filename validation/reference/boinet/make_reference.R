@@ -80,17 +80,22 @@ ex6 <- modifyList(ex4, list(effprob = rbind(c(0.90, 0.90, 0.88, 0.88), c(0.08, 0
 cases <- list(example1_utility_weighted = ex1, example2_utility_truncated_linear = ex2,
               example1_max_effprob = ex3, example2_utility_scoring = ex4,
               toxic_max_effprob = ex5, futile_utility_scoring = ex6)
+## te.corr 0 variants (independent toxicity and efficacy), for the comparison through escalade's CAR-T engine
+corr0 <- lapply(cases, function(a) c(a, list(te.corr = 0)))
+names(corr0) <- paste0(names(cases), "_corr0")
+cases <- c(cases, corr0)
 ocs <- lapply(names(cases), function(nm) {
   a <- cases[[nm]]
+  rho <- if (is.null(a$te.corr)) 0.2 else a$te.corr
   t0 <- proc.time()[["elapsed"]]
   r <- do.call(gboinet, c(a, list(n.sim = n_sim, seed.sim = 100)))
   list(name = nm, args = lapply(a, function(v) if (is.matrix(v)) unname(split(v, row(v))) else v),
-       te_corr = 0.2, gen_event_time = "weibull", n_sim = n_sim, seed_sim = 100,
+       te_corr = rho, gen_event_time = "weibull", n_sim = n_sim, seed_sim = 100,
        lambda1 = unname(r$lambda1), lambda2 = unname(r$lambda2), eta1 = unname(r$eta1),
        nETS = unname(r$nETS), nEES = unname(r$nEES),
        prop_select = unname(r$prop.select), prop_stop = unname(r$prop.stop), n_patient = unname(r$n.patient),
        elapsed_s = proc.time()[["elapsed"]] - t0,
-       call = sprintf("gboinet(<args>, n.sim = %d, seed.sim = 100)  # te.corr 0.2, weibull event times", n_sim))
+       call = sprintf("gboinet(<args>, n.sim = %d, seed.sim = 100)  # te.corr %g, weibull event times", n_sim, rho))
 })
 out <- list(provenance = list(package = "boinet 1.5.0 (CRAN source, github.com/cran/boinet, R files sourced)",
                               R = R.version.string, Iso = as.character(packageVersion("Iso")),
