@@ -190,3 +190,13 @@ def test_conduct_reads_grades_and_answers(tmp_path) -> None:
         next_dose(d, "id,dose_level,dlt,grade_crs\nP1,1,0,1\n")
     with pytest.raises(PatientDataError, match="no grade_<type> column"):
         next_dose(d, "id,dose_level,dlt\nP1,1,0\n")
+
+
+@pytest.mark.parametrize("module", ["escalade.design.gboin", "escalade.design.gboin_et"])
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(module)
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
