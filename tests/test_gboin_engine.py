@@ -1,7 +1,7 @@
 """gBOIN-ET and gBOIN through escalade's own engine on CAR-T (graded) patients.
 
-The boinet scenarios with independent toxicity and efficacy (``te.corr = 0``; the ``*_corr0`` cases of
-validation/reference/boinet/gboinet.json) written as study files: one AE type ``tox`` whose grades 0-3 are
+The boinet scenarios with independent toxicity and efficacy (``te.corr = 0``;
+validation/reference/boinet/gboinet_corr0.json) written as study files: one AE type ``tox`` whose grades 0-3 are
 boinet's toxicity categories, response categories best first (boinet lists them worst first). With no
 correlation the engine's latent-Gaussian patient (escalade.simulations.graded) has exactly boinet's
 distribution, so the operating characteristics must agree within 3 Monte Carlo SEs of the difference of two
@@ -20,8 +20,7 @@ from escalade.scenarios.designs import build_study_designs
 from escalade.scenarios.load import parse_study
 from escalade.simulations.trial import simulate
 
-REF = load_reference("boinet", "gboinet.json")
-CORR0 = [c for c in REF["gboinet"] if c["name"].endswith("_corr0")]
+CORR0 = load_reference("boinet", "gboinet_corr0.json")["gboinet"]
 N_SIM = 10_000
 K_SE = 3.0
 _METHOD = {"utility.weighted": "utility_weighted", "utility.truncated.linear": "utility_truncated_linear",

@@ -11,7 +11,7 @@
 ## numbers, so the simulated trials are those of the real package.
 ##
 ## Run from the repository root:  Rscript validation/reference/boinet/make_reference.R /path/to/boinet/R
-## Writes validation/reference/boinet/gboinet.json.
+## Writes validation/reference/boinet/gboinet.json; with GBOINET_SET=corr0, gboinet_corr0.json.
 args <- commandArgs(trailingOnly = TRUE)
 src <- if (length(args)) args[1] else "/tmp/gboin-boinet/R"
 suppressPackageStartupMessages({library(Iso); library(mvtnorm); library(jsonlite)})
@@ -80,10 +80,13 @@ ex6 <- modifyList(ex4, list(effprob = rbind(c(0.90, 0.90, 0.88, 0.88), c(0.08, 0
 cases <- list(example1_utility_weighted = ex1, example2_utility_truncated_linear = ex2,
               example1_max_effprob = ex3, example2_utility_scoring = ex4,
               toxic_max_effprob = ex5, futile_utility_scoring = ex6)
-## te.corr 0 variants (independent toxicity and efficacy), for the comparison through escalade's CAR-T engine
-corr0 <- lapply(cases, function(a) c(a, list(te.corr = 0)))
-names(corr0) <- paste0(names(cases), "_corr0")
-cases <- c(cases, corr0)
+## GBOINET_SET=corr0: the te.corr 0 variants (independent toxicity and efficacy), for the comparison through
+## escalade's CAR-T engine, written to gboinet_corr0.json (default: te.corr 0.2 and gridoptim, gboinet.json)
+set <- Sys.getenv("GBOINET_SET", "corr02")
+if (set == "corr0") {
+  cases <- lapply(cases, function(a) c(a, list(te.corr = 0)))
+  names(cases) <- paste0(names(cases), "_corr0")
+}
 ocs <- lapply(names(cases), function(nm) {
   a <- cases[[nm]]
   rho <- if (is.null(a$te.corr)) 0.2 else a$te.corr
@@ -105,5 +108,8 @@ out <- list(provenance = list(package = "boinet 1.5.0 (CRAN source, github.com/c
                               note = paste("prop_select, prop_stop are % of trials rounded to 0.1 as gboinet",
                                            "prints them; n_patient mean patients per dose rounded to 0.1")),
             gridoptim = grids, gboinet = ocs)
-write(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE), "validation/reference/boinet/gboinet.json")
-cat("wrote validation/reference/boinet/gboinet.json\n")
+target <- if (set == "corr0") "validation/reference/boinet/gboinet_corr0.json" else
+  "validation/reference/boinet/gboinet.json"
+if (set == "corr0") out$gridoptim <- NULL
+write(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE), target)
+cat("wrote", target, "\n")
