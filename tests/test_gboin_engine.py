@@ -94,3 +94,24 @@ def test_gboin_runs_on_graded_patients_and_uses_the_grades() -> None:
     mean_dose = {k: float((o.n * np.arange(o.n.shape[1])).sum() / o.n.sum()) for k, o in runs.items()}
     assert mean_dose["gBOIN heavy"] < mean_dose["gBOIN light"]
     assert all((o.n.sum(axis=1) <= 48).all() for o in runs.values())
+
+
+def test_methods_text_of_a_run(tmp_path) -> None:
+    """Both designs in a run: their own methods writers, decision tables and references (not the generic text)."""
+    from escalade.reports.load import load_run
+    from escalade.reports.methods import methods_section
+    from escalade.simulations.study_run import run_study
+
+    g = {"name": "gBOIN", "design": "gboin", "params": {"target": 0.25}}
+    study = parse_study(boinet_study(CORR0[0], n_trials=20, extra_designs=(g,)), source="m.yaml")
+    run_study(study, n_trials=20, out_dir=tmp_path / "run", backend="sequential")
+    run = load_run(tmp_path / "run")
+    sec = {d.kind: methods_section(run, d, i) for i, d in enumerate(run.designs)}
+    assert set(sec) == {"gboin", "gboin_et"} and all(s.specific for s in sec.values())
+    et = " ".join(sec["gboin_et"].paragraphs)
+    assert "lambda" not in et and "\u03bb1 = 0.29" in et and "boinet" in et  # gridoptim for phi 0.6, delta 0.8
+    assert "utility" in et or "OBD" in et
+    gb = sec["gboin"]
+    assert "\u03bbe = 0.1968" in " ".join(gb.paragraphs)  # BOIN's lambda_e for a target of 0.25
+    assert [c.text for c in gb.decision_tables[0].rows[0][1:4]] == ["4", "8", "12"]
+    assert any("Mu R" in r for r in gb.references) and any("Takeda K" in r for r in sec["gboin_et"].references)
