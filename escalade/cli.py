@@ -157,6 +157,12 @@ KEY_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("early_stop_pct", "early stop %", 1),
     ("orr_selected", "ORR@sel", 3),
     ("duration_days", "days", 0),
+    # the CAR-T patient (scenarios with adverse_events/response/survival sections)
+    ("crs_g3plus_pct", "CRS>=3 %", 1),
+    ("icans_g3plus_pct", "ICANS>=3 %", 1),
+    ("deaths", "deaths", 2),
+    ("any_death_pct", "any death %", 1),
+    ("efs12_selected", "EFS12@sel", 3),
 )
 
 
@@ -164,6 +170,9 @@ def _key_columns(oc: Any) -> list[tuple[str, str, int]]:
     scalar = list(dict.fromkeys(oc.loc[oc["dose"].astype(str) == "", "metric"]))
     cols = [c for c in KEY_COLUMNS if c[0] in scalar]
     known = {c[0] for c in KEY_COLUMNS}
+    for m in scalar:  # MRD-negative CR at each assessment, true at the selected dose
+        if m.startswith("mrd_neg_cr_") and m.endswith("_selected"):
+            cols.append((m, "MRD-CR " + m[len("mrd_neg_cr_"):-len("_selected")] + "@sel", 3))
     for m in scalar:
         if m not in known and "selection" in m:
             head = m.replace("_selection", " sel").replace("_pct", " %").replace("_", " ")

@@ -2,8 +2,9 @@
 
 Sections, in order: 1. Summary (the conclusion table and sentences, then the
 get.oc-style overview of every scenario x design), 2. Methods per design,
-3. Scenarios, 4. Operating characteristics per scenario, 5. Figures,
-6. Reproducibility, and optionally 7. Changes from a previous run
+3. Scenarios, 4. Operating characteristics per scenario, with CAR-T scenarios
+"Safety profile" and "Efficacy depth" (:mod:`escalade.reports.cart_sections`),
+then Figures, Reproducibility, and optionally Changes from a previous run
 (:mod:`escalade.reports.diff`). The HTML needs no network access: figures are
 PNG ``data:`` URIs, the stylesheet is inline, there is no script, and a
 Content-Security-Policy forbids loading anything else. ``manifest.json`` and
@@ -225,7 +226,14 @@ def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
     """
     t0 = time.perf_counter()
     gen = (generated or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
-    sections = [{"id": i, "number": k + 1, "title": t} for k, (i, t) in enumerate(SECTIONS)]
+    from escalade.reports.cart_sections import cart_scenarios, efficacy_context, safety_context
+
+    cart = bool(cart_scenarios(run))
+    ids = list(SECTIONS)
+    if cart:  # the CAR-T patient's sections follow the operating characteristics
+        at = ids.index(("oc", "Operating characteristics")) + 1
+        ids[at:at] = [("safety", "Safety profile"), ("efficacy", "Efficacy depth")]
+    sections = [{"id": i, "number": k + 1, "title": t} for k, (i, t) in enumerate(ids)]
     optimal = optimal_doses(run)
     # the conclusion table has text cells that wrap: it never needs parts
     summary = {"conclusion_table": [conclusion_table(run)], "conclusion": conclusion(run),
@@ -266,6 +274,9 @@ def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
         "attachments": attachments(run),
         "study_text": str(run.manifest.get("study_text") or "(not recorded)"),
         "diff": None,
+        "num": {sec["id"]: sec["number"] for sec in sections},
+        "safety": safety_context(run) if cart else [],
+        "efficacy": efficacy_context(run) if cart else [],
     }
     _stage(progress, t0, f"tables of {len(run.scenarios)} scenarios")
     ctx["curves_figure"] = plots.scenario_curves_figure(run, optimal)
@@ -275,7 +286,7 @@ def appendix_context(run: RunData, *, generated: _dt.datetime | None = None,
     if compare is not None:
         from escalade.reports.diff import diff_context
 
-        ctx["sections"].append({"id": "changes", "number": len(SECTIONS) + 1,
+        ctx["sections"].append({"id": "changes", "number": len(sections) + 1,
                                 "title": "Changes from the previous run"})
         ctx["diff"] = diff_context(compare)
     return ctx

@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from escalade.scenarios.cart import CART_SCENARIO_KEYS, parse_cart_scenario, parse_dlt_rule
 from escalade.scenarios.errors import StudyError, did_you_mean
 from escalade.scenarios.study import (
     DEFAULT_MTD_DELTA,
@@ -176,12 +177,13 @@ _TOP = {
     "scenarios": "list of true scenarios",
     "simulation": "simulation settings (n_trials, seed, chunk_size, exact)",
     "timing": "calendar time: accrual, dlt_onset, enrolment",
+    "dlt_rule": "the protocol's DLT definition over graded adverse events, e.g. {crs: 3, icans: 3, any: 5, other: 4}",
 }
 _STUDY_KEYS = {"title", "target", "cohort_size", "max_n", "start_dose", "dlt_window_days", "response_days",
                "mtd_definition", "mtd_delta"}
 _DOSE_KEYS = {"label", "amount", "unit"}
 _DESIGN_KEYS = {"name", "design", "params"}
-_SCEN_KEYS = {"name", "p_dlt", "p_response", "association", "description"}
+_SCEN_KEYS = {"name", "p_dlt", "p_response", "association", "description", *CART_SCENARIO_KEYS}
 _SIM_KEYS = {"n_trials", "seed", "chunk_size", "exact"}
 _TIMING_KEYS = {"accrual", "dlt_onset", "enrolment"}
 _ACCRUAL_KEYS = {"process", "rate_per_month", "days"}
@@ -419,12 +421,21 @@ def parse_study(text: str, source: str | None = None) -> Study:
         raise ctx.err("scenarios", f"<{len(scen_raw)} scenarios>", f"at most {LIMITS['max_scenarios']} scenarios"
                       " (max_scenarios in LIMITS, escalade/scenarios/study.py)")
     scenarios: list[Scenario] = []
+    dlt_rule = parse_dlt_rule(ctx, data.get("dlt_rule"))
     for i, sr in enumerate(scen_raw):
         path = f"scenarios[{i}]"
-        ctx.mapping(sr, path, _SCEN_KEYS, {"name", "p_dlt"})
+        graded = isinstance(sr, dict) and ("adverse_events" in sr)
+        ctx.mapping(sr, path, _SCEN_KEYS, {"name"} if graded else {"name", "p_dlt"})
         sname = ctx.text(sr["name"], f"{path}.name", max_len=120)
-        p_dlt = ctx.probs(sr["p_dlt"], f"{path}.p_dlt", nd)
-        p_resp = ctx.probs(sr["p_response"], f"{path}.p_response", nd) if "p_response" in sr else (0.0,) * nd
+        given_dlt = ctx.probs(sr["p_dlt"], f"{path}.p_dlt", nd) if "p_dlt" in sr else None
+        given_resp = ctx.probs(sr["p_response"], f"{path}.p_response", nd) if "p_response" in sr else None
+        cart = parse_cart_scenario(ctx, sr, path, n_doses=nd, rule=dlt_rule, p_dlt=given_dlt,
+                                   p_response=given_resp, response_days=resp)
+        if cart is not None:
+            p_dlt, p_resp = cart.p_dlt, cart.p_response
+        else:
+            assert given_dlt is not None
+            p_dlt, p_resp = given_dlt, given_resp if given_resp is not None else (0.0,) * nd
         assoc = ctx.number(sr.get("association", 0.0), f"{path}.association", low=-1, high=1,
                            low_open=True, high_open=True, what="a correlation strictly between -1 and 1")
         desc = ctx.text(sr["description"], f"{path}.description", max_len=2000) if "description" in sr else ""
@@ -438,12 +449,15 @@ def parse_study(text: str, source: str | None = None) -> Study:
                    f"(allowed, but check it)")
             log.warning(msg)
             warnings.warn(msg, ZeroCurveWarning, stacklevel=2)
-        if "p_response" in sr and not any(p_resp):
+        if given_resp is not None and not any(p_resp):
             msg = (f"{source or 'study'}: {path}.p_response is 0 at every dose: no patient ever responds "
                    f"(allowed, but check it; leave p_response out if efficacy is not simulated)")
             log.warning(msg)
             warnings.warn(msg, ZeroCurveWarning, stacklevel=2)
-        scenarios.append(Scenario(sname, p_dlt, p_resp, assoc, desc))
+        if cart is not None and (cart.response is not None or cart.ae_types) and "association" in sr:
+            raise ctx.err(f"{path}.association", sr["association"], "is not used with adverse_events or response "
+                          "sections: set the dependence in adverse_events.correlation (pairs such as crs~response)")
+        scenarios.append(Scenario(sname, p_dlt, p_resp, assoc, desc, cart))
     snames = [s.name for s in scenarios]
     if len(set(snames)) != len(snames):
         raise ctx.err("scenarios", snames, "scenario names must be unique")
@@ -469,6 +483,13 @@ def parse_study(text: str, source: str | None = None) -> Study:
                       "per work unit (max_unit_patients in LIMITS, escalade/scenarios/study.py); lower chunk_size")
 
     timing = _timing(ctx, data.get("timing"))
+    if dlt_rule is not None:
+        known = {t.name for s in scenarios if s.cart is not None for t in s.cart.ae_types}
+        for name, _g in dlt_rule.thresholds:
+            if name not in known:
+                raise ctx.err(f"dlt_rule.{name}", dict(dlt_rule.thresholds)[name], "names an AE type that no "
+                              f"scenario's adverse_events has{did_you_mean(name, known)}; known types: "
+                              f"{', '.join(sorted(known)) or 'none'}")
 
     return Study(
         timing=timing,

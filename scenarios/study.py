@@ -182,6 +182,9 @@ class Scenario:
     p_response: tuple[float, ...]
     association: float = 0.0
     description: str = ""
+    #: The CAR-T patient model (:class:`escalade.scenarios.cart.CartModel`), ``None`` without its sections;
+    #: ``p_dlt``/``p_response`` are then the values it derives.
+    cart: Any = None
 
     def mtd(self, target: float, *, delta: float = DEFAULT_MTD_DELTA,
             definition: Literal["highest_below", "closest"] = "highest_below") -> int | None:

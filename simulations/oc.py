@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,6 +85,9 @@ class Truth:
         design without an objective of its own (phase I designs).
     objective
         Name of that objective (e.g. ``"EffTox utility"``), or ``None``.
+    cart
+        The scenario's CAR-T model (:class:`escalade.scenarios.cart.CartModel`),
+        for the graded characteristics, or ``None``.
     """
 
     p_dlt: np.ndarray
@@ -92,6 +96,7 @@ class Truth:
     rule: MtdRule | None = None
     optimal: int | None = None
     objective: str | None = None
+    cart: Any = None
 
     @property
     def mtd_rule(self) -> MtdRule:
@@ -202,7 +207,9 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
       (ratio of means; not defined when none did);
     * ``early_stop_pct``, ``stop_pct`` [stop reason];
     * with calendar time, ``duration_days``, ``suspensions``, ``suspended_pct``
-      (:func:`escalade.simulations.oc_time.time_per_trial`).
+      (:func:`escalade.simulations.oc_time.time_per_trial`);
+    * with the CAR-T sections, graded AEs, deaths, response depth and EFS
+      (:func:`escalade.simulations.oc_cart.cart_per_trial`).
     """
     nd = out.n_doses
     labels = list(dose_labels) if dose_labels is not None else [f"DL{j + 1}" for j in range(nd)]
@@ -266,6 +273,10 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
         from escalade.simulations.oc_time import time_per_trial
 
         cols.update({(m, ""): c for m, c in time_per_trial(out).items()})
+    if truth.cart is not None:  # the CAR-T patient (escalade.simulations.oc_cart)
+        from escalade.simulations.oc_cart import cart_per_trial
+
+        cols.update(cart_per_trial(out, truth, labels))
     return cols
 
 

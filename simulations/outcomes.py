@@ -62,6 +62,7 @@ class TrialOutcomes:
     trial: IntArray | None = None
     duration: np.ndarray | None = None
     suspensions: IntArray | None = None
+    extra: dict[str, np.ndarray] | None = None
 
     @property
     def n_trials(self) -> int:
@@ -88,6 +89,8 @@ class TrialOutcomes:
             duration=cat([p.duration for p in parts]) if timed else None,
             suspensions=cat([p.suspensions for p in parts]) if timed and all(
                 p.suspensions is not None for p in parts) else None,
+            extra={k: cat([p.extra[k] for p in parts]) for k in parts[0].extra}  # type: ignore[index]
+            if all(p.extra is not None for p in parts) else None,
         )
 
     def offset(self, start: int) -> "TrialOutcomes":

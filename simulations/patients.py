@@ -22,12 +22,14 @@ enrols more patients reads more blocks without changing the earlier ones.
 from __future__ import annotations
 
 import hashlib
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special
 
-__all__ = ["Patients", "draw_patients", "scenario_key", "BLOCK", "joint_probability"]
+__all__ = ["Patients", "draw_patients", "scenario_key", "BLOCK", "joint_probability", "with_graded"]
 
 #: Patients per block of latent draws (fixed: changing it changes every number).
 BLOCK = 16
@@ -47,12 +49,17 @@ class Patients:
     ``u_arrival[:, k]``. It comes from its own stream (child 3 of the chunk's
     seed sequence), so drawing it never changes ``u_tox``, ``u_eff`` or
     ``u_onset``; ``None`` when the patients were built without it.
+    ``graded`` holds the CAR-T patient's outcomes at every dose when the
+    scenario has the CAR-T sections (:func:`with_graded`).
     """
 
     u_tox: np.ndarray
     u_eff: np.ndarray
     u_onset: np.ndarray
     u_arrival: np.ndarray | None = None
+    #: The CAR-T patient's graded outcomes (:class:`escalade.simulations.graded.GradedPatients`), drawn
+    #: from their own stream when the scenario has the CAR-T sections; ``None`` otherwise.
+    graded: Any = None
 
     @property
     def capacity(self) -> int:
@@ -125,3 +132,18 @@ def draw_patients(
     arrival_rng = np.random.default_rng(arrival_ss)
     u_arrival = np.concatenate([arrival_rng.random((n_trials, BLOCK)) for _ in range(n_blocks)], axis=1)
     return Patients(special.ndtr(z_t), special.ndtr(z_e), u_onset, u_arrival)
+
+
+def with_graded(patients: Patients, model: Any, *, seed: int, scenario: int, chunk: int, p_dlt: Any,
+                p_response: Any) -> Patients:
+    """``patients`` with the CAR-T outcomes of ``model`` (unchanged when ``model`` is ``None``).
+
+    The graded latents come from their own stream
+    (:func:`escalade.simulations.graded.draw_graded`), so the plain draws stay bit-identical.
+    """
+    if model is None:
+        return patients
+    from escalade.simulations.graded import draw_graded
+
+    g = draw_graded(model, patients, seed=seed, scenario=scenario, chunk=chunk, p_dlt=p_dlt, p_response=p_response)
+    return dataclasses.replace(patients, graded=g)

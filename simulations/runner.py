@@ -54,7 +54,8 @@ from escalade.scenarios.study import Timing
 from escalade.simulations.atomic import make_dir
 from escalade.simulations.outcomes import TrialOutcomes
 from escalade.simulations.heap import pad_heap
-from escalade.simulations.patients import draw_patients, scenario_key
+from escalade.simulations.graded import check_graded_design
+from escalade.simulations.patients import draw_patients, scenario_key, with_graded
 from escalade.simulations.trial import run_trials
 from escalade.simulations.unit_file import UNIT_SUFFIX, concat_units, load_unit, pack, save_unit
 
@@ -84,6 +85,8 @@ class ScenarioSpec:
     timing: Timing | None = None
     dlt_window_days: float = 28.0
     response_days: float = 90.0
+    #: The scenario's CAR-T model (:class:`escalade.scenarios.cart.CartModel`) or ``None``.
+    cart: Any = None
 
     @property
     def key(self) -> int:
@@ -121,9 +124,12 @@ def run_unit(
     patients = draw_patients(seed, scenario.key, unit.chunk, unit.size, max_n, scenario.association)
     p_tox = np.asarray(scenario.p_dlt, float)
     p_eff = np.asarray(scenario.p_response, float)
+    patients = with_graded(patients, scenario.cart, seed=seed, scenario=scenario.key, chunk=unit.chunk,
+                           p_dlt=p_tox, p_response=p_eff)
     outs = []
     timing = scenario.timing
     for d in designs:
+        check_graded_design(d, scenario.cart, scenario.name)
         if (timing is not None and timing.enabled) or decides_on_followup(d):
             from escalade.simulations.timed import run_timed_trials
 

@@ -142,6 +142,9 @@ def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes]) -> str:
         h.update(repr(key).encode())
         for a in (o.selected, o.reason, o.n, o.tox, o.eff, o.both, o.cohorts):
             h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        for name in sorted(o.extra or {}):  # CAR-T tallies (absent without the graded sections)
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(o.extra[name], dtype=np.int64).tobytes())  # type: ignore[index]
         if o.exact:
             h.update(np.ascontiguousarray(o.weight, dtype=np.float64).tobytes())
     return h.hexdigest()
@@ -390,7 +393,7 @@ def run_study(
             log.warning("%s has no timing section but a design decides on follow-up times; every design is "
                         "simulated with the %s", study.source or "the study", timing_source.split(" (")[0])
         scen_specs = [ScenarioSpec(s.name, s.p_dlt, s.p_response, s.association, timing,
-                                   study.dlt_window_days, study.response_days) for s in study.scenarios]
+                                   study.dlt_window_days, study.response_days, s.cart) for s in study.scenarios]
         truths = scenario_truths(study, designs)
         outcomes: dict[tuple[str, str], TrialOutcomes] = {}
         fallbacks: dict[tuple[str, str], str] = {}
@@ -418,7 +421,7 @@ def run_study(
                 opt = optimal.get(spec.name)
                 truth = Truth(np.asarray(s.p_dlt), np.asarray(s.p_response), study.target, study.mtd_rule,
                               None if opt is None else (NO_DOSE if opt["dose"] is None else opt["dose"] - 1),
-                              None if opt is None else opt["objective"])
+                              None if opt is None else opt["objective"], cart=s.cart)
                 table = tables[spec.name] = trial_table(o, truth, max_n=int(d.max_n), dose_labels=labels)
                 got.oc.append(oc_rows(table, scenario=s.name, design=spec.name, skip=TIME_METRICS))
                 if o.duration is not None:
@@ -563,6 +566,10 @@ def _exact_all(study: Study, designs: list, scen_specs: list[ScenarioSpec], *, t
         for di, (spec, d) in enumerate(designs):
             if not d.enumerable:
                 why[(si, di)] = f"design '{d.kind}' is not enumerable (it decides on more than the per-dose counts)"
+                continue
+            if s.cart is not None:
+                why[(si, di)] = ("the scenario's CAR-T patient (graded adverse events, response depth, "
+                                 "manufacturing) is simulated, not enumerated")
                 continue
             if timed:
                 why[(si, di)] = ("the study simulates calendar time (durations are not enumerated)"

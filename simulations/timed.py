@@ -57,7 +57,7 @@ design's own rules react to it at the next decision.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -203,6 +203,12 @@ class _Timeline:
         self.follow_len = self.window
         if getattr(design, "uses_efficacy", False):
             self.follow_len = max(self.window, self.response)
+        # CAR-T patients (escalade.simulations.graded): outcomes and DLT onset by dose
+        self.graded = patients.graded
+        man = None if self.graded is None else self.graded.model.manufacturing
+        self.by_infused = man is not None and man.decide_on == "infused"
+        self.infused = np.full((t, n), NO_DOSE, np.int64) if self.graded is not None else None
+        self.grades = np.zeros((len(self.graded.types), t, n), np.int8) if self.graded is not None else None
 
     def dose_cohort(self, rows: np.ndarray, pos: np.ndarray, size: np.ndarray, dose: np.ndarray,
                     t_open: np.ndarray) -> np.ndarray:
@@ -228,8 +234,18 @@ class _Timeline:
         trial, col, d = rows[r], cols[r, k], dose[r]
         self.dose[trial, col] = d
         self.dosed_at[trial, col] = dt[r, k]
-        self.tox[trial, col] = self.pts.u_tox[trial, col] < self.p_tox[d]
-        self.eff[trial, col] = self.pts.u_eff[trial, col] < self.p_eff[d]
+        g = self.graded
+        if g is None:
+            self.tox[trial, col] = self.pts.u_tox[trial, col] < self.p_tox[d]
+            self.eff[trial, col] = self.pts.u_eff[trial, col] < self.p_eff[d]
+        else:  # the CAR-T patient: outcomes (and the DLT's onset) at the dose, from the graded model
+            o = g.at(trial, col, d, onset=True)
+            self.tox[trial, col] = o.dlt
+            self.eff[trial, col] = o.resp
+            if o.onset is not None:
+                self.onset[trial, col] = self.window * o.onset
+            self.infused[trial, col] = o.infused
+            self.grades[:, trial, col] = o.grades
         self.tried[rows, dose] = True
         return hold
 
@@ -245,7 +261,7 @@ class _Timeline:
     def observed(self, rows: np.ndarray, t_now: np.ndarray, width: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Data of trials ``rows`` at days ``t_now``: dose, DLT seen, follow-up fraction, response seen, treated."""
-        dose = self.dose[rows, :width]
+        dose = self._count_dose(self.dose[rows, :width], rows, width)
         treated = dose >= 0
         elapsed = t_now[:, None] - self.dosed_at[rows, :width]
         elapsed = np.where(treated, np.maximum(elapsed, 0.0), 0.0)
@@ -256,18 +272,26 @@ class _Timeline:
         eff = treated & self.eff[rows, :width] & (elapsed >= self.response - _DELAY_TOL)
         return dose, dlt, frac, eff, treated
 
+    def _count_dose(self, dose: np.ndarray, rows: Any, width: int) -> np.ndarray:
+        """The dose a patient counts at: the infused one with ``manufacturing.decide_on: infused``."""
+        if not self.by_infused:
+            return dose
+        return np.where(dose >= 0, self.infused[rows, :width], dose)
+
     def finish(self, reason: np.ndarray, cohorts: np.ndarray, current: np.ndarray, last_n: np.ndarray,
-               last_tox: np.ndarray, *, no_dose_after_safety_stop: bool = False) -> TrialOutcomes:
+               last_tox: np.ndarray, *, no_dose_after_safety_stop: bool = False,
+               scored: States | None = None) -> TrialOutcomes:
         design = self.design
         t_count = self.dose.shape[0]
         nd = design.n_doses
         treated = self.dose >= 0
-        onehot = (self.dose[:, :, None] == np.arange(nd)) & treated[:, :, None]
+        cdose = self._count_dose(self.dose, slice(None), self.dose.shape[1])
+        onehot = (cdose[:, :, None] == np.arange(nd)) & treated[:, :, None]
         n = onehot.sum(axis=1).astype(np.int64)
         tox = (onehot & self.tox[:, :, None]).sum(axis=1).astype(np.int64)
         eff = (onehot & self.eff[:, :, None]).sum(axis=1).astype(np.int64)
         both = (onehot & (self.tox & self.eff)[:, :, None]).sum(axis=1).astype(np.int64)
-        final = States(n, tox, eff, both, current, last_n, last_tox)
+        final = States(n, tox, eff, both, current, last_n, last_tox) if scored is None else scored
         selected = select_memoised(design, final)
         selected = np.where((selected >= 0) & (selected < nd), selected, NO_DOSE)
         if no_dose_after_safety_stop:
@@ -277,9 +301,14 @@ class _Timeline:
         end = np.where(treated, self.dosed_at + self.follow_len, -np.inf).max(axis=1)
         duration = np.where(treated.any(axis=1), end - first, 0.0)
         waited = treated & (self.dosed_at > self.arrival + _DELAY_TOL)
+        extra = None
+        if self.graded is not None:
+            from escalade.simulations.graded import graded_counts
+
+            extra = graded_counts(self.graded, self.dose, self.grades, self.infused)
         return TrialOutcomes(selected, reason, n, tox, eff, both, cohorts,
                              np.full(t_count, 1.0 / max(t_count, 1)), trial=np.arange(t_count),
-                             duration=duration, suspensions=waited.sum(axis=1).astype(np.int64))
+                             duration=duration, suspensions=waited.sum(axis=1).astype(np.int64), extra=extra)
 
 
 def run_timed_trials(
@@ -343,6 +372,8 @@ def _run_complete(design: Design, line: _Timeline) -> TrialOutcomes:
     """Cohorts wait for full follow-up; decisions as the untimed engine's (same :class:`CohortLoop`)."""
     t_count = line.dose.shape[0]
     loop = CohortLoop(design, t_count)
+    if line.graded is not None:
+        loop.track_patients(line.graded, line.dose.shape[1])
     open_at = np.zeros(t_count)
     for _step in range(loop.max_n + 1):
         if loop.live.size == 0:
@@ -359,10 +390,14 @@ def _run_complete(design: Design, line: _Timeline) -> TrialOutcomes:
         known = np.where(mask, line.outcome_known(rows, cols), -np.inf)
         open_at[live] = known.max(axis=1)
         loop.record(live, d, c, t_tox, t_eff)
+        if line.graded is not None:
+            rr, cc, dm = rows[mask], cols[mask], np.broadcast_to(d[:, None], cols.shape)[mask]
+            loop.record_patients(rr, cc, dm, line.graded.at(rr, cc, dm))
         loop.decide()
     else:  # pragma: no cover - every cohort enrols >= 1 patient
         raise RuntimeError("timed trial loop did not terminate")
-    return line.finish(loop.reason, loop.cohorts, loop.current, loop.last_n, loop.last_tox)
+    return line.finish(loop.reason, loop.cohorts, loop.current, loop.last_n, loop.last_tox,
+                       scored=loop.final_states() if loop.tox_score is not None else None)
 
 
 def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
@@ -370,6 +405,9 @@ def _run_pending(design: Design, line: _Timeline) -> TrialOutcomes:
 
     t_count = line.dose.shape[0]
     nd = design.n_doses
+    if getattr(design, "graded", False):
+        raise ValueError(f"design '{design.kind}' scores graded outcomes but decides on pending follow-up; "
+                         "graded designs run with complete follow-up only")
     max_n = int(design.max_n)
     pos = np.zeros(t_count, np.int64)
     cohorts = np.zeros(t_count, np.int64)

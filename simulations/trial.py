@@ -18,13 +18,15 @@ At the end ``select`` gives the recommended dose of every trial.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from escalade.design.base import NO_DOSE, Decisions, Design, States, StopReason
 from escalade.simulations.outcomes import TrialOutcomes
-from escalade.simulations.patients import Patients, draw_patients
+from escalade.simulations.patients import Patients, draw_patients, with_graded
 
 __all__ = ["run_trials", "simulate", "decide_memoised", "select_memoised", "CohortLoop"]
 
@@ -73,6 +75,69 @@ class CohortLoop:
         self.size = np.full(n_trials, size0, np.int64)
         self.current = self.dose.copy()
         self.live = np.arange(n_trials)
+        # CAR-T patients (escalade.simulations.graded): set by track_patients
+        self.graded: Any = None
+        self.patient_dose: np.ndarray | None = None
+        self.tox_score: np.ndarray | None = None
+        self.eff_score: np.ndarray | None = None
+        self.by_infused = False
+
+    def track_patients(self, graded: Any, capacity: int) -> None:
+        """Follow each patient's dose (for graded tallies) and, for a graded design, its scores.
+
+        ``graded`` is the chunk's :class:`~escalade.simulations.graded.GradedPatients`.
+        """
+        t = self.n.shape[0]
+        self.graded = graded
+        self.patient_dose = np.full((t, capacity), NO_DOSE, np.int64)
+        self.patient_grades = np.zeros((len(graded.types), t, capacity), np.int8)
+        self.patient_infused = np.full((t, capacity), NO_DOSE, np.int64)
+        if getattr(self.design, "graded", False):
+            self.tox_score = np.zeros(self.n.shape, np.float64)
+            self.eff_score = np.zeros(self.n.shape, np.float64)
+        man = graded.model.manufacturing
+        self.by_infused = man is not None and man.decide_on == "infused"
+
+    def record_patients(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray, out: Any) -> None:
+        """After :meth:`record`: the graded side of a cohort (patients ``(rows, cols)`` at assigned ``dose``).
+
+        ``out`` holds their :class:`~escalade.simulations.graded.Outcomes`. Scores a graded design's
+        patients (the gboin contract), and with ``manufacturing.decide_on: infused`` moves each
+        patient's counts to the dose actually infused.
+        """
+        from escalade.simulations.graded import patient_scores
+
+        assert self.patient_dose is not None
+        self.patient_dose[rows, cols] = dose
+        self.patient_grades[:, rows, cols] = out.grades
+        self.patient_infused[rows, cols] = out.infused
+        at = dose
+        if self.by_infused:
+            at = out.infused
+            moved = at != dose
+            if moved.any():
+                r, f, to = rows[moved], dose[moved], at[moved]
+                tox = out.dlt[moved].astype(np.int64)
+                eff = out.resp[moved].astype(np.int64)
+                for arr, v in ((self.n, np.ones_like(tox)), (self.tox, tox), (self.eff, eff),
+                               (self.both, tox & eff)):
+                    np.add.at(arr, (r, f), -v)
+                    np.add.at(arr, (r, to), v)
+        if self.tox_score is not None:
+            ts, es = patient_scores(self.design, self.graded, out)
+            np.add.at(self.tox_score, (rows, at), ts)
+            np.add.at(self.eff_score, (rows, at), es)
+
+    def _states(self, idx: Any) -> States:
+        states = States(self.n[idx], self.tox[idx], self.eff[idx], self.both[idx], self.current[idx],
+                        self.last_n[idx], self.last_tox[idx])
+        if self.tox_score is None:
+            return states
+        if "tox_score" not in {f.name for f in dataclasses.fields(States)}:
+            raise RuntimeError("design '%s' is graded but this checkout's States has no tox_score/eff_score "
+                               "fields (merge the gboin branch)" % self.design.kind)
+        return dataclasses.replace(states, tox_score=self.tox_score[idx],  # type: ignore[call-arg]
+                                   eff_score=self.eff_score[idx])
 
     def next_cohort(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(live, dose, size)`` of the next cohort of every live trial."""
@@ -103,8 +168,7 @@ class CohortLoop:
         self.reason[live[full]] = StopReason.MAX_SAMPLE_SIZE
         live = live[~full]
         if live.size:
-            states = States(self.n[live], self.tox[live], self.eff[live], self.both[live], self.current[live],
-                            self.last_n[live], self.last_tox[live])
+            states = self._states(live)
             dec = decide_memoised(self.design, states)
             self.reason[live[dec.stop]] = dec.reason[dec.stop]
             go = ~dec.stop
@@ -114,7 +178,16 @@ class CohortLoop:
         self.live = live
 
     def final_states(self) -> States:
-        return States(self.n, self.tox, self.eff, self.both, self.current, self.last_n, self.last_tox)
+        return self._states(slice(None))
+
+    def graded_extra(self) -> dict[str, np.ndarray] | None:
+        """Per-trial graded tallies (:func:`~escalade.simulations.graded.graded_counts`), or None."""
+        if self.graded is None:
+            return None
+        from escalade.simulations.graded import graded_counts
+
+        assert self.patient_dose is not None
+        return graded_counts(self.graded, self.patient_dose, self.patient_grades, self.patient_infused)
 
 
 def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: Patients) -> TrialOutcomes:
@@ -140,6 +213,16 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
         raise ValueError(f"patients hold {patients.capacity} per trial; the design needs {max_n}")
 
     loop = CohortLoop(design, t_count)
+    g = patients.graded
+    if g is not None:
+        from escalade.simulations.graded import check_graded_design
+
+        check_graded_design(design, g.model, "this")
+        loop.track_patients(g, patients.capacity)
+    elif getattr(design, "graded", False):
+        from escalade.simulations.graded import check_graded_design
+
+        check_graded_design(design, None, "this")
     for _step in range(max_n + 1):
         if loop.live.size == 0:
             break
@@ -147,9 +230,20 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
         offs = np.arange(int(c.max()))
         cols = np.minimum(loop.pos[live, None] + offs, patients.capacity - 1)
         mask = offs[None, :] < c[:, None]
-        t = (np.take_along_axis(patients.u_tox[live], cols, axis=1) < p_tox[d][:, None]) & mask
-        e = (np.take_along_axis(patients.u_eff[live], cols, axis=1) < p_eff[d][:, None]) & mask
-        loop.record(live, d, c, t, e)
+        if g is None:
+            t = (np.take_along_axis(patients.u_tox[live], cols, axis=1) < p_tox[d][:, None]) & mask
+            e = (np.take_along_axis(patients.u_eff[live], cols, axis=1) < p_eff[d][:, None]) & mask
+            loop.record(live, d, c, t, e)
+        else:
+            rr = np.broadcast_to(live[:, None], cols.shape)[mask]
+            cc, dm = cols[mask], np.broadcast_to(d[:, None], cols.shape)[mask]
+            o = g.at(rr, cc, dm)
+            t = np.zeros(cols.shape, bool)
+            e = np.zeros(cols.shape, bool)
+            t[mask] = o.dlt
+            e[mask] = o.resp
+            loop.record(live, d, c, t, e)
+            loop.record_patients(rr, cc, dm, o)
         loop.decide()
     else:  # pragma: no cover - every cohort enrols >= 1 patient, so max_n + 1 steps suffice
         raise RuntimeError("trial loop did not terminate")
@@ -157,7 +251,8 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
     selected = select_memoised(design, loop.final_states())
     selected = np.where((selected >= 0) & (selected < n_doses), selected, NO_DOSE)
     return TrialOutcomes(selected, loop.reason, loop.n, loop.tox, loop.eff, loop.both, loop.cohorts,
-                         np.full(t_count, 1.0 / max(t_count, 1)), trial=np.arange(t_count))
+                         np.full(t_count, 1.0 / max(t_count, 1)), trial=np.arange(t_count),
+                         extra=loop.graded_extra())
 
 
 def simulate(
@@ -171,13 +266,16 @@ def simulate(
     chunk_size: int = 1000,
     scenario: int = 0,
     run: Callable[[Design, np.ndarray, np.ndarray, Patients], TrialOutcomes] | None = None,
+    cart: Any = None,
 ) -> TrialOutcomes:
     """Simulate ``n_trials`` trials of one design in one process (for tests, benches).
 
     Chunks and seeds are laid out exactly as the parallel runner lays them
     out, so the result equals the runner's for the same ``seed`` and
     ``scenario`` key. ``run`` runs one chunk (default :func:`run_trials`; the
-    calendar-time engine passes its own).
+    calendar-time engine passes its own). ``cart`` is a scenario's
+    :class:`~escalade.scenarios.cart.CartModel` (CAR-T patients; ``p_tox`` and
+    ``p_eff`` must then be its derived curves).
     """
     run = run_trials if run is None else run
     p_tox = np.asarray(p_tox, float)
@@ -186,5 +284,6 @@ def simulate(
     for chunk, start in enumerate(range(0, n_trials, chunk_size)):
         size = min(chunk_size, n_trials - start)
         pts = draw_patients(seed, scenario, chunk, size, design.max_n, association)
+        pts = with_graded(pts, cart, seed=seed, scenario=scenario, chunk=chunk, p_dlt=p_tox, p_response=p_eff)
         parts.append(run(design, p_tox, p_eff, pts).offset(start))
     return TrialOutcomes.concat(parts)

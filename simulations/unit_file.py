@@ -59,6 +59,9 @@ def pack(outs: Sequence[TrialOutcomes]) -> np.ndarray:
                 continue
             a = np.asarray(a)
             columns.append((f"{i}:{f}:{a.dtype.str}", _narrow(a)))
+        for name, a in sorted((o.extra or {}).items()):  # CAR-T tallies, "x.<name>"
+            a = np.asarray(a)
+            columns.append((f"{i}:x.{name}:{a.dtype.str}", _narrow(a)))
     t = columns[0][1].shape[0]
     rec = np.empty(t, dtype=[(name, a.dtype, a.shape[1:]) for name, a in columns])
     for name, a in columns:
@@ -82,9 +85,10 @@ def concat_units(recs: Sequence[np.ndarray]) -> list[TrialOutcomes]:
     for _, cols in sorted(_layout(rec.dtype).items()):
         a = {f: rec[name].astype(dt) for f, (name, dt) in cols.items()}
         t = rec.shape[0]
+        extra = {f[2:]: v for f, v in a.items() if f.startswith("x.")} or None
         outs.append(TrialOutcomes(a["selected"], a["reason"], a["n"], a["tox"], a["eff"], a["both"], a["cohorts"],
                                   a.get("weight", np.full(t, 1.0 / t)), trial=a["trial"],
-                                  duration=a.get("duration"), suspensions=a.get("suspensions")))
+                                  duration=a.get("duration"), suspensions=a.get("suspensions"), extra=extra))
     return outs
 
 

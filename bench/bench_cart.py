@@ -1,0 +1,57 @@
+"""Cost of the CAR-T patient (issue #15): BOIN and CRM, 10,000 trials, every CAR-T section on vs none.
+
+The scenario is the shipped study's "CAR-T patient: MTD at DL3" (adverse events of three types, response
+depth at four assessments, survival, expansion, manufacturing). "None" runs the same derived P(DLT) and
+ORR as plain Bernoulli patients. Target: ratio <= 1.5.
+
+Run: PYTHONPATH=. python bench/bench_cart.py (from the repository root)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from escalade.design.boin import BoinConfig, BoinDesign
+from escalade.design.crm import CrmConfig, CrmDesign
+from escalade.scenarios.load import load_study
+from escalade.simulations.trial import simulate
+
+STUDY = Path(__file__).resolve().parents[1] / "scenarios" / "cart_rr_heme.yaml"
+N_TRIALS = 10_000
+
+
+def _best(fn, repeats: int = 5) -> float:
+    """Least CPU time of ``repeats`` runs (CPU, not wall, time: robust to other processes on the machine)."""
+    fn()  # warm-up (imports, caches)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def main() -> None:
+    study = load_study(STUDY)
+    s = next(x for x in study.scenarios if x.cart is not None)
+    p_dlt, p_eff = np.asarray(s.p_dlt), np.asarray(s.p_response)
+    designs = {
+        "BOIN": BoinDesign(BoinConfig(target=0.3, n_doses=5, max_n=30)),
+        "CRM": CrmDesign(CrmConfig(target=0.3, n_doses=5, max_n=30, skeleton=(0.12, 0.20, 0.30, 0.40, 0.50))),
+    }
+    print(f"scenario: {s.name}; {N_TRIALS:,} trials, chunks of 1,000, least CPU time of 5 runs, one BLAS thread")
+    for name, d in designs.items():
+        plain = _best(lambda d=d: simulate(d, p_dlt, p_eff, n_trials=N_TRIALS, seed=1))
+        cart = _best(lambda d=d: simulate(d, p_dlt, p_eff, n_trials=N_TRIALS, seed=1, cart=s.cart))
+        print(f"{name:5s} none {plain:.3f} s   all CAR-T sections {cart:.3f} s   ratio {cart / plain:.2f} "
+              f"(target <= 1.5)")
+
+
+if __name__ == "__main__":
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        main()

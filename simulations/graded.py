@@ -1,0 +1,337 @@
+"""The CAR-T virtual patient: graded adverse events, response depth, survival, expansion, infused dose.
+
+Each patient draws, once, a latent Gaussian vector :math:`z` with the
+scenario's correlation matrix :math:`R` (one coordinate per AE type, one for
+response; a Gaussian copula), plus uniforms for onset times, survival,
+expansion and manufacturing. Every outcome at a dose is a monotone function
+of these latents (:mod:`escalade.scenarios.cart`), so
+
+* the grades and categories have exactly the scenario's probabilities, and
+  the derived binary DLT (the ``dlt_rule`` over grades) and response (a
+  category in the ORR set) have exactly the derived ``p_dlt``/``p_response``
+  that the scenario's designs, OCs and true MTD use;
+* a patient's outcomes at every dose are fixed before any design runs
+  (common random numbers across doses and designs).
+
+The latents come from a fifth child of the chunk's seed sequence,
+``SeedSequence(seed, spawn_key=(scenario, chunk, 4))``, drawn in the same
+blocks of :data:`~escalade.simulations.patients.BLOCK` patients, so the
+existing streams ``u_tox``, ``u_eff``, ``u_onset``, ``u_arrival`` are never
+changed, and a scenario without the CAR-T sections never draws them.
+Sections a scenario leaves out fall back on the plain patient: the DLT is
+``u_tox < p_dlt[d]`` without ``adverse_events``, response ``u_eff <
+p_response[d]`` without ``response``.
+
+Outcomes are computed on demand (:meth:`GradedPatients.at`) for the patients
+a design treats, at their *assigned* dose: with a ``manufacturing`` section a
+patient's outcomes at assigned dose ``d`` are those at the infused dose (Devlin, Iasonos &
+O'Quigley 2021, J R Stat Soc C 70:815-834).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from scipy import special
+
+from escalade.scenarios.cart import GRADES, CartModel
+from escalade.simulations.patients import BLOCK, Patients
+
+__all__ = ["GradedPatients", "Outcomes", "draw_graded", "graded_counts", "efs_months", "GRADED_CHILD",
+           "check_graded_design", "patient_scores"]
+
+#: Index of the graded stream among the children of a chunk's seed sequence (0-3 are taken).
+GRADED_CHILD = 4
+
+
+class Outcomes(NamedTuple):
+    """Outcomes of ``n`` patients at given assigned doses (1-D arrays; ``grades`` is ``(K, n)``)."""
+
+    grades: np.ndarray
+    category: np.ndarray | None
+    dlt: np.ndarray
+    resp: np.ndarray
+    onset: np.ndarray | None
+    infused: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GradedPatients:
+    """The latents of the CAR-T patients of a chunk, ``(T, N)`` each; outcomes on demand.
+
+    Outcomes are computed only for the patients a design treats, at the dose
+    they receive (:meth:`at`), from latents drawn once, so they are the same
+    whichever design asks and whenever it asks.
+
+    Attributes
+    ----------
+    model
+        The scenario's :class:`~escalade.scenarios.cart.CartModel`.
+    z
+        ``(K + 1, T * N)`` the copula's correlated normals: one row per AE type, the last for
+        response (large = deep response), patients flattened trial by trial.
+    u_tox, u_eff
+        ``(T, N)`` the plain patient's uniforms, for the sections the model leaves out.
+    p_dlt, p_response
+        The scenario's true curves (for the plain fallbacks).
+    streams
+        The seed sequences of the onset, survival, expansion and manufacturing uniforms,
+        drawn when first needed (:meth:`stream`), in the same blocks as the others.
+    """
+
+    model: CartModel
+    z: np.ndarray
+    u_tox: np.ndarray
+    u_eff: np.ndarray
+    p_dlt: np.ndarray
+    p_response: np.ndarray
+    streams: dict
+
+    def stream(self, name: str) -> np.ndarray:
+        """A lazily drawn stream: ``onset`` ``(K, T*N)``, ``survival`` ``(T*N,)``, ``expansion``
+        ``(T*N,)`` (the normal, correlated with response), ``manufacturing`` ``(2, T*N)``."""
+        got = self.streams.get(name)
+        if isinstance(got, np.ndarray):
+            return got
+        t, n = self.u_tox.shape
+        k_ae = len(self.model.ae_types)
+        rng = np.random.default_rng(self.streams[f"{name}_ss"])
+        if name == "onset":
+            out = np.moveaxis(_blocks(rng, (k_ae,), t, n // BLOCK, False), -1, 0).reshape(k_ae, -1)
+        elif name == "survival":
+            out = _blocks(rng, (), t, n // BLOCK, False).ravel()
+        elif name == "expansion":
+            out = _blocks(rng, (), t, n // BLOCK, True).ravel()
+            if self.model.expansion is not None:
+                rho = self.model.expansion.correlation
+                out = rho * self.z[-1] + np.sqrt(1.0 - rho * rho) * out
+        elif name == "manufacturing":
+            out = np.moveaxis(_blocks(rng, (2,), t, n // BLOCK, False), -1, 0).reshape(2, -1)
+        else:
+            raise KeyError(name)
+        self.streams[name] = out
+        return out
+
+    @property
+    def u_survival(self) -> np.ndarray:
+        """``(T, N)`` survival uniform (EFS and OS share it, :func:`efs_months`)."""
+        return self.stream("survival").reshape(self.u_tox.shape)
+
+    @property
+    def z_expansion(self) -> np.ndarray:
+        """``(T, N)`` expansion normal (correlation ``expansion.correlation_with_response`` with response)."""
+        return self.stream("expansion").reshape(self.u_tox.shape)
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return self.model.type_names
+
+    @property
+    def n_doses(self) -> int:
+        return int(self.p_dlt.size)
+
+    def infused(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray) -> np.ndarray:
+        """Infused dose level of patients ``(rows, cols)`` assigned ``dose`` (the assigned one without shortfall)."""
+        dose = np.asarray(dose, np.int64)
+        m = self.model.manufacturing
+        if m is None:
+            return dose
+        u = self.stream("manufacturing")[:, rows * self.u_tox.shape[1] + cols]
+        short = u[0] < m.p_short[dose]
+        steps = 1 + np.searchsorted(np.cumsum(m.lands)[:-1], u[1], side="right")
+        return np.where(short, np.maximum(dose - steps, 0), dose)
+
+    def at(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray, *, onset: bool = False) -> Outcomes:
+        """Outcomes of patients ``(rows, cols)`` (1-D index arrays) assigned ``dose``.
+
+        The grade of type :math:`k` is :math:`\\#\\{g \\ge 1: \\Phi(-z_k) < \\Pr(G_k \\ge g)\\}` at the
+        infused dose, the category :math:`\\#\\{m: u_R \\ge \\Pr(C \\le m)\\}`; the DLT is the
+        rule over the grades, with its onset (``onset=True``, as a fraction of the DLT window) the
+        earliest onset among the types that reach their threshold.
+        """
+        model = self.model
+        tab = _tables(model)
+        j = self.infused(rows, cols, dose)
+        flat = rows * self.u_tox.shape[1] + cols
+        k_ae = len(model.ae_types)
+        on = None
+        if k_ae:
+            # one sorted search for every type and dose: block (k, d) of the keys holds
+            # 2 (k D + d) + 1 - P(G_k(d) >= g), g = 1..5, so the rank of 2 (k D + d) + Phi(z_k) within
+            # its block counts the g with 1 - P(G >= g) < Phi(z_k), i.e. Phi(-z_k) < P(G >= g)
+            block = np.arange(k_ae)[:, None] * self.n_doses + j[None, :]  # (K, n)
+            q = 2.0 * block + special.ndtr(self.z[:k_ae, flat])
+            grades = (np.searchsorted(tab["ae_keys"], q, side="left") - (GRADES - 1) * block).astype(np.int8)
+            hit = grades >= tab["threshold"][:, None]
+            dlt = hit.any(axis=0)
+            if onset:
+                from escalade.simulations.timed import onset_fraction
+
+                u = self.stream("onset")[:, flat]
+                frac = np.stack([onset_fraction(u[k], t.onset) for k, t in enumerate(model.ae_types)])
+                on = np.where(hit, frac, 1.0).min(axis=0)
+        else:
+            grades = np.zeros((0, j.size), np.int8)
+            dlt = self.u_tox.ravel()[flat] < self.p_dlt[j]
+        category = None
+        if model.response is not None:
+            m1 = tab["cum"].shape[1]  # block d of the keys: 2 d + P(C <= m), m = 0..M-2 (the same search)
+            q = 2.0 * j + special.ndtr(-self.z[-1, flat])
+            category = (np.searchsorted(tab["resp_keys"], q, side="right") - m1 * j).astype(np.int8)
+            resp = tab["orr"][category]
+        else:
+            resp = self.u_eff.ravel()[flat] < self.p_response[j]
+        return Outcomes(grades, category, dlt, resp, on, j)
+
+    def table(self) -> Outcomes:
+        """Outcomes of every patient at every assigned dose, each ``(T, N, D)`` (``grades`` ``(K, T, N, D)``)."""
+        t, n = self.u_tox.shape
+        nd = self.n_doses
+        rows, cols, dose = (a.ravel() for a in np.meshgrid(np.arange(t), np.arange(n), np.arange(nd), indexing="ij"))
+        o = self.at(rows, cols, dose, onset=True)
+        shape = (t, n, nd)
+        return Outcomes(o.grades.reshape(-1, *shape), None if o.category is None else o.category.reshape(shape),
+                        o.dlt.reshape(shape), o.resp.reshape(shape),
+                        None if o.onset is None else o.onset.reshape(shape), o.infused.reshape(shape))
+
+    def scores_input(self, out: Outcomes) -> tuple[dict[str, np.ndarray], np.ndarray, tuple[str, ...]]:
+        """The contract's inputs: grades per type, the response category (1-D each) and the categories.
+
+        Without a ``response`` section the categories are ``("responder", "non_responder")`` from the
+        binary response (``u_eff < p_response``), so a design that scores toxicity only still runs.
+        """
+        grades = {name: out.grades[k] for k, name in enumerate(self.types)}
+        r = self.model.response
+        if r is None:
+            return grades, np.where(out.resp, 0, 1).astype(np.int8), ("responder", "non_responder")
+        return grades, out.category, r.categories
+
+
+def _tables(model: CartModel) -> dict[str, np.ndarray]:
+    """Per-dose tables of a model, computed once (cached on the model)."""
+    cache = model._cache.setdefault("tables", {})  # noqa: SLF001 - the model's own cache
+    if not cache:
+        k_ae = len(model.ae_types)
+        at_least = np.stack([t.at_least()[:, 1:] for t in model.ae_types]) if k_ae else np.zeros((0, 1, 5))
+        nd = at_least.shape[1]
+        offset = 2.0 * np.arange(k_ae * nd).reshape(k_ae, nd, 1)
+        cache["ae_keys"] = (offset + (1.0 - at_least)).ravel()  # (K, D, 5) blocks, ascending
+        never = GRADES  # no grade reaches it
+        cache["threshold"] = np.array([model.rule.threshold(t.name) or never for t in model.ae_types], np.int8)
+        r = model.response
+        if r is not None:
+            cache["cum"] = r.cumulative(r.primary)[:, :-1]
+            cache["resp_keys"] = (2.0 * np.arange(cache["cum"].shape[0])[:, None] + cache["cum"]).ravel()
+            cache["orr"] = r.orr_index
+    return cache
+
+
+def _blocks(rng: np.random.Generator, shape: tuple[int, ...], n_trials: int, n_blocks: int,
+            normal: bool) -> np.ndarray:
+    draw = rng.standard_normal if normal else rng.random
+    return np.concatenate([draw((n_trials, BLOCK, *shape)) for _ in range(n_blocks)], axis=1)
+
+
+def draw_graded(model: CartModel, patients: Patients, *, seed: int, scenario: int, chunk: int,
+                p_dlt: Sequence[float], p_response: Sequence[float]) -> GradedPatients:
+    """The latents of the CAR-T patients of one chunk (see the module docstring).
+
+    Parameters
+    ----------
+    model
+        The scenario's CAR-T model.
+    patients
+        The chunk's plain patients (:func:`~escalade.simulations.patients.draw_patients`), for
+        the sections the model leaves out and for the shape ``(T, N)``.
+    seed, scenario, chunk
+        As for :func:`~escalade.simulations.patients.draw_patients`.
+    p_dlt, p_response
+        The scenario's (derived) true curves.
+    """
+    t_count, cap = patients.u_tox.shape
+    ss = np.random.SeedSequence(seed, spawn_key=(scenario, chunk, GRADED_CHILD))
+    cop_ss, onset_ss, surv_ss, exp_ss, man_ss = ss.spawn(5)
+    k_ae = len(model.ae_types)
+    z = _blocks(np.random.default_rng(cop_ss), (k_ae + 1,), t_count, cap // BLOCK, True)
+    if model.correlation is not None:
+        z = z @ np.linalg.cholesky(model.correlation).T
+    z = np.ascontiguousarray(np.moveaxis(z, -1, 0).reshape(k_ae + 1, -1))
+    streams = {"onset_ss": onset_ss, "survival_ss": surv_ss, "expansion_ss": exp_ss, "manufacturing_ss": man_ss}
+    return GradedPatients(model, z, patients.u_tox, patients.u_eff, np.asarray(p_dlt, float),
+                          np.asarray(p_response, float), streams)
+
+
+def efs_months(g: GradedPatients, category: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+               which: str = "efs") -> np.ndarray:
+    """Event-free (``which="efs"``) or overall (``"os"``) survival in months of patients ``(rows, cols)``.
+
+    The time solves :math:`S_m(T) = u` for the patient's survival uniform
+    :math:`u` and response category :math:`m`; EFS and OS share :math:`u`, so
+    :math:`\\mathrm{EFS} \\le \\mathrm{OS}` whenever :math:`S^{EFS}_m \\le S^{OS}_m`.
+    """
+    surv = g.model.survival
+    if surv is None:
+        raise ValueError("the scenario has no survival section")
+    curves = surv.efs if which == "efs" else surv.os
+    if curves is None:
+        raise ValueError(f"the scenario's survival section has no {which}")
+    u = g.u_survival[rows, cols]
+    out = np.empty(u.shape)
+    for m, c in enumerate(curves):
+        sel = category == m
+        out[sel] = c.quantile_time(u[sel])
+    return out
+
+
+def graded_counts(g: GradedPatients, patient_dose: np.ndarray, grades: np.ndarray,
+                  infused: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-trial tallies of the treated patients.
+
+    ``patient_dose`` ``(T, N)`` is each patient's assigned dose (``-1``
+    untreated), ``grades`` ``(K, T, N)`` and ``infused`` ``(T, N)`` their
+    grades and infused dose. Returns ``{name: array}``: ``ae.{type}.g{1..5}``
+    ``(T, D)`` patients at each assigned dose with that grade, ``death``
+    ``(T, D)`` patients with a grade-5 event, ``infused_below`` ``(T,)``
+    patients infused below their assigned dose.
+    """
+    t_count = patient_dose.shape[0]
+    nd = g.n_doses
+    r, c = np.nonzero(patient_dose >= 0)
+    d = patient_dose[r, c]
+    out: dict[str, np.ndarray] = {}
+    dead = np.zeros(r.size, bool)
+    for k, name in enumerate(g.types):
+        gr = grades[k, r, c].astype(np.intp)
+        tally = np.bincount((r * nd + d) * GRADES + gr, minlength=t_count * nd * GRADES)  # (trial, dose, grade)
+        tally = tally.reshape(t_count, nd, GRADES).astype(np.int16)
+        for grade in range(1, GRADES):
+            out[f"ae.{name}.g{grade}"] = np.ascontiguousarray(tally[:, :, grade])
+        dead |= gr == GRADES - 1
+    if g.types:
+        out["death"] = np.bincount(r[dead] * nd + d[dead], minlength=t_count * nd).reshape(
+            t_count, nd).astype(np.int16)
+    if g.model.manufacturing is not None:
+        out["infused_below"] = np.bincount(r[infused[r, c] < d], minlength=t_count).astype(np.int16)
+    return out
+
+
+def check_graded_design(design: object, model: CartModel | None, scenario: str) -> None:
+    """One clear line when a design that scores graded outcomes meets a scenario without them."""
+    if not getattr(design, "graded", False):
+        return
+    from escalade.scenarios.errors import EscaladeError
+
+    name = getattr(design, "kind", type(design).__name__)
+    if model is None or not model.graded:
+        raise EscaladeError(f"design '{name}' scores graded toxicity: scenario '{scenario}' needs an "
+                            "adverse_events section (with a top-level dlt_rule); see scenarios/README.md")
+
+
+def patient_scores(design: object, g: GradedPatients, out: Outcomes) -> tuple[np.ndarray, np.ndarray]:
+    """The contract's call: ``design.patient_scores(grades, response, categories)`` for these patients."""
+    grades, cat, categories = g.scores_input(out)
+    tox, eff = design.patient_scores(grades, cat, categories)  # type: ignore[attr-defined]
+    return np.asarray(tox, np.float64), np.asarray(eff, np.float64)
