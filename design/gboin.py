@@ -46,9 +46,11 @@ regression of :math:`(x + 0.05)/(n + 0.1)` over the treated, non-eliminated
 doses with weights the inverse Beta variance; the MTD is the dose whose
 estimate is closest to :math:`\\phi` (ties as :func:`escalade.design.boin.isotonic_mtd`).
 
-Where escalade differs: the shared guardrails of
-:mod:`escalade.design.rules` are off (they count binary DLTs, which this
-design does not decide on); the de-escalation test is :math:`\\hat p \\ge
+Where escalade differs: the shared rules of :mod:`escalade.design.rules`
+apply on the binary DLTs of the same patients (by default no escalation right
+after a cohort in which every patient had a DLT; ``no_escalation_after_dlts:
+off`` gives the paper's design); rules that need a target DLT rate are
+refused, the target being an nETS; the de-escalation test is :math:`\\hat p \\ge
 \\lambda_d` as in the paper (``BOIN::get.boundary``'s integer table makes it
 strict at integer ties, which a continuous score almost never meets).
 """
@@ -68,6 +70,7 @@ from escalade.design.base import (NO_DOSE, ConfigDesign, Decisions, DesignEntry,
 from escalade.design.boin import BoinConfig, boin_estimates
 from escalade.design.config import check_fraction, check_int, check_probability, check_trial_size
 from escalade.design.errors import ConfigError, DesignError
+from escalade.design.rules import Rule, RuleContext, SharedRules, apply_rules, select_with_rules, shared_rules
 
 __all__ = ["DEFAULT_GRADE_WEIGHTS", "GradeWeights", "GboinConfig", "GboinDesign", "GboinExplanation",
            "GradedBoundaries", "gboin_boundaries", "toxicity_scores", "response_scores", "quasi_binomial_mtd",
@@ -192,7 +195,7 @@ def response_scores(response: Any, categories: Sequence[str], weights: Mapping[s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GboinConfig:
+class GboinConfig(SharedRules):
     """Parameters of gBOIN (Mu et al. 2019).
 
     Attributes
@@ -220,6 +223,9 @@ class GboinConfig:
     ets_max
         The ETS that maps to nETS = 1 (larger totals are capped); default the sum of the weighted
         types' largest weights.
+
+    The shared rules (:class:`~escalade.design.rules.SharedRules`) are available too, on the
+    binary DLTs, with the all-DLT guardrail on by default.
     """
 
     target: float
@@ -252,6 +258,7 @@ class GboinConfig:
                                                                              self.severity_weights))
         if self.ets_max is not None and not (isinstance(self.ets_max, (int, float)) and self.ets_max > 0):
             raise ConfigError("ets_max", self.ets_max, "must be a positive number (the ETS mapped to nETS = 1)")
+        self.check_rules()
 
     @property
     def lambda_e(self) -> float:
@@ -370,9 +377,12 @@ class GboinDesign(ConfigDesign):
     graded: ClassVar[bool] = True
     state_fields: ClassVar[str] = "all"  # states are keyed on every field (scores included)
     boundaries: GradedBoundaries = field(init=False)
+    rules: tuple[Rule, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "boundaries", gboin_boundaries(self.config))
+        # the shared rules count binary DLTs; those needing a target DLT rate are refused (the target is an nETS)
+        object.__setattr__(self, "rules", shared_rules(self.config, None))
 
     def decision_table(self) -> GradedBoundaries:
         """The thresholds ``escalade boundaries --design gboin`` prints."""
@@ -410,14 +420,15 @@ class GboinDesign(ConfigDesign):
         out = Decisions.go(nxt.astype(np.int64), c.cohort_size)
         out = out.with_stop(elim[:, 0], StopReason.ALL_TOXIC)
         out = out.with_stop((n_d >= c.n_earlystop) & (nxt == d), StopReason.N_AT_DOSE)
-        return out
+        return apply_rules(self.rules, RuleContext(states, out.dose, None), out)
 
     def select(self, states: States) -> IntArray:
         c = self.config
         x = self._score(states)
         elim = self.eliminated(states)
         best = quasi_binomial_mtd(states.n, x, ~elim, target=c.target)
-        return np.where(elim[:, 0], NO_DOSE, best).astype(np.int64)
+        sel = np.where(elim[:, 0], NO_DOSE, best).astype(np.int64)
+        return select_with_rules(self.rules, RuleContext(states, sel, None))
 
     def explain(self, states: States, **options: Any) -> "GboinExplanation":
         """Boundaries, the current dose's mean nETS and the isotonic estimates of the first state."""

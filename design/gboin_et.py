@@ -63,7 +63,10 @@ efficacy estimate :math:`\\hat p_E` itself (``estpt.method = "obs.prob"``), and
 
 the utility ones take the lowest admissible dose of highest :math:`u`.
 
-Where escalade differs from ``boinet``, all deliberate: ties in rule 4 are
+Where escalade differs from ``boinet``, all deliberate: the shared rules of
+:mod:`escalade.design.rules` apply on the binary DLTs (by default no
+escalation right after an all-DLT cohort; ``no_escalation_after_dlts: off``
+reproduces ``boinet``); ties in rule 4 are
 broken uniformly at random by a fixed function of the trial's state (so the
 design stays a pure, memoisable function of its data; ``boinet`` draws from
 the global random stream); the selected OBD is the dose itself (``boinet``
@@ -88,6 +91,7 @@ from escalade.design.base import (NO_DOSE, ConfigDesign, Decisions, DesignEntry,
                                   IntArray, States, StopReason)
 from escalade.design.config import check_fraction, check_int, check_probability, check_trial_size
 from escalade.design.errors import ConfigError, DesignError
+from escalade.design.rules import Rule, RuleContext, SharedRules, apply_rules, select_with_rules, shared_rules
 from escalade.design.gboin import (GradeWeights, _format_rows, check_severity_weights, response_scores,
                                    toxicity_scores)
 from escalade.design.isotonic import isotonic_regression
@@ -151,7 +155,7 @@ def gboinet_boundaries(phi: float, phi1: float, phi2: float, delta: float, delta
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GboinEtConfig:
+class GboinEtConfig(SharedRules):
     """Parameters of gBOIN-ET (Takeda, Morita & Taguri 2022; R package ``boinet``'s ``gboinet``).
 
     Attributes
@@ -190,6 +194,10 @@ class GboinEtConfig:
     response_weights
         Per response category, its weight (e.g. ``{cr: 3, pr: 1, sd: 0.25}``; unnamed categories
         weigh 0); default 1 for the best category falling linearly to 0 for the worst.
+
+    The shared rules (:class:`~escalade.design.rules.SharedRules`) are available too, on the
+    binary DLTs, with the all-DLT guardrail on by default (``no_escalation_after_dlts: off``
+    gives ``boinet``'s design).
     """
 
     target: float
@@ -269,6 +277,7 @@ class GboinEtConfig:
             if not all(math.isfinite(v) and v >= 0 for v in vals.values()) or max(vals.values()) <= 0:
                 raise ConfigError("response_weights", rw, "must be finite, >= 0, with some weight positive")
             s(self, "response_weights", GradeWeights(vals))
+        self.check_rules()
 
     @property
     def boundaries(self) -> tuple[float, float, float]:
@@ -380,9 +389,12 @@ class GboinEtDesign(ConfigDesign):
     graded: ClassVar[bool] = True
     state_fields: ClassVar[str] = "all"  # states are keyed on every field (scores included)
     lambdas: tuple[float, float, float] = field(init=False)
+    rules: tuple[Rule, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", self.config.boundaries)
+        # the shared rules count binary DLTs; those needing a target DLT rate are refused (the target is an nETS)
+        object.__setattr__(self, "rules", shared_rules(self.config, None))
 
     def decision_table(self) -> GboinEtBoundaries:
         """The thresholds ``escalade boundaries --design gboin_et`` prints."""
@@ -440,6 +452,11 @@ class GboinEtDesign(ConfigDesign):
         return nxt.astype(np.int64)
 
     def decide(self, states: States) -> Decisions:
+        dec = self._boinet_decide(states)
+        return apply_rules(self.rules, RuleContext(states, dec.dose, None), dec)
+
+    def _boinet_decide(self, states: States) -> Decisions:
+        """The decision as ``boinet`` makes it (before the shared rules)."""
         c = self.config
         nd = c.n_doses
         d = states.current
@@ -473,11 +490,11 @@ class GboinEtDesign(ConfigDesign):
         """The OBD of the final data (:data:`NO_DOSE` when the trial stopped early or no dose qualifies)."""
         xt, xe = self._scores(states)
         uniq, inverse = states.unique()
-        early = self.decide(uniq).reason == np.int8(StopReason.NO_ACCEPTABLE)
+        early = self._boinet_decide(uniq).reason == np.int8(StopReason.NO_ACCEPTABLE)
         ux, ue = uniq.tox_score, uniq.eff_score
         out = np.array([NO_DOSE if early[i] else gboinet_obd(self.config, uniq.n[i], ux[i], ue[i])
                         for i in range(uniq.n_states)], np.int64)
-        return out[inverse]
+        return select_with_rules(self.rules, RuleContext(states, out[inverse], None))
 
     def explain(self, states: States, **options: Any) -> "GboinEtExplanation":
         """Mean scores, admissibility and the OBD if the trial ended now, for the first state."""

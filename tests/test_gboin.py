@@ -98,7 +98,7 @@ def _binary_states(rng: np.random.Generator, s: int, nd: int = 5) -> States:
 def test_with_binary_scores_gboin_is_boin() -> None:
     """0/1 scores: decisions and the final MTD equal BOIN's (guardrails off, as gBOIN has none)."""
     states = _binary_states(np.random.default_rng(11), 4000)
-    g = _design()
+    g = _design(no_escalation_after_dlts="off")
     b = build_design("boin", {"no_escalation_after_dlts": "off"}, {"target": 0.3, "n_doses": 5, "cohort_size": 3,
                                                                      "max_n": 30})
     dg, db = g.decide(states), b.decide(states)

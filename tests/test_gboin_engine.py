@@ -40,7 +40,8 @@ def boinet_study(case: dict, *, n_trials: int = N_SIM, extra_designs: tuple[dict
     sev = list(a["sev.weight"])
     params = {"delta": a["delta"], "obd_method": _METHOD[a["obd.method"]],
               "severity_weights": {"tox": sev + [sev[-1]] * (6 - len(sev))},
-              "response_weights": {f"e{k}": float(w) for k, w in enumerate(a["res.weight"])}}
+              "response_weights": {f"e{k}": float(w) for k, w in enumerate(a["res.weight"])},
+              "no_escalation_after_dlts": "off"}  # boinet has no shared guardrails
     for key in ("w1", "w2"):
         if key in a:
             params[key] = a[key]

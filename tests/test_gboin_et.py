@@ -45,7 +45,8 @@ def _boinet_design(args: dict) -> tuple[GboinEtDesign, list[str]]:
     params = dict(target=args["phi"], delta=args["delta"], n_doses=args["n.dose"], cohort_size=args["size.cohort"],
                   max_n=args["size.cohort"] * args["n.cohort"], start_dose=args["start.dose"] - 1, obd_method=method,
                   severity_weights={"tox": sev + [sev[-1]] * (6 - len(sev))},
-                  response_weights={f"e{k}": float(w) for k, w in enumerate(res)})
+                  response_weights={f"e{k}": float(w) for k, w in enumerate(res)},
+                  no_escalation_after_dlts="off")  # boinet has no shared guardrails
     for r_name, name in (("w1", "w1"), ("w2", "w2")):
         if r_name in args:
             params[name] = args[r_name]
