@@ -66,11 +66,29 @@ METRICS: Final[dict[str, MetricSpec]] = {m.name: m for m in (
 )}
 
 
+def _cart_spec(metric: str) -> MetricSpec | None:
+    """Specs of the CAR-T patient's metrics (escalade.simulations.oc_cart), whose names carry AE types."""
+    if metric == "deaths":
+        return MetricSpec(metric, "Deaths (grade 5 events, mean)", 2, "", False)
+    if metric.endswith("_patients") and "_g" in metric:
+        kind, grade = metric[: -len("_patients")].rsplit("_g", 1)
+        return MetricSpec(metric, f"{kind.upper()} grade {grade.replace('3plus', '>= 3')} (mean patients)", 1)
+    if metric.endswith("_selected"):
+        base = metric[: -len("_selected")]
+        if base.startswith(("median_efs", "expansion")):
+            return MetricSpec(metric, f"True {base.replace('_', ' ')} at the selected dose", 1)
+        return MetricSpec(metric, f"True {base.replace('_', ' ')} at the selected dose", 3)
+    return None
+
+
 def metric_spec(metric: str) -> MetricSpec:
     """The display spec of ``metric``; unknown metrics get their own name (``_pct``: "(%)", 1 decimal;
     others 3 decimals), so that a characteristic added to oc.csv is shown, never dropped."""
     if metric in METRICS:
         return METRICS[metric]
+    cart = _cart_spec(metric)
+    if cart is not None:
+        return cart
     if metric.endswith("_pct"):
         text = metric[:-4].replace("_", " ")
         return MetricSpec(metric, f"{text[:1].upper()}{text[1:]} (%)", 1, "%")

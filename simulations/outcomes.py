@@ -48,6 +48,10 @@ class TrialOutcomes:
     suspensions
         ``(T,)`` number of accrual suspensions (arrivals that had to wait for
         follow-up before they could be dosed), when time is tracked.
+    extra
+        Per-trial tallies of the CAR-T patient by name (``(T,)`` or ``(T, D)``,
+        :func:`escalade.simulations.graded.graded_counts`), or ``None`` when the
+        scenario has no CAR-T sections.
     """
 
     selected: IntArray

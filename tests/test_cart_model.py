@@ -193,3 +193,12 @@ def test_mapping_order_is_not_an_input() -> None:
     np.testing.assert_array_equal(a.tox, b.tox)
     for k in a.extra:
         np.testing.assert_array_equal(a.extra[k], b.extra[k])
+
+
+def test_doctests_of_the_car_t_model_run() -> None:
+    import doctest
+
+    import escalade.scenarios.cart as mod
+
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
