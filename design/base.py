@@ -41,6 +41,7 @@ __all__ = [
     "TiteDecisions",
     "TiteExplanation",
     "decides_on_followup",
+    "is_graded",
     "NO_DOSE",
     "StopReason",
     "States",
@@ -120,6 +121,13 @@ class States:
         ``(S,)`` 0-based dose of the last cohort (the start dose before any).
     last_n, last_tox
         ``(S,)`` size and DLT count of the last cohort (0 before any).
+    tox_score, eff_score
+        ``(S, D)`` float64 per-dose *sums* of the patients' toxicity and
+        efficacy scores, for graded designs (:func:`is_graded`: gBOIN's
+        normalised equivalent toxicity score, gBOIN-ET's scores); None when
+        no design of the run uses them. The engine adds each cohort's
+        :meth:`patient_scores <escalade.design.gboin.GboinDesign.patient_scores>`
+        to them; designs that ignore them are unchanged.
     """
 
     n: IntArray
@@ -129,6 +137,21 @@ class States:
     current: IntArray
     last_n: IntArray
     last_tox: IntArray
+    tox_score: FloatArray | None = None
+    eff_score: FloatArray | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("tox_score", "eff_score"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            a = np.asarray(v, np.float64)
+            if a.ndim == 1:
+                a = a[None, :]
+            if a.shape != self.n.shape:
+                raise ValueError(f"States.{name} must have the shape of n {self.n.shape} (states, doses); "
+                                 f"got {a.shape}")
+            object.__setattr__(self, name, a)
 
     @classmethod
     def from_counts(
@@ -141,11 +164,14 @@ class States:
         current: Any | None = None,
         last_n: Any | None = None,
         last_tox: Any | None = None,
+        tox_score: Any | None = None,
+        eff_score: Any | None = None,
     ) -> "States":
         """Build states from per-dose counts (1-D for one state, 2-D for a batch).
 
         ``current`` defaults to the highest treated dose (0 when none is);
-        ``last_n``/``last_tox`` default to 0.
+        ``last_n``/``last_tox`` default to 0; ``tox_score``/``eff_score``
+        (per-dose score sums of graded designs) to None.
         """
         n_ = _as_int_matrix(n, "n")
         tox_ = _as_int_matrix(tox, "tox")
@@ -162,7 +188,7 @@ class States:
             current_ = np.broadcast_to(np.asarray(current, dtype=np.int64), (s,)).copy()
         ln = np.zeros(s, np.int64) if last_n is None else np.broadcast_to(np.asarray(last_n, np.int64), (s,)).copy()
         lt = np.zeros(s, np.int64) if last_tox is None else np.broadcast_to(np.asarray(last_tox, np.int64), (s,)).copy()
-        return cls(n_, tox_, eff_, both_, current_, ln, lt)
+        return cls(n_, tox_, eff_, both_, current_, ln, lt, tox_score, eff_score)
 
     @classmethod
     def empty(cls, n_states: int, n_doses: int, start: int | IntArray = 0) -> "States":
@@ -189,11 +215,27 @@ class States:
         return np.take_along_axis(a, self.current[:, None], axis=1)[:, 0]
 
     def take(self, index: Any) -> "States":
-        """Sub-batch (fancy or boolean index on the state axis)."""
+        """Sub-batch (fancy or boolean index on the state axis); score fields follow."""
         return States(
             self.n[index], self.tox[index], self.eff[index], self.both[index],
             self.current[index], self.last_n[index], self.last_tox[index],
+            None if self.tox_score is None else self.tox_score[index],
+            None if self.eff_score is None else self.eff_score[index],
         )
+
+    @classmethod
+    def concat(cls, parts: Sequence["States"]) -> "States":
+        """One batch from several (in order); a score field is kept when every part has it."""
+        def cat(name: str) -> Any:
+            vals = [getattr(p, name) for p in parts]
+            return None if any(v is None for v in vals) else np.concatenate(vals)
+        return cls(*(cat(f.name) for f in dataclasses.fields(cls)))
+
+    def _score_bits(self) -> IntArray | None:
+        """The score fields' exact bit patterns as int64 columns (None when there are none)."""
+        cols = [np.ascontiguousarray(v, np.float64).view(np.int64)
+                for v in (self.tox_score, self.eff_score) if v is not None]
+        return np.concatenate(cols, axis=1) if cols else None
 
     def matrix(self) -> IntArray:
         """All fields side by side as one ``(S, 4 D + 3)`` integer matrix."""
@@ -220,6 +262,9 @@ class States:
         if fields == "counts":
             d = self.n_doses
             m = m[:, : 4 * d + 1]
+        bits = self._score_bits()
+        if bits is not None:  # graded designs: equal states have equal score sums, bit for bit
+            m = np.concatenate([m, bits], axis=1)
         uniq, first, inverse = np.unique(m, axis=0, return_index=True, return_inverse=True)
         return self.take(first), inverse.reshape(-1)
 
@@ -337,6 +382,17 @@ class Design(Protocol):
         ``"counts"`` when neither ``decide`` nor ``select`` reads the last
         cohort (``last_n``, ``last_tox``), so that exact enumeration may merge
         states that differ only there; ``"all"`` otherwise.
+
+    A design that decides on graded outcomes also sets the class attribute
+    ``graded = True`` (default False, :class:`ConfigDesign`; test with
+    :func:`is_graded`) and provides ``patient_scores(grades, response,
+    categories) -> (tox_score, eff_score)``: per patient, from the grade 0-5
+    of each adverse-event type (``grades[type]``, int8 ``(m,)``) and the index
+    of the response category (int8 ``(m,)``, into ``categories``, best
+    first), two float64 ``(m,)`` arrays; it raises
+    :class:`~escalade.design.errors.DesignError` when its weights name a type
+    or category the scenario lacks. The engine adds the scores per dose to
+    :attr:`States.tox_score` / :attr:`States.eff_score`.
     """
 
     kind: ClassVar[str]
@@ -518,6 +574,16 @@ class DecidesOnFollowUp(Protocol):
         ...
 
 
+def is_graded(design: Any) -> bool:
+    """True when ``design`` decides on graded outcomes (its class sets ``graded = True``).
+
+    A graded design provides ``patient_scores(grades, response, categories)``
+    giving each patient's (toxicity score, efficacy score); the engine adds
+    them per dose to :attr:`States.tox_score` / :attr:`States.eff_score`.
+    """
+    return bool(getattr(design, "graded", False))
+
+
 def decides_on_followup(design: Any) -> bool:
     """True when ``design`` decides on follow-up times (:class:`DecidesOnFollowUp`)."""
     return isinstance(design, DecidesOnFollowUp)
@@ -622,6 +688,10 @@ class ConfigDesign:
 
     __slots__ = ()
     config: Any
+    #: True for designs deciding on graded toxicities / ordinal responses
+    #: (gBOIN, gBOIN-ET); such a design defines ``patient_scores`` (see
+    #: :func:`is_graded`).
+    graded: ClassVar[bool] = False
 
     @property
     def n_doses(self) -> int:

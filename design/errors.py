@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["EscaladeError", "ConfigError", "did_you_mean"]
+__all__ = ["EscaladeError", "ConfigError", "DesignError", "did_you_mean"]
 
 
 class EscaladeError(Exception):
@@ -48,6 +48,14 @@ class ConfigError(EscaladeError, ValueError):
     def fix(self) -> str:
         """What is allowed, phrased as the fix."""
         return self.allowed
+
+
+class DesignError(EscaladeError, ValueError):
+    """A design cannot work with the data it is given (one line: what is missing and the fix).
+
+    Raised, e.g., by a graded design's ``patient_scores`` when its weights name
+    an adverse-event type or response category that the scenario lacks.
+    """
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

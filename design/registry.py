@@ -22,7 +22,7 @@ from typing import Any
 
 from escalade.design import (blrm, boin, boin12, crm, crm_logistic2, decision_table, efftox, i3plus3, keyboard, mtpi2,
                              threeplusthree, tite_boin, tite_crm)
-from escalade.design import tite_boin12
+from escalade.design import gboin, gboin_et, tite_boin12
 from escalade.design.base import Design, DesignEntry
 from escalade.design.errors import ConfigError, did_you_mean
 
@@ -48,6 +48,8 @@ BUILTIN: tuple[DesignEntry, ...] = (
     mtpi2.ENTRY,
     i3plus3.ENTRY,
     decision_table.ENTRY,
+    gboin.ENTRY,
+    gboin_et.ENTRY,
 )
 
 _REGISTRY: dict[str, DesignEntry] = {}

@@ -85,12 +85,22 @@ def _cmd_next_dose(args: argparse.Namespace, argv: Sequence[str]) -> int:
                          f"'{args.design}' is '{design.kind}'")
     result = next_dose(design, Path(args.data), name=args.data, dose_labels=study.dose_labels(),
                        explain_kwargs=kw, as_of=args.as_of, dlt_window_days=study.dlt_window_days,
-                       target=study.target, response_days=study.response_days)
+                       target=study.target, response_days=study.response_days,
+                       response_categories=_response_categories(study))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         print(format_next_dose(result))
     return 0
+
+
+def _response_categories(study: Any) -> list[str] | None:
+    """The protocol's response categories (best first), from the first scenario with a response section."""
+    for s in getattr(study, "scenarios", ()):
+        r = getattr(getattr(s, "cart", None), "response", None)
+        if r is not None:
+            return list(r.categories)
+    return None
 
 
 def _iso_date(text: str) -> Any:

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from escalade.design.base import NO_DOSE, Design, States, StopReason
+from escalade.design.base import NO_DOSE, Design, States, StopReason, is_graded
 from escalade.simulations.patients_csv import (
     _BOOL_FIX, Patient, PatientDataError, PatientList, Problem, date_problems, read_patients,
 )
@@ -69,6 +69,7 @@ __all__ = [
     "NextDose",
     "read_patients",
     "patients_states",
+    "graded_states",
     "next_dose",
     "format_next_dose",
 ]
@@ -215,6 +216,7 @@ def next_dose(
     dlt_window_days: float | None = None,
     target: float | None = None,
     response_days: float | None = None,
+    response_categories: list[str] | tuple[str, ...] | None = None,
 ) -> NextDose:
     """Next dose (or stop, or suspend accrual, with the reason) for a trial's data under ``design``.
 
@@ -247,6 +249,11 @@ def next_dose(
         (TITE-BOIN12). There a blank ``response`` means "not assessed yet"
         (allowed until that day); a ``1`` counts from its ``response_date``
         (the assessment day when blank), a ``0`` is a completed assessment.
+    response_categories
+        The protocol's response categories, best first, for a design on graded
+        outcomes that scores efficacy (gBOIN-ET); default: the categories its
+        ``response_weights`` name. The data then give ``grade_<type>`` columns
+        and ``response_category`` (:mod:`escalade.simulations.patients_csv`).
 
     Raises
     ------
@@ -254,7 +261,9 @@ def next_dose(
         Bad rows (all listed with line, field and fix).
     """
     nd = int(design.n_doses)
+    graded = is_graded(design)
     uses_eff = bool(getattr(design, "uses_efficacy", False))
+    cats = _graded_categories(design, response_categories) if graded and uses_eff else None
     on_pending = callable(getattr(design, "decide_tite", None))
     if on_pending and dlt_window_days is None:
         raise ValueError(f"design '{design.kind}' decides on follow-up time: pass dlt_window_days")
@@ -271,8 +280,9 @@ def next_dose(
         if problems:
             raise PatientDataError(name, problems)
     else:
-        pts = read_patients(patients, n_doses=nd, require_response=uses_eff and not late_eff, require_dates=on_pending,
-                            as_of=as_of, dlt_window_days=dlt_window_days, name=name)
+        pts = read_patients(patients, n_doses=nd, require_response=uses_eff and not late_eff and not graded,
+                            require_dates=on_pending, as_of=as_of, dlt_window_days=dlt_window_days, name=name,
+                            require_grades=graded, response_categories=cats)
     ignored = pts.ignored_columns if isinstance(pts, PatientList) else ()
     pts = list(pts)
     bad = [p for p in pts if not 0 <= p.dose < nd]
@@ -286,7 +296,7 @@ def next_dose(
             raise PatientDataError(name, [Problem(p.line, "response", "", f"{_BOOL_FIX}: the response assessment "
                                                   f"(day {float(response_days):g} after enrol_date) is past")
                                           for p in overdue])
-    elif uses_eff:
+    elif uses_eff and not graded:
         blank = [p for p in pts if p.response is None]
         if blank:
             raise PatientDataError(name, [Problem(p.line, "response", "", f"{_BOOL_FIX}; this design decides on "
@@ -294,6 +304,8 @@ def next_dose(
     size0 = _cohort_size(design)
     start, first_size = design.start()
     states, notes = patients_states(pts, nd, cohort_size=size0, start_dose=start, name=name)
+    if graded:
+        states = graded_states(design, pts, states, cats, name=name)
     follow = None
     if on_pending and pts:
         states, follow = _pending_question(pts, states, nd, as_of, float(dlt_window_days),
@@ -377,6 +389,47 @@ def next_dose(
     log.info("next dose (%s, %d patients): %s", design.kind, total,
              "stop: " + reason.label if stop else "suspend accrual" if suspend else f"dose {result.next_dose}")
     return result
+
+
+def _graded_categories(design: Design, given: Any) -> list[str]:
+    if given is not None:
+        return [str(c) for c in given]
+    weights = getattr(getattr(design, "config", None), "response_weights", None)
+    if weights:
+        return [str(c) for c in weights]
+    raise ValueError(f"design '{design.kind}' scores response categories: pass response_categories (the "
+                     f"protocol's categories, best first), or give the design response_weights")
+
+
+def graded_states(design: Design, patients: list[Patient] | PatientList, states: States,
+                  categories: list[str] | None, *, name: str | None = None) -> States:
+    """``states`` with the per-dose sums of the patients' graded scores (``design.patient_scores``).
+
+    Every patient's grades come from the ``grade_<type>`` columns, the
+    response from ``response_category`` (index into ``categories``). A design
+    error (weights naming a type the file lacks) becomes one
+    :class:`PatientDataError` line naming the column to add.
+    """
+    from escalade.design.errors import DesignError
+
+    pts = list(patients)
+    nd = states.n_doses
+    if not pts:
+        z = np.zeros((1, nd))
+        return dataclasses.replace(states, tox_score=z, eff_score=z.copy())
+    types = [t for t, _ in pts[0].grades]
+    grades = {t: np.array([dict(p.grades)[t] for p in pts], np.int8) for t in types}
+    cats = list(categories) if categories else ["(none)"]
+    resp = np.array([cats.index(p.response_category) if categories else 0 for p in pts], np.int8)
+    try:
+        ts, es = design.patient_scores(grades, resp, cats)
+    except DesignError as exc:
+        raise PatientDataError(name, [Problem(0, "file", name or "", f"{exc} (in a patients file: one "
+                                                                     f"grade_<type> column per AE type)")]) from None
+    dose = np.fromiter((p.dose for p in pts), np.int64, len(pts))
+    tox = np.bincount(dose, weights=np.asarray(ts, float), minlength=nd)[None, :]
+    eff = np.bincount(dose, weights=np.asarray(es, float), minlength=nd)[None, :]
+    return dataclasses.replace(states, tox_score=tox, eff_score=eff)
 
 
 def _pending_question(pts: list[Patient], states: States, nd: int, as_of: _dt.date, window: float,

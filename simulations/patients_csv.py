@@ -24,7 +24,17 @@ column             required   values
 ``response_date``  no         date the response was assessed (TITE-BOIN12: the time of a
                               response; blank = the assessment day)
 other ``*date``    no         ISO dates, checked and not used
+``grade_<type>``   graded     grade 0-5 of adverse-event type ``<type>`` (e.g.
+                              ``grade_crs``, ``grade_icans``): the highest grade in
+                              the DLT window; one column per type
+``response_category`` graded  the patient's response category (e.g. ``cr``), one of
+                              the protocol's categories; ``response`` may then be blank
 =================  =========  =====================================================
+
+Designs on graded outcomes (gBOIN, gBOIN-ET) need a ``grade_<type>`` column
+for each adverse-event type their weights name and, when they score efficacy
+(gBOIN-ET), ``response_category`` for every patient (``read_patients(...,
+require_grades=True, response_categories=[...])``).
 
 Designs that decide on pending data (TITE-CRM, TITE-BOIN) need ``enrol_date``
 for every patient and ``dlt_date`` for every DLT. Whenever dates are given they
@@ -65,6 +75,7 @@ __all__ = [
 _REQUIRED = ("id", "dose_level", "dlt")
 _OPTIONAL = ("response", "cohort")
 _ENROL, _DLT_DATE, _RESPONSE_DATE = "enrol_date", "dlt_date", "response_date"
+_GRADE_PREFIX, _RESPONSE_CATEGORY = "grade_", "response_category"
 _TRUE = {"1", "yes", "y", "true"}
 _FALSE = {"0", "no", "n", "false"}
 _BOOL_FIX = "write 0/no or 1/yes"
@@ -91,6 +102,8 @@ class Patient:
     enrol: _dt.date | None = None
     dlt_on: _dt.date | None = None
     response_on: _dt.date | None = None
+    grades: tuple[tuple[str, int], ...] = ()
+    response_category: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +207,8 @@ def read_patients(
     as_of: _dt.date | None = None,
     dlt_window_days: float | None = None,
     name: str | None = None,
+    require_grades: bool = False,
+    response_categories: Iterable[str] | None = None,
 ) -> PatientList:
     """Read and check a patients CSV (path, file object, or the CSV text itself if it has a newline).
 
@@ -215,6 +230,12 @@ def read_patients(
         ``enrol_date`` is an error (checked when given).
     name
         File name used in messages (defaults to the path).
+    require_grades
+        True for designs on graded toxicities: at least one ``grade_<type>``
+        column, and every grade given (0-5).
+    response_categories
+        The protocol's response categories: ``response_category`` is then
+        required for every patient and must be one of them.
 
     Raises
     ------
@@ -259,7 +280,9 @@ def read_patients(
     if header is None:
         raise PatientDataError(name, [Problem(1, "header", "", "the file is empty: the first line must name the "
                                                                 "columns id,dose_level,dlt[,response]")])
-    problems += _header_problems(header, header_line, require_response, require_dates)
+    cats = None if response_categories is None else [str(c) for c in response_categories]
+    problems += _header_problems(header, header_line, require_response and cats is None, require_dates)
+    problems += _graded_header_problems(header, header_line, require_grades, cats)
     if problems:
         raise PatientDataError(name, problems)
     ignored = [c for c in header if c and c not in _known(header)]
@@ -309,7 +332,7 @@ def read_patients(
                 resp = _bool(r_txt)
                 if resp is None:
                     problems.append(Problem(line, "response", r_txt, _BOOL_FIX))
-            elif require_response:
+            elif require_response and cats is None:
                 problems.append(Problem(line, "response", "",
                                         f"{_BOOL_FIX}; this design decides on responses, so none may be blank"))
         dates: list[tuple[str, _dt.date | None]] = []
@@ -336,10 +359,11 @@ def read_patients(
         if "cohort" in idx and not cohort:
             problems.append(Problem(line, "cohort", "", "blank; give every patient a cohort label, or drop the "
                                                         "column"))
-        if dose is not None and dlt is not None and pid and not bad_date:
+        grades, category, bad_graded = _graded_cells(cells, line, cats, problems)
+        if dose is not None and dlt is not None and pid and not bad_date and not bad_graded:
             d = dict(dates)
             patients.append(Patient(pid, dose - 1, dlt, resp, line, cohort, tuple(dates),
-                                    d.get(_ENROL), d.get(_DLT_DATE), d.get(_RESPONSE_DATE)))
+                                    d.get(_ENROL), d.get(_DLT_DATE), d.get(_RESPONSE_DATE), grades, category))
     problems += date_problems(patients, require_dates=require_dates, as_of=as_of,
                               dlt_window_days=dlt_window_days, has_dlt_date=_DLT_DATE in idx)
     if problems:
@@ -349,7 +373,53 @@ def read_patients(
 
 
 def _known(header: list[str]) -> set[str]:
-    return set(_REQUIRED + _OPTIONAL) | {c for c in header if c.endswith("date")}
+    return (set(_REQUIRED + _OPTIONAL) | {c for c in header if c.endswith("date")}
+            | {c for c in header if c.startswith(_GRADE_PREFIX) and len(c) > len(_GRADE_PREFIX)}
+            | ({_RESPONSE_CATEGORY} & set(header)))
+
+
+def _graded_header_problems(header: list[str], line: int, require_grades: bool,
+                            categories: list[str] | None) -> list[Problem]:
+    shown = ",".join(header)
+    out: list[Problem] = []
+    if require_grades and not any(c.startswith(_GRADE_PREFIX) and len(c) > len(_GRADE_PREFIX) for c in header):
+        out.append(Problem(line, "header", shown, "no grade_<type> column; this design decides on graded "
+                                                  "toxicities: give one column per adverse-event type with its "
+                                                  "grade 0-5, e.g. grade_crs,grade_icans"))
+    if categories is not None and _RESPONSE_CATEGORY not in header:
+        out.append(Problem(line, "header", shown, f"column '{_RESPONSE_CATEGORY}' is missing; this design scores "
+                                                  f"response categories ({', '.join(categories)})"))
+    return out
+
+
+def _graded_cells(cells: dict[str, str], line: int, categories: list[str] | None,
+                  problems: list[Problem]) -> tuple[tuple[tuple[str, int], ...], str | None, bool]:
+    """The row's grades (``grade_<type>`` columns) and response category, problems appended."""
+    grades: list[tuple[str, int]] = []
+    bad = False
+    for c, t in cells.items():
+        if not c.startswith(_GRADE_PREFIX) or len(c) == len(_GRADE_PREFIX):
+            continue
+        if not (t.isascii() and t.isdigit() and 0 <= int(t) <= 5):
+            problems.append(Problem(line, c, t, "must be a grade 0-5 (0: no event of this type)"))
+            bad = True
+            continue
+        grades.append((c[len(_GRADE_PREFIX):], int(t)))
+    category = cells.get(_RESPONSE_CATEGORY) or None
+    if categories is not None:
+        if category is None:
+            problems.append(Problem(line, _RESPONSE_CATEGORY, "", f"blank; give one of {', '.join(categories)}"))
+            bad = True
+        elif category not in categories:
+            low = {c.lower(): c for c in categories}
+            if category.lower() in low:
+                category = low[category.lower()]
+            else:
+                problems.append(Problem(line, _RESPONSE_CATEGORY, category,
+                                        f"is not a response category of the protocol; give one of "
+                                        f"{', '.join(categories)}"))
+                bad = True
+    return tuple(grades), category, bad
 
 
 def _header_problems(header: list[str], line: int, require_response: bool, require_dates: bool) -> list[Problem]:
@@ -371,9 +441,9 @@ def _header_problems(header: list[str], line: int, require_response: bool, requi
         counts[c] = counts.get(c, 0) + 1
     for c in sorted(c for c, k in counts.items() if k > 1 and c):
         problems.append(Problem(line, "header", c, "column appears more than once; keep one"))
-    names = sorted(set(_REQUIRED + _OPTIONAL + (_ENROL, _DLT_DATE, _RESPONSE_DATE)))
+    names = sorted(set(_REQUIRED + _OPTIONAL + (_ENROL, _DLT_DATE, _RESPONSE_DATE, _RESPONSE_CATEGORY)))
     for c in header:
-        if not c or c in names:
+        if not c or c in names or (c.startswith(_GRADE_PREFIX) and len(c) > len(_GRADE_PREFIX)):
             continue
         # a date column of another name (death_date) is kept; one close to a known name is a typo
         close = difflib.get_close_matches(c, names, n=1, cutoff=0.8 if c.endswith("date") else 0.75)

@@ -73,7 +73,7 @@ def design() -> EffToxDesign:
 @pytest.fixture(scope="module")
 def fits(design: EffToxDesign) -> dict:
     states = [parse_outcomes(LONG["datasets"][k]["outcomes"], n_doses=5) for k in DATASETS]
-    batch = States(*(np.concatenate([getattr(s, f) for s in states]) for f in States.__slots__))
+    batch = States.concat(states)
     fit = design.fit(batch)
     return {k: (i, fit) for i, k in enumerate(DATASETS)}
 
@@ -296,7 +296,7 @@ def test_summaries_do_not_depend_on_the_batch_bit_for_bit(design: EffToxDesign) 
 def test_decide_memoises_by_counts() -> None:
     design = EffToxDesign(EffToxConfig(**DEMO))
     s = parse_outcomes("1NNE 2EEB", n_doses=5)
-    twice = States(*(np.concatenate([getattr(s, f)] * 2) for f in States.__slots__))
+    twice = States.concat([s, s])
     # same counts, different path state (current dose, last cohort): one posterior, one cache entry
     moved = States(twice.n, twice.tox, twice.eff, twice.both, np.array([0, 1]), np.array([3, 3]), np.array([0, 1]))
     assert design.decide(moved).dose.tolist() == [2, 2]

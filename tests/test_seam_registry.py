@@ -20,7 +20,7 @@ import pytest
 from escalade.cli import main
 from escalade.cli_designs import README_BEGIN, README_END, designs_json, designs_markdown
 from escalade.design import registry
-from escalade.design.base import DesignEntry, Explanation, FollowUp, States, decides_on_followup
+from escalade.design.base import DesignEntry, Explanation, FollowUp, States, decides_on_followup, is_graded
 from escalade.design.errors import ConfigError
 from escalade.design.skeleton import getprior
 from escalade.reports.methods import methods_writer
@@ -28,7 +28,8 @@ from escalade.reports.methods import methods_writer
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = {"target": 0.3, "n_doses": 4, "cohort_size": 3, "max_n": 24, "start_dose": 0,
          "doses": (1.0, 2.0, 4.0, 8.0)}
-NEEDS = {"skeleton": [0.05, 0.12, 0.25, 0.40], "table": str(ROOT / "scenarios" / "decision_table_example.csv")}
+NEEDS = {"skeleton": [0.05, 0.12, 0.25, 0.40], "table": str(ROOT / "scenarios" / "decision_table_example.csv"),
+         "delta": 0.4}
 
 
 def _build(e: DesignEntry):
@@ -54,8 +55,10 @@ def test_entry_describes_its_design(e: DesignEntry) -> None:
 @pytest.mark.parametrize("e", BUILTIN)
 def test_explain_returns_the_declared_type(e: DesignEntry) -> None:
     d = _build(e)
+    graded = is_graded(d)  # graded designs also read the per-dose score totals
     st = States.from_counts([3, 3, 0, 0], [0, 1, 0, 0], [1, 2, 0, 0], [0, 1, 0, 0], current=1, last_n=3,
-                            last_tox=1)
+                            last_tox=1, tox_score=[0.2, 1.1, 0, 0] if graded else None,
+                            eff_score=[1.0, 1.5, 0, 0] if graded else None)
     ex = d.explain(st)
     assert isinstance(ex, e.explanation) and isinstance(ex, Explanation)
     table = ex.table()

@@ -654,7 +654,7 @@ def _efftox_stan(ctx: Context) -> Outcome:
     names = sorted(long["datasets"])
     design = efftox.EffToxDesign(efftox.EffToxConfig(**_efftox_demo(p=design_ref[_DEMO_P_TRIALR])))
     states = [efftox.parse_outcomes(long["datasets"][k]["outcomes"], n_doses=5) for k in names]
-    batch = States(*(np.concatenate([getattr(s, f) for s in states]) for f in States.__slots__))
+    batch = States.concat(states)
     fit = design.fit(batch)
     s = fit.summary
     w = _Worst()
@@ -778,7 +778,7 @@ def _batch_split(ctx: Context) -> Outcome:
         ref_dose = ref_sel = None
         for split in (None, 7, 1):
             if split == 1:  # one at a time: the first 16 states (the memo-free engines are slow one by one)
-                states = States(*(getattr(states, f)[:16] for f in States.__slots__))
+                states = states.take(slice(0, 16))
                 ref_dose, ref_sel = ref_dose[:16], ref_sel[:16]
             d = [dd for s2, dd in build_study_designs(study) if s2.name == spec.name][0]  # fresh: no memo carried over
             if split is None:
@@ -787,7 +787,7 @@ def _batch_split(ctx: Context) -> Outcome:
                 ref_dose, ref_sel = dose, sel
                 continue
             idx = range(0, states.n.shape[0], split)
-            parts = [States(*(getattr(states, f)[i:i + split] for f in States.__slots__)) for i in idx]
+            parts = [states.take(slice(i, i + split)) for i in idx]
             dose = np.concatenate([d.decide(p_).dose for p_ in parts])
             sel = np.concatenate([d.select(p_) for p_ in parts])
             w.exact(np.array_equal(dose, ref_dose) and np.array_equal(sel, ref_sel),
@@ -880,6 +880,29 @@ def _sbc_efftox(ctx: Context) -> Outcome:
                    f"posterior CDF of pi_T and pi_E at dose 3 at their drawn values. toxicity: {tt}; efficacy: {te}")
 
 
+# ---------------------------------------------------------------------------------------------- gBOIN
+
+
+def _gboin_boundaries(ctx: Context) -> Outcome:
+    from escalade.design import gboin, gboin_et
+
+    w = _Worst()
+    ref = load_reference("boinet", "gboinet.json")
+    for c in ref["gridoptim"]:
+        got = gboin_et.gboinet_boundaries(c["phi"], c["phi1"], c["phi2"], c["delta"], c["delta1"])
+        w.add(_absdiff(got, [c["lambda1"], c["lambda2"], c["eta1"]]), c["call"])
+    for c in ref["gboinet"]:
+        a = c["args"]
+        cfg = gboin_et.GboinEtConfig(target=a["phi"], delta=a["delta"], n_doses=a["n.dose"])
+        w.add(_absdiff(cfg.boundaries, [c["lambda1"], c["lambda2"], c["eta1"]]), f"gboinet {c['name']} defaults")
+    for case, c in sorted(load_reference("boin", "boundaries.json")["cases"].items()):
+        a = c["args"]
+        g = gboin.GboinConfig(target=a["target"], n_doses=1, p_saf=a["p.saf"], p_tox=a["p.tox"])
+        w.add(_absdiff([g.lambda_e, g.lambda_d], [c["lambda_e"], c["lambda_d"]]), f"gBOIN {case}")
+    return w.outcome(f"{len(ref['gridoptim'])} gridoptim() calls and {len(ref['gboinet'])} gboinet() runs "
+                     "(boinet 1.5.0); gBOIN's lambdas against 8 get.boundary() calls")
+
+
 # ---------------------------------------------------------------------------------------------- the list
 
 _MC = "combined Monte Carlo SEs"
@@ -945,6 +968,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("BLRM-1", "The BLRM quadrature posterior equals long NUTS runs",
                 "blrm_fit() against blrm/nuts_reference.json", "within 0.005 (about 2.4 NUTS MC SEs)", 0.005,
                 "absolute difference", ("blrm",), _blrm_nuts),
+    Requirement("GBOIN-1", "gBOIN-ET boundaries equal boinet::gridoptim() (boinet 1.5.0); gBOIN's equal BOIN's",
+                "gboinet_boundaries() against boinet/gboinet.json; GboinConfig lambdas against boin/boundaries.json",
+                "within 1e-12", 1e-12, "absolute difference", ("gboin",), _gboin_boundaries),
     Requirement("DET-1", "Results do not depend on the number of workers or the backend",
                 "run_study() on cart_rr_heme.yaml: results hash for 1 worker (sequential) and 2 workers (loky, "
                 "threading), at two chunk sizes", "identical hashes (0 runs differ)", 0.0, "runs with a different hash",
