@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 import numpy as np
@@ -63,8 +63,37 @@ _TOL_SUM: Final[float] = 1e-6
 _MISSING: Any = StudyError.MISSING  # type: ignore[attr-defined]
 
 
+class _ValueEq:
+    """Equality by value for the frozen model classes below, whose fields hold numpy arrays (the dataclass
+    ``__eq__`` would compare arrays element-wise): two models are equal when every field is, arrays by shape,
+    dtype and contents. A study read twice from the same text has equal scenarios."""
+
+    __slots__ = ()
+
+    def _key(self) -> tuple:
+        return tuple(_canonical(getattr(self, f.name)) for f in fields(self))  # type: ignore[arg-type]
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+def _canonical(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return ("array", v.shape, v.dtype.str, v.tobytes())
+    if isinstance(v, _ValueEq):
+        return v._key()
+    if isinstance(v, Mapping):
+        return tuple(sorted((k, _canonical(x)) for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        return tuple(_canonical(x) for x in v)
+    return v
+
+
 @dataclass(frozen=True, slots=True, eq=False)
-class AdverseEventType:
+class AdverseEventType(_ValueEq):
     """One AE type: ``probs[d, g]`` = P(grade g at dose d), and the onset distribution."""
 
     name: str
@@ -100,7 +129,7 @@ class DltRule:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class ResponseModel:
+class ResponseModel(_ValueEq):
     """Ordinal response categories (best first) at each assessment.
 
     ``probs[a]`` is ``(D, M)``: P(category m at assessment a, dose d).
@@ -181,7 +210,7 @@ class SurvivalModel:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Expansion:
+class Expansion(_ValueEq):
     """Log-normal CAR-T expansion: per-dose medians and geometric SDs of peak and AUC0-28."""
 
     peak_median: np.ndarray
@@ -192,7 +221,7 @@ class Expansion:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Manufacturing:
+class Manufacturing(_ValueEq):
     """Infused dose below the assigned dose (Devlin, Iasonos & O'Quigley 2021, J R Stat Soc C 70:815-834).
 
     ``p_short[d]``: P(the product for dose d falls short); ``lands[i]``: P(it
@@ -215,7 +244,7 @@ class Manufacturing:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class CartModel:
+class CartModel(_ValueEq):
     """Everything a scenario says about the CAR-T patient (any part may be absent)."""
 
     rule: DltRule

@@ -202,3 +202,14 @@ def test_doctests_of_the_car_t_model_run() -> None:
 
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_models_compare_by_value() -> None:
+    """A study read twice gives equal scenarios (the API's YAML round trip relies on it); a changed grade
+    probability makes them differ."""
+    a, b = cart_study(), cart_study()
+    assert a.scenarios == b.scenarios and hash(a.scenarios[-1].cart) == hash(b.scenarios[-1].cart)
+    changed = parse_study(CART_TEXT.replace("[0.5, 0.3, 0.12, 0.06, 0.02, 0.0]", "[0.5, 0.3, 0.13, 0.05, 0.02, 0.0]"),
+                          source="cart.yaml")
+    assert changed.scenarios[-1].cart != a.scenarios[-1].cart
+    assert changed.scenarios[:-1] == a.scenarios[:-1]

@@ -176,13 +176,17 @@ def test_followup_contract(kind: str) -> None:
         if not out.suspend[i]:
             assert one.decisions.dose[0] == out.decisions.dose[i]
 
-@pytest.mark.parametrize("kind", _designs())
+def _ungraded_designs() -> list:
+    """Every kind but the graded ones, which need graded patients (AE grades, response categories):
+    tests/test_gboin*.py run those end to end (and test_a_graded_design_asks_for_graded_patients below)."""
+    return [pytest.param(kind, id=kind) for kind in design_kinds()
+            if not is_graded(build_design(kind, PARAMS[kind], STUDY))]
+
+
+@pytest.mark.parametrize("kind", _ungraded_designs())
 def test_design_runs_in_the_simulator(kind: str) -> None:
     design = build_design(kind, PARAMS[kind], STUDY)
     p_tox, p_eff = [0.05, 0.1, 0.2, 0.35, 0.5], [0.1, 0.3, 0.5, 0.6, 0.6]
-    if is_graded(design):
-        pytest.skip("graded designs need graded patients (AE grades, response categories): "
-                    "tests/test_gboin*.py run them end to end")
     if decides_on_followup(design):
         pts = draw_patients(3, 0, 0, 60, design.max_n)
         out = run_timed_trials(design, p_tox, p_eff, pts, Timing(), dlt_window_days=28, response_days=90)
@@ -209,3 +213,14 @@ def test_coherence_more_dlts_never_raise_the_dose(kind: str) -> None:
     db = np.where(b.stop, -1, b.dose)
     ok = at & ~a.stop
     assert np.all(db[ok] <= da[ok])
+
+
+@pytest.mark.parametrize("kind", [k for k in design_kinds() if is_graded(build_design(k, PARAMS[k], STUDY))])
+def test_a_graded_design_asks_for_graded_patients(kind: str) -> None:
+    """On two-coin-flip patients a graded design stops with one line naming the missing section."""
+    from escalade.simulations.trial import run_trials
+
+    design = build_design(kind, PARAMS[kind], STUDY)
+    pts = draw_patients(3, 0, 0, 20, design.max_n)
+    with pytest.raises(Exception, match="adverse_events"):
+        run_trials(design, np.array([0.05, 0.1, 0.2, 0.35, 0.5]), np.array([0.1, 0.3, 0.5, 0.6, 0.6]), pts)
