@@ -200,8 +200,10 @@ def summary_table(oc: Any, scenarios: Sequence[str], designs: Sequence[str], *, 
            for r in oc.itertuples(index=False)}
     out = []
     for s in scenarios:
-        rows = [[d] + [_oc_text(idx, (s, d, m, ""), p) for m, _, p in cols] for d in designs]
-        out += ["", s, text_table(["design"] + [h for _, h, _ in cols], rows, width=width)]
+        # a scenario's columns are those it has a value for (the CAR-T columns only where it has the sections)
+        mine = [c for c in cols if any((s, d, c[0], "") in idx for d in designs)]
+        rows = [[d] + [_oc_text(idx, (s, d, m, ""), p) for m, _, p in mine] for d in designs]
+        out += ["", s, text_table(["design"] + [h for _, h, _ in mine], rows, width=width)]
     return "\n".join(out)
 
 
