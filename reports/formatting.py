@@ -87,9 +87,31 @@ def _cart_spec(metric: str) -> MetricSpec | None:
     """Specs of the CAR-T patient's metrics (escalade.simulations.oc_cart), whose names carry AE types."""
     if metric == "deaths":
         return MetricSpec(metric, "Deaths (grade 5 events, mean)", 2, "", False)
+    if metric == "any_death_pct":
+        return MetricSpec(metric, "Trials with a death (%)", 1, "%", False)
+    if metric == "infused_below_pct":
+        return MetricSpec(metric, "Infused below the assigned dose (% of patients)", 1, "%")
+    if metric.endswith("_pct") and "_g" in metric and not metric.endswith("_selection_pct"):
+        kind, grade = metric[: -len("_pct")].rsplit("_g", 1)
+        return MetricSpec(metric, f"{kind.upper()} grade {grade.replace('3plus', '>= 3')} (% of patients)", 1, "%")
     if metric.endswith("_patients") and "_g" in metric:
         kind, grade = metric[: -len("_patients")].rsplit("_g", 1)
         return MetricSpec(metric, f"{kind.upper()} grade {grade.replace('3plus', '>= 3')} (mean patients)", 1)
+    named = {"efs12_selected": ("True 12-month EFS at the selected dose", 3),
+             "os12_selected": ("True 12-month OS at the selected dose", 3),
+             "median_efs_selected": ("True median EFS at the selected dose (months)", 1),
+             "expansion_peak_selected": ("True median CAR-T peak at the selected dose", 1),
+             "expansion_auc_selected": ("True median CAR-T AUC0-28 at the selected dose", 1),
+             "efs_best_selection_pct": ("Selected dose maximises 12-month EFS (%)", 1)}
+    if metric in named:
+        label, dec = named[metric]
+        return MetricSpec(metric, label, dec, "%" if metric.endswith("_pct") else "")
+    if metric.startswith("mrd_neg_cr_") and metric.endswith("_selected"):
+        at = metric[len("mrd_neg_cr_"): -len("_selected")]
+        return MetricSpec(metric, f"True MRD-negative CR rate at {at}, selected dose", 3)
+    if metric.endswith("_g3plus_selected"):
+        return MetricSpec(metric, f"True {metric[: -len('_g3plus_selected')].upper()} grade >= 3 rate at the "
+                                  "selected dose", 3)
     if metric.endswith("_selected"):
         base = metric[: -len("_selected")]
         if base.startswith(("median_efs", "expansion")):

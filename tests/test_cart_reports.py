@@ -52,3 +52,18 @@ def test_appendix_without_car_t_scenarios_keeps_its_sections(tmp_path: Path) -> 
     run_study(plain_study(), backend="sequential", n_trials=40, out_dir=tmp_path / "run")
     html = render_html(load_run(tmp_path / "run"))
     assert "Safety profile" not in html and '<h2>5. Figures</h2>' in html and '<h2>6. Reproducibility</h2>' in html
+
+
+def test_every_car_t_characteristic_has_a_written_label() -> None:
+    """The appendix and the paired tables name each CAR-T characteristic in words, never by the generic
+    fallback made from the metric's name ("Crs g3plus (%)", "True mrd neg cr month3 ...")."""
+    from escalade.reports.formatting import metric_spec
+    from escalade.simulations.study_run import run_study
+
+    oc = run_study(cart_study(n_trials=40), backend="sequential").oc
+    cart_only = set(oc.metric[oc.scenario == "graded"]) - set(oc.metric[oc.scenario != "graded"])
+    assert {"crs_g3plus_pct", "deaths", "efs12_selected"} <= cart_only
+    for metric in sorted(cart_only):
+        fallback = metric.replace("_pct", "").replace("_", " ")
+        label = metric_spec(metric).label
+        assert fallback.lower() not in label.lower() or metric in ("deaths",), (metric, label)
