@@ -29,9 +29,8 @@ from typing import ClassVar
 import numpy as np
 from scipy import stats
 
-from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, IntArray, States,
-                                  StopReason)
-from escalade.design.config import check_fraction, check_int, check_probability, check_trial_size
+from escalade.design.base import ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, IntArray, States
+from escalade.design.config import check_boin_interval, check_fraction, check_int, check_probability, check_trial_size
 from escalade.design.isotonic import isotonic_regression
 from escalade.design.rules import (
     BetaSafetyStop,
@@ -123,18 +122,7 @@ class BoinConfig(SharedRules):
     def __post_init__(self) -> None:
         check_fraction("target", self.target)
         check_trial_size(self.n_doses, self.cohort_size, self.max_n, self.start_dose)
-        if self.p_saf is None:
-            object.__setattr__(self, "p_saf", 0.6 * self.target)
-        if self.p_tox is None:
-            object.__setattr__(self, "p_tox", 1.4 * self.target)
-        check_fraction("p_saf", self.p_saf)
-        check_fraction("p_tox", self.p_tox)
-        if not self.p_saf < self.target:
-            from escalade.design.errors import ConfigError
-            raise ConfigError("p_saf", self.p_saf, f"must be below the target {self.target} (default 0.6 * target)")
-        if not self.p_tox > self.target:
-            from escalade.design.errors import ConfigError
-            raise ConfigError("p_tox", self.p_tox, f"must be above the target {self.target} (default 1.4 * target)")
+        check_boin_interval(self)
         check_probability("cutoff_eli", self.cutoff_eli)
         check_probability("offset", self.offset)
         check_int("n_earlystop", self.n_earlystop, low=1)

@@ -15,7 +15,7 @@ import numpy as np
 
 from escalade.design.errors import ConfigError
 
-__all__ = ["check_fraction", "check_probability", "check_int", "check_positive", "check_probabilities",
+__all__ = ["check_boin_interval", "check_fraction", "check_probability", "check_int", "check_positive", "check_probabilities",
            "check_increasing"]
 
 
@@ -92,3 +92,20 @@ def check_increasing(name: str, values: Sequence[float]) -> None:
     """Strictly increasing values."""
     if any(not b > a for a, b in zip(values, values[1:])):
         raise ConfigError(name, list(values), "must increase strictly")
+
+
+def check_boin_interval(cfg: Any) -> None:
+    """Fill and check a BOIN-family config's ``p_saf``/``p_tox`` (Liu & Yuan 2015's defaults 0.6 and 1.4 x
+    ``target``): both fractions, ``p_saf < target < p_tox``; errors name the field and the default."""
+    from escalade.design.errors import ConfigError
+
+    if cfg.p_saf is None:
+        object.__setattr__(cfg, "p_saf", 0.6 * cfg.target)
+    if cfg.p_tox is None:
+        object.__setattr__(cfg, "p_tox", 1.4 * cfg.target)
+    check_fraction("p_saf", cfg.p_saf)
+    check_fraction("p_tox", cfg.p_tox)
+    if not cfg.p_saf < cfg.target:
+        raise ConfigError("p_saf", cfg.p_saf, f"must be below the target {cfg.target} (default 0.6 * target)")
+    if not cfg.p_tox > cfg.target:
+        raise ConfigError("p_tox", cfg.p_tox, f"must be above the target {cfg.target} (default 1.4 * target)")

@@ -68,7 +68,7 @@ from scipy import optimize, special
 from escalade.design.base import (NO_DOSE, ConfigDesign, Decisions, DesignEntry, ExplanationMixin, FloatArray,
                                   IntArray, States, StopReason)
 from escalade.design.boin import BoinConfig, boin_estimates
-from escalade.design.config import check_fraction, check_int, check_probability, check_trial_size
+from escalade.design.config import check_boin_interval, check_fraction, check_int, check_probability, check_trial_size
 from escalade.design.errors import ConfigError, DesignError
 from escalade.design.rules import Rule, RuleContext, SharedRules, apply_rules, select_with_rules, shared_rules
 
@@ -243,15 +243,7 @@ class GboinConfig(SharedRules):
     def __post_init__(self) -> None:
         check_fraction("target", self.target)
         check_trial_size(self.n_doses, self.cohort_size, self.max_n, self.start_dose)
-        if self.p_saf is None:
-            object.__setattr__(self, "p_saf", 0.6 * self.target)
-        if self.p_tox is None:
-            object.__setattr__(self, "p_tox", 1.4 * self.target)
-        check_fraction("p_saf", self.p_saf)
-        check_fraction("p_tox", self.p_tox)
-        if not self.p_saf < self.target < self.p_tox:
-            raise ConfigError("p_saf, p_tox", (self.p_saf, self.p_tox),
-                              f"must satisfy p_saf < target ({self.target}) < p_tox (defaults 0.6 and 1.4 x target)")
+        check_boin_interval(self)
         check_probability("cutoff_eli", self.cutoff_eli)
         check_int("n_earlystop", self.n_earlystop, low=1)
         object.__setattr__(self, "severity_weights", check_severity_weights("severity_weights",

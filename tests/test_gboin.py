@@ -59,7 +59,7 @@ def test_config_checks_say_the_fix() -> None:
         GboinConfig(target=0.3, n_doses=3, severity_weights={"crs": [0, 1]})
     with pytest.raises(ConfigError, match="non-decreasing"):
         GboinConfig(target=0.3, n_doses=3, severity_weights={"crs": [0, 1, 0.5, 1, 1, 1]})
-    with pytest.raises(ConfigError, match="p_saf < target"):
+    with pytest.raises(ConfigError, match="p_saf = 0.35 .*must be below the target"):
         GboinConfig(target=0.3, n_doses=3, p_saf=0.35)
     with pytest.raises(ConfigError, match="ets_max"):
         GboinConfig(target=0.3, n_doses=3, ets_max=0)
