@@ -239,13 +239,16 @@ def _paper_settings(with_backfill: bool) -> BoinDesign:
 
 @pytest.fixture(scope="module")
 def table4_runs() -> list[dict[str, dict[str, np.ndarray]]]:
-    timing = Timing(enabled=True, accrual="poisson", rate_per_month=3.0)
+    """Per scenario: BF-BOIN and BOIN with Poisson accrual, and BOIN with uniform accrual ("boin_uniform")."""
+    poisson = Timing(enabled=True, accrual="poisson", rate_per_month=3.0)
+    uniform = Timing(enabled=True, accrual="uniform", rate_per_month=3.0)
     out = []
     for sc in TABLE4["scenarios"]:
         p = np.array(sc["p_dlt"])
         mtd = int(np.argmin(np.abs(p - 0.25)))
         runs = {}
-        for key, r in (("bf_boin", sc["p_response"]), ("boin", [0.0] * 5)):
+        for key, r, timing in (("bf_boin", sc["p_response"], poisson), ("boin", [0.0] * 5, poisson),
+                               ("boin_uniform", [0.0] * 5, uniform)):
             o = simulate_timed(_paper_settings(True), p, np.array(r, float), timing=timing,
                                dlt_window_days=DAYS_PER_MONTH, response_days=DAYS_PER_MONTH, n_trials=N_TABLE4,
                                seed=2024)
@@ -310,17 +313,42 @@ def test_table4_allocation_and_sample_size(table4_runs, key: str) -> None:  # no
 
 
 def test_table4_duration(table4_runs) -> None:  # noqa: ANN001
-    """Duration (months): escalade's runs are 3-8% longer than Table 4's for both designs (BOIN too, whose
-    timing has no backfill rule in it: the paper's accrual details are not all stated), so the check is
-    within 10%, and the paired effect of backfill on duration (BF-BOIN minus BOIN, the paper's point that
-    backfill does not lengthen the trial) within 0.6 months of the paper's."""
+    """Duration (months) against Table 4.
+
+    BOIN: the paper's rows were run with *uniform* accrual (gaps uniform on (0, 2/3) months, the bfboin
+    software's default; its Poisson option gives 0.5-1.1 months longer, as escalade's Poisson runs do, see
+    test_matches_the_bfboin_r_package_within_4_se), so escalade's BOIN with ``accrual="uniform"`` is held to
+    the paper within 3 MC SEs in all 12 scenarios. BF-BOIN: the paper's rows match neither accrual of that
+    software (Poisson 3-8% longer, uniform up to 4% shorter where the MTD is the top dose): they come from
+    other code (see TOP_MTD), so they are held within 10% only, and the paired effect of backfill on duration
+    (BF-BOIN minus BOIN, the paper's point that backfill does not lengthen the trial) within 0.6 months."""
     for i, sc in enumerate(TABLE4["scenarios"]):
         bf = table4_runs[i]["bf_boin"]["duration_months"]
         bo = table4_runs[i]["boin"]["duration_months"]
-        for x, paper in ((bf, sc["bf_boin"][6]), (bo, sc["boin"][6])):
-            assert abs(x.mean() / paper - 1) < 0.10, f"scenario {i + 1}: {x.mean():.2f} vs {paper}"
+        z = _z(table4_runs[i]["boin_uniform"]["duration_months"], sc["boin"][6])
+        assert abs(z) < 3, f"scenario {i + 1} BOIN, uniform accrual: vs {sc['boin'][6]} (z={z:.1f})"
+        assert abs(bf.mean() / sc["bf_boin"][6] - 1) < 0.10, f"scenario {i + 1}: {bf.mean():.2f} vs {sc['bf_boin'][6]}"
         diff = bf.mean() - bo.mean()
         assert abs(diff - (sc["bf_boin"][6] - sc["boin"][6])) < 0.6, f"scenario {i + 1}: {diff:.2f}"
+
+
+def test_uniform_accrual_only_moves_time() -> None:
+    """``accrual="uniform"``: gaps uniform on (0, 2 x the mean gap), same mean rate; BOIN's counts unchanged."""
+    from escalade.simulations.timed import arrival_days
+
+    u = np.random.default_rng(5).random((400, 50))
+    a = arrival_days(Timing(enabled=True, accrual="uniform", rate_per_month=3.0), u)
+    gaps = np.diff(a, axis=1, prepend=0.0)
+    gap = DAYS_PER_MONTH / 3.0
+    assert gaps.min() >= 0 and gaps.max() < 2 * gap
+    assert abs(gaps.mean() / gap - 1) < 4 * np.sqrt(1 / 3) / np.sqrt(gaps.size)  # sd of U(0, 2) is 1/sqrt(3)
+    np.testing.assert_allclose(gaps, 2 * u * gap)
+    p = np.array(P)
+    kw = dict(dlt_window_days=28.0, n_trials=200, seed=3)
+    x = simulate_timed(_boin(), p, timing=Timing(enabled=True, accrual="uniform", rate_per_month=3.0), **kw)
+    y = simulate_timed(_boin(), p, timing=Timing(enabled=True, accrual="poisson", rate_per_month=3.0), **kw)
+    np.testing.assert_array_equal(x.n, y.n)
+    assert not np.allclose(x.duration, y.duration)
 
 
 def test_matches_the_bfboin_r_package_within_4_se(table4_runs) -> None:  # noqa: ANN001
