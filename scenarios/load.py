@@ -548,7 +548,8 @@ def _timing(ctx: _Ctx, raw: Any) -> Timing:
     ctx.mapping(raw, "timing", _TIMING_KEYS, set())
     acc = raw.get("accrual", {}) or {}
     ctx.mapping(acc, "timing.accrual", _ACCRUAL_KEYS, set())
-    process = _choice(ctx, acc.get("process", "poisson"), "timing.accrual.process", ("poisson", "fixed", "list"))
+    process = _choice(ctx, acc.get("process", "poisson"), "timing.accrual.process",
+                      ("poisson", "uniform", "fixed", "list"))
     rate = ctx.number(acc.get("rate_per_month", 1.5), "timing.accrual.rate_per_month", low=0, high=1000,
                       low_open=True, what="a positive number of patients per month (at most 1000)")
     days: tuple[float, ...] = ()

@@ -219,7 +219,9 @@ class Timing:
     Attributes
     ----------
     accrual
-        ``"poisson"`` (exponential gaps at ``rate_per_month``), ``"fixed"``
+        ``"poisson"`` (exponential gaps at ``rate_per_month``), ``"uniform"``
+        (gaps uniform on ``(0, 2 * 30.4375 / rate_per_month)`` days: the same mean
+        rate, less spread; the accrual of the BF-BOIN software, Zhao et al. 2024), ``"fixed"``
         (one arrival every ``30.4375 / rate_per_month`` days) or ``"list"``
         (the arrival days in ``arrival_days``, then fixed gaps at the rate).
     rate_per_month

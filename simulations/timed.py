@@ -8,7 +8,8 @@ Time model
 * **Arrivals.** Patient ``k`` of a trial (0-based) arrives at ``a_k`` days after
   the trial opens, from the study's accrual process (:func:`arrival_days`):
   ``poisson`` (exponential gaps of mean ``30.4375 / rate_per_month`` days, from
-  the dedicated uniforms ``Patients.u_arrival``), ``fixed`` (one arrival every
+  the dedicated uniforms ``Patients.u_arrival``), ``uniform`` (gaps uniform on
+  twice that mean, as the BF-BOIN software of Zhao et al. 2024), ``fixed`` (one arrival every
   ``30.4375 / rate_per_month`` days, the first after one gap, as
   ``dfcrm::titesim``), or ``list`` (the given days, then fixed gaps).
 * **Outcomes.** At dose ``d`` the patient has a DLT within the window iff
@@ -119,13 +120,15 @@ def arrival_days(timing: Timing, u_arrival: np.ndarray) -> np.ndarray:
         return np.cumsum(-np.log1p(-u) * gap, axis=1)
     if timing.accrual == "fixed":
         return np.broadcast_to((np.arange(n) + 1.0) * gap, (t, n)).copy()
+    if timing.accrual == "uniform":  # gaps uniform on (0, 2 x mean gap): the BF-BOIN software's default
+        return np.cumsum(2.0 * u * gap, axis=1)
     if timing.accrual == "list":
         days = np.asarray(timing.arrival_days, float)
         k = np.arange(n)
         extra = days[-1] + (k - days.size + 1) * gap
         row = np.where(k < days.size, days[np.minimum(k, days.size - 1)], extra)
         return np.broadcast_to(row, (t, n)).copy()
-    raise ValueError(f"timing.accrual must be one of poisson, fixed, list; got {timing.accrual!r}")
+    raise ValueError(f"timing.accrual must be one of poisson, uniform, fixed, list; got {timing.accrual!r}")
 
 
 def onset_fraction(u_onset: np.ndarray, distribution: str) -> np.ndarray:
