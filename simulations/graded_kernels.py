@@ -1,0 +1,57 @@
+"""The numba kernels of :mod:`escalade.simulations.graded` (the CAR-T patient's grade and category lookup).
+
+Each kernel counts, for every treated patient, the cuts its latent normal
+passes (:func:`escalade.simulations.graded._tables` turns the per-dose
+probabilities into cuts on the latent scale, each with a band around it).
+A latent inside a band is reported as ``-1`` and the caller computes that
+patient with the defining floating-point formula, so the outcomes are
+identical to it. ``cache=True``: compiled once per machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["grade_lookup", "category_lookup"]
+
+
+@njit(cache=True)
+def grade_lookup(z: np.ndarray, flat: np.ndarray, dose: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``(K, n)`` grades: per type ``k`` and patient ``i``, #{g: z[k, flat[i]] >= hi[k, dose[i], g]}; ``-1``
+    where the latent lies in a band ``[lo, hi)`` (NaN cuts are never passed)."""
+    k_ae, n = lo.shape[0], flat.size
+    out = np.empty((k_ae, n), np.int8)
+    for k in range(k_ae):
+        for i in range(n):
+            x = z[k, flat[i]]
+            d = dose[i]
+            g = 0
+            amb = False
+            for c in range(lo.shape[2]):
+                if x >= hi[k, d, c]:
+                    g += 1
+                elif x >= lo[k, d, c]:
+                    amb = True
+            out[k, i] = -1 if amb else g
+    return out
+
+
+@njit(cache=True)
+def category_lookup(z: np.ndarray, flat: np.ndarray, dose: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``(n,)`` categories: #{m: z[flat[i]] <= lo[dose[i], m]}; ``-1`` where the latent lies in a band
+    ``(lo, hi]`` (NaN cuts are never passed)."""
+    n = flat.size
+    out = np.empty(n, np.int8)
+    for i in range(n):
+        x = z[flat[i]]
+        d = dose[i]
+        m = 0
+        amb = False
+        for c in range(lo.shape[1]):
+            if x <= lo[d, c]:
+                m += 1
+            elif x <= hi[d, c]:
+                amb = True
+        out[i] = -1 if amb else m
+    return out
