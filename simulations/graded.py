@@ -38,7 +38,7 @@ import numpy as np
 from scipy import special
 
 from escalade.scenarios.cart import GRADES, CartModel
-from escalade.simulations.graded_kernels import category_lookup, grade_lookup
+from escalade.simulations.graded_kernels import category_lookup, grade_lookup, infused_lookup
 from escalade.simulations.patients import BLOCK, Patients
 
 __all__ = ["GradedPatients", "Outcomes", "draw_graded", "graded_counts", "efs_months", "GRADED_CHILD",
@@ -140,10 +140,10 @@ class GradedPatients:
         m = self.model.manufacturing
         if m is None:
             return dose
-        u = self.stream("manufacturing")[:, rows * self.u_tox.shape[1] + cols]
-        short = u[0] < m.p_short[dose]
-        steps = 1 + np.searchsorted(np.cumsum(m.lands)[:-1], u[1], side="right")
-        return np.where(short, np.maximum(dose - steps, 0), dose)
+        # the shortfall's levels: 1 + np.searchsorted(cumsum(lands)[:-1], u[1], side="right")
+        tab = _tables(self.model)
+        return infused_lookup(self.stream("manufacturing"), rows * self.u_tox.shape[1] + cols, dose,
+                              tab["p_short"], tab["land_cuts"])
 
     def at(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray, *, onset: bool = False) -> Outcomes:
         """Outcomes of patients ``(rows, cols)`` (1-D index arrays) assigned ``dose``.
@@ -233,6 +233,9 @@ def _tables(model: CartModel) -> dict[str, np.ndarray]:
             cut = -_least_passing(off_r, cache["resp_keys"], strict=False).reshape(nd_r, m1)
             band = _band(cut)
             cache["z_resp_lo"], cache["z_resp_hi"] = cut - band, cut + band
+        if model.manufacturing is not None:
+            cache["p_short"] = np.asarray(model.manufacturing.p_short, np.float64)
+            cache["land_cuts"] = np.cumsum(model.manufacturing.lands)[:-1].astype(np.float64)
         if k_ae:
             cut = _least_passing(offset.repeat(at_least.shape[2], axis=2).ravel(), cache["ae_keys"],
                                  strict=True).reshape(at_least.shape)  # (K, D, 5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["grade_lookup", "category_lookup"]
+__all__ = ["grade_lookup", "category_lookup", "infused_lookup"]
 
 
 @njit(cache=True)
@@ -54,4 +54,25 @@ def category_lookup(z: np.ndarray, flat: np.ndarray, dose: np.ndarray, lo: np.nd
             elif x <= hi[d, c]:
                 amb = True
         out[i] = -1 if amb else m
+    return out
+
+
+@njit(cache=True)
+def infused_lookup(u: np.ndarray, flat: np.ndarray, dose: np.ndarray, p_short: np.ndarray,
+                   cuts: np.ndarray) -> np.ndarray:
+    """``(n,)`` infused levels: ``dose`` unless ``u[0] < p_short[dose]`` (a shortfall), then ``dose`` less
+    ``1 + #{c in cuts: c <= u[1]}`` levels, at least level 0 (``cuts`` ascending)."""
+    n = flat.size
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        d = dose[i]
+        f = flat[i]
+        if u[0, f] < p_short[d]:
+            steps = 1
+            for c in range(cuts.size):
+                if cuts[c] <= u[1, f]:
+                    steps += 1
+            out[i] = max(d - steps, 0)
+        else:
+            out[i] = d
     return out

@@ -77,3 +77,19 @@ def test_cuts_never_and_always() -> None:
     assert np.isnan(cut).all()
     assert (G._least_passing(np.array([4.0]), np.array([4.0]), strict=False) == -np.inf).all()
     assert np.isinf(G._band(np.array([9.0]))).all() and G._band(np.array([np.nan, -np.inf])).tolist() == [0.0, 0.0]
+
+
+def test_infused_equals_the_searchsorted_formula(scenario) -> None:
+    m = scenario.cart.manufacturing
+    pts = draw_patients(5, 0, 0, 500, 30, 0.0)
+    g = G.draw_graded(scenario.cart, pts, seed=5, scenario=0, chunk=0, p_dlt=scenario.p_dlt,
+                      p_response=scenario.p_response)
+    rng = np.random.default_rng(1)
+    rows, cols, dose = rng.integers(0, 500, 20_000), rng.integers(0, 30, 20_000), rng.integers(0, g.n_doses, 20_000)
+    u = g.stream("manufacturing")[:, rows * g.u_tox.shape[1] + cols]
+    steps = 1 + np.searchsorted(np.cumsum(m.lands)[:-1], u[1], side="right")
+    want = np.where(u[0] < m.p_short[dose], np.maximum(dose - steps, 0), dose)
+    got = g.infused(rows, cols, dose)
+    assert (want != dose).sum() > 100  # shortfalls of one and more levels occur
+    assert (dose - want > 1).any()
+    np.testing.assert_array_equal(got, want)
