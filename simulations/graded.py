@@ -38,7 +38,7 @@ import numpy as np
 from scipy import special
 
 from escalade.scenarios.cart import GRADES, CartModel
-from escalade.simulations.graded_kernels import category_lookup, grade_lookup, infused_lookup
+from escalade.simulations.graded_kernels import category_lookup, grade_lookup, graded_tally, infused_lookup
 from escalade.simulations.patients import BLOCK, Patients
 
 __all__ = ["GradedPatients", "Outcomes", "draw_graded", "graded_counts", "efs_months", "GRADED_CHILD",
@@ -379,24 +379,15 @@ def graded_counts(g: GradedPatients, patient_dose: np.ndarray, grades: np.ndarra
     ``(T, D)`` patients with a grade-5 event, ``infused_below`` ``(T,)``
     patients infused below their assigned dose.
     """
-    t_count = patient_dose.shape[0]
-    nd = g.n_doses
-    r, c = np.nonzero(patient_dose >= 0)
-    d = patient_dose[r, c]
+    tally, death, below = graded_tally(patient_dose, grades, infused, g.n_doses, GRADES)
     out: dict[str, np.ndarray] = {}
-    dead = np.zeros(r.size, bool)
     for k, name in enumerate(g.types):
-        gr = grades[k, r, c].astype(np.intp)
-        tally = np.bincount((r * nd + d) * GRADES + gr, minlength=t_count * nd * GRADES)  # (trial, dose, grade)
-        tally = tally.reshape(t_count, nd, GRADES).astype(np.int16)
         for grade in range(1, GRADES):
-            out[f"ae.{name}.g{grade}"] = np.ascontiguousarray(tally[:, :, grade])
-        dead |= gr == GRADES - 1
+            out[f"ae.{name}.g{grade}"] = tally[k, :, :, grade].astype(np.int16)
     if g.types:
-        out["death"] = np.bincount(r[dead] * nd + d[dead], minlength=t_count * nd).reshape(
-            t_count, nd).astype(np.int16)
+        out["death"] = death.astype(np.int16)
     if g.model.manufacturing is not None:
-        out["infused_below"] = np.bincount(r[infused[r, c] < d], minlength=t_count).astype(np.int16)
+        out["infused_below"] = below.astype(np.int16)
     return out
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["grade_lookup", "category_lookup", "infused_lookup"]
+__all__ = ["grade_lookup", "category_lookup", "infused_lookup", "graded_tally"]
 
 
 @njit(cache=True)
@@ -76,3 +76,32 @@ def infused_lookup(u: np.ndarray, flat: np.ndarray, dose: np.ndarray, p_short: n
         else:
             out[i] = d
     return out
+
+
+@njit(cache=True)
+def graded_tally(patient_dose: np.ndarray, grades: np.ndarray, infused: np.ndarray, n_doses: int,
+                 n_grades: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tallies of the treated patients (``patient_dose >= 0``): ``(K, T, D, n_grades)`` patients per
+    type, trial, assigned dose and grade; ``(T, D)`` patients with a grade ``n_grades - 1`` event of
+    any type; ``(T,)`` patients infused below their assigned dose."""
+    k_ae = grades.shape[0]
+    t_count, cap = patient_dose.shape
+    tally = np.zeros((k_ae, t_count, n_doses, n_grades), np.int64)
+    death = np.zeros((t_count, n_doses), np.int64)
+    below = np.zeros(t_count, np.int64)
+    for r in range(t_count):
+        for c in range(cap):
+            d = patient_dose[r, c]
+            if d < 0:
+                continue
+            dead = False
+            for k in range(k_ae):
+                g = grades[k, r, c]
+                tally[k, r, d, g] += 1
+                if g == n_grades - 1:
+                    dead = True
+            if dead:
+                death[r, d] += 1
+            if infused[r, c] < d:
+                below[r] += 1
+    return tally, death, below

@@ -93,3 +93,33 @@ def test_infused_equals_the_searchsorted_formula(scenario) -> None:
     assert (want != dose).sum() > 100  # shortfalls of one and more levels occur
     assert (dose - want > 1).any()
     np.testing.assert_array_equal(got, want)
+
+
+def test_graded_counts_equal_the_bincount_tallies(scenario) -> None:
+    from escalade.scenarios.cart import GRADES
+
+    pts = draw_patients(9, 0, 0, 300, 30, 0.0)
+    g = G.draw_graded(scenario.cart, pts, seed=9, scenario=0, chunk=0, p_dlt=scenario.p_dlt,
+                      p_response=scenario.p_response)
+    t, cap = g.u_tox.shape
+    rng = np.random.default_rng(2)
+    dose = np.where(rng.random((t, cap)) < 0.7, rng.integers(0, g.n_doses, (t, cap)), -1)
+    r, c = np.nonzero(dose >= 0)
+    o = g.at(r, c, dose[r, c])
+    grades = np.zeros((len(g.types), t, cap), np.int8)
+    grades[:, r, c] = o.grades
+    infused = np.full((t, cap), -1)
+    infused[r, c] = o.infused
+    got = G.graded_counts(g, dose, grades, infused)
+    d, nd = dose[r, c], g.n_doses
+    dead = np.zeros(r.size, bool)
+    for k, name in enumerate(g.types):
+        gr = grades[k, r, c].astype(np.intp)
+        tally = np.bincount((r * nd + d) * GRADES + gr, minlength=t * nd * GRADES).reshape(t, nd, GRADES)
+        for grade in range(1, GRADES):
+            np.testing.assert_array_equal(got[f"ae.{name}.g{grade}"], tally[:, :, grade], err_msg=f"{name} g{grade}")
+            assert got[f"ae.{name}.g{grade}"].dtype == np.int16 and got[f"ae.{name}.g{grade}"].flags.c_contiguous
+        dead |= gr == GRADES - 1
+    assert dead.any() and (got["infused_below"] > 0).any()
+    np.testing.assert_array_equal(got["death"], np.bincount(r[dead] * nd + d[dead], minlength=t * nd).reshape(t, nd))
+    np.testing.assert_array_equal(got["infused_below"], np.bincount(r[infused[r, c] < d], minlength=t))
