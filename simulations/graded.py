@@ -38,6 +38,7 @@ import numpy as np
 from scipy import special
 
 from escalade.scenarios.cart import GRADES, CartModel
+from escalade.simulations.graded_kernels import category_lookup, grade_lookup, graded_tally, infused_lookup
 from escalade.simulations.patients import BLOCK, Patients
 
 __all__ = ["GradedPatients", "Outcomes", "draw_graded", "graded_counts", "efs_months", "GRADED_CHILD",
@@ -139,10 +140,10 @@ class GradedPatients:
         m = self.model.manufacturing
         if m is None:
             return dose
-        u = self.stream("manufacturing")[:, rows * self.u_tox.shape[1] + cols]
-        short = u[0] < m.p_short[dose]
-        steps = 1 + np.searchsorted(np.cumsum(m.lands)[:-1], u[1], side="right")
-        return np.where(short, np.maximum(dose - steps, 0), dose)
+        # the shortfall's levels: 1 + np.searchsorted(cumsum(lands)[:-1], u[1], side="right")
+        tab = _tables(self.model)
+        return infused_lookup(self.stream("manufacturing"), rows * self.u_tox.shape[1] + cols, dose,
+                              tab["p_short"], tab["land_cuts"])
 
     def at(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray, *, onset: bool = False) -> Outcomes:
         """Outcomes of patients ``(rows, cols)`` (1-D index arrays) assigned ``dose``.
@@ -159,12 +160,11 @@ class GradedPatients:
         k_ae = len(model.ae_types)
         on = None
         if k_ae:
-            # one sorted search for every type and dose: block (k, d) of the keys holds
-            # 2 (k D + d) + 1 - P(G_k(d) >= g), g = 1..5, so the rank of 2 (k D + d) + Phi(z_k) within
-            # its block counts the g with 1 - P(G >= g) < Phi(z_k), i.e. Phi(-z_k) < P(G >= g)
-            block = np.arange(k_ae)[:, None] * self.n_doses + j[None, :]  # (K, n)
-            q = 2.0 * block + special.ndtr(self.z[:k_ae, flat])
-            grades = (np.searchsorted(tab["ae_keys"], q, side="left") - (GRADES - 1) * block).astype(np.int8)
+            grades = grade_lookup(self.z, flat, j, tab["z_ae_lo"], tab["z_ae_hi"])
+            odd = grades < 0
+            if odd.any():  # a latent within rounding of a cut: the defining formula
+                kk, ii = np.nonzero(odd)
+                grades[kk, ii] = _exact_grades(tab, self.z[kk, flat[ii]], kk * self.n_doses + j[ii])
             hit = grades >= tab["threshold"][:, None]
             dlt = hit.any(axis=0)
             if onset:
@@ -178,9 +178,10 @@ class GradedPatients:
             dlt = self.u_tox.ravel()[flat] < self.p_dlt[j]
         category = None
         if model.response is not None:
-            m1 = tab["cum"].shape[1]  # block d of the keys: 2 d + P(C <= m), m = 0..M-2 (the same search)
-            q = 2.0 * j + special.ndtr(-self.z[-1, flat])
-            category = (np.searchsorted(tab["resp_keys"], q, side="right") - m1 * j).astype(np.int8)
+            category = category_lookup(self.z[-1], flat, j, tab["z_resp_lo"], tab["z_resp_hi"])
+            odd = category < 0
+            if odd.any():
+                category[odd] = _exact_category(tab, self.z[-1, flat[odd]], j[odd])
             resp = tab["orr"][category]
         else:
             resp = self.u_eff.ravel()[flat] < self.p_response[j]
@@ -226,7 +227,88 @@ def _tables(model: CartModel) -> dict[str, np.ndarray]:
             cache["cum"] = r.cumulative(r.primary)[:, :-1]
             cache["resp_keys"] = (2.0 * np.arange(cache["cum"].shape[0])[:, None] + cache["cum"]).ravel()
             cache["orr"] = r.orr_index
+            nd_r, m1 = cache["cum"].shape
+            off_r = np.repeat(2.0 * np.arange(nd_r), m1)
+            # response: 2 d + Phi(-z) >= key  <=>  -z >= cut  <=>  z <= -cut
+            cut = -_least_passing(off_r, cache["resp_keys"], strict=False).reshape(nd_r, m1)
+            band = _band(cut)
+            cache["z_resp_lo"], cache["z_resp_hi"] = cut - band, cut + band
+        if model.manufacturing is not None:
+            cache["p_short"] = np.asarray(model.manufacturing.p_short, np.float64)
+            cache["land_cuts"] = np.cumsum(model.manufacturing.lands)[:-1].astype(np.float64)
+        if k_ae:
+            cut = _least_passing(offset.repeat(at_least.shape[2], axis=2).ravel(), cache["ae_keys"],
+                                 strict=True).reshape(at_least.shape)  # (K, D, 5)
+            band = _band(cut)
+            cache["z_ae_lo"], cache["z_ae_hi"] = cut - band, cut + band
     return cache
+
+
+#: Bound on the absolute error of ``scipy.special.ndtr`` taken for the bands (generous: it is ~1e-16).
+NDTR_ERROR = 1e-14
+
+
+def _band(cut: np.ndarray) -> np.ndarray:
+    """Half-width of the band around each finite cut outside which the test is decided by the cut alone.
+
+    Computed ``ndtr`` is not exactly monotone (ulp-level noise, here bounded by
+    :data:`NDTR_ERROR`), so near a cut the defining formula decides: beyond
+    ``delta = 4 e / phi(|cut| + 1)`` (``delta <= 1``) the true normal CDF moves
+    by more than ``4 e``, which no error of ``2 e`` can undo; an infinite band
+    (every latent near that cut done by the formula) otherwise.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi = np.exp(-0.5 * (np.abs(cut) + 1.0) ** 2) / np.sqrt(2.0 * np.pi)
+        delta = 4.0 * NDTR_ERROR / phi
+    delta = np.where(delta <= 1.0, delta + 8.0 * np.spacing(np.abs(cut)), np.inf)
+    return np.where(np.isfinite(cut), delta, 0.0)  # NaN (never passed) and -inf/+inf cuts are exact
+
+
+def _exact_grades(tab: dict, z: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """The defining formula: #{g: 2 b + ndtr(z) > key_g} among block ``b``'s keys (one sorted search)."""
+    q = 2.0 * block + special.ndtr(z)
+    return (np.searchsorted(tab["ae_keys"], q, side="left") - (GRADES - 1) * block).astype(np.int8)
+
+
+def _exact_category(tab: dict, z: np.ndarray, dose: np.ndarray) -> np.ndarray:
+    """The defining formula: #{m: 2 d + ndtr(-z) >= key_m} among dose ``d``'s keys (one sorted search)."""
+    m1 = tab["cum"].shape[1]
+    q = 2.0 * dose + special.ndtr(-z)
+    return (np.searchsorted(tab["resp_keys"], q, side="right") - m1 * dose).astype(np.int8)
+
+
+def _ordered(x: np.ndarray) -> np.ndarray:
+    """Float64 -> int64 with the same order (-0.0 and 0.0 both map to 0)."""
+    i = np.ascontiguousarray(x, np.float64).view(np.int64)
+    return np.where(i < 0, -(i & np.int64(0x7FFFFFFFFFFFFFFF)), i)
+
+
+def _unordered(i: np.ndarray) -> np.ndarray:
+    return np.where(i < 0, (-i) | np.int64(-0x8000000000000000), i).view(np.float64)
+
+
+def _least_passing(offset: np.ndarray, key: np.ndarray, *, strict: bool) -> np.ndarray:
+    """Per key, the least float64 ``z`` with ``offset + ndtr(z) > key`` (``>=`` when not ``strict``).
+
+    Both sides as the floating-point expressions the outcomes were defined by:
+    ``offset + ndtr(z)`` is non-decreasing in ``z``, so the test passes exactly
+    when ``z >= cut``. Found by bisection over the float64 values in order
+    (64 steps, all keys at once); ``+inf`` where no finite ``z`` passes.
+    """
+    def passes(z: np.ndarray) -> np.ndarray:
+        q = offset + special.ndtr(z)
+        return q > key if strict else q >= key
+
+    lo = np.full(key.shape, _ordered(np.array(-np.inf))[()])  # fails, or the answer when -inf passes
+    hi = np.full(key.shape, _ordered(np.array(np.inf))[()])   # passes (treated so; never reached by data)
+    lo_passes = passes(np.full(key.shape, -np.inf))
+    while np.any(hi > lo + 1):
+        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # no int64 overflow
+        ok = passes(_unordered(mid))
+        hi = np.where(ok, mid, hi)
+        lo = np.where(ok, lo, mid)
+    never = ~passes(np.full(key.shape, np.inf))
+    return np.where(lo_passes, -np.inf, np.where(never, np.nan, _unordered(hi)))
 
 
 def _blocks(rng: np.random.Generator, shape: tuple[int, ...], n_trials: int, n_blocks: int,
@@ -297,24 +379,15 @@ def graded_counts(g: GradedPatients, patient_dose: np.ndarray, grades: np.ndarra
     ``(T, D)`` patients with a grade-5 event, ``infused_below`` ``(T,)``
     patients infused below their assigned dose.
     """
-    t_count = patient_dose.shape[0]
-    nd = g.n_doses
-    r, c = np.nonzero(patient_dose >= 0)
-    d = patient_dose[r, c]
+    tally, death, below = graded_tally(patient_dose, grades, infused, g.n_doses, GRADES)
     out: dict[str, np.ndarray] = {}
-    dead = np.zeros(r.size, bool)
     for k, name in enumerate(g.types):
-        gr = grades[k, r, c].astype(np.intp)
-        tally = np.bincount((r * nd + d) * GRADES + gr, minlength=t_count * nd * GRADES)  # (trial, dose, grade)
-        tally = tally.reshape(t_count, nd, GRADES).astype(np.int16)
         for grade in range(1, GRADES):
-            out[f"ae.{name}.g{grade}"] = np.ascontiguousarray(tally[:, :, grade])
-        dead |= gr == GRADES - 1
+            out[f"ae.{name}.g{grade}"] = tally[k, :, :, grade].astype(np.int16)
     if g.types:
-        out["death"] = np.bincount(r[dead] * nd + d[dead], minlength=t_count * nd).reshape(
-            t_count, nd).astype(np.int16)
+        out["death"] = death.astype(np.int16)
     if g.model.manufacturing is not None:
-        out["infused_below"] = np.bincount(r[infused[r, c] < d], minlength=t_count).astype(np.int16)
+        out["infused_below"] = below.astype(np.int16)
     return out
 
 
