@@ -189,7 +189,8 @@ def _se(phi: np.ndarray, w: np.ndarray) -> float:
 
 
 def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
-                      dose_labels: Sequence[str] | None = None) -> dict[tuple[str, str], PerTrial]:
+                      dose_labels: Sequence[str] | None = None, *,
+                      all_stop_reasons: bool = False) -> dict[tuple[str, str], PerTrial]:
     """Numerators and denominators per trial of every characteristic (rows in ``oc.csv`` order).
 
     Metric names (``dose`` in brackets where per dose):
@@ -205,7 +206,9 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
     * ``dlts``, ``dlt_rate`` (ratio of means), ``sample_size``, ``responders``;
     * ``orr_selected``: true response rate at the selected dose, over the trials that selected one
       (ratio of means; not defined when none did);
-    * ``early_stop_pct``, ``stop_pct`` [stop reason];
+    * ``early_stop_pct``, ``stop_pct`` [stop reason] (the reasons some trial stopped for; every reason with
+      ``all_stop_reasons``, so that blocks of trials summarised apart hold the same columns,
+      :mod:`escalade.simulations.oc_moments`);
     * with calendar time, ``duration_days``, ``suspensions``, ``suspended_pct``
       (:func:`escalade.simulations.oc_time.time_per_trial`);
     * with backfill cohorts (:attr:`TrialOutcomes.n_backfill`): ``backfill_patients`` and
@@ -271,7 +274,7 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
         if r is StopReason.CONTINUE:
             continue
         hit = reasons == int(r)
-        if hit.any():
+        if all_stop_reasons or hit.any():
             cols[("stop_pct", r.label)] = pct(hit)
     if out.duration is not None:
         from escalade.simulations.oc_time import time_per_trial
@@ -294,8 +297,9 @@ def per_trial_metrics(out: TrialOutcomes, truth: Truth, max_n: int,
 
 
 def trial_table(out: TrialOutcomes, truth: Truth, *, max_n: int,
-                dose_labels: Sequence[str] | None = None) -> TrialTable:
-    """The :class:`TrialTable` of one scenario x design, rows sorted by trial number."""
+                dose_labels: Sequence[str] | None = None, all_stop_reasons: bool = False) -> TrialTable:
+    """The :class:`TrialTable` of one scenario x design, rows sorted by trial number
+    (``all_stop_reasons``: see :func:`per_trial_metrics`)."""
     if out.exact:
         w = np.asarray(out.weight, float)
         w = w / w.sum()
@@ -303,7 +307,7 @@ def trial_table(out: TrialOutcomes, truth: Truth, *, max_n: int,
         w = np.full(out.n_trials, 1.0 / out.n_trials)
     trial = np.asarray(out.trial if out.trial is not None else np.arange(out.n_trials))
     order = np.argsort(trial, kind="stable")
-    cols = per_trial_metrics(out, truth, max_n, dose_labels)
+    cols = per_trial_metrics(out, truth, max_n, dose_labels, all_stop_reasons=all_stop_reasons)
     if not np.array_equal(order, np.arange(order.size)):
         cols = {k: PerTrial(c.num[order], None if c.den is None else c.den[order], c.scale)
                 for k, c in cols.items()}

@@ -27,13 +27,15 @@ Exact enumeration has no calendar time, so these rows are always Monte Carlo.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import pandas as pd
 
 from escalade.simulations.oc import PerTrial, TrialTable
 from escalade.simulations.outcomes import TrialOutcomes
 
-__all__ = ["TIME_METRICS", "time_characteristics", "time_per_trial", "weighted_quantile"]
+__all__ = ["TIME_METRICS", "time_characteristics", "time_rows", "time_per_trial", "weighted_quantile"]
 
 #: The metrics this module adds, in output order.
 TIME_METRICS: tuple[str, ...] = ("duration_days", "duration_days_median", "duration_days_p10",
@@ -97,14 +99,27 @@ def time_characteristics(out: TrialOutcomes, *, scenario: str = "", design: str 
     if out.duration is None or out.n_trials == 0:
         return pd.DataFrame(columns=_COLUMNS)
     w = np.full(out.n_trials, 1.0 / out.n_trials)  # simulated trials (exact enumeration has no calendar time)
-    dur = np.asarray(out.duration, float)
     means = TrialTable(np.arange(out.n_trials), w, False, {(m, ""): c for m, c in time_per_trial(out).items()})
-    rows: list[tuple[str, float, float]] = [("duration_days", *means.estimate(("duration_days", "")))]
+    return time_rows(lambda m: means.estimate((m, "")), np.asarray(out.duration, float),
+                     [m for m, _ in means.columns], scenario=scenario, design=design)
+
+
+def time_rows(estimate: Callable[[str], tuple[float, float]], duration: np.ndarray, metrics: Sequence[str], *,
+              scenario: str = "", design: str = "") -> pd.DataFrame:
+    """The rows of :func:`time_characteristics` from the means' estimates and every trial's duration.
+
+    ``estimate(metric)`` gives the value and SE of the per-trial means of
+    :func:`time_per_trial` (``metrics``: those present), however they were
+    computed (whole tables, or accumulated blocks: :mod:`escalade.simulations.oc_moments`);
+    the quantiles need ``duration``, every simulated trial's (unit weights).
+    """
+    w = np.full(duration.size, 1.0 / duration.size)
+    rows: list[tuple[str, float, float]] = [("duration_days", *estimate("duration_days"))]
     for name, q in (("duration_days_median", 0.5), ("duration_days_p10", 0.1), ("duration_days_p90", 0.9)):
-        rows.append((name, *_quantile_se(dur, w, q)))
+        rows.append((name, *_quantile_se(duration, w, q)))
     for name in ("suspensions", "suspended_pct"):
-        if (name, "") in means.columns:
-            rows.append((name, *means.estimate((name, ""))))
+        if name in metrics:
+            rows.append((name, *estimate(name)))
     df = pd.DataFrame(rows, columns=["metric", "value", "se"])
     df.insert(0, "design", design)
     df.insert(0, "scenario", scenario)

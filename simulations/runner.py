@@ -241,6 +241,8 @@ def run_units(
     progress: Callable[[int, int, int], None] | None = None,
     scheduler: str | None = None,
     on_scenario: Callable[[int, list[TrialOutcomes]], None] | None = None,
+    on_unit: Callable[[WorkUnit, np.ndarray], None] | None = None,
+    keep: bool = True,
 ) -> dict[tuple[int, int], TrialOutcomes]:
     """Run all units and return ``{(scenario, design): outcomes}`` with trials in order.
 
@@ -270,15 +272,28 @@ def run_units(
         Called in this process as ``on_scenario(s, outcomes_by_design)`` as
         soon as every unit of scenario ``s`` is in (scenarios complete in
         roughly the order given), so that a caller can summarise a scenario
-        while the workers run the next ones. The outcomes are those returned.
+        while the workers run the next ones. The outcomes are those returned
+        (an empty list when ``keep`` is false).
+    on_unit
+        Called in this process as ``on_unit(unit, packed)`` with every unit
+        (resumed ones too) as it comes in, in completion order, before its
+        scenario is handed to ``on_scenario``; ``packed`` is the unit's record
+        array (:func:`~escalade.simulations.unit_file.pack`).
+    keep
+        False: units are not held once ``on_unit`` has seen them (they are in
+        ``unit_dir``, which is then required), scenarios are handed over with
+        no outcomes, and nothing is returned: memory stays flat in the number
+        of trials.
 
     Raises
     ------
     BackendError
         When dask is not installed or the scheduler cannot be reached.
     """
+    if not keep and unit_dir is None:
+        raise ValueError("run_units(keep=False) needs a unit_dir: the units are not held in memory")
     units = plan_units(len(scenarios), n_trials, chunk_size)
-    done = _Assembler(units, on_scenario)
+    done = _Assembler(units, on_scenario, on_unit=on_unit, keep=keep)
     udir = None
     resumed: list[tuple[WorkUnit, np.ndarray]] = []
     if unit_dir is not None:
@@ -491,7 +506,8 @@ class _Assembler:
     """
 
     def __init__(self, units: Sequence[WorkUnit],
-                 on_scenario: Callable[[int, list[TrialOutcomes]], None] | None) -> None:
+                 on_scenario: Callable[[int, list[TrialOutcomes]], None] | None, *,
+                 on_unit: Callable[[WorkUnit, np.ndarray], None] | None = None, keep: bool = True) -> None:
         self.units_of: dict[int, list[WorkUnit]] = {}
         for u in units:
             self.units_of.setdefault(u.scenario, []).append(u)
@@ -500,6 +516,8 @@ class _Assembler:
         self.recs: dict[WorkUnit, np.ndarray] = {}
         self.result: dict[tuple[int, int], TrialOutcomes] = {}
         self.on_scenario = on_scenario
+        self.on_unit = on_unit
+        self.keep = keep
         self.progress: Callable[[int, int, int], None] | None = None
         self.n_done = 0
         self.trials_done = 0
@@ -509,13 +527,20 @@ class _Assembler:
             self.progress(self.n_done, self.n_units, self.trials_done)
 
     def add(self, unit: WorkUnit, rec: np.ndarray) -> None:
-        self.recs[unit] = rec
+        if self.on_unit is not None:
+            self.on_unit(unit, rec)
+        if self.keep:
+            self.recs[unit] = rec
         self.n_done += 1
         self.trials_done += unit.size
         self.report()
         s = unit.scenario
         self.missing[s] -= 1
         if self.missing[s] == 0:
+            if not self.keep:
+                if self.on_scenario is not None:
+                    self.on_scenario(s, [])
+                return
             outs = concat_units([self.recs.pop(u) for u in self.units_of[s]])
             for d, o in enumerate(outs):
                 self.result[(s, d)] = o

@@ -36,7 +36,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +55,9 @@ from escalade.simulations.atomic import atomic_write, make_dir, replacing, write
 from escalade.simulations.csv_text import neutralise_frame
 from escalade.simulations.manifest import (RUN_FORMAT, DesignRecord, DoseRecord, Manifest, ScenarioRecord,
                                            StudySettings)
-from escalade.simulations.oc import TrialTable, Truth, oc_rows, paired_from_tables, trial_table
-from escalade.simulations.oc_time import TIME_METRICS, time_characteristics
+from escalade.simulations.oc import PAIRED_COLUMNS, TrialTable, Truth, oc_rows, trial_table
+from escalade.simulations.oc_stream import BlockFeeder, StoredOutcomes, UnitStore, accumulate_tables, regroup
+from escalade.simulations.oc_time import TIME_METRICS, time_rows
 from escalade.simulations.patients import joint_probability
 from escalade.simulations.run_files import VERIFIED_FILES, RunFilesError, sha256_file, verify_run_files
 from escalade.simulations.outcomes import TrialOutcomes
@@ -64,20 +65,36 @@ from escalade.simulations.run_lock import RunDirError, hold_lock
 from escalade.simulations.runner import ScenarioSpec, run_units
 from escalade.simulations.unit_file import UNIT_SUFFIX
 
-__all__ = ["RunResult", "run_study", "trials_frame", "write_run", "atomic_write", "RunDirError", "results_hash",
+__all__ = ["RunResult", "run_study", "KEEP_OUTCOMES_TRIALS", "trials_frame", "write_run", "atomic_write", "RunDirError", "results_hash",
            "study_differences", "effective_timing", "scenario_truths", "verify_run_files", "RunFilesError",
            "VERIFIED_FILES", "RUN_FORMAT"]
 
 log = logging.getLogger(__name__)
 
 
+#: Trials per scenario above which a run that writes a run directory keeps no outcomes in memory: each scenario's
+#: characteristics are accumulated as its work units come in (:mod:`escalade.simulations.oc_moments`), and its
+#: trial rows, results hash and ``RunResult.outcomes`` are read back from the unit files, one unit at a time
+#: (:mod:`escalade.simulations.oc_stream`), so that memory stays flat in the number of trials (issue 18). At or
+#: below it (and always for a run without a directory, exact enumeration, backfill designs or an optimisation
+#: stage) each scenario's outcomes are held while it is summarised and kept in ``RunResult.outcomes``, which is
+#: faster to use. The numbers are the same either way.
+KEEP_OUTCOMES_TRIALS = 200_000
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class RunResult:
-    """Outcomes and summaries of a study run."""
+    """Outcomes and summaries of a study run.
+
+    ``outcomes`` maps ``(scenario, design)`` to :class:`TrialOutcomes`; for a
+    run of more than :data:`KEEP_OUTCOMES_TRIALS` trials per scenario written
+    to a run directory, its entries are read back from the run's unit files at
+    each access (:class:`~escalade.simulations.oc_stream.StoredOutcomes`).
+    """
 
     study: Study
     designs: list[tuple[Any, Design]]
-    outcomes: dict[tuple[str, str], TrialOutcomes]
+    outcomes: Mapping[tuple[str, str], TrialOutcomes]
     oc: pd.DataFrame
     paired: pd.DataFrame
     manifest: dict[str, Any]
@@ -88,7 +105,7 @@ class RunResult:
 class _ScenarioSummary:
     """One scenario's outcomes by design, OC frames, paired differences and trial rows."""
 
-    outcomes: dict[str, TrialOutcomes] = field(default_factory=dict)
+    outcomes: dict[str, TrialOutcomes | None] = field(default_factory=dict)  # None: in the unit files
     oc: list[pd.DataFrame] = field(default_factory=list)
     paired: pd.DataFrame | None = None
     trials: list[pd.DataFrame] = field(default_factory=list)
@@ -167,13 +184,18 @@ class _TrialsWriter:
         self.waiting: dict[int, list[tuple[str, str, TrialOutcomes]]] = {}
         self.writer: Any = None
 
-    def add(self, si: int, parts: list[tuple[str, str, TrialOutcomes]]) -> None:
-        """Scenario ``si``'s outcomes (scenario name, design name, outcomes), in design order."""
+    def add(self, si: int, parts: list[tuple[str, str, Any]]) -> None:
+        """Scenario ``si``'s outcomes (scenario name, design name, outcomes), in design order; the outcomes are
+        a :class:`TrialOutcomes`, or a function of a number of rows giving the outcomes in runs of that many
+        trials (read back from the unit files: :meth:`~escalade.simulations.oc_stream.StoredOutcomes.parts`)."""
         self.waiting[si] = parts
         while self.next in self.waiting:
             for scen, des, o in self.waiting.pop(self.next):
-                for a in range(0, max(o.n_trials, 1), TRIAL_ROWS_PER_GROUP):
-                    self._write(_trials_part(self.labels, scen, des, _rows(o, a, a + TRIAL_ROWS_PER_GROUP)))
+                groups = (o(TRIAL_ROWS_PER_GROUP) if callable(o) else
+                          (_rows(o, a, a + TRIAL_ROWS_PER_GROUP)
+                           for a in range(0, max(o.n_trials, 1), TRIAL_ROWS_PER_GROUP)))
+                for g in groups:
+                    self._write(_trials_part(self.labels, scen, des, g))
             self.next += 1
 
     def _write(self, frame: pd.DataFrame) -> None:
@@ -226,7 +248,12 @@ def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes], stage2: dict[tu
     study without one keeps its hash).
     """
     h = hashlib.sha256()
+    stored = getattr(outcomes, "stored", None)  # StoredOutcomes: large entries hashed from the unit files
     for key in sorted(outcomes):
+        ref = stored(key) if stored is not None else None
+        if ref is not None:
+            _hash_stored(h, repr(key), *ref)
+            continue
         o = outcomes[key]
         h.update(repr(key).encode())
         for a in (o.selected, o.reason, o.n, o.tox, o.eff, o.both, o.cohorts):
@@ -248,6 +275,23 @@ def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes], stage2: dict[tu
         for a in (s2.arms, s2.n, s2.tox, s2.eff, s2.selected):
             h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
     return h.hexdigest()
+
+
+def _hash_stored(h: Any, key: str, store: UnitStore, scenario: int, design: int) -> None:
+    """:func:`results_hash`'s bytes of one simulated scenario x design kept in unit files: each field's values
+    unit by unit (the same bytes as the whole array's), so that no more than one unit is held."""
+    fields = store.fields(scenario, design)
+    h.update(key.encode())
+    for f in ("selected", "reason", "n", "tox", "eff", "both", "cohorts"):
+        for a in store.column(scenario, design, f):
+            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+    if "n_backfill" in fields:
+        for a in store.column(scenario, design, "n_backfill"):
+            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+    for name in sorted(f[2:] for f in fields if f.startswith("x.")):
+        h.update(name.encode())
+        for a in store.column(scenario, design, "x." + name):
+            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
 
 
 def _versions() -> dict[str, str]:
@@ -507,7 +551,7 @@ def run_study(
         scen_specs = [ScenarioSpec(s.name, s.p_dlt, s.p_response, s.association, timing,
                                    study.dlt_window_days, study.response_days, s.cart) for s in study.scenarios]
         truths = scenario_truths(study, designs)
-        outcomes: dict[tuple[str, str], TrialOutcomes] = {}
+        outcomes = StoredOutcomes()
         fallbacks: dict[tuple[str, str], str] = {}
         exact_results: dict[tuple[int, int], TrialOutcomes] = {}
         if exact:
@@ -526,48 +570,109 @@ def run_study(
         if stream is not None:
             files.callback(stream.discard)  # removed unless write_run renamed it into place
 
+        # a large run that streams its trial rows keeps no outcomes: blocks of units summarised as they come in
+        streamed = stream is not None and n_trials > KEEP_OUTCOMES_TRIALS
+        chunk_size = study.simulation.chunk_size
+        store = UnitStore()
+        feeders: dict[int, BlockFeeder] = {}
+
+        def truth_of(si: int, name: str) -> Truth:
+            s = study.scenarios[si]
+            opt = next((o for o in truths[si]["optimal"] if o["design"] == name), None)
+            return Truth(np.asarray(s.p_dlt), np.asarray(s.p_response), study.target, study.mtd_rule,
+                         None if opt is None else (NO_DOSE if opt["dose"] is None else opt["dose"] - 1),
+                         None if opt is None else opt["objective"], cart=s.cart)
+
+        def block_tables(si: int, outs: Sequence[TrialOutcomes]) -> dict[str, TrialTable]:
+            """Per-trial tables of simulated outcomes (every stop reason a column: blocks hold the same ones)."""
+            return {spec.name: trial_table(o, truth_of(si, spec.name), max_n=int(d.max_n), dose_labels=labels,
+                                           all_stop_reasons=True) for (spec, d), o in zip(designs, outs)}
+
+        def on_unit(unit: Any, rec: np.ndarray) -> None:
+            store.add(unit.scenario, unit.chunk, out / "units" / unit.filename)  # type: ignore[operator]
+            fd = feeders.get(unit.scenario)
+            if fd is None:
+                fd = feeders[unit.scenario] = BlockFeeder(
+                    -(-n_trials // chunk_size), chunk_size, lambda outs, si=unit.scenario: block_tables(si, outs),
+                    timed=timing is not None)
+            fd.add(unit.chunk, rec)
+
         def summarise(si: int, sim_outs: list[TrialOutcomes] | None) -> None:
             """A scenario's OCs (and trial rows) as soon as its outcomes are in, while others run."""
+            if streamed:
+                summarise_streamed(si)
+                return
             s = study.scenarios[si]
-            optimal = {o["design"]: o for o in truths[si]["optimal"]}
             got = _ScenarioSummary()
             tables: dict[str, TrialTable] = {}
+            extra_rows: dict[str, list[pd.DataFrame]] = {}
             for di, (spec, d) in enumerate(designs):
                 o = exact_results.get((si, di))
                 if o is None:
                     assert sim_outs is not None
                     o = sim_outs[di]
                 got.outcomes[spec.name] = o
-                opt = optimal.get(spec.name)
-                truth = Truth(np.asarray(s.p_dlt), np.asarray(s.p_response), study.target, study.mtd_rule,
-                              None if opt is None else (NO_DOSE if opt["dose"] is None else opt["dose"] - 1),
-                              None if opt is None else opt["objective"], cart=s.cart)
-                table = tables[spec.name] = trial_table(o, truth, max_n=int(d.max_n), dose_labels=labels)
-                got.oc.append(oc_rows(table, scenario=s.name, design=spec.name, skip=TIME_METRICS))
-                if o.duration is not None:
-                    got.oc.append(time_characteristics(o, scenario=s.name, design=spec.name))
+                truth = truth_of(si, spec.name)
+                table = tables[spec.name] = trial_table(o, truth, max_n=int(d.max_n), dose_labels=labels,
+                                                        all_stop_reasons=not o.exact)
                 part = _trials_part(labels, s.name, spec.name, o) if out is not None and stream is None else None
                 if study.optimisation is not None:
-                    part = _stage2_summary(study, s, spec.name, o, truth, seed, got, part, table)
+                    g2 = _ScenarioSummary()
+                    part = _stage2_summary(study, s, spec.name, o, truth, seed, g2, part, table)
+                    got.stage2.update(g2.stage2)
+                    extra_rows[spec.name] = g2.oc
                 if part is not None:
                     got.trials.append(part)
-            got.paired = paired_from_tables(tables, scenario=s.name)
+            sim = {name: t for name, t in tables.items() if not t.exact}
+            acc = accumulate_tables(sim, n_trials=n_trials, chunk_size=chunk_size) if sim else None
+            for spec, _ in designs:
+                o, table = got.outcomes[spec.name], tables[spec.name]
+                assert o is not None
+                if acc is None or spec.name not in sim:  # exact enumeration: weighted rows, no Monte Carlo error
+                    got.oc.append(oc_rows(table, scenario=s.name, design=spec.name, skip=TIME_METRICS))
+                else:
+                    skip = (*TIME_METRICS, *(m for m, _ in table.columns if m.startswith("stage2_")))
+                    got.oc.append(acc.oc_rows(spec.name, scenario=s.name, skip=skip))
+                    if o.duration is not None:
+                        got.oc.append(_time_rows(acc, spec.name, s.name, np.asarray(o.duration, float)))
+                got.oc.extend(extra_rows.get(spec.name, []))
+            got.paired = acc.paired(scenario=s.name) if acc is not None else pd.DataFrame(columns=list(PAIRED_COLUMNS))
             summaries[si] = got
             if stream is not None:
                 stream.add(si, [(s.name, spec.name, got.outcomes[spec.name]) for spec, _ in designs])
 
+        def summarise_streamed(si: int) -> None:
+            """A large scenario's OCs from its accumulated blocks; its trial rows read back from the unit files."""
+            s = study.scenarios[si]
+            fd = feeders.pop(si)
+            got = _ScenarioSummary()
+            for di, (spec, _) in enumerate(designs):
+                got.outcomes[spec.name] = None
+                got.oc.append(fd.acc.oc_rows(spec.name, scenario=s.name, skip=TIME_METRICS))
+                if fd.timed:
+                    got.oc.append(_time_rows(fd.acc, spec.name, s.name, fd.duration(di)))
+            got.paired = fd.acc.paired(scenario=s.name)
+            summaries[si] = got
+            assert stream is not None
+            stream.add(si, [(s.name, spec.name, lambda size, di=di: regroup(store.parts(si, di), n_trials, size))
+                            for di, (spec, _) in enumerate(designs)])
+
         if need_sim:
-            run_units(scen_specs, sim_designs, n_trials=n_trials, seed=seed, chunk_size=study.simulation.chunk_size,
+            run_units(scen_specs, sim_designs, n_trials=n_trials, seed=seed, chunk_size=chunk_size,
                       n_jobs=n_jobs, backend=backend, unit_dir=None if out is None else out / "units",
-                      progress=progress, scheduler=scheduler, on_scenario=summarise)
+                      progress=progress, scheduler=scheduler, on_scenario=summarise,
+                      on_unit=on_unit if streamed else None, keep=not streamed)
         else:
             for si in range(len(study.scenarios)):
                 summarise(si, None)
         ordered = [summaries[si] for si in range(len(study.scenarios))]  # scenario order, whatever finished first
         stage2_out: dict[tuple[str, str], Any] = {}
         for si, got in enumerate(ordered):
-            for name, o in got.outcomes.items():
-                outcomes[(study.scenarios[si].name, name)] = o
+            for di, (name, o) in enumerate(got.outcomes.items()):
+                if o is None:
+                    outcomes.refer((study.scenarios[si].name, name), store, si, di)
+                else:
+                    outcomes.hold((study.scenarios[si].name, name), o)
             for name, s2 in got.stage2.items():
                 stage2_out[(study.scenarios[si].name, name)] = s2
         oc = pd.concat([f for got in ordered for f in got.oc], ignore_index=True)
@@ -622,6 +727,13 @@ def run_study(
         if out is not None:
             write_run(out, result, trials)
     return result
+
+
+def _time_rows(acc: Any, design: str, scenario: str, duration: np.ndarray) -> pd.DataFrame:
+    """The calendar-time rows of one simulated design (means accumulated, quantiles from every duration)."""
+    keys = {m for m, _ in acc.estimates(design)[0]}
+    return time_rows(lambda m: acc.estimate(design, (m, "")), duration, [m for m in TIME_METRICS if m in keys],
+                     scenario=scenario, design=design)
 
 
 def _stage2_summary(study: Study, s: Scenario, design: str, o: TrialOutcomes, truth: Truth, seed: int,
