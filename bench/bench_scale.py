@@ -29,10 +29,18 @@ the best of ``--repeats`` runs.
 ``--memory``: instead, the peak resident memory (``ru_maxrss``) of a whole
 run (``run_study`` writing its run directory: one BOIN design, one 5-dose
 scenario, chunks of 10,000 trials) at 1e5 and at 1e6 trials, each in a fresh
-process, and their ratio (issue 18 target: <= 1.5).
+process, and their ratio (issue 18 target: <= 1.5), for this checkout and, in
+the same run, for the code before the characteristics were accumulated
+(``--against``: by default the parent of the commit that added
+``simulations/oc_moments.py``, exported with ``git archive``; ``none`` to
+skip). Above ``KEEP_OUTCOMES_TRIALS`` (200,000) trials per scenario a run
+keeps no outcomes in memory (simulations/study_run.py), so the 1e6 run holds
+one block of units at a time; the 1e5 run holds its 1e5 trials.
+Measured (load average ~2.5, 2 cores): before, 385 MiB and 595 MiB (ratio
+1.55); after, see the printed figures.
 
 Run: python bench/bench_scale.py [--trials 20000] [--chunk-size 2500] [--repeats 5]
-     python bench/bench_scale.py --memory [--memory-trials 100000 1000000]
+     python bench/bench_scale.py --memory [--memory-trials 100000 1000000] [--against REV|none]
 """
 
 from __future__ import annotations
@@ -112,11 +120,39 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def bench_memory(sizes: list[int]) -> dict[int, float]:
+def _previous_tree(rev: str, dest: Path) -> Path | None:
+    """The checkout at ``rev`` (default: before accumulated characteristics) exported into ``dest``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    git = ["git", "-C", str(root)]
+    try:
+        if rev == "default":
+            added = subprocess.run([*git, "log", "--diff-filter=A", "--format=%H", "--",
+                                    "simulations/oc_moments.py"], capture_output=True, text=True, check=True)
+            first = added.stdout.split()
+            if not first:
+                return None
+            rev = first[-1] + "~1"
+        archive = subprocess.run([*git, "archive", rev], capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log.info("  (no previous figures: %s)", exc)
+        return None
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    log.info("  previous code: %s", rev)
+    return dest
+
+
+def bench_memory(sizes: list[int], root: Path | None = None, label: str = "this checkout") -> dict[int, float]:
     """Peak RSS (MiB) of a whole run at each number of trials, each in a fresh process."""
     import subprocess
 
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(root or Path(__file__).resolve().parents[1])
+    log.info(" %s:", label)
     peaks = {}
     for n in sizes:
         t0 = time.perf_counter()
@@ -145,11 +181,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="default: all local cores")
     ap.add_argument("--memory", action="store_true", help="peak memory of a whole run at two sizes instead")
     ap.add_argument("--memory-trials", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--against", default="default",
+                    help="with --memory: the git revision to measure too (default: before accumulated OCs; none)")
     args = ap.parse_args(argv)
     w = args.workers
     if args.memory:
-        log.info("peak resident memory of a whole run (one BOIN design, one scenario, fresh process each):")
-        bench_memory(args.memory_trials)
+        log.info("peak resident memory of a whole run (one BOIN design, one scenario, fresh process each); "
+                 "load average %s:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        now = bench_memory(args.memory_trials)
+        if args.against != "none":
+            with tempfile.TemporaryDirectory() as d:
+                prev = _previous_tree(args.against, Path(d))
+                if prev is not None:
+                    before = bench_memory(args.memory_trials, prev, "previous code")
+                    for n in args.memory_trials:
+                        log.info("  %9s trials: peak %.1f MiB now, %.1f MiB before (%.2fx)", f"{n:,}", now[n],
+                                 before[n], now[n] / before[n])
         return 0
 
     for chunk_size in args.chunk_size:  # no dask cluster alive: it would take CPU from the loky workers
