@@ -131,15 +131,18 @@ FILES = ("oc.csv", "paired.csv", "trials.parquet")
 
 @pytest.fixture(scope="module")
 def held(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, sr.RunResult]:
-    """The study run with every scenario's outcomes held in memory (blocks of 4 units: 120 trials)."""
+    """The study run with every scenario's outcomes held in memory (blocks of 4 units: 120 trials; trial rows in
+    groups of 150: each group ends inside a unit)."""
     out = tmp_path_factory.mktemp("held") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ocm, "OC_BLOCK_TRIALS", 100)
+        mp.setattr(sr, "TRIAL_ROWS_PER_GROUP", 150)
         return out, sr.run_study(parse_study(STUDY, source="flat.yaml"), out_dir=out, backend="sequential")
 
 
 def _streamed(out: Path, monkeypatch: pytest.MonkeyPatch, **kw) -> sr.RunResult:
     monkeypatch.setattr(ocm, "OC_BLOCK_TRIALS", 100)
+    monkeypatch.setattr(sr, "TRIAL_ROWS_PER_GROUP", 150)
     monkeypatch.setattr(sr, "KEEP_OUTCOMES_TRIALS", 0)
     return sr.run_study(parse_study(STUDY, source="flat.yaml"), out_dir=out, **kw)
 
