@@ -87,22 +87,33 @@ class _Co:
                    np.einsum("ijm,jlm,klm->ikm", lin, self.m2, lin))
 
 
-def _co(vs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Means ``(k,)`` and centred sums of products ``(k, k)`` of ``k`` arrays over trials (two passes)."""
+#: Values held at a time when a block's columns are stacked (columns are summarised in groups of this many values).
+_GROUP_VALUES: Final[int] = 1 << 20
+
+
+def _co(vs: Sequence[np.ndarray]) -> _Co:
+    """Means ``(k, g)`` and centred sums of products ``(k, k, g)`` of ``k`` variables ``(g, T)`` (two passes;
+    each row summed on its own, pairwise, so a column's moments do not depend on the others of its group)."""
     k = len(vs)
-    mean = np.array([float(np.sum(v)) / v.size for v in vs])
-    cs = [v - mu for v, mu in zip(vs, mean)]
-    m2 = np.zeros((k, k))
+    t = vs[0].shape[1]
+    mean = np.stack([v.sum(axis=1) / t for v in vs])
+    cs = [v - mu[:, None] for v, mu in zip(vs, mean)]
+    m2 = np.zeros((k, k, mean.shape[1]))
     for i in range(k):
         for j in range(i, k):
-            m2[i, j] = m2[j, i] = float(np.sum(cs[i] * cs[j]))
-    return mean, m2
+            m2[i, j] = m2[j, i] = (cs[i] * cs[j]).sum(axis=1)
+    return _Co(t, mean, m2)
 
 
-def _stack(items: list[tuple[np.ndarray, np.ndarray]], n: int, k: int) -> _Co:
-    if not items:
+def _groups(m: int, t: int) -> list[slice]:
+    g = max(1, _GROUP_VALUES // max(t, 1))
+    return [slice(a, min(a + g, m)) for a in range(0, m, g)]
+
+
+def _concat(parts: list[_Co], n: int, k: int) -> _Co:
+    if not parts:
         return _Co(n, np.zeros((k, 0)), np.zeros((k, k, 0)))
-    return _Co(n, np.stack([m for m, _ in items], axis=-1), np.stack([s for _, s in items], axis=-1))
+    return _Co(n, np.concatenate([p.mean for p in parts], axis=-1), np.concatenate([p.m2 for p in parts], axis=-1))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -128,16 +139,24 @@ class _Layout:
                    {d: t.objective for d, t in tables.items()}, tuple(pairs))
 
 
-def _ab(table: TrialTable, key: Key) -> tuple[np.ndarray, np.ndarray]:
-    c = table.columns[key]
-    a = np.asarray(c.num, float)
-    return a, (np.ones(a.size) if c.den is None else np.asarray(c.den, float))
+def _ab(tables: Mapping[str, TrialTable], design: str, keys: Sequence[Key]) -> tuple[np.ndarray, np.ndarray]:
+    """Numerators and denominators (1 for a mean) of some columns, stacked ``(len(keys), T)``."""
+    cols = [tables[design].columns[k] for k in keys]
+    t = tables[design].trial.size
+    a = np.empty((len(keys), t))
+    b = np.ones((len(keys), t))
+    for i, c in enumerate(cols):
+        a[i] = c.num
+        if c.den is not None:
+            b[i] = c.den
+    return a, b
 
 
-def _ratio_of(a: np.ndarray, b: np.ndarray) -> float:
-    """A block's own ratio of means (0 when ``b`` is 0 throughout): its reference ``r`` for ``e = a - r b``."""
-    sb = float(np.sum(b))
-    return float(np.sum(a)) / sb if sb != 0.0 else 0.0
+def _ratio_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Each row's ratio of sums (0 where ``b`` is 0 throughout): the block's reference ``r`` for ``e = a - r b``."""
+    sb = b.sum(axis=1)
+    sa = a.sum(axis=1)
+    return np.where(sb != 0.0, sa / np.where(sb != 0.0, sb, 1.0), 0.0)
 
 
 @dataclass(slots=True, eq=False)
@@ -155,23 +174,26 @@ def _block(tables: Mapping[str, TrialTable], layout: _Layout) -> _State:
     n = next(iter(tables.values())).trial.size
     own, ref = {}, {}
     for d in layout.names:
-        items, rs = [], []
-        for k in layout.keys[d]:
-            a, b = _ab(tables[d], k)
+        keys = layout.keys[d]
+        parts, rs = [], []
+        for g in _groups(len(keys), n):
+            a, b = _ab(tables, d, keys[g])
             r = _ratio_of(a, b)
-            items.append(_co((a, b, a - r * b)))
+            parts.append(_co((a, b, a - r[:, None] * b)))
             rs.append(r)
-        own[d], ref[d] = _stack(items, n, 3), np.array(rs, float)
+        own[d], ref[d] = _concat(parts, n, 3), (np.concatenate(rs) if rs else np.zeros(0))
     pairs = {}
     for base, other, shared in layout.pairs:
-        items = []
-        for k in shared:
-            a0, b0 = _ab(tables[base], k)
-            a1, b1 = _ab(tables[other], k)
-            e0 = a0 - ref[base][layout.keys[base].index(k)] * b0
-            e1 = a1 - ref[other][layout.keys[other].index(k)] * b1
-            items.append(_co((e0, b0, e1 - e0, b1 - b0)))
-        pairs[(base, other)] = _stack(items, n, 4)
+        ib = np.array([layout.keys[base].index(k) for k in shared], int)
+        io = np.array([layout.keys[other].index(k) for k in shared], int)
+        parts = []
+        for g in _groups(len(shared), n):
+            a0, b0 = _ab(tables, base, shared[g])
+            a1, b1 = _ab(tables, other, shared[g])
+            e0 = a0 - ref[base][ib[g]][:, None] * b0
+            e1 = a1 - ref[other][io[g]][:, None] * b1
+            parts.append(_co((e0, b0, e1 - e0, b1 - b0)))
+        pairs[(base, other)] = _concat(parts, n, 4)
     return _State(own, ref, pairs)
 
 
