@@ -29,6 +29,11 @@ of ratios; for a mean it is the usual paired SE :math:`s_{a_A - a_B}/\\sqrt T`).
 Designs enumerated exactly are not paired (their rows are terminal states,
 not trials).
 
+:func:`~escalade.simulations.study_run.run_study` computes these same quantities for simulated designs
+from blocks of trials merged in order (:mod:`escalade.simulations.oc_moments`: counts, means and centred
+sums of products), so that its memory does not grow with the number of trials; the functions here work on
+whole tables (exact enumeration, and callers that hold every trial).
+
 Definitions against the truth (:class:`Truth`, built from the study's
 :class:`~escalade.scenarios.study.MtdRule`): the true MTD may be *no dose*
 (every dose too toxic), in which case selecting no dose is the correct

@@ -10,14 +10,20 @@ delta-method standard error of :mod:`escalade.simulations.oc`:
     = \\frac{M_{aa} - 2\\hat R M_{ab} + \\hat R^2 M_{bb}}{T(T-1)\\,\\bar b^2},
 
 where :math:`M_{xy} = \\sum_i (x_i - \\bar x)(y_i - \\bar y)` are centred sums of products (the second form
-holds because :math:`\\bar a - \\hat R \\bar b = 0`). So the count :math:`T`, the two means and three centred
-sums per characteristic carry everything the value and its SE need. The paired difference of designs
-:math:`A` and :math:`B` on the same trials needs, in the same way, the centred sums of products of
-:math:`z_i = (a^A_i, b^A_i, a^B_i - a^A_i, b^B_i - b^A_i)`: the difference of influence values is the linear
-form :math:`c^\\top z_i` with :math:`c = (1/\\bar b^B - 1/\\bar b^A,\\ \\hat R^A/\\bar b^A - \\hat R^B/\\bar b^B,\\
-1/\\bar b^B,\\ -\\hat R^B/\\bar b^B)`, so its sum of squares is :math:`c^\\top M_{zz} c`. (Differences, not the
-two designs' raw values, are accumulated, so that designs that agree on most trials lose no digits to
-cancellation, and designs that agree on every trial get a paired SE of exactly 0, as before.)
+holds because :math:`\\bar a - \\hat R \\bar b = 0`). So the count :math:`T`, the means and the centred sums of
+products of a few per-trial variables carry everything the value and its SE need. To keep the digits that
+the second form would lose to cancellation (a ratio that is the same in every trial has SE 0, and
+:math:`M_{aa} - 2\\hat R M_{ab} + \\hat R^2 M_{bb}` would leave :math:`\\sqrt{\\epsilon}`-sized noise), the sums
+are kept for :math:`z = (a, b, e)` with :math:`e = a - r b`, where :math:`r` is a reference ratio (the first
+block's): :math:`\\sum_i (a_i - \\hat R b_i)^2 = M_{ee} - 2\\delta M_{eb} + \\delta^2 M_{bb}` with
+:math:`\\delta = \\hat R - r`, which is small. The paired difference of designs :math:`A` and :math:`B` on the
+same trials needs, in the same way, the sums for :math:`z = (e^A, b^A, e^B - e^A, b^B - b^A)`: the
+difference of influence values is a linear form :math:`c^\\top z_i` (coefficients from :math:`\\bar b`,
+:math:`\\delta` of each design), whose sum of squares is :math:`c^\\top M_{zz} c`. Differences, not the two
+designs' raw values, are accumulated, so that designs that agree on most trials lose no digits, and designs
+that agree on every trial get a paired SE of exactly 0, as before. A block's sums are first taken about its
+own ratios and referred to the first block's when merged (:math:`e \\mapsto e + (r_{block} - r) b`, a linear
+map of :math:`z`).
 
 A scenario's simulated trials are summarised in *blocks* of consecutive work units (at least
 :data:`OC_BLOCK_TRIALS` trials, :func:`block_units`), each block's moments computed in two passes (means,
@@ -31,8 +37,9 @@ LeVeque (1983), *The American Statistician* 37:242-247, eq. 2.1:
 Only one block's per-trial rows are held at a time (plus the blocks that arrive ahead of an unfinished one),
 whatever the number of trials; the block layout depends on the study's ``chunk_size`` only, never on the
 workers or the order units finish in, so the numbers are the same for any workers. They equal the
-whole-array formulas of :mod:`escalade.simulations.oc` up to rounding (a relative difference of order
-1e-15; a test checks <= 1e-12).
+whole-array formulas of :mod:`escalade.simulations.oc` up to rounding (differences of order 1e-15 of the
+larger of a value and its SE; a test checks <= 1e-12; where the old formulas left rounding noise in an SE
+that is exactly 0, say 1e-31 for a sample size that is 30 in every trial, these give 0).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ A run directory holds:
   the SHA-256 of ``trials.parquet``, ``oc.csv`` and ``paired.csv``
   (``files_sha256``), which ``report``, ``diff`` and ``rerun`` verify before
   using them (:func:`verify_run_files`);
-* ``units/`` - finished work units (lets an interrupted run resume).
+* ``units/`` - finished work units (lets an interrupted run resume; a run of more than
+  :data:`KEEP_OUTCOMES_TRIALS` trials per scenario also reads its outcomes back from them, one unit at a
+  time, so that its memory stays flat in the number of trials).
 
 Every file is written to a temporary name and renamed into place, so a run
 directory never holds a half-written file. ``inputs.json`` records the inputs
