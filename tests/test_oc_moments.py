@@ -209,3 +209,12 @@ def test_whole_tables_cut_into_blocks_match_blocks_added_one_by_one() -> None:
         b.add(i, blk)
     pd.testing.assert_frame_equal(a.oc_rows("A"), b.oc_rows("A"), check_exact=True)
     pd.testing.assert_frame_equal(a.paired(), b.paired(), check_exact=True)
+
+
+@pytest.mark.parametrize("module", ["escalade.simulations.oc_moments", "escalade.simulations.oc_time"])
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
