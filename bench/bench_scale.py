@@ -36,8 +36,9 @@ the same run, for the code before the characteristics were accumulated
 skip). Above ``KEEP_OUTCOMES_TRIALS`` (200,000) trials per scenario a run
 keeps no outcomes in memory (simulations/study_run.py), so the 1e6 run holds
 one block of units at a time; the 1e5 run holds its 1e5 trials.
-Measured (load average ~2.5, 2 cores): before, 385 MiB and 595 MiB (ratio
-1.55); after, see the printed figures.
+Measured side by side (load average ~3.5, 2 cores): before, 385 MiB and
+595 MiB (ratio 1.55); now 348 MiB and 339 MiB (ratio 0.98; ~235 MiB of it is
+the imports: numpy, pandas, pyarrow, numba).
 
 Run: python bench/bench_scale.py [--trials 20000] [--chunk-size 2500] [--repeats 5]
      python bench/bench_scale.py --memory [--memory-trials 100000 1000000] [--against REV|none]

@@ -114,7 +114,7 @@ class _ScenarioSummary:
     stage2: dict[str, Any] = field(default_factory=dict)
 
 
-def trials_frame(study: Study, outcomes: dict[tuple[str, str], TrialOutcomes]) -> pd.DataFrame:
+def trials_frame(study: Study, outcomes: Mapping[tuple[str, str], TrialOutcomes]) -> pd.DataFrame:
     """Tidy trial-level table: one row per scenario x design x trial."""
     labels = study.dose_labels()
     return pd.concat([_trials_part(labels, scen, des, o) for (scen, des), o in outcomes.items()],
@@ -241,13 +241,15 @@ def _rows(o: TrialOutcomes, a: int, b: int) -> TrialOutcomes:
                          extra=None if o.extra is None else {k: v[sl] for k, v in o.extra.items()})
 
 
-def results_hash(outcomes: dict[tuple[str, str], TrialOutcomes], stage2: dict[tuple[str, str], Any] | None = None
+def results_hash(outcomes: Mapping[tuple[str, str], TrialOutcomes], stage2: dict[tuple[str, str], Any] | None = None
                  ) -> str:
     """SHA-256 of every trial's outcome (what ``escalade rerun`` verifies).
 
     ``stage2``: the optimisation stage's outcomes (:class:`~escalade.simulations.stage2.Stage2Outcomes`) by
     (scenario, design), hashed after the escalation's only when the study has an ``optimisation`` section (a
-    study without one keeps its hash).
+    study without one keeps its hash). Entries of a :class:`~escalade.simulations.oc_stream.StoredOutcomes`
+    kept in unit files are hashed field by field, one unit at a time: the same bytes, with no more than one
+    unit in memory.
     """
     h = hashlib.sha256()
     stored = getattr(outcomes, "stored", None)  # StoredOutcomes: large entries hashed from the unit files
