@@ -67,8 +67,8 @@ from escalade.simulations.run_lock import RunDirError, hold_lock
 from escalade.simulations.runner import ScenarioSpec, run_units
 from escalade.simulations.unit_file import UNIT_SUFFIX
 
-__all__ = ["RunResult", "run_study", "KEEP_OUTCOMES_TRIALS", "trials_frame", "write_run", "atomic_write", "RunDirError", "results_hash",
-           "study_differences", "effective_timing", "scenario_truths", "verify_run_files", "RunFilesError",
+__all__ = ["RunResult", "run_study", "KEEP_OUTCOMES_TRIALS", "trials_frame", "write_run", "atomic_write", "RunDirError",
+           "results_hash", "study_differences", "effective_timing", "scenario_truths", "verify_run_files", "RunFilesError",
            "VERIFIED_FILES", "RUN_FORMAT"]
 
 log = logging.getLogger(__name__)
