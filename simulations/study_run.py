@@ -68,8 +68,8 @@ from escalade.simulations.runner import ScenarioSpec, run_units
 from escalade.simulations.unit_file import UNIT_SUFFIX
 
 __all__ = ["RunResult", "run_study", "KEEP_OUTCOMES_TRIALS", "trials_frame", "write_run", "atomic_write", "RunDirError",
-           "results_hash", "study_differences", "effective_timing", "scenario_truths", "verify_run_files", "RunFilesError",
-           "VERIFIED_FILES", "RUN_FORMAT"]
+           "results_hash", "study_differences", "effective_timing", "scenario_truths", "verify_run_files",
+           "RunFilesError", "VERIFIED_FILES", "RUN_FORMAT"]
 
 log = logging.getLogger(__name__)
 
