@@ -38,7 +38,7 @@ import numpy as np
 from scipy import special
 
 from escalade.scenarios.cart import GRADES, CartModel
-from escalade.simulations.graded_kernels import graded_tally, infused_lookup, patient_outcomes
+from escalade.simulations.graded_kernels import patient_outcomes, tally_add
 from escalade.simulations.patients import BLOCK, Patients
 
 __all__ = ["GradedPatients", "Outcomes", "draw_graded", "graded_counts", "tally_dict", "efs_months",
@@ -141,9 +141,7 @@ class GradedPatients:
         if m is None:
             return dose
         # the shortfall's levels: 1 + np.searchsorted(cumsum(lands)[:-1], u[1], side="right")
-        tab = _tables(self.model)
-        return infused_lookup(self.stream("manufacturing"), rows * self.u_tox.shape[1] + cols, dose,
-                              tab["p_short"], tab["land_cuts"])
+        return self.at(rows, cols, dose).infused
 
     def kernel_args(self) -> tuple[np.ndarray, ...]:
         """The arrays the compiled kernels read, in their order (computed once per chunk).
@@ -396,8 +394,13 @@ def graded_counts(g: GradedPatients, patient_dose: np.ndarray, grades: np.ndarra
     ``(T, D)`` patients with a grade-5 event, ``infused_below`` ``(T,)``
     patients infused below their assigned dose.
     """
-    tally, death, below = graded_tally(patient_dose, grades, infused, g.n_doses, GRADES)
-    return tally_dict(g, np.moveaxis(tally, 3, 1), death, below)
+    t, nd = patient_dose.shape[0], g.n_doses
+    tally = np.zeros((len(g.types), GRADES, t, nd), np.int16)
+    death, below = np.zeros((t, nd), np.int16), np.zeros(t, np.int16)
+    r, c = np.nonzero(patient_dose >= 0)
+    tally_add(r.astype(np.int64), patient_dose[r, c].astype(np.int64), np.ascontiguousarray(grades[:, r, c], np.int8),
+              infused[r, c].astype(np.int64), tally, death, below)
+    return tally_dict(g, tally, death, below)
 
 
 def tally_dict(g: GradedPatients, tally: np.ndarray, death: np.ndarray, below: np.ndarray) -> dict[str, np.ndarray]:
