@@ -25,7 +25,10 @@ p_response[d]`` without ``response``.
 Outcomes are computed on demand (:meth:`GradedPatients.at`) for the patients
 a design treats, at their *assigned* dose: with a ``manufacturing`` section a
 patient's outcomes at assigned dose ``d`` are those at the infused dose (Devlin, Iasonos &
-O'Quigley 2021, J R Stat Soc C 70:815-834).
+O'Quigley 2021, J R Stat Soc C 70:815-834). The cohort loop computes and
+records a whole cohort in one compiled call
+(:func:`~escalade.simulations.graded_kernels.cohort_step`), which gives the
+numbers of :meth:`GradedPatients.at` and the loop's general route.
 """
 
 from __future__ import annotations
@@ -154,13 +157,15 @@ class GradedPatients:
         if got is None:
             model, tab, nd = self.model, _tables(self.model), self.n_doses
             empty = np.zeros(0)
-            k_ae = len(model.ae_types)
-            ae = (tab["z_ae_lo"], tab["z_ae_hi"], tab["threshold"]) if k_ae else (
-                np.zeros((0, nd, GRADES - 1)), np.zeros((0, nd, GRADES - 1)), np.zeros(0, np.int8))
-            resp = (tab["z_resp_lo"], tab["z_resp_hi"], np.asarray(tab["orr"], np.bool_)) if model.response is not None else (
-                np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0, np.bool_))
-            man = (np.ascontiguousarray(self.stream("manufacturing")), tab["p_short"], tab["land_cuts"]) if model.manufacturing is not None else (
-                np.zeros((2, 0)), empty, empty)
+            ae = (np.zeros((0, nd, GRADES - 1)), np.zeros((0, nd, GRADES - 1)), np.zeros(0, np.int8))
+            if model.ae_types:
+                ae = (tab["z_ae_lo"], tab["z_ae_hi"], tab["threshold"])
+            resp = (np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0, np.bool_))
+            if model.response is not None:
+                resp = (tab["z_resp_lo"], tab["z_resp_hi"], np.asarray(tab["orr"], np.bool_))
+            man = (np.zeros((2, 0)), empty, empty)
+            if model.manufacturing is not None:
+                man = (np.ascontiguousarray(self.stream("manufacturing")), tab["p_short"], tab["land_cuts"])
             got = (self.z, self.u_tox.ravel(), self.u_eff.ravel(), man[0], *ae, *resp, man[1], man[2],
                    self.p_dlt, self.p_response)
             self.streams["kernel_args"] = got
@@ -398,8 +403,8 @@ def graded_counts(g: GradedPatients, patient_dose: np.ndarray, grades: np.ndarra
     tally = np.zeros((len(g.types), GRADES, t, nd), np.int16)
     death, below = np.zeros((t, nd), np.int16), np.zeros(t, np.int16)
     r, c = np.nonzero(patient_dose >= 0)
-    tally_add(r.astype(np.int64), patient_dose[r, c].astype(np.int64), np.ascontiguousarray(grades[:, r, c], np.int8),
-              infused[r, c].astype(np.int64), tally, death, below)
+    tally_add(r.astype(np.int64), patient_dose[r, c].astype(np.int64),
+              np.ascontiguousarray(grades[:, r, c], np.int8), infused[r, c].astype(np.int64), tally, death, below)
     return tally_dict(g, tally, death, below)
 
 
