@@ -7,39 +7,47 @@ ORR as plain Bernoulli patients, timed two ways: in the same engine as the CAR-T
 (``simulate``'s default: the compiled numba kernel of :mod:`escalade.simulations.fast` for BOIN; CRM has
 none, so its two "none" figures are the same engine). Target: ratio <= 1.5 against the same engine.
 
-Measured on the shared 2-core development machine (2026-11-30, CPU time, other jobs running):
+Measured on the shared 2-core development machine (2026-12-01, CPU time, least of 5 runs; the
+previous code and this one run alternately, three rounds each, load average 4.2-5.1 from other jobs):
 
-* before (per-patient ``ndtr`` + sorted search, bincount tallies; commit 1726e31): BOIN 0.195 s vs
-  0.084 s same engine (2.3x), vs 0.015 s compiled kernel (13x); CRM 0.257 s vs 0.130 s (2.0x);
-* now (cuts on the latent scale, infused dose and tallies in numba,
-  :mod:`escalade.simulations.graded_kernels`): BOIN 0.130-0.170 s vs 0.078-0.090 s same engine
-  (1.7x-1.9x over runs: target NOT met), vs 0.014-0.017 s compiled kernel (9-10x); CRM 0.169-0.221 s vs
-  0.114-0.136 s (1.5x-1.6x: at the target, not reliably under it). Identical outcomes (the shipped
-  study's results_sha256 at 200 trials unchanged).
+* before (commit 8362ddc: numba grade/category/infused lookups per cohort, but the cohort's masks,
+  scatters, ``record`` and ``record_patients`` in numpy, patient arrays tallied at the end): BOIN 0.134-0.164
+  s vs 0.081-0.088 s same engine (1.65x-1.86x: target NOT met), vs 0.015-0.016 s compiled kernel (9-11x);
+  CRM 0.173-0.216 s vs 0.117-0.143 s (1.48x-1.52x). The first version (per-patient ``ndtr``, commit
+  1726e31) was 2.3x (BOIN) and 2.0x (CRM);
+* now (each cohort of CAR-T patients in one compiled call,
+  :func:`escalade.simulations.graded_kernels.cohort_step`: outcomes of every patient in one pass with
+  branch-free cut counts, counts and the per-trial tallies updated in place, no per-patient arrays):
+  BOIN 0.096-0.102 s vs 0.080-0.085 s same engine (1.16x-1.23x), vs 0.014-0.016 s compiled kernel (6-7x);
+  CRM 0.135-0.148 s vs 0.120-0.123 s (1.13x-1.21x). Identical outcomes (the shipped study's
+  results_sha256 at 200 trials unchanged, 3c6a2a61...).
 
-What is left of BOIN's ~0.05 s per 10,000 trials: drawing the copula normals (~1.2 ms per 1,000 trials,
-every patient's, so the streams stay fixed), the cohort loop's graded bookkeeping in
-``simulations/trial.py`` (``record_patients``, masks), ~0.1 ms per cohort for ``GradedPatients.at``. The
-compiled kernel's 9x is the price of the general engine, not of the patient: CAR-T scenarios need the
-cohort loop (grades, infused dose, graded designs).
+What is left of BOIN's ~0.015-0.02 s per 10,000 trials is mostly drawing the copula normals (~1.2 ms per
+1,000 trials, every patient's four normals, so the streams stay fixed) and the compiled cohort steps
+(~0.1 ms per cohort of 1,000 trials). The compiled kernel's 6-7x is the price of the general engine, not of
+the patient: CAR-T scenarios need the cohort loop (grades, infused dose, graded designs).
 
-Run: PYTHONPATH=. python bench/bench_cart.py (from the repository root)
+Run: python bench/bench_cart.py (this checkout's escalade, not an installed one)
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from escalade.design.boin import BoinConfig, BoinDesign
-from escalade.design.crm import CrmConfig, CrmDesign
-from escalade.scenarios.load import load_study
-from escalade.simulations.trial import run_trials, simulate
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's escalade, not an installed one
 
-STUDY = Path(__file__).resolve().parents[1] / "scenarios" / "cart_rr_heme.yaml"
+from escalade.design.boin import BoinConfig, BoinDesign  # noqa: E402 - after the path
+from escalade.design.crm import CrmConfig, CrmDesign  # noqa: E402 - after the path
+from escalade.scenarios.load import load_study  # noqa: E402 - after the path
+from escalade.simulations.trial import run_trials, simulate  # noqa: E402 - after the path
+
+STUDY = ROOT / "scenarios" / "cart_rr_heme.yaml"
 N_TRIALS = 10_000
 
 

@@ -25,7 +25,10 @@ p_response[d]`` without ``response``.
 Outcomes are computed on demand (:meth:`GradedPatients.at`) for the patients
 a design treats, at their *assigned* dose: with a ``manufacturing`` section a
 patient's outcomes at assigned dose ``d`` are those at the infused dose (Devlin, Iasonos &
-O'Quigley 2021, J R Stat Soc C 70:815-834).
+O'Quigley 2021, J R Stat Soc C 70:815-834). The cohort loop computes and
+records a whole cohort in one compiled call
+(:func:`~escalade.simulations.graded_kernels.cohort_step`), which gives the
+numbers of :meth:`GradedPatients.at` and the loop's general route.
 """
 
 from __future__ import annotations
@@ -38,11 +41,11 @@ import numpy as np
 from scipy import special
 
 from escalade.scenarios.cart import GRADES, CartModel
-from escalade.simulations.graded_kernels import category_lookup, grade_lookup, graded_tally, infused_lookup
+from escalade.simulations.graded_kernels import patient_outcomes, tally_add
 from escalade.simulations.patients import BLOCK, Patients
 
-__all__ = ["GradedPatients", "Outcomes", "draw_graded", "graded_counts", "efs_months", "GRADED_CHILD",
-           "check_graded_design", "patient_scores"]
+__all__ = ["GradedPatients", "Outcomes", "draw_graded", "graded_counts", "tally_dict", "efs_months",
+           "GRADED_CHILD", "check_graded_design", "patient_scores"]
 
 #: Index of the graded stream among the children of a chunk's seed sequence (0-3 are taken).
 GRADED_CHILD = 4
@@ -141,9 +144,32 @@ class GradedPatients:
         if m is None:
             return dose
         # the shortfall's levels: 1 + np.searchsorted(cumsum(lands)[:-1], u[1], side="right")
-        tab = _tables(self.model)
-        return infused_lookup(self.stream("manufacturing"), rows * self.u_tox.shape[1] + cols, dose,
-                              tab["p_short"], tab["land_cuts"])
+        return self.at(rows, cols, dose).infused
+
+    def kernel_args(self) -> tuple[np.ndarray, ...]:
+        """The arrays the compiled kernels read, in their order (computed once per chunk).
+
+        ``(z, u_tox, u_eff, u_man, ae_lo, ae_hi, threshold, resp_lo, resp_hi, orr, p_short, land_cuts,
+        p_dlt, p_response)`` of :func:`~escalade.simulations.graded_kernels.patient_outcomes`, the plain
+        uniforms flattened like ``z``'s columns; an absent section is an empty table.
+        """
+        got = self.streams.get("kernel_args")
+        if got is None:
+            model, tab, nd = self.model, _tables(self.model), self.n_doses
+            empty = np.zeros(0)
+            ae = (np.zeros((0, nd, GRADES - 1)), np.zeros((0, nd, GRADES - 1)), np.zeros(0, np.int8))
+            if model.ae_types:
+                ae = (tab["z_ae_lo"], tab["z_ae_hi"], tab["threshold"])
+            resp = (np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0, np.bool_))
+            if model.response is not None:
+                resp = (tab["z_resp_lo"], tab["z_resp_hi"], np.asarray(tab["orr"], np.bool_))
+            man = (np.zeros((2, 0)), empty, empty)
+            if model.manufacturing is not None:
+                man = (np.ascontiguousarray(self.stream("manufacturing")), tab["p_short"], tab["land_cuts"])
+            got = (self.z, self.u_tox.ravel(), self.u_eff.ravel(), man[0], *ae, *resp, man[1], man[2],
+                   self.p_dlt, self.p_response)
+            self.streams["kernel_args"] = got
+        return got
 
     def at(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray, *, onset: bool = False) -> Outcomes:
         """Outcomes of patients ``(rows, cols)`` (1-D index arrays) assigned ``dose``.
@@ -151,41 +177,35 @@ class GradedPatients:
         The grade of type :math:`k` is :math:`\\#\\{g \\ge 1: \\Phi(-z_k) < \\Pr(G_k \\ge g)\\}` at the
         infused dose, the category :math:`\\#\\{m: u_R \\ge \\Pr(C \\le m)\\}`; the DLT is the
         rule over the grades, with its onset (``onset=True``, as a fraction of the DLT window) the
-        earliest onset among the types that reach their threshold.
+        earliest onset among the types that reach their threshold. One compiled pass
+        (:func:`~escalade.simulations.graded_kernels.patient_outcomes`); latents within rounding of a
+        cut go through the defining formula.
         """
         model = self.model
-        tab = _tables(model)
-        j = self.infused(rows, cols, dose)
-        flat = rows * self.u_tox.shape[1] + cols
+        dose = np.asarray(dose, np.int64)
+        flat = np.asarray(rows, np.int64) * self.u_tox.shape[1] + np.asarray(cols, np.int64)
+        a = self.kernel_args()
+        grades, category, dlt, resp, j, odd = patient_outcomes(a[0], a[1], a[2], a[3], flat, dose, *a[4:])
         k_ae = len(model.ae_types)
-        on = None
-        if k_ae:
-            grades = grade_lookup(self.z, flat, j, tab["z_ae_lo"], tab["z_ae_hi"])
-            odd = grades < 0
-            if odd.any():  # a latent within rounding of a cut: the defining formula
-                kk, ii = np.nonzero(odd)
+        if odd:  # a latent within rounding of a cut: the defining formula
+            tab = _tables(model)
+            if k_ae and (grades < 0).any():
+                kk, ii = np.nonzero(grades < 0)
                 grades[kk, ii] = _exact_grades(tab, self.z[kk, flat[ii]], kk * self.n_doses + j[ii])
-            hit = grades >= tab["threshold"][:, None]
-            dlt = hit.any(axis=0)
-            if onset:
-                from escalade.simulations.timed import onset_fraction
+                dlt = (grades >= tab["threshold"][:, None]).any(axis=0)
+            if model.response is not None and (category < 0).any():
+                bad = category < 0
+                category[bad] = _exact_category(tab, self.z[-1, flat[bad]], j[bad])
+                resp = tab["orr"][category]
+        on = None
+        if k_ae and onset:
+            from escalade.simulations.timed import onset_fraction
 
-                u = self.stream("onset")[:, flat]
-                frac = np.stack([onset_fraction(u[k], t.onset) for k, t in enumerate(model.ae_types)])
-                on = np.where(hit, frac, 1.0).min(axis=0)
-        else:
-            grades = np.zeros((0, j.size), np.int8)
-            dlt = self.u_tox.ravel()[flat] < self.p_dlt[j]
-        category = None
-        if model.response is not None:
-            category = category_lookup(self.z[-1], flat, j, tab["z_resp_lo"], tab["z_resp_hi"])
-            odd = category < 0
-            if odd.any():
-                category[odd] = _exact_category(tab, self.z[-1, flat[odd]], j[odd])
-            resp = tab["orr"][category]
-        else:
-            resp = self.u_eff.ravel()[flat] < self.p_response[j]
-        return Outcomes(grades, category, dlt, resp, on, j)
+            hit = grades >= _tables(model)["threshold"][:, None]
+            u = self.stream("onset")[:, flat]
+            frac = np.stack([onset_fraction(u[k], t.onset) for k, t in enumerate(model.ae_types)])
+            on = np.where(hit, frac, 1.0).min(axis=0)
+        return Outcomes(grades, category if model.response is not None else None, dlt, resp, on, j)
 
     def table(self) -> Outcomes:
         """Outcomes of every patient at every assigned dose, each ``(T, N, D)`` (``grades`` ``(K, T, N, D)``)."""
@@ -379,11 +399,23 @@ def graded_counts(g: GradedPatients, patient_dose: np.ndarray, grades: np.ndarra
     ``(T, D)`` patients with a grade-5 event, ``infused_below`` ``(T,)``
     patients infused below their assigned dose.
     """
-    tally, death, below = graded_tally(patient_dose, grades, infused, g.n_doses, GRADES)
+    t, nd = patient_dose.shape[0], g.n_doses
+    tally = np.zeros((len(g.types), GRADES, t, nd), np.int16)
+    death, below = np.zeros((t, nd), np.int16), np.zeros(t, np.int16)
+    r, c = np.nonzero(patient_dose >= 0)
+    tally_add(r.astype(np.int64), patient_dose[r, c].astype(np.int64),
+              np.ascontiguousarray(grades[:, r, c], np.int8), infused[r, c].astype(np.int64), tally, death, below)
+    return tally_dict(g, tally, death, below)
+
+
+def tally_dict(g: GradedPatients, tally: np.ndarray, death: np.ndarray, below: np.ndarray) -> dict[str, np.ndarray]:
+    """The named tallies of :func:`graded_counts` (``int16``, C-contiguous) from ``tally`` ``(K, grade, T,
+    D)``, ``death`` ``(T, D)`` and ``below`` ``(T,)`` (the cohort loop accumulates these as it goes,
+    :func:`~escalade.simulations.graded_kernels.cohort_step`)."""
     out: dict[str, np.ndarray] = {}
     for k, name in enumerate(g.types):
         for grade in range(1, GRADES):
-            out[f"ae.{name}.g{grade}"] = tally[k, :, :, grade].astype(np.int16)
+            out[f"ae.{name}.g{grade}"] = tally[k, grade].astype(np.int16)
     if g.types:
         out["death"] = death.astype(np.int16)
     if g.model.manufacturing is not None:

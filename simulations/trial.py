@@ -77,40 +77,65 @@ class CohortLoop:
         self.live = np.arange(n_trials)
         # CAR-T patients (escalade.simulations.graded): set by track_patients
         self.graded: Any = None
-        self.patient_dose: np.ndarray | None = None
+        self.tally: np.ndarray | None = None
+        self.death: np.ndarray | None = None
+        self.below: np.ndarray | None = None
         self.tox_score: np.ndarray | None = None
         self.eff_score: np.ndarray | None = None
         self.by_infused = False
 
     def track_patients(self, graded: Any, capacity: int) -> None:
-        """Follow each patient's dose (for graded tallies) and, for a graded design, its scores.
+        """Tally each treated patient's grades by assigned dose and, for a graded design, its scores.
 
-        ``graded`` is the chunk's :class:`~escalade.simulations.graded.GradedPatients`.
+        ``graded`` is the chunk's :class:`~escalade.simulations.graded.GradedPatients`; ``capacity`` its
+        patients per trial (kept for the callers; the tallies do not need it).
         """
-        t = self.n.shape[0]
+        from escalade.scenarios.cart import GRADES
+
+        t, nd = self.n.shape
         self.graded = graded
-        self.patient_dose = np.full((t, capacity), NO_DOSE, np.int64)
-        self.patient_grades = np.zeros((len(graded.types), t, capacity), np.int8)
-        self.patient_infused = np.full((t, capacity), NO_DOSE, np.int64)
+        # (K, grade, T, D) patients per type, grade, trial and assigned dose; deaths; infused below assigned
+        self.tally = np.zeros((len(graded.types), GRADES, t, nd), np.int16)
+        self.death = np.zeros((t, nd), np.int16)
+        self.below = np.zeros(t, np.int16)
         if getattr(self.design, "graded", False):
             self.tox_score = np.zeros(self.n.shape, np.float64)
             self.eff_score = np.zeros(self.n.shape, np.float64)
         man = graded.model.manufacturing
         self.by_infused = man is not None and man.decide_on == "infused"
 
+    def record_graded(self, live: np.ndarray, d: np.ndarray, c: np.ndarray) -> bool:
+        """:meth:`record` and :meth:`record_patients` of a cohort of CAR-T patients in one compiled pass.
+
+        Trial ``live[r]`` treats ``c[r]`` patients from its next slot on at dose ``d[r]``
+        (:func:`~escalade.simulations.graded_kernels.cohort_step`). Returns False, having changed nothing,
+        when a patient's latent lies within rounding of a cut or the design scores graded outcomes: the
+        caller then takes the general route (:meth:`~escalade.simulations.graded.GradedPatients.at`,
+        :meth:`record`, :meth:`record_patients`), which gives the same numbers.
+        """
+        from escalade.simulations.graded_kernels import cohort_step
+
+        if self.tox_score is not None:
+            return False
+        a = self.graded.kernel_args()
+        odd = cohort_step(live, d, c, self.pos, *a, self.by_infused, self.n, self.tox, self.eff, self.both,
+                          self.current, self.last_n, self.last_tox, self.cohorts, self.tally, self.death,
+                          self.below)
+        return odd == 0
+
     def record_patients(self, rows: np.ndarray, cols: np.ndarray, dose: np.ndarray, out: Any) -> None:
         """After :meth:`record`: the graded side of a cohort (patients ``(rows, cols)`` at assigned ``dose``).
 
-        ``out`` holds their :class:`~escalade.simulations.graded.Outcomes`. Scores a graded design's
-        patients (the gboin contract), and with ``manufacturing.decide_on: infused`` moves each
-        patient's counts to the dose actually infused.
+        ``out`` holds their :class:`~escalade.simulations.graded.Outcomes`. Adds them to the tallies,
+        scores a graded design's patients (the gboin contract), and with ``manufacturing.decide_on:
+        infused`` moves each patient's counts to the dose actually infused.
         """
         from escalade.simulations.graded import patient_scores
+        from escalade.simulations.graded_kernels import tally_add
 
-        assert self.patient_dose is not None
-        self.patient_dose[rows, cols] = dose
-        self.patient_grades[:, rows, cols] = out.grades
-        self.patient_infused[rows, cols] = out.infused
+        dose = np.asarray(dose, np.int64)
+        tally_add(np.asarray(rows, np.int64), dose, out.grades, np.asarray(out.infused, np.int64), self.tally,
+                  self.death, self.below)
         at = dose
         if self.by_infused:
             at = out.infused
@@ -181,13 +206,12 @@ class CohortLoop:
         return self._states(slice(None))
 
     def graded_extra(self) -> dict[str, np.ndarray] | None:
-        """Per-trial graded tallies (:func:`~escalade.simulations.graded.graded_counts`), or None."""
+        """Per-trial graded tallies (as :func:`~escalade.simulations.graded.graded_counts`), or None."""
         if self.graded is None:
             return None
-        from escalade.simulations.graded import graded_counts
+        from escalade.simulations.graded import tally_dict
 
-        assert self.patient_dose is not None
-        return graded_counts(self.graded, self.patient_dose, self.patient_grades, self.patient_infused)
+        return tally_dict(self.graded, self.tally, self.death, self.below)
 
 
 def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: Patients, *,
@@ -245,6 +269,9 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
         if loop.live.size == 0:
             break
         live, d, c = loop.next_cohort()
+        if g is not None and loop.record_graded(live, d, c):  # CAR-T patients: the whole cohort compiled
+            loop.decide()
+            continue
         offs = np.arange(int(c.max()))
         cols = np.minimum(loop.pos[live, None] + offs, patients.capacity - 1)
         mask = offs[None, :] < c[:, None]
@@ -252,7 +279,7 @@ def run_trials(design: Design, p_tox: np.ndarray, p_eff: np.ndarray, patients: P
             t = (np.take_along_axis(patients.u_tox[live], cols, axis=1) < p_tox[d][:, None]) & mask
             e = (np.take_along_axis(patients.u_eff[live], cols, axis=1) < p_eff[d][:, None]) & mask
             loop.record(live, d, c, t, e)
-        else:
+        else:  # a latent within rounding of a cut, or a graded design: outcomes, then record them
             rr = np.broadcast_to(live[:, None], cols.shape)[mask]
             cc, dm = cols[mask], np.broadcast_to(d[:, None], cols.shape)[mask]
             o = g.at(rr, cc, dm)

@@ -15,7 +15,7 @@ import pytest
 
 from escalade.scenarios.load import load_study
 from escalade.simulations import graded as G
-from escalade.simulations.graded_kernels import category_lookup, grade_lookup
+from escalade.simulations.graded_kernels import patient_outcomes
 from escalade.simulations.patients import draw_patients
 
 STUDY = Path(__file__).resolve().parents[1] / "scenarios" / "cart_rr_heme.yaml"
@@ -41,18 +41,28 @@ def test_kernel_and_fallback_equal_the_formula_at_every_cut(scenario) -> None:
     z = _probe(tab, np.random.default_rng(3))
     zz = np.tile(z, (k_ae + 1, 1))
     flat = np.arange(z.size)
+    none, plain = np.zeros(0), np.zeros(z.size)
     odd_total = 0
     for d in range(nd):
         dose = np.full(z.size, d)
-        g = grade_lookup(zz, flat, dose, tab["z_ae_lo"], tab["z_ae_hi"])
+        g, c, dlt, resp, infused, odd = patient_outcomes(
+            zz, plain, plain, np.zeros((2, 0)), flat, dose, tab["z_ae_lo"], tab["z_ae_hi"], tab["threshold"],
+            tab["z_resp_lo"], tab["z_resp_hi"], tab["orr"], none, none, np.zeros(nd), np.zeros(nd))
+        np.testing.assert_array_equal(infused, dose)
+        exact = np.stack([G._exact_grades(tab, z, k * nd + dose) for k in range(k_ae)])
+        sure = (g >= 0).all(axis=0)
         for k in range(k_ae):
-            exact = G._exact_grades(tab, z, k * nd + dose)
             ok = g[k] >= 0
             odd_total += int((~ok).sum())
-            np.testing.assert_array_equal(g[k][ok], exact[ok], err_msg=f"type {k}, dose {d}")
-        c = category_lookup(zz[-1], flat, dose, tab["z_resp_lo"], tab["z_resp_hi"])
+            np.testing.assert_array_equal(g[k][ok], exact[k][ok], err_msg=f"type {k}, dose {d}")
+        want_dlt = (exact >= tab["threshold"][:, None]).any(axis=0)
+        np.testing.assert_array_equal(dlt[sure], want_dlt[sure], err_msg=f"DLT, dose {d}")
         ok = c >= 0
-        np.testing.assert_array_equal(c[ok], G._exact_category(tab, z, dose)[ok], err_msg=f"response, dose {d}")
+        odd_total += int((~ok).sum())
+        exact_c = G._exact_category(tab, z, dose)
+        np.testing.assert_array_equal(c[ok], exact_c[ok], err_msg=f"response, dose {d}")
+        np.testing.assert_array_equal(resp[ok], tab["orr"][exact_c][ok], err_msg=f"ORR, dose {d}")
+        assert odd == int((g < 0).sum() + (~ok).sum())
     assert 0 < odd_total < z.size  # the bands are hit by the probes, and only there
 
 
