@@ -214,7 +214,7 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
     checked by :func:`~escalade.simulations.timed.run_timed_trials`.
     """
     from escalade.simulations.fast import _bands
-    from escalade.simulations.fast_tite_kernels import ERR_COHORT, ERR_NO_PENDING, ERR_STEPS
+    from escalade.simulations.fast_tite_kernels import AMBIGUOUS, ERR_COHORT, ERR_NO_PENDING, ERR_STEPS
     from escalade.simulations.timed import arrival_days, onset_fraction
 
     K = compile_tite_kernel()
@@ -243,13 +243,18 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
     need = np.empty(2 * t_count * max(b.max_n, 1), np.int64)
     known_idx = np.zeros(0, np.int64)   # flat indices (stream * T * cap + t * cap + col) evaluated exactly
     known_val = np.zeros(0, float)      # their uniforms ndtr(z)
-    for _round in range(2 * t_count * max(b.max_n, 1) + 1):
+    lockstep = False
+    for _round in range(2 * t_count * max(b.max_n, 1) + 2):
         status, n_need = K["run"](  # type: ignore[operator]
             b.max_n, b.cohort_size, plan.start_dose, plan.start_size, b.esc, b.deesc, plan.elim_hit, b.overdose,
             b.dlt_guard, b.deesc_guard, b.stop_n, b.stop_staying, b.min_n, b.target, plan.lambda_e, plan.lambda_d,
             plan.max_pending, plan.below_only, window, stagger, stagger_scope == "cohort", arrival, onset,
             v_tox, lo_t, hi_t, p_tox, ve, lo_e, hi_e, p_eff, has_eff, known_idx, known_val,
-            n, tox, eff, both, cohorts, current, reason, suspensions, duration, need)
+            n, tox, eff, both, cohorts, current, reason, suspensions, duration, need, lockstep)
+        if status == AMBIGUOUS:  # the STFT's summation order could decide: as the general engine sums it
+            log.debug("a TITE-BOIN decision lies within 1e-9 of a boundary: chunk run in lock-step")
+            lockstep = True
+            continue
         if status == ERR_COHORT:
             raise RuntimeError("design 'tite_boin' asked for a cohort of size < 1")
         if status == ERR_NO_PENDING:

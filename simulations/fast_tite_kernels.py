@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["run_tite", "ERR_COHORT", "ERR_NO_PENDING", "ERR_STEPS", "ERR_UNKNOWN"]
+__all__ = ["run_tite", "AMBIGUOUS", "ERR_COHORT", "ERR_NO_PENDING", "ERR_STEPS"]
 
 _TOL = 1e-9  # escalade.simulations.timed._DELAY_TOL
 _MAX_SAMPLE_SIZE = 1  # StopReason values (checked by tests/test_fast_tite.py)
@@ -34,7 +34,8 @@ _N_AT_DOSE = 3
 ERR_COHORT = -1      # a design asked for a cohort of size < 1
 ERR_NO_PENDING = -2  # accrual suspended with no outcome pending
 ERR_STEPS = -3       # the loop did not finish in its step limit
-ERR_UNKNOWN = -4     # (internal) a latent value in a band was not evaluated
+AMBIGUOUS = 2        # a decision the order of the STFT sum could change (run in lock-step)
+_AMBIGUOUS = 1e-9    # |p_hat - boundary| within which it could (sums in any order differ by < 1e-11)
 
 
 @njit(cache=True, inline="always")
@@ -55,13 +56,19 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
              stop_n, stop_staying, min_n, target, lambda_e, lambda_d, max_pending, below_only,
              window, stagger, stagger_all, arrival, onset,
              v_tox, lo_t, hi_t, p_tox, v_eff, lo_e, hi_e, p_eff, has_eff, known_idx, known_val,
-             n, tox, eff, both, cohorts, current, reason, suspensions, duration, need):
+             n, tox, eff, both, cohorts, current, reason, suspensions, duration, need, lockstep):
     """Run every trial of the chunk to its end; returns ``(status, n_need)``.
 
-    ``status`` 0, or one of the ``ERR_*`` codes. ``n_need > 0``: the flat
-    indices ``need[:n_need]`` (stream * T * cap + t * cap + col) are latent
-    values in a band whose exact uniform decides the outcome: evaluate them and
-    run again (the outputs of this run are then meaningless).
+    ``status`` 0, :data:`AMBIGUOUS` (only without ``lockstep``: run again with it), or one of the
+    ``ERR_*`` codes. ``n_need > 0``: the flat indices ``need[:n_need]`` (stream * T * cap + t * cap + col)
+    are latent values in a band whose exact uniform decides the outcome: evaluate them and run again (the
+    outputs of this run are then meaningless).
+
+    Without ``lockstep`` each trial runs from start to end on its own (its data stay in cache), and the
+    STFT is summed in the order of a row as wide as the trial; with 3 or more pending terms the order of a
+    sum can change its last bits, so a decision whose imputed rate lies within ``1e-9`` of a boundary
+    returns :data:`AMBIGUOUS`. ``lockstep`` runs the trials step by step as the general engine, with its
+    row widths (the fallback for that case, which practically never arises).
     """
     t_count, cap = v_tox.shape
     nd = n.shape[1]
@@ -75,15 +82,17 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
     nxt_dose = np.full(t_count, start_dose, np.int64)
     nxt_size = np.full(t_count, start_size, np.int64)
     pend = np.zeros(t_count, np.bool_)
-    pdose = np.empty((t_count, max_n), np.int64)
-    dosed = np.empty((t_count, max_n))
-    ptox = np.zeros((t_count, max_n), np.bool_)
-    tried = np.zeros((t_count, nd), np.bool_)
-    n_at = np.zeros((t_count, nd), np.int64)
+    settled = np.zeros(t_count, np.int64)
+    t_settle = np.full(t_count, -np.inf)
+    rows = t_count if lockstep else 1  # the trials' patients: one row each in lock-step, else one reused
+    yset = np.zeros((rows, nd), np.int64)
+    n_at = np.zeros((rows, nd), np.int64)
+    tried = np.zeros((rows, nd), np.bool_)
+    pdose = np.empty((rows, max_n), np.int64)
+    dosed = np.empty((rows, max_n))
+    ptox = np.zeros((rows, max_n), np.bool_)
     yobs = np.zeros(nd, np.int64)
     r = np.zeros(8)
-    live = np.arange(t_count)
-    n_live = t_count
     for t in range(t_count):
         current[t] = 0
         cohorts[t] = 0
@@ -94,40 +103,85 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
             tox[t, j] = 0
             eff[t, j] = 0
             both[t, j] = 0
+    # the general engine's loop runs at most `limit` steps and must be done before its last one
     limit = 4 * max_n + 10
-    done = False
-    for _step in range(limit):
-        if n_live == 0:
-            done = True
-            break
-        width = 0  # the widest trial asked at this step: the padded rows numpy sums
-        for li in range(n_live):
-            t = live[li]
-            if pend[t] and pos[t] > width:
-                width = pos[t]
-        m8 = width - width % 8 if width >= 8 else 0
+    live = np.arange(t_count)
+    n_live = t_count
+    width = 0
+    for o in range(limit if lockstep else t_count):
+        if lockstep:  # step o of every live trial
+            if n_live == 0:
+                break
+            if o == limit - 1:
+                return ERR_STEPS, n_need
+            width = 0  # the widest trial asked at this step: the padded rows numpy sums
+            for li in range(n_live):
+                t = live[li]
+                if pend[t] and pos[t] > width:
+                    width = pos[t]
+            n_inner = n_live
+        else:  # every step of trial o
+            n_inner = limit - 1
         keep = 0
-        for li in range(n_live):
-            t = live[li]
+        code = 0
+        for k in range(n_inner):
+            if lockstep:
+                t = live[k]
+                w = t
+            else:
+                t = o
+                w = 0  # one work row, reused trial after trial (stays in cache)
+                width = pos[t]
+                if k == 0:
+                    for j in range(nd):
+                        yset[0, j] = 0
+                        n_at[0, j] = 0
+                        tried[0, j] = False
+            m8 = width - width % 8 if width >= 8 else 0
+            code = 0
             ready = True
             if pend[t]:
                 # ---- the decision on the data observed by now (_Timeline.observed, decide_tite)
                 p = pos[t]
                 t_now = max(arrival[t, p], open_at[t])
                 cur = current[t]
+                # patients whose data can no longer change (DLT seen or window complete, and nothing left to
+                # learn after t_now) form a settled prefix; t_now never decreases within a trial (else: rebuild)
+                if t_now < t_settle[t]:
+                    settled[t] = 0
+                    for j in range(nd):
+                        yset[w, j] = 0
+                s0 = settled[t]
+                while s0 < p:
+                    el = t_now - dosed[w, s0]
+                    if el < 0.0:
+                        el = 0.0
+                    if ptox[w, s0]:
+                        if not (onset[t, s0] <= el + _TOL) or dosed[w, s0] + onset[t, s0] > t_now + _TOL:
+                            break
+                        yset[w, pdose[w, s0]] += 1
+                    elif not (el >= window - _TOL) or dosed[w, s0] + window > t_now + _TOL:
+                        break
+                    s0 += 1
+                settled[t] = s0
+                t_settle[t] = t_now
                 for j in range(nd):
-                    yobs[j] = 0
-                c = 0
+                    yobs[j] = yset[w, j]
                 ltox = 0
+                for i in range(last_start[t], min(s0, p)):
+                    if ptox[w, i]:
+                        ltox += 1
+                c = 0
                 for k in range(8):
                     r[k] = 0.0
                 stft = 0.0
-                for i in range(p):
-                    d = pdose[t, i]
-                    el = t_now - dosed[t, i]
+                tail = False
+                for i in range(s0, p):
+                    d = pdose[w, i]
+                    el = t_now - dosed[w, i]
                     if el < 0.0:
                         el = 0.0
-                    if ptox[t, i] and onset[t, i] <= el + _TOL:
+                    if ptox[w, i] and onset[t, i] <= el + _TOL:
                         yobs[d] += 1
                         if i >= last_start[t]:
                             ltox += 1
@@ -137,31 +191,22 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                     f = min(el / window, 1.0)
                     if f < 1.0 and d == cur:  # pending at the current dose: its fraction enters STFT
                         c += 1
+                        # numpy's pairwise sum of the padded row: 8 partial sums, then the tail in order
                         if i < m8:
                             r[i % 8] += f
-                # numpy's pairwise sum of the padded row: 8 partial sums, then the tail in order
-                stft = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-                if p > m8:
-                    for i in range(m8, p):
-                        d = pdose[t, i]
-                        if d != cur:
-                            continue
-                        el = t_now - dosed[t, i]
-                        if el < 0.0:
-                            el = 0.0
-                        if ptox[t, i] and onset[t, i] <= el + _TOL:
-                            continue
-                        if el >= window - _TOL:
-                            continue
-                        f = min(el / window, 1.0)
-                        if f < 1.0:
+                        else:
+                            if not tail:
+                                stft = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+                                tail = True
                             stft += f
-                nc = n_at[t, cur]
+                if not tail:
+                    stft = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+                nc = n_at[w, cur]
                 yc = yobs[cur]
                 m = min(nc, bn)
                 cur_elim = False
                 for j in range(cur + 1):
-                    if elim_hit[n_at[t, j], yobs[j]] != 0:
+                    if elim_hit[n_at[w, j], yobs[j]] != 0:
                         cur_elim = True
                         break
                 deesc_obs = yc >= deesc[m]
@@ -174,6 +219,9 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                     pt = (yf + target / 2.0) / (nf - cf + 1.0)
                     odds = pt / (1.0 - pt)
                     phat = (yf + (cf - stft) * odds) / nf
+                    if not lockstep and c >= 3 and (abs(phat - lambda_e) <= _AMBIGUOUS
+                                                    or abs(phat - lambda_d) <= _AMBIGUOUS):
+                        return AMBIGUOUS, 0  # the order of the STFT sum could decide: run the chunk in lock-step
                     esc_p = phat <= lambda_e
                     deesc_p = phat >= lambda_d
                     if below_only:
@@ -204,7 +252,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                         dose = min(dose, cur)
                 od_stop = False
                 for j in range(nd):
-                    if overdose[n_at[t, j], yobs[j]] != 0:
+                    if overdose[n_at[w, j], yobs[j]] != 0:
                         dose = min(dose, j - 1)
                         od_stop = j == 0
                         break
@@ -213,7 +261,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                 if min_n > 0:
                     tot = 0
                     for j in range(nd):
-                        tot += n_at[t, j]
+                        tot += n_at[w, j]
                     held = held or tot < min_n
                 staying = dose == cur
                 why = 0
@@ -225,17 +273,18 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                         if stop_staying[i] == 1:
                             if nc >= stop_n[i] and staying:
                                 at_n = True
-                        elif n_at[t, rec] >= stop_n[i]:
+                        elif n_at[w, rec] >= stop_n[i]:
                             at_n = True
                     if at_n and not held:
                         why = _N_AT_DOSE
-                if why != 0:
+                if why != 0:  # stopped
                     reason[t] = why
-                    continue  # stopped: leaves the live list
-                if susp:  # closed until the next pending outcome is known (a DLT or a window's end)
+                    code = 1
+                    ready = False
+                elif susp:  # closed until the next pending outcome is known (a DLT or a window's end)
                     nxt = np.inf
-                    for i in range(p):
-                        known = dosed[t, i] + (onset[t, i] if ptox[t, i] else window)
+                    for i in range(s0, p):  # settled patients have nothing left to learn
+                        known = dosed[w, i] + (onset[t, i] if ptox[w, i] else window)
                         if known > t_now + _TOL and known < nxt:
                             nxt = known
                     if not np.isfinite(nxt):
@@ -259,7 +308,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                     col = min(p + k, cap - 1)
                     a = arrival[t, col]
                     dt = max(a, t_open)
-                    if k == 0 and stagger > 0.0 and (stagger_all or not tried[t, d]):
+                    if k == 0 and stagger > 0.0 and (stagger_all or not tried[w, d]):
                         gate = dt + stagger
                     if k > 0 and stagger > 0.0:
                         dt = max(dt, gate)
@@ -277,9 +326,9 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                         need[n_need] = t_count * cap + flat
                         n_need += 1
                         oe = 0
-                    pdose[t, p + k] = d
-                    dosed[t, p + k] = dt
-                    ptox[t, p + k] = ot > 0
+                    pdose[w, p + k] = d
+                    dosed[w, p + k] = dt
+                    ptox[w, p + k] = ot > 0
                     n[t, d] += 1
                     tox[t, d] += ot
                     eff[t, d] += oe
@@ -287,10 +336,10 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                         both[t, d] += 1
                     if dt > a + _TOL:
                         suspensions[t] += 1
-                tried[t, d] = True
+                tried[w, d] = True
                 if gate > open_at[t]:
                     open_at[t] = gate
-                n_at[t, d] += csz
+                n_at[w, d] += csz
                 last_start[t] = p
                 pos[t] = p + csz
                 cohorts[t] += 1
@@ -299,16 +348,21 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                 pend[t] = True
                 if p + csz >= max_n:
                     reason[t] = _MAX_SAMPLE_SIZE
-                    continue
-            live[keep] = t
-            keep += 1
-        n_live = keep
-    if not done and n_live > 0:
-        return ERR_STEPS, n_need
-    for t in range(t_count):  # first dosing to the end of the last patient's window
-        last = dosed[t, 0]
-        for i in range(1, pos[t]):
-            if dosed[t, i] > last:
-                last = dosed[t, i]
-        duration[t] = (last + window) - dosed[t, 0]
+                    code = 1
+            if code == 1:  # ended: first dosing to the end of the last patient's window
+                last = dosed[w, 0]
+                for i in range(1, pos[t]):
+                    if dosed[w, i] > last:
+                        last = dosed[w, i]
+                duration[t] = (last + window) - dosed[w, 0]
+            if lockstep:
+                if code == 0:
+                    live[keep] = t
+                    keep += 1
+            elif code != 0:
+                break
+        if lockstep:
+            n_live = keep
+        elif code == 0:
+            return ERR_STEPS, n_need
     return 0, n_need
