@@ -38,13 +38,12 @@ AMBIGUOUS = 2        # a decision the order of the STFT sum could change (run in
 _AMBIGUOUS = 1e-9    # |p_hat - boundary| within which it could (sums in any order differ by < 1e-11)
 
 
-@njit(cache=True, inline="always")
-def _event(v, lo, hi, p, flat, known_idx, known_val):
-    """1 / 0 for an event / none; -1 when the exact uniform is needed and not known yet."""
-    if v < lo:
-        return 1
-    if v >= hi:
-        return 0
+@njit(cache=True)
+def _in_band(p, flat, known_idx, known_val):
+    """A value in its band (between ``lo`` and ``hi``): 1 / 0 from its exact uniform, -1 when not known yet.
+
+    (Called only there: the common case, ``v < lo`` or ``v >= hi``, is decided in the loop itself.)
+    """
     i = np.searchsorted(known_idx, flat)
     if i < known_idx.size and known_idx[i] == flat:
         return 1 if known_val[i] < p else 0
@@ -171,36 +170,36 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                 for i in range(last_start[t], min(s0, p)):
                     if ptox[w, i]:
                         ltox += 1
+                # the other patients, without branches (their outcomes are random): a DLT seen by now counts
+                # at its dose; a patient pending at the current dose adds its fraction to STFT, summed as numpy
+                # sums the padded row (pairwise: 8 partial sums over the whole blocks of 8, then the rest in
+                # order); a term of 0.0 leaves a sum unchanged, so the other patients add nothing
                 c = 0
                 for k in range(8):
                     r[k] = 0.0
-                stft = 0.0
-                tail = False
-                for i in range(s0, p):
+                ls = last_start[t]
+                split = max(min(m8, p), s0)
+                for i in range(s0, split):
                     d = pdose[w, i]
-                    el = t_now - dosed[w, i]
-                    if el < 0.0:
-                        el = 0.0
-                    if ptox[w, i] and onset[t, i] <= el + _TOL:
-                        yobs[d] += 1
-                        if i >= last_start[t]:
-                            ltox += 1
-                        continue
-                    if el >= window - _TOL:
-                        continue  # complete: fraction 1
+                    el = max(t_now - dosed[w, i], 0.0)
+                    dl = ptox[w, i] & (onset[t, i] <= el + _TOL)
+                    yobs[d] += dl
+                    ltox += dl & (i >= ls)
                     f = min(el / window, 1.0)
-                    if f < 1.0 and d == cur:  # pending at the current dose: its fraction enters STFT
-                        c += 1
-                        # numpy's pairwise sum of the padded row: 8 partial sums, then the tail in order
-                        if i < m8:
-                            r[i % 8] += f
-                        else:
-                            if not tail:
-                                stft = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-                                tail = True
-                            stft += f
-                if not tail:
-                    stft = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+                    pc = (not dl) & (el < window - _TOL) & (d == cur) & (f < 1.0)
+                    c += pc
+                    r[i % 8] += f if pc else 0.0
+                stft = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+                for i in range(split, p):
+                    d = pdose[w, i]
+                    el = max(t_now - dosed[w, i], 0.0)
+                    dl = ptox[w, i] & (onset[t, i] <= el + _TOL)
+                    yobs[d] += dl
+                    ltox += dl & (i >= ls)
+                    f = min(el / window, 1.0)
+                    pc = (not dl) & (el < window - _TOL) & (d == cur) & (f < 1.0)
+                    c += pc
+                    stft += f if pc else 0.0
                 nc = n_at[w, cur]
                 yc = yobs[cur]
                 m = min(nc, bn)
@@ -313,11 +312,13 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                     if k > 0 and stagger > 0.0:
                         dt = max(dt, gate)
                     flat = t * cap + col
-                    ot = _event(v_tox[t, col], lo_t[d], hi_t[d], p_tox[d], flat, known_idx, known_val)
+                    v = v_tox[t, col]
+                    ot = 1 if v < lo_t[d] else (0 if v >= hi_t[d] else _in_band(p_tox[d], flat, known_idx, known_val))
                     oe = 0
                     if has_eff:
-                        oe = _event(v_eff[t, col], lo_e[d], hi_e[d], p_eff[d], t_count * cap + flat, known_idx,
-                                    known_val)
+                        v = v_eff[t, col]
+                        oe = 1 if v < lo_e[d] else (0 if v >= hi_e[d] else
+                                                    _in_band(p_eff[d], t_count * cap + flat, known_idx, known_val))
                     if ot < 0:
                         need[n_need] = flat
                         n_need += 1
