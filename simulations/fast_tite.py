@@ -189,6 +189,20 @@ def draw_latent_timed(seed: int, scenario: int, chunk: int, n_trials: int, max_p
     return z_t, z_e, u_onset, u_arrival
 
 
+def _arrival_input(timing: "Timing", u_arrival: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The kernel's arrival input: the gaps between arrivals, which it adds up in order as ``np.cumsum``
+    does (Poisson and uniform accrual: :func:`~escalade.simulations.timed.arrival_days`'s terms), or the
+    arrival days themselves (fixed, list)."""
+    from escalade.simulations.timed import DAYS_PER_MONTH, arrival_days
+
+    gap = DAYS_PER_MONTH / float(timing.rate_per_month)
+    if timing.accrual == "poisson":
+        return -np.log1p(-u_arrival) * gap, True
+    if timing.accrual == "uniform":
+        return 2.0 * u_arrival * gap, True
+    return arrival_days(timing, u_arrival), False
+
+
 _KERNELS: dict[str, object] = {}
 
 
@@ -215,7 +229,7 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
     """
     from escalade.simulations.fast import _bands
     from escalade.simulations.fast_tite_kernels import AMBIGUOUS, ERR_COHORT, ERR_NO_PENDING, ERR_STEPS
-    from escalade.simulations.timed import arrival_days, onset_fraction
+    from escalade.simulations.timed import onset_fraction
 
     K = compile_tite_kernel()
     b = plan.base
@@ -224,8 +238,9 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
     t_count, cap = v_tox.shape
     nd = b.n_doses
     window = float(dlt_window_days)
-    arrival = arrival_days(timing, u_arrival)
-    onset = window * onset_fraction(u_onset, timing.dlt_onset)
+    arrival, arr_cum = _arrival_input(timing, u_arrival)
+    # onset days are window * F^-1(u) (as _Timeline), multiplied in the kernel; uniform onset: F^-1(u) = u
+    onset_frac = u_onset if timing.dlt_onset == "uniform" else onset_fraction(u_onset, timing.dlt_onset)
     stagger = float(timing.stagger_days) if timing.enrolment == "stagger" else 0.0
     has_eff = v_eff is not None and bool(np.any(p_eff > 0))
     ve = v_eff if has_eff else np.zeros((1, 1))
@@ -248,7 +263,7 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
         status, n_need = K["run"](  # type: ignore[operator]
             b.max_n, b.cohort_size, plan.start_dose, plan.start_size, b.esc, b.deesc, plan.elim_hit, b.overdose,
             b.dlt_guard, b.deesc_guard, b.stop_n, b.stop_staying, b.min_n, b.target, plan.lambda_e, plan.lambda_d,
-            plan.max_pending, plan.below_only, window, stagger, stagger_scope == "cohort", arrival, onset,
+            plan.max_pending, plan.below_only, window, stagger, stagger_scope == "cohort", arrival, arr_cum, onset_frac,
             v_tox, lo_t, hi_t, p_tox, ve, lo_e, hi_e, p_eff, has_eff, known_idx, known_val,
             n, tox, eff, both, cohorts, current, reason, suspensions, duration, need, lockstep)
         if status == AMBIGUOUS:  # the STFT's summation order could decide: as the general engine sums it

@@ -51,9 +51,25 @@ def _in_band(p, flat, known_idx, known_val):
 
 
 @njit(cache=True)
+def _arrivals(arrival, cum, t, out):
+    """Arrival day of each patient slot of trial ``t``: ``arrival`` itself, or with ``cum`` its running sum
+    along the slots (``np.cumsum(axis=1)``, which adds in order: :func:`~escalade.simulations.timed.arrival_days`
+    for Poisson and uniform accrual)."""
+    if cum:
+        a = arrival[t, 0]
+        out[0] = a
+        for k in range(1, out.size):
+            a = a + arrival[t, k]
+            out[k] = a
+    else:
+        for k in range(out.size):
+            out[k] = arrival[t, k]
+
+
+@njit(cache=True)
 def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, overdose, dlt_guard, deesc_guard,
              stop_n, stop_staying, min_n, target, lambda_e, lambda_d, max_pending, below_only,
-             window, stagger, stagger_all, arrival, onset,
+             window, stagger, stagger_all, arrival, arr_cum, onset_frac,
              v_tox, lo_t, hi_t, p_tox, v_eff, lo_e, hi_e, p_eff, has_eff, known_idx, known_val,
              n, tox, eff, both, cohorts, current, reason, suspensions, duration, need, lockstep):
     """Run every trial of the chunk to its end; returns ``(status, n_need)``.
@@ -90,6 +106,8 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
     pdose = np.empty((rows, max_n), np.int64)
     dosed = np.empty((rows, max_n))
     ptox = np.zeros((rows, max_n), np.bool_)
+    pons = np.empty((rows, max_n))  # DLT onset (days after dosing)
+    arow = np.empty((rows, max_n))  # arrival days (timed.arrival_days)
     yobs = np.zeros(nd, np.int64)
     r = np.zeros(8)
     for t in range(t_count):
@@ -106,6 +124,9 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
     limit = 4 * max_n + 10
     live = np.arange(t_count)
     n_live = t_count
+    if lockstep:
+        for t in range(t_count):
+            _arrivals(arrival, arr_cum, t, arow[t])
     width = 0
     for o in range(limit if lockstep else t_count):
         if lockstep:  # step o of every live trial
@@ -136,13 +157,14 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                         yset[0, j] = 0
                         n_at[0, j] = 0
                         tried[0, j] = False
+                    _arrivals(arrival, arr_cum, t, arow[0])
             m8 = width - width % 8 if width >= 8 else 0
             code = 0
             ready = True
             if pend[t]:
                 # ---- the decision on the data observed by now (_Timeline.observed, decide_tite)
                 p = pos[t]
-                t_now = max(arrival[t, p], open_at[t])
+                t_now = max(arow[w, p], open_at[t])
                 cur = current[t]
                 # patients whose data can no longer change (DLT seen or window complete, and nothing left to
                 # learn after t_now) form a settled prefix; t_now never decreases within a trial (else: rebuild)
@@ -156,7 +178,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                     if el < 0.0:
                         el = 0.0
                     if ptox[w, s0]:
-                        if not (onset[t, s0] <= el + _TOL) or dosed[w, s0] + onset[t, s0] > t_now + _TOL:
+                        if not (pons[w, s0] <= el + _TOL) or dosed[w, s0] + pons[w, s0] > t_now + _TOL:
                             break
                         yset[w, pdose[w, s0]] += 1
                     elif not (el >= window - _TOL) or dosed[w, s0] + window > t_now + _TOL:
@@ -182,7 +204,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                 for i in range(s0, split):
                     d = pdose[w, i]
                     el = max(t_now - dosed[w, i], 0.0)
-                    dl = ptox[w, i] & (onset[t, i] <= el + _TOL)
+                    dl = ptox[w, i] & (pons[w, i] <= el + _TOL)
                     yobs[d] += dl
                     ltox += dl & (i >= ls)
                     f = min(el / window, 1.0)
@@ -193,7 +215,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                 for i in range(split, p):
                     d = pdose[w, i]
                     el = max(t_now - dosed[w, i], 0.0)
-                    dl = ptox[w, i] & (onset[t, i] <= el + _TOL)
+                    dl = ptox[w, i] & (pons[w, i] <= el + _TOL)
                     yobs[d] += dl
                     ltox += dl & (i >= ls)
                     f = min(el / window, 1.0)
@@ -283,7 +305,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                 elif susp:  # closed until the next pending outcome is known (a DLT or a window's end)
                     nxt = np.inf
                     for i in range(s0, p):  # settled patients have nothing left to learn
-                        known = dosed[w, i] + (onset[t, i] if ptox[w, i] else window)
+                        known = dosed[w, i] + (pons[w, i] if ptox[w, i] else window)
                         if known > t_now + _TOL and known < nxt:
                             nxt = known
                     if not np.isfinite(nxt):
@@ -305,7 +327,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                 gate = -np.inf
                 for k in range(csz):
                     col = min(p + k, cap - 1)
-                    a = arrival[t, col]
+                    a = arow[w, col]
                     dt = max(a, t_open)
                     if k == 0 and stagger > 0.0 and (stagger_all or not tried[w, d]):
                         gate = dt + stagger
@@ -330,6 +352,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                     pdose[w, p + k] = d
                     dosed[w, p + k] = dt
                     ptox[w, p + k] = ot > 0
+                    pons[w, p + k] = window * onset_frac[t, col]  # as _Timeline: window x F^-1(u)
                     n[t, d] += 1
                     tox[t, d] += ot
                     eff[t, d] += oe
