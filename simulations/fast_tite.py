@@ -203,6 +203,10 @@ def _arrival_input(timing: "Timing", u_arrival: np.ndarray) -> tuple[np.ndarray,
     return arrival_days(timing, u_arrival), False
 
 
+#: An imputed rate this close to a boundary could fall on either side depending on the order in which the
+#: pending patients' follow-up fractions are summed (orders differ by < 1e-11 for up to 128 terms).
+AMBIGUOUS_WITHIN = 1e-9
+
 _KERNELS: dict[str, object] = {}
 
 
@@ -219,13 +223,19 @@ def compile_tite_kernel() -> dict[str, object]:
 
 def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.ndarray, v_eff: np.ndarray | None,
                   u_onset: np.ndarray, u_arrival: np.ndarray, timing: "Timing", *, dlt_window_days: float,
-                  stagger_scope: Literal["new_dose", "cohort"] = "new_dose", latent: bool) -> TrialOutcomes:
+                  stagger_scope: Literal["new_dose", "cohort"] = "new_dose", latent: bool,
+                  lockstep: bool = False, ambiguous: float = AMBIGUOUS_WITHIN) -> TrialOutcomes:
     """Run every trial under ``plan`` on the calendar of ``timing``.
 
     ``v_*`` are uniforms (``latent=False``) or latent normals; ``v_eff`` None
     means no patient can respond (every ``p_eff <= 0``). ``u_onset`` and
     ``u_arrival`` are the patients' onset and arrival uniforms. Inputs are
     checked by :func:`~escalade.simulations.timed.run_timed_trials`.
+
+    The trials run one after the other; where the order of a sum of follow-up
+    fractions could decide (an imputed rate within ``ambiguous`` of a boundary),
+    the chunk runs again in lock-step, as the general engine sums (``lockstep=True``:
+    from the start; both are for tests).
     """
     from escalade.simulations.fast import _bands
     from escalade.simulations.fast_tite_kernels import AMBIGUOUS, ERR_COHORT, ERR_NO_PENDING, ERR_STEPS
@@ -238,9 +248,6 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
     t_count, cap = v_tox.shape
     nd = b.n_doses
     window = float(dlt_window_days)
-    arrival, arr_cum = _arrival_input(timing, u_arrival)
-    # onset days are window * F^-1(u) (as _Timeline), multiplied in the kernel; uniform onset: F^-1(u) = u
-    onset_frac = u_onset if timing.dlt_onset == "uniform" else onset_fraction(u_onset, timing.dlt_onset)
     stagger = float(timing.stagger_days) if timing.enrolment == "stagger" else 0.0
     has_eff = v_eff is not None and bool(np.any(p_eff > 0))
     ve = v_eff if has_eff else np.zeros((1, 1))
@@ -258,16 +265,22 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
     need = np.empty(2 * t_count * max(b.max_n, 1), np.int64)
     known_idx = np.zeros(0, np.int64)   # flat indices (stream * T * cap + t * cap + col) evaluated exactly
     known_val = np.zeros(0, float)      # their uniforms ndtr(z)
-    lockstep = False
+    v_tox = np.ascontiguousarray(v_tox, float)  # one compiled signature: C-ordered float64
+    ve = np.ascontiguousarray(ve, float)
+    u_onset = np.ascontiguousarray(u_onset, float)
+    u_arrival = np.ascontiguousarray(u_arrival, float)
+    arrival, arr_cum = _arrival_input(timing, u_arrival)
+    # onset days are window * F^-1(u) (as _Timeline), multiplied in the kernel; uniform onset: F^-1(u) = u
+    onset_frac = u_onset if timing.dlt_onset == "uniform" else onset_fraction(u_onset, timing.dlt_onset)
     for _round in range(2 * t_count * max(b.max_n, 1) + 2):
         status, n_need = K["run"](  # type: ignore[operator]
             b.max_n, b.cohort_size, plan.start_dose, plan.start_size, b.esc, b.deesc, plan.elim_hit, b.overdose,
             b.dlt_guard, b.deesc_guard, b.stop_n, b.stop_staying, b.min_n, b.target, plan.lambda_e, plan.lambda_d,
             plan.max_pending, plan.below_only, window, stagger, stagger_scope == "cohort", arrival, arr_cum, onset_frac,
             v_tox, lo_t, hi_t, p_tox, ve, lo_e, hi_e, p_eff, has_eff, known_idx, known_val,
-            n, tox, eff, both, cohorts, current, reason, suspensions, duration, need, lockstep)
+            n, tox, eff, both, cohorts, current, reason, suspensions, duration, need, lockstep, float(ambiguous))
         if status == AMBIGUOUS:  # the STFT's summation order could decide: as the general engine sums it
-            log.debug("a TITE-BOIN decision lies within 1e-9 of a boundary: chunk run in lock-step")
+            log.debug("a TITE-BOIN imputed rate lies within %g of a boundary: chunk run in lock-step", ambiguous)
             lockstep = True
             continue
         if status == ERR_COHORT:

@@ -35,7 +35,6 @@ ERR_COHORT = -1      # a design asked for a cohort of size < 1
 ERR_NO_PENDING = -2  # accrual suspended with no outcome pending
 ERR_STEPS = -3       # the loop did not finish in its step limit
 AMBIGUOUS = 2        # a decision the order of the STFT sum could change (run in lock-step)
-_AMBIGUOUS = 1e-9    # |p_hat - boundary| within which it could (sums in any order differ by < 1e-11)
 
 
 @njit(cache=True)
@@ -71,7 +70,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
              stop_n, stop_staying, min_n, target, lambda_e, lambda_d, max_pending, below_only,
              window, stagger, stagger_all, arrival, arr_cum, onset_frac,
              v_tox, lo_t, hi_t, p_tox, v_eff, lo_e, hi_e, p_eff, has_eff, known_idx, known_val,
-             n, tox, eff, both, cohorts, current, reason, suspensions, duration, need, lockstep):
+             n, tox, eff, both, cohorts, current, reason, suspensions, duration, need, lockstep, ambiguous):
     """Run every trial of the chunk to its end; returns ``(status, n_need)``.
 
     ``status`` 0, :data:`AMBIGUOUS` (only without ``lockstep``: run again with it), or one of the
@@ -81,8 +80,8 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
 
     Without ``lockstep`` each trial runs from start to end on its own (its data stay in cache), and the
     STFT is summed in the order of a row as wide as the trial; with 3 or more pending terms the order of a
-    sum can change its last bits, so a decision whose imputed rate lies within ``1e-9`` of a boundary
-    returns :data:`AMBIGUOUS`. ``lockstep`` runs the trials step by step as the general engine, with its
+    sum can change its last bits, so a decision whose imputed rate lies within ``ambiguous`` of a
+    boundary returns :data:`AMBIGUOUS`. ``lockstep`` runs the trials step by step as the general engine, with its
     row widths (the fallback for that case, which practically never arises).
     """
     t_count, cap = v_tox.shape
@@ -240,8 +239,8 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                     pt = (yf + target / 2.0) / (nf - cf + 1.0)
                     odds = pt / (1.0 - pt)
                     phat = (yf + (cf - stft) * odds) / nf
-                    if not lockstep and c >= 3 and (abs(phat - lambda_e) <= _AMBIGUOUS
-                                                    or abs(phat - lambda_d) <= _AMBIGUOUS):
+                    if not lockstep and c >= 3 and (abs(phat - lambda_e) <= ambiguous
+                                                    or abs(phat - lambda_d) <= ambiguous):
                         return AMBIGUOUS, 0  # the order of the STFT sum could decide: run the chunk in lock-step
                     esc_p = phat <= lambda_e
                     deesc_p = phat >= lambda_d
