@@ -221,6 +221,44 @@ def compile_tite_kernel() -> dict[str, object]:
     return _KERNELS
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Outputs:
+    """The kernel's per-trial outputs (rows of a chunk, or of a whole simulation)."""
+
+    n: np.ndarray
+    tox: np.ndarray
+    eff: np.ndarray
+    both: np.ndarray
+    cohorts: np.ndarray
+    current: np.ndarray
+    reason: np.ndarray
+    suspensions: np.ndarray
+    duration: np.ndarray
+
+    @classmethod
+    def zeros(cls, t_count: int, n_doses: int) -> "_Outputs":
+        counts = [np.zeros((t_count, n_doses), np.int64) for _ in range(4)]
+        return cls(*counts, np.zeros(t_count, np.int64), np.zeros(t_count, np.int64), np.zeros(t_count, np.int8),
+                   np.zeros(t_count, np.int64), np.zeros(t_count))
+
+    def rows(self, start: int, stop: int) -> "_Outputs":
+        return _Outputs(*(getattr(self, f.name)[start:stop] for f in dataclasses.fields(self)))
+
+    def outcomes(self, plan: TitePlan) -> TrialOutcomes:
+        """Final selection (BOIN's, then the final rules), and the trial outcomes."""
+        b = plan.base
+        t_count, nd = self.n.shape
+        selected = compile_tite_kernel()["select"](  # type: ignore[operator]
+            0, False, b.boin_elim, b.final_overdose, b.target, b.bound, self.n, self.tox, self.current)
+        selected = np.where((selected >= 0) & (selected < nd), selected, NO_DOSE)
+        # a trial stopped for toxicity recommends no dose (as _run_pending: no_dose_after_safety_stop)
+        unsafe = (self.reason == int(StopReason.ALL_TOXIC)) | (self.reason == int(StopReason.NO_ACCEPTABLE))
+        selected = np.where(unsafe, NO_DOSE, selected)
+        return TrialOutcomes(selected, self.reason, self.n, self.tox, self.eff, self.both, self.cohorts,
+                             np.full(t_count, 1.0 / max(t_count, 1)), trial=np.arange(t_count),
+                             duration=self.duration, suspensions=self.suspensions)
+
+
 def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.ndarray, v_eff: np.ndarray | None,
                   u_onset: np.ndarray, u_arrival: np.ndarray, timing: "Timing", *, dlt_window_days: float,
                   stagger_scope: Literal["new_dose", "cohort"] = "new_dose", latent: bool,
@@ -237,6 +275,17 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
     the chunk runs again in lock-step, as the general engine sums (``lockstep=True``:
     from the start; both are for tests).
     """
+    out = _Outputs.zeros(v_tox.shape[0], plan.base.n_doses)
+    _run_chunk(plan, p_tox, p_eff, v_tox, v_eff, u_onset, u_arrival, timing, out, dlt_window_days=dlt_window_days,
+               stagger_scope=stagger_scope, latent=latent, lockstep=lockstep, ambiguous=ambiguous)
+    return out.outcomes(plan)
+
+
+def _run_chunk(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.ndarray, v_eff: np.ndarray | None,
+               u_onset: np.ndarray, u_arrival: np.ndarray, timing: "Timing", out: _Outputs, *,
+               dlt_window_days: float, stagger_scope: str, latent: bool, lockstep: bool = False,
+               ambiguous: float = AMBIGUOUS_WITHIN) -> None:
+    """The kernel on one chunk (:func:`run_fast_tite`), writing into ``out`` (rows of the chunk)."""
     from escalade.simulations.fast import _bands
     from escalade.simulations.fast_tite_kernels import AMBIGUOUS, ERR_COHORT, ERR_NO_PENDING, ERR_STEPS
     from escalade.simulations.timed import onset_fraction
@@ -246,22 +295,12 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
     p_tox = np.asarray(p_tox, float)
     p_eff = np.asarray(p_eff, float)
     t_count, cap = v_tox.shape
-    nd = b.n_doses
     window = float(dlt_window_days)
     stagger = float(timing.stagger_days) if timing.enrolment == "stagger" else 0.0
     has_eff = v_eff is not None and bool(np.any(p_eff > 0))
     ve = v_eff if has_eff else np.zeros((1, 1))
     lo_t, hi_t = _bands(p_tox, latent)
     lo_e, hi_e = _bands(p_eff, latent)
-    n = np.zeros((t_count, nd), np.int64)
-    tox = np.zeros_like(n)
-    eff = np.zeros_like(n)
-    both = np.zeros_like(n)
-    cohorts = np.zeros(t_count, np.int64)
-    current = np.zeros(t_count, np.int64)
-    reason = np.zeros(t_count, np.int8)
-    suspensions = np.zeros(t_count, np.int64)
-    duration = np.zeros(t_count)
     need = np.empty(2 * t_count * max(b.max_n, 1), np.int64)
     known_idx = np.zeros(0, np.int64)   # flat indices (stream * T * cap + t * cap + col) evaluated exactly
     known_val = np.zeros(0, float)      # their uniforms ndtr(z)
@@ -278,7 +317,8 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
             b.dlt_guard, b.deesc_guard, b.stop_n, b.stop_staying, b.min_n, b.target, plan.lambda_e, plan.lambda_d,
             plan.max_pending, plan.below_only, window, stagger, stagger_scope == "cohort", arrival, arr_cum, onset_frac,
             v_tox, lo_t, hi_t, p_tox, ve, lo_e, hi_e, p_eff, has_eff, known_idx, known_val,
-            n, tox, eff, both, cohorts, current, reason, suspensions, duration, need, lockstep, float(ambiguous))
+            out.n, out.tox, out.eff, out.both, out.cohorts, out.current, out.reason, out.suspensions,
+            out.duration, need, lockstep, float(ambiguous))
         if status == AMBIGUOUS:  # the STFT's summation order could decide: as the general engine sums it
             log.debug("a TITE-BOIN imputed rate lies within %g of a boundary: chunk run in lock-step", ambiguous)
             lockstep = True
@@ -303,14 +343,6 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
         known_val = np.concatenate([known_val, special.ndtr(vals)])[order]
     else:  # pragma: no cover - each round learns at least one new value
         raise RuntimeError("fast TITE kernel did not settle its band values")
-    selected = K["select"](  # type: ignore[operator]
-        0, False, b.boin_elim, b.final_overdose, b.target, b.bound, n, tox, current)
-    selected = np.where((selected >= 0) & (selected < nd), selected, NO_DOSE)
-    # a trial stopped for toxicity recommends no dose (as _run_pending: no_dose_after_safety_stop)
-    unsafe = (reason == int(StopReason.ALL_TOXIC)) | (reason == int(StopReason.NO_ACCEPTABLE))
-    selected = np.where(unsafe, NO_DOSE, selected)
-    return TrialOutcomes(selected, reason, n, tox, eff, both, cohorts, np.full(t_count, 1.0 / max(t_count, 1)),
-                         trial=np.arange(t_count), duration=duration, suspensions=suspensions)
 
 
 def simulate_fast_tite(design: Design, p_tox: np.ndarray, p_eff: np.ndarray | None, *, timing: "Timing",
@@ -333,11 +365,11 @@ def simulate_fast_tite(design: Design, p_tox: np.ndarray, p_eff: np.ndarray | No
             or stagger_scope not in ("new_dose", "cohort") or n_trials < 1 or chunk_size < 1):
         return None
     efficacy = bool(np.any(pe > 0))
-    parts = []
+    out = _Outputs.zeros(n_trials, nd)  # each chunk writes its rows: no concatenation
     for chunk, start in enumerate(range(0, n_trials, chunk_size)):
         size = min(chunk_size, n_trials - start)
         z_t, z_e, u_on, u_arr = draw_latent_timed(seed, scenario, chunk, size, int(design.max_n), association,
                                                   efficacy=efficacy)
-        parts.append(run_fast_tite(plan, pt, pe, z_t, z_e, u_on, u_arr, timing, dlt_window_days=dlt_window_days,
-                                   stagger_scope=stagger_scope, latent=True).offset(start))
-    return TrialOutcomes.concat(parts)
+        _run_chunk(plan, pt, pe, z_t, z_e, u_on, u_arr, timing, out.rows(start, start + size),
+                   dlt_window_days=dlt_window_days, stagger_scope=stagger_scope, latent=True)
+    return out.outcomes(plan)
