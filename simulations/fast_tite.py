@@ -175,17 +175,25 @@ def draw_latent_timed(seed: int, scenario: int, chunk: int, n_trials: int, max_p
     uniforms (the same streams, blocks and copula). ``efficacy=False`` skips
     the response stream (``z_eff`` is None).
     """
-    from escalade.simulations.fast import draw_latent
-
-    z_t, z_e = draw_latent(seed, scenario, chunk, n_trials, max_patients, association, efficacy=efficacy)
     n_blocks = -(-max(max_patients, 1) // BLOCK)
     ss = np.random.SeedSequence(seed, spawn_key=(scenario, chunk))
-    _tox, _eff, onset_ss = ss.spawn(3)
+    tox_ss, eff_ss, onset_ss = ss.spawn(3)
     (arrival_ss,) = ss.spawn(1)  # the fourth child, as draw_patients spawns it
-    rng = np.random.default_rng(onset_ss)
-    u_onset = np.concatenate([rng.random((n_trials, BLOCK)) for _ in range(n_blocks)], axis=1)
-    rng = np.random.default_rng(arrival_ss)
-    u_arrival = np.concatenate([rng.random((n_trials, BLOCK)) for _ in range(n_blocks)], axis=1)
+
+    def blocks(child: np.random.SeedSequence, normal: bool) -> np.ndarray:
+        rng = np.random.default_rng(child)
+        draw = rng.standard_normal if normal else rng.random
+        return np.concatenate([draw((n_trials, BLOCK)) for _ in range(n_blocks)], axis=1)
+
+    z_t = blocks(tox_ss, True)
+    z_e = None
+    if efficacy:
+        z_e = blocks(eff_ss, True)
+        rho = float(association)
+        if rho != 0.0:
+            z_e = rho * z_t + np.sqrt(1.0 - rho * rho) * z_e
+    u_onset = blocks(onset_ss, False)
+    u_arrival = blocks(arrival_ss, False)
     return z_t, z_e, u_onset, u_arrival
 
 
@@ -284,8 +292,10 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
 def _run_chunk(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.ndarray, v_eff: np.ndarray | None,
                u_onset: np.ndarray, u_arrival: np.ndarray, timing: "Timing", out: _Outputs, *,
                dlt_window_days: float, stagger_scope: str, latent: bool, lockstep: bool = False,
-               ambiguous: float = AMBIGUOUS_WITHIN) -> None:
-    """The kernel on one chunk (:func:`run_fast_tite`), writing into ``out`` (rows of the chunk)."""
+               ambiguous: float = AMBIGUOUS_WITHIN, bands: tuple[np.ndarray, ...] | None = None) -> None:
+    """The kernel on one chunk (:func:`run_fast_tite`), writing into ``out`` (rows of the chunk).
+
+    ``bands``: ``(lo_t, hi_t, lo_e, hi_e)`` computed once for all chunks (else here)."""
     from escalade.simulations.fast import _bands
     from escalade.simulations.fast_tite_kernels import AMBIGUOUS, ERR_COHORT, ERR_NO_PENDING, ERR_STEPS
     from escalade.simulations.timed import onset_fraction
@@ -299,8 +309,7 @@ def _run_chunk(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.n
     stagger = float(timing.stagger_days) if timing.enrolment == "stagger" else 0.0
     has_eff = v_eff is not None and bool(np.any(p_eff > 0))
     ve = v_eff if has_eff else np.zeros((1, 1))
-    lo_t, hi_t = _bands(p_tox, latent)
-    lo_e, hi_e = _bands(p_eff, latent)
+    lo_t, hi_t, lo_e, hi_e = bands if bands is not None else (*_bands(p_tox, latent), *_bands(p_eff, latent))
     need = np.empty(2 * t_count * max(b.max_n, 1), np.int64)
     known_idx = np.zeros(0, np.int64)   # flat indices (stream * T * cap + t * cap + col) evaluated exactly
     known_val = np.zeros(0, float)      # their uniforms ndtr(z)
@@ -365,11 +374,14 @@ def simulate_fast_tite(design: Design, p_tox: np.ndarray, p_eff: np.ndarray | No
             or stagger_scope not in ("new_dose", "cohort") or n_trials < 1 or chunk_size < 1):
         return None
     efficacy = bool(np.any(pe > 0))
+    from escalade.simulations.fast import _bands
+
     out = _Outputs.zeros(n_trials, nd)  # each chunk writes its rows: no concatenation
+    bands = (*_bands(pt, True), *_bands(pe, True))
     for chunk, start in enumerate(range(0, n_trials, chunk_size)):
         size = min(chunk_size, n_trials - start)
         z_t, z_e, u_on, u_arr = draw_latent_timed(seed, scenario, chunk, size, int(design.max_n), association,
                                                   efficacy=efficacy)
         _run_chunk(plan, pt, pe, z_t, z_e, u_on, u_arr, timing, out.rows(start, start + size),
-                   dlt_window_days=dlt_window_days, stagger_scope=stagger_scope, latent=True)
+                   dlt_window_days=dlt_window_days, stagger_scope=stagger_scope, latent=True, bands=bands)
     return out.outcomes(plan)
