@@ -65,7 +65,7 @@ def _arrivals(arrival, cum, t, out):
             out[k] = arrival[t, k]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # no zero-division checks: every divisor is > 0
 def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, overdose, dlt_guard, deesc_guard,
              stop_n, stop_staying, min_n, target, lambda_e, lambda_d, max_pending, below_only,
              window, stagger, stagger_all, arrival, arr_cum, onset_frac,
