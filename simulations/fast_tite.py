@@ -204,8 +204,12 @@ def _arrival_input(timing: "Timing", u_arrival: np.ndarray) -> tuple[np.ndarray,
     from escalade.simulations.timed import DAYS_PER_MONTH, arrival_days
 
     gap = DAYS_PER_MONTH / float(timing.rate_per_month)
-    if timing.accrual == "poisson":
-        return -np.log1p(-u_arrival) * gap, True
+    if timing.accrual == "poisson":  # -log1p(-u) * gap, in place
+        x = np.negative(u_arrival)
+        np.log1p(x, out=x)
+        np.negative(x, out=x)
+        x *= gap
+        return x, True
     if timing.accrual == "uniform":
         return 2.0 * u_arrival * gap, True
     return arrival_days(timing, u_arrival), False

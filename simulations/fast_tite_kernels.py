@@ -232,7 +232,10 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                 deesc_obs = yc >= deesc[m]
                 has_p = c > 0
                 susp = has_p and (not deesc_obs) and (not cur_elim) and (c > max_pending * nc)
-                if has_p:
+                if susp:  # the move is not used: the trial waits (or stops for toxicity, which holds)
+                    up = False
+                    down = False
+                elif has_p:
                     nf = float(nc)
                     yf = float(yc)
                     cf = float(c)
