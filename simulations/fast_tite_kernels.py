@@ -11,11 +11,12 @@ included), the same observed data (:meth:`~escalade.simulations.timed._Timeline.
 with the accrual suspension as a hold), with the same floating-point
 operations in the same order (no fastmath), so the outcomes are identical.
 
-The trials advance in lock-step, one engine step at a time, for one reason:
-the general engine sums the pending patients' follow-up fractions (STFT) with
-``np.sum(axis=1)`` over rows padded to the widest trial asked at that step,
-and numpy's pairwise summation groups the terms by their position in that row
-(:func:`_pairwise_add`); the kernel keeps the width, so it keeps the rounding.
+Each trial runs from start to end on its own; ``lockstep=True`` runs them step
+by step across the chunk as the general engine does, with its padded row widths
+for the STFT sum (:mod:`escalade.simulations.fast_tite`, "Order of the
+trials"). Patients whose data can no longer change (DLT seen, or window
+complete, with nothing left to learn) form a settled prefix that later
+decisions skip; the others are scanned without branches on their outcomes.
 ``cache=True``: compiled once per machine.
 """
 
