@@ -81,7 +81,7 @@ def test_kernel_equals_general_engine(design: str, timing: str, curve: str) -> N
     tm, scope = TIMINGS[timing]
     pt = CURVES[curve](d.n_doses)
     pe = np.linspace(0.1, 0.7, d.n_doses) if curve in ("middle", "toxic") else np.zeros(d.n_doses)
-    kw = dict(timing=tm, dlt_window_days=28.0, n_trials=90, seed=7, association=-0.4, chunk_size=40,
+    kw = dict(timing=tm, dlt_window_days=28.0, n_trials=70, seed=7, association=-0.4, chunk_size=30,
               stagger_scope=scope)
     _same(simulate_timed(d, pt, pe, **kw), simulate_timed(d, pt, pe, engine="general", **kw))
 
@@ -93,7 +93,7 @@ def test_uniforms_equal_general_engine(design: str, timing: str) -> None:
     tm, scope = TIMINGS[timing]
     pt = CURVES["middle"](d.n_doses)
     pe = np.linspace(0.2, 0.6, d.n_doses)
-    pts = draw_patients(3, 11, 0, 120, d.max_n, 0.3)
+    pts = draw_patients(3, 11, 0, 80, d.max_n, 0.3)
     kw = dict(dlt_window_days=21.0, response_days=60.0, stagger_scope=scope)
     _same(run_timed_trials(d, pt, pe, pts, tm, **kw), run_timed_trials(d, pt, pe, pts, tm, engine="general", **kw))
 
