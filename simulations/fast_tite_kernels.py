@@ -82,8 +82,8 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
     Without ``lockstep`` each trial runs from start to end on its own (its data stay in cache), and the
     STFT is summed in the order of a row as wide as the trial; with 3 or more pending terms the order of a
     sum can change its last bits, so a decision whose imputed rate lies within ``ambiguous`` of a
-    boundary returns :data:`AMBIGUOUS`. ``lockstep`` runs the trials step by step as the general engine, with its
-    row widths (the fallback for that case, which practically never arises).
+    boundary returns :data:`AMBIGUOUS`. ``lockstep`` runs the trials step by step as the general engine,
+    with its row widths (the fallback for that case, which practically never arises).
     """
     t_count, cap = v_tox.shape
     nd = n.shape[1]
