@@ -197,30 +197,51 @@ def draw_latent_timed(seed: int, scenario: int, chunk: int, n_trials: int, max_p
     uniforms (the same streams, blocks and copula). ``efficacy=False`` skips
     the response stream (``z_eff`` is None).
     """
+    z_t, z_e, u_onset, u_arrival = _draw_blocks(seed, scenario, chunk, n_trials, max_patients, association,
+                                                efficacy=efficacy)
+    return _unblock(z_t), None if z_e is None else _unblock(z_e), _unblock(u_onset), _unblock(u_arrival)
+
+
+def _draw_blocks(seed: int, scenario: int, chunk: int, n_trials: int, max_patients: int, association: float = 0.0,
+                 *, efficacy: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """:func:`draw_latent_timed` as the kernel reads it: ``(n_blocks, T, BLOCK)`` arrays, block ``b`` being
+    the ``b``-th ``(T, BLOCK)`` draw of each stream (one call per stream: the same numbers in the same
+    order; no concatenation)."""
     n_blocks = -(-max(max_patients, 1) // BLOCK)
     ss = np.random.SeedSequence(seed, spawn_key=(scenario, chunk))
     tox_ss, eff_ss, onset_ss = ss.spawn(3)
     (arrival_ss,) = ss.spawn(1)  # the fourth child, as draw_patients spawns it
-
-    def blocks(child: np.random.SeedSequence, normal: bool) -> np.ndarray:
-        rng = np.random.default_rng(child)
-        draw = rng.standard_normal if normal else rng.random
-        return np.concatenate([draw((n_trials, BLOCK)) for _ in range(n_blocks)], axis=1)
-
-    z_t = blocks(tox_ss, True)
+    shape = (n_blocks, n_trials, BLOCK)
+    z_t = np.random.default_rng(tox_ss).standard_normal(shape)
     z_e = None
     if efficacy:
-        z_e = blocks(eff_ss, True)
+        z_e = np.random.default_rng(eff_ss).standard_normal(shape)
         rho = float(association)
         if rho != 0.0:
             z_e = rho * z_t + np.sqrt(1.0 - rho * rho) * z_e
-    u_onset = blocks(onset_ss, False)
-    u_arrival = blocks(arrival_ss, False)
+    u_onset = np.random.default_rng(onset_ss).random(shape)
+    u_arrival = np.random.default_rng(arrival_ss).random(shape)
     return z_t, z_e, u_onset, u_arrival
 
 
+def _unblock(a: np.ndarray) -> np.ndarray:
+    """``(n_blocks, T, BLOCK)`` to ``(T, n_blocks * BLOCK)`` (patients along the last axis)."""
+    nb, t, b = a.shape
+    return np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(t, nb * b)
+
+
+def _blocked(a: np.ndarray) -> np.ndarray:
+    """``(T, N)`` to the kernel's ``(n_blocks, T, BLOCK)`` (``N`` padded with zeros to whole blocks)."""
+    a = np.asarray(a, float)
+    t, n = a.shape
+    nb = -(-max(n, 1) // BLOCK)
+    if n != nb * BLOCK:
+        a = np.concatenate([a, np.zeros((t, nb * BLOCK - n))], axis=1)
+    return np.ascontiguousarray(a.reshape(t, nb, BLOCK).transpose(1, 0, 2))
+
+
 def _arrival_input(timing: "Timing", u_arrival: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The kernel's arrival input: the gaps between arrivals, which it adds up in order as ``np.cumsum``
+    """The kernel's arrival input (``u_arrival`` and the result in blocks, ``(n_blocks, T, BLOCK)``): the gaps between arrivals, which it adds up in order as ``np.cumsum``
     does (Poisson and uniform accrual: :func:`~escalade.simulations.timed.arrival_days`'s terms), or the
     arrival days themselves (fixed, list)."""
     from escalade.simulations.timed import DAYS_PER_MONTH, arrival_days
@@ -234,7 +255,7 @@ def _arrival_input(timing: "Timing", u_arrival: np.ndarray) -> tuple[np.ndarray,
         return x, True
     if timing.accrual == "uniform":
         return 2.0 * u_arrival * gap, True
-    return arrival_days(timing, u_arrival), False
+    return _blocked(arrival_days(timing, _unblock(u_arrival))), False
 
 
 #: An imputed rate this close to a boundary could fall on either side depending on the order in which the
@@ -310,8 +331,9 @@ def run_fast_tite(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: n
     from the start; both are for tests).
     """
     out = _Outputs.zeros(v_tox.shape[0], plan.base.n_doses)
-    _run_chunk(plan, p_tox, p_eff, v_tox, v_eff, u_onset, u_arrival, timing, out, dlt_window_days=dlt_window_days,
-               stagger_scope=stagger_scope, latent=latent, lockstep=lockstep, ambiguous=ambiguous)
+    _run_chunk(plan, p_tox, p_eff, _blocked(v_tox), None if v_eff is None else _blocked(v_eff), _blocked(u_onset),
+               _blocked(u_arrival), timing, out, dlt_window_days=dlt_window_days, stagger_scope=stagger_scope,
+               latent=latent, lockstep=lockstep, ambiguous=ambiguous)
     return out.outcomes(plan)
 
 
@@ -320,6 +342,8 @@ def _run_chunk(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.n
                dlt_window_days: float, stagger_scope: str, latent: bool, lockstep: bool = False,
                ambiguous: float = AMBIGUOUS_WITHIN, bands: tuple[np.ndarray, ...] | None = None) -> None:
     """The kernel on one chunk (:func:`run_fast_tite`), writing into ``out`` (rows of the chunk).
+
+    The patients' arrays come in blocks, ``(n_blocks, T, BLOCK)`` (:func:`_draw_blocks`, :func:`_blocked`).
 
     ``bands``: ``(lo_t, hi_t, lo_e, hi_e)`` computed once for all chunks (else here)."""
     from escalade.simulations.fast import _bands
@@ -330,11 +354,12 @@ def _run_chunk(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.n
     b = plan.base
     p_tox = np.asarray(p_tox, float)
     p_eff = np.asarray(p_eff, float)
-    t_count, cap = v_tox.shape
+    n_blocks, t_count, _ = v_tox.shape
+    cap = n_blocks * BLOCK
     window = float(dlt_window_days)
     stagger = float(timing.stagger_days) if timing.enrolment == "stagger" else 0.0
     has_eff = v_eff is not None and bool(np.any(p_eff > 0))
-    ve = v_eff if has_eff else np.zeros((1, 1))
+    ve = v_eff if has_eff else np.zeros((1, 1, BLOCK))
     lo_t, hi_t, lo_e, hi_e = bands if bands is not None else (*_bands(p_tox, latent), *_bands(p_eff, latent))
     need = np.empty(2 * t_count * max(b.max_n, 1), np.int64)
     known_idx = np.zeros(0, np.int64)   # flat indices (stream * T * cap + t * cap + col) evaluated exactly
@@ -372,8 +397,8 @@ def _run_chunk(plan: TitePlan, p_tox: np.ndarray, p_eff: np.ndarray, v_tox: np.n
         t, col = np.divmod(rest, cap)
         vals = np.empty(idx.size)
         s0 = stream == 0
-        vals[s0] = v_tox[t[s0], col[s0]]
-        vals[~s0] = ve[t[~s0], col[~s0]]
+        vals[s0] = v_tox[col[s0] // BLOCK, t[s0], col[s0] % BLOCK]
+        vals[~s0] = ve[col[~s0] // BLOCK, t[~s0], col[~s0] % BLOCK]
         known_idx, order = np.unique(np.concatenate([known_idx, idx]), return_index=True)
         known_val = np.concatenate([known_val, special.ndtr(vals)])[order]
     else:  # pragma: no cover - each round learns at least one new value
@@ -406,8 +431,8 @@ def simulate_fast_tite(design: Design, p_tox: np.ndarray, p_eff: np.ndarray | No
     bands = (*_bands(pt, True), *_bands(pe, True))
     for chunk, start in enumerate(range(0, n_trials, chunk_size)):
         size = min(chunk_size, n_trials - start)
-        z_t, z_e, u_on, u_arr = draw_latent_timed(seed, scenario, chunk, size, int(design.max_n), association,
-                                                  efficacy=efficacy)
+        z_t, z_e, u_on, u_arr = _draw_blocks(seed, scenario, chunk, size, int(design.max_n), association,
+                                             efficacy=efficacy)
         _run_chunk(plan, pt, pe, z_t, z_e, u_on, u_arr, timing, out.rows(start, start + size),
                    dlt_window_days=dlt_window_days, stagger_scope=stagger_scope, latent=True, bands=bands)
     return out.outcomes(plan)

@@ -51,19 +51,27 @@ def _in_band(p, flat, known_idx, known_val):
 
 
 @njit(cache=True)
+def _gather(v, t, out):
+    """Patient slots ``0 .. out.size - 1`` of trial ``t`` from ``v`` in blocks (``v[k >> 4, t, k & 15]``)."""
+    for k in range(out.size):
+        out[k] = v[k >> 4, t, k & 15]
+
+
+@njit(cache=True)
 def _arrivals(arrival, cum, t, out):
-    """Arrival day of each patient slot of trial ``t``: ``arrival`` itself, or with ``cum`` its running sum
+    """Arrival day of each patient slot of trial ``t`` (``arrival`` in blocks as the draws, ``[k >> 4, t, k & 15]``):
+    ``arrival`` itself, or with ``cum`` its running sum
     along the slots (``np.cumsum(axis=1)``, which adds in order: :func:`~escalade.simulations.timed.arrival_days`
     for Poisson and uniform accrual)."""
     if cum:
-        a = arrival[t, 0]
+        a = arrival[0, t, 0]
         out[0] = a
         for k in range(1, out.size):
-            a = a + arrival[t, k]
+            a = a + arrival[k >> 4, t, k & 15]
             out[k] = a
     else:
         for k in range(out.size):
-            out[k] = arrival[t, k]
+            out[k] = arrival[k >> 4, t, k & 15]
 
 
 @njit(cache=True, error_model="numpy")  # no zero-division checks: every divisor is > 0
@@ -85,7 +93,8 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
     boundary returns :data:`AMBIGUOUS`. ``lockstep`` runs the trials step by step as the general engine,
     with its row widths (the fallback for that case, which practically never arises).
     """
-    t_count, cap = v_tox.shape
+    nb, t_count, _ = v_tox.shape
+    cap = nb * 16  # patient slots: blocks of 16 (patients.BLOCK), block-major: v[col >> 4, t, col & 15]
     nd = n.shape[1]
     top = nd - 1
     bn = esc.size - 1
@@ -108,6 +117,9 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
     ptox = np.zeros((rows, max_n), np.bool_)
     pons = np.empty((rows, max_n))  # DLT onset (days after dosing)
     arow = np.empty((rows, max_n))  # arrival days (timed.arrival_days)
+    vrow = np.empty((rows, max_n))  # the patients' DLT values, onset fractions and response values, gathered
+    orow = np.empty((rows, max_n))  # from the blocks of the draws
+    erow = np.zeros((rows, max_n if has_eff else 1))
     yobs = np.zeros(nd, np.int64)
     r = np.zeros(8)
     for t in range(t_count):
@@ -127,6 +139,10 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
     if lockstep:
         for t in range(t_count):
             _arrivals(arrival, arr_cum, t, arow[t])
+            _gather(v_tox, t, vrow[t])
+            _gather(onset_frac, t, orow[t])
+            if has_eff:
+                _gather(v_eff, t, erow[t])
     width = 0
     for o in range(limit if lockstep else t_count):
         if lockstep:  # step o of every live trial
@@ -158,6 +174,10 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                         n_at[0, j] = 0
                         tried[0, j] = False
                     _arrivals(arrival, arr_cum, t, arow[0])
+                    _gather(v_tox, t, vrow[0])
+                    _gather(onset_frac, t, orow[0])
+                    if has_eff:
+                        _gather(v_eff, t, erow[0])
             m8 = width - width % 8 if width >= 8 else 0
             code = 0
             ready = True
@@ -337,11 +357,11 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                     if k > 0 and stagger > 0.0:
                         dt = max(dt, gate)
                     flat = t * cap + col
-                    v = v_tox[t, col]
+                    v = vrow[w, col]
                     ot = 1 if v < lo_t[d] else (0 if v >= hi_t[d] else _in_band(p_tox[d], flat, known_idx, known_val))
                     oe = 0
                     if has_eff:
-                        v = v_eff[t, col]
+                        v = erow[w, col]
                         oe = 1 if v < lo_e[d] else (0 if v >= hi_e[d] else
                                                     _in_band(p_eff[d], t_count * cap + flat, known_idx, known_val))
                     if ot < 0:
@@ -355,7 +375,7 @@ def run_tite(max_n, cohort_size, start_dose, start_size, esc, deesc, elim_hit, o
                     pdose[w, p + k] = d
                     dosed[w, p + k] = dt
                     ptox[w, p + k] = ot > 0
-                    pons[w, p + k] = window * onset_frac[t, col]  # as _Timeline: window x F^-1(u)
+                    pons[w, p + k] = window * orow[w, col]  # as _Timeline: window x F^-1(u)
                     n[t, d] += 1
                     tox[t, d] += ot
                     eff[t, d] += oe

@@ -152,7 +152,8 @@ def test_arrival_input_sums_to_arrival_days(accrual: str) -> None:
     """The kernel adds the gaps in order, as np.cumsum: the same days, bit for bit."""
     tm = Timing(accrual=accrual, rate_per_month=3.3, arrival_days=(0.0, 2.0) if accrual == "list" else ())
     u = draw_patients(2, 0, 0, 50, 32).u_arrival
-    x, cum = fast_tite._arrival_input(tm, u)
+    x, cum = fast_tite._arrival_input(tm, fast_tite._blocked(u))  # the kernel's blocks of 16 patients
+    x = fast_tite._unblock(x)
     days = np.cumsum(x, axis=1) if cum else x
     seq = x.copy()
     if cum:
