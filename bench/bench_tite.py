@@ -19,12 +19,12 @@
    peer, escalade's figures alone. Then the kernels' first call in a fresh
    process with an empty numba cache (compile) and from the cache.
 
-   Measured 2026-12-01 on the shared 2-core machine (load average 5.9): kernel
-   36.9 ms (CPU 27.0 ms), general engine 539.6 ms (CPU 352.4 ms, 13x), C++ TITE
-   engine 47.0 ms (CPU 28.0 ms): ratio 1.27x wall, 1.04x CPU (peer / escalade);
-   earlier runs at load 5-7 gave 1.03-1.07x wall, 1.00-1.01x CPU. First call
-   6.8-7.6 s CPU with an empty cache, 0.35 s from the cache. (Before the kernel:
-   escalade 334 ms against 16.7 ms on a quiet machine, 0.05x.)
+   Measured 2026-12-01 on the shared 2-core machine, same run, best of 7: at
+   load average 1.2, kernel 26.2 ms (CPU 26.2 ms), general engine 311.3 ms
+   (12x), C++ TITE engine 28.0 ms: ratio 1.07x (wall and CPU; peer time /
+   escalade time); at load 5-7 the wall ratio was 1.03-1.27x, CPU 1.00-1.04x.
+   First call 6.6 s CPU with an empty numba cache (compile), 0.32 s from the
+   cache. (Before the kernel, the general engine in the same run: 0.09x the peer.)
 
 Run: python bench/bench_tite.py [n_trials] [--tite-peer DIR] [--repeats 7] [--side-by-side-only]
 """

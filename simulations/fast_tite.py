@@ -50,10 +50,10 @@ its row widths.
 Speed
 -----
 ``bench/bench_tite.py``: 10,000 trials (5 doses, 10 cohorts of 3, Poisson
-accrual of 4 a month, 28-day window) in about 28 ms of CPU including the draws,
-12x the general engine and on a par with the C++ TITE engine of simFastBOIN
-(ratio 1.0-1.07, measured side by side on the shared 2-core machine at load
-5); the first call compiles in about 7 s of CPU (then numba's cache).
+accrual of 4 a month, 28-day window) in 26 ms of CPU including the draws,
+12x the general engine and 1.07x as fast as the C++ TITE engine of simFastBOIN
+(measured side by side at load 1.2 on the shared 2-core machine; 1.0-1.27x at
+load 5-7); the first call compiles in about 7 s of CPU (then numba's cache).
 
 Draws
 -----
@@ -65,7 +65,8 @@ the designs of a study share the patients), or, from
 ``ndtri(p)`` outside a narrow band (as :mod:`escalade.simulations.fast`), the
 response stream only when some ``p_eff > 0``, and the onset and arrival
 uniforms of :func:`~escalade.simulations.patients.draw_patients` (same
-streams, blocks and order).
+streams, blocks and order), drawn in blocks of 16 patients as the kernel
+reads them (:func:`_draw_blocks`).
 """
 
 from __future__ import annotations
