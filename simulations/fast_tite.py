@@ -242,7 +242,7 @@ def _blocked(a: np.ndarray) -> np.ndarray:
 
 
 def _arrival_input(timing: "Timing", u_arrival: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The kernel's arrival input, ``(is_gaps)``: the gaps between arrivals, which it adds up in order as
+    """``(x, gaps)``: the kernel's arrival input. With ``gaps`` the gaps between arrivals, which it adds in order as
     ``np.cumsum`` does (Poisson and uniform accrual: :func:`~escalade.simulations.timed.arrival_days`'s
     terms), or the arrival days themselves (fixed, list); ``u_arrival`` and the result in blocks,
     ``(n_blocks, T, BLOCK)``."""
