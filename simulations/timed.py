@@ -393,6 +393,7 @@ def run_timed_trials(
     dlt_window_days: float,
     response_days: float,
     stagger_scope: Literal["new_dose", "cohort"] = "new_dose",
+    engine: Literal["auto", "general"] = "auto",
 ) -> TrialOutcomes:
     """Run every trial of ``patients`` on a calendar (see the module docstring).
 
@@ -412,6 +413,10 @@ def run_timed_trials(
     stagger_scope
         ``"new_dose"``: the sentinel rule applies to the first patient at each
         dose never given before; ``"cohort"``: to the first patient of every cohort.
+    engine
+        ``"auto"``: the compiled calendar-time kernel (:mod:`escalade.simulations.fast_tite`)
+        when the design qualifies (:func:`~escalade.simulations.fast_tite.tite_plan`), else the
+        loops below; ``"general"``: always the loops below. Both give identical outcomes.
 
     Returns
     -------
@@ -435,6 +440,16 @@ def run_timed_trials(
                          f"{response_days}")
     if stagger_scope not in ("new_dose", "cohort"):
         raise ValueError(f"stagger_scope must be 'new_dose' or 'cohort'; got {stagger_scope!r}")
+    if engine not in ("auto", "general"):
+        raise ValueError(f"engine must be 'auto' or 'general'; got {engine!r}")
+    if engine == "auto" and patients.graded is None:  # CAR-T patients, backfill: the general engine
+        from escalade.simulations.fast_tite import run_fast_tite, tite_plan
+
+        plan = tite_plan(design)
+        if plan is not None:
+            return run_fast_tite(plan, p_tox, p_eff, patients.u_tox, patients.u_eff, patients.u_onset,
+                                 patients.u_arrival, timing, dlt_window_days=dlt_window_days,
+                                 stagger_scope=stagger_scope, latent=False)
     line = _Timeline(design, p_tox, p_eff, patients, timing, dlt_window_days, response_days, stagger_scope)
     bf = backfill_of(design)
     if bf is not None:
@@ -832,16 +847,28 @@ def simulate_timed(
     chunk_size: int = 1000,
     scenario: int = 0,
     stagger_scope: Literal["new_dose", "cohort"] = "new_dose",
+    engine: Literal["auto", "general"] = "auto",
 ) -> TrialOutcomes:
     """Simulate ``n_trials`` timed trials in one process (tests, benches).
 
     Chunks and seeds are laid out as the parallel runner lays them out, so the
     result equals the runner's for the same ``seed`` and ``scenario`` key.
+    ``engine`` as :func:`run_timed_trials`; the compiled kernel reads latent
+    normals here and draws only the streams it uses.
     """
     def run(d: Design, pt: np.ndarray, pe: np.ndarray, patients: Patients) -> TrialOutcomes:
         return run_timed_trials(d, pt, pe, patients, timing, dlt_window_days=dlt_window_days,
-                                response_days=response_days, stagger_scope=stagger_scope)
+                                response_days=response_days, stagger_scope=stagger_scope, engine=engine)
 
+    if engine == "auto":
+        from escalade.simulations.fast_tite import simulate_fast_tite
+
+        fast = simulate_fast_tite(design, p_tox, p_eff, timing=timing, dlt_window_days=dlt_window_days,
+                                  response_days=response_days, n_trials=n_trials, seed=seed,
+                                  association=association, chunk_size=chunk_size, scenario=scenario,
+                                  stagger_scope=stagger_scope)
+        if fast is not None:
+            return fast
     slots = patient_slots(design)
     if slots == int(design.max_n):
         return simulate(design, p_tox, p_eff, n_trials=n_trials, seed=seed, association=association,
