@@ -221,18 +221,61 @@ def _quasi_events(cfg: Boin12Config, n: Any, tox: Any, eff: Any, both: Any) -> n
     return (100.0 * y01 + cfg.u11 * both + cfg.u00 * y00) / 100.0
 
 
+_DISTINCT_MIN = 32  # below this many elements, evaluate directly (the unique pass would cost more)
+
+
+def _on_distinct(fn: Any, a: Any, b: Any) -> np.ndarray:
+    """``fn(a, b)`` (element-wise, broadcast) evaluated once per distinct pair ``(a, b)``, scattered back.
+
+    The incomplete beta function costs ~6 microseconds an element, and the
+    ``(S, D)`` arguments of a batch of trials repeat (integer counts, untried
+    doses); each value is the one ``fn`` gives that element alone, so the
+    result is bit for bit ``fn(a, b)``. Pairs are keyed as complex numbers
+    (one fast sort); arguments that are not finite and positive (where ``-0.0``
+    and ``0.0`` would share a key) go straight to ``fn``.
+    """
+    a, b = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float))
+    if a.size < _DISTINCT_MIN or not (np.all(a > 0) and np.all(b > 0) and np.all(np.isfinite(a + b))):
+        return fn(a, b)
+    key = np.empty(a.shape, np.complex128)
+    key.real, key.imag = a, b
+    uniq, inverse = np.unique(key.ravel(), return_inverse=True)
+    return np.asarray(fn(uniq.real, uniq.imag))[inverse.reshape(-1)].reshape(a.shape)
+
+
 def _desirability(cfg: Boin12Config, n: Any, tox: Any, eff: Any, both: Any) -> np.ndarray:
     """:math:`\\Pr(u > u_b \\mid \\text{data})` under Beta(alpha + x, beta + n - x)."""
     x = _quasi_events(cfg, n, tox, eff, both)
     n = np.asarray(n, float)
-    return special.betaincc(cfg.prior_alpha + x, cfg.prior_beta + n - x, cfg.benchmark / 100.0)
+    return _beta_tail(cfg, cfg.prior_alpha + x, cfg.prior_beta + n - x)
+
+
+def _beta_tail(cfg: Boin12Config, a: Any, b: Any) -> np.ndarray:
+    """:math:`\\Pr(u > u_b)` under Beta(``a``, ``b``), once per distinct ``(a, b)``."""
+    ub = cfg.benchmark / 100.0
+    return _on_distinct(lambda a_, b_: special.betaincc(a_, b_, ub), a, b)
+
+
+def _elimination_probs(cfg: Boin12Config, n_tox: Any, tox: Any, n_eff: Any, eff: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:math:`\\Pr(p_T > \\phi_T)` and :math:`\\Pr(p_E < \\phi_E)` under Beta(1 + y, 1 + n - y) posteriors.
+
+    ``scipy.stats.beta.sf(x, a, b)`` and ``.cdf`` are ``special.betaincc(a, b, x)``
+    and ``special.betainc(a, b, x)`` for these arguments (``x`` inside (0, 1),
+    ``a, b >= 1``), without the distribution's per-call overhead; evaluated
+    once per distinct count pair.
+    """
+    t, e = cfg.target, cfg.phi_e
+    tox = np.asarray(tox, float)
+    eff = np.asarray(eff, float)
+    p_tox = _on_distinct(lambda a, b: special.betaincc(a, b, t), tox + 1.0, n_tox - tox + 1.0)
+    p_fut = _on_distinct(lambda a, b: special.betainc(a, b, e), eff + 1.0, n_eff - eff + 1.0)
+    return p_tox, p_fut
 
 
 def _eliminated(cfg: Boin12Config, n: np.ndarray, tox: np.ndarray, eff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(S, D)`` toxicity elimination (this dose and higher) and futility elimination (this dose)."""
     ok = n >= _MIN_N_ELIM
-    p_tox = stats.beta.sf(cfg.target, tox + 1.0, n - tox + 1.0)
-    p_fut = stats.beta.cdf(cfg.phi_e, eff + 1.0, n - eff + 1.0)
+    p_tox, p_fut = _elimination_probs(cfg, n, tox, n, eff)
     tox_e = np.logical_or.accumulate(ok & (p_tox > cfg.cutoff_eli), axis=-1)
     return tox_e, ok & (p_fut > cfg.cutoff_eli_eff)
 
