@@ -88,7 +88,7 @@ from scipy import special
 
 from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray,
                                   States, StopReason)
-from escalade.design.crm import counts_loglik, grid_sums
+from escalade.design.blrm_kernels import counts_loglik_rows, grid_sums_rows, pairwise_plan
 from escalade.design.config import check_fraction, check_int, check_positive, check_trial_size
 from escalade.design.rules import (Effect, Rule, RuleContext, SharedRules, StopAtN, apply_rules, shared_rules,
                                    state_fields as rules_state_fields)
@@ -405,7 +405,8 @@ class BlrmModel:
     log_prior: np.ndarray = field(init=False, repr=False)
     log_terms: np.ndarray = field(init=False, repr=False)
     weights: np.ndarray = field(init=False, repr=False)
-    _weights_t: np.ndarray = field(init=False, repr=False)
+    _weights_gj: np.ndarray = field(init=False, repr=False)
+    _plan: np.ndarray = field(init=False, repr=False)
 
     @classmethod
     def from_config(cls, c: BlrmConfig) -> "BlrmModel":
@@ -445,7 +446,13 @@ class BlrmModel:
         edge[:m, :] = edge[-m:, :] = edge[:, :m] = edge[:, -m:] = True
         cols.append(edge.ravel().astype(float))
         object.__setattr__(self, "weights", np.ascontiguousarray(np.stack(cols, axis=1)))
-        object.__setattr__(self, "_weights_t", np.ascontiguousarray(self.weights.T))  # rows for grid_sums
+        # grid-major weights for the compiled grid sums, padded with zero columns to a multiple of 4 (the
+        # kernel's vector width; a column's sums never read another's)
+        j = self.weights.shape[1]
+        wp = np.zeros((self.weights.shape[0], -(-j // 4) * 4))
+        wp[:, :j] = self.weights
+        object.__setattr__(self, "_weights_gj", wp)
+        object.__setattr__(self, "_plan", pairwise_plan(self.weights.shape[0]))
 
     @property
     def x(self) -> np.ndarray:
@@ -489,19 +496,20 @@ class BlrmModel:
         s = n_.shape[0]
         out = np.empty((s, self.weights.shape[1]))
         cnt = np.zeros((_BLOCK, 2 * d))
-        # no BLAS: both contractions are element-wise sums in a fixed order (counts_loglik, grid_sums), so a
-        # state's numbers are the same in any batch and for any number of threads, with no thread pool to set
-        weights_t = self._weights_t
+        # no BLAS: both contractions are element-wise sums in a fixed order (crm.counts_loglik, crm.grid_sums,
+        # here their compiled kernels called directly), so a state's numbers are the same in any batch and for
+        # any number of threads, with no thread pool to set
+        wgj, plan, nj = self._weights_gj, self._plan, self.weights.shape[1]
         for lo in range(0, s, _BLOCK):
             hi = min(lo + _BLOCK, s)
             cnt[:] = 0.0
             cnt[: hi - lo, :d] = y[lo:hi]
             cnt[: hi - lo, d:] = n_[lo:hi] - y[lo:hi]
-            buf = counts_loglik(cnt, self.log_terms)
+            buf = counts_loglik_rows(cnt, self.log_terms)
             buf += self.log_prior
             buf -= buf.max(axis=1, keepdims=True)
             np.exp(buf, out=buf)
-            out[lo:hi] = grid_sums(buf, weights_t)[: hi - lo]
+            out[lo:hi] = grid_sums_rows(buf, wgj, plan)[: hi - lo, :nj]
         z = out[:, :1]
         cdf1 = out[:, 1:1 + d] / z
         cdf2 = out[:, 1 + d:1 + 2 * d] / z
