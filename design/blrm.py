@@ -56,8 +56,9 @@ holds the normaliser, the two CDF values per dose, the posterior means of
   functional of the grid values (no indicator's jump on the grid), error
   :math:`O(h^4)`.
 * Quantiles of :math:`p(d)` (single fits) invert the same CDF by bisection.
-* Determinism: states go through the products in blocks of fixed shape
-  (``_BLOCK`` rows, the last one padded), so a state's summaries are the same,
+* Determinism: no BLAS. The two contractions are compiled loops
+  (:mod:`escalade.design.blrm_kernels`) with a fixed order of operations per
+  state, and the rest is element-wise, so a state's summaries are the same,
   bit for bit, whatever the batch (tested).
 
 Accuracy against a long NUTS run (:mod:`escalade.design.blrm_pymc`, stored in
@@ -112,7 +113,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_BLOCK: Final[int] = 32            # states per fixed-shape block (bit-identical results for any batch)
+_BLOCK: Final[int] = 32            # states per block (bounds the (block, G) buffer; results never depend on it)
 _EDGE: Final[float] = 0.05         # "edge" = outer 5% of the grid on each side (diagnostic)
 _EDGE_WARN: Final[float] = 1e-4    # warn when more posterior mass than this lies at the edge
 _BISECT: Final[int] = 60           # bisection steps for quantiles (interval 60 logits wide -> 5e-17)
@@ -482,9 +483,9 @@ class BlrmModel:
     def summarise(self, n: Any, tox: Any) -> BlrmSummary:
         """Interval probabilities, posterior means and edge mass for a batch of counts ``(S, D)``.
 
-        States are processed in blocks of ``_BLOCK`` (the last padded with
-        empty states), so every BLAS call has one shape and a
-        state's numbers do not depend on the batch.
+        States are processed in blocks of at most ``_BLOCK`` (a ``(block, G)``
+        buffer); every operation is per state (the compiled contractions) or
+        element-wise, so a state's numbers do not depend on the batch.
         """
         n_ = np.atleast_2d(np.asarray(n, np.int64))
         y = np.atleast_2d(np.asarray(tox, np.int64))
@@ -495,21 +496,18 @@ class BlrmModel:
             raise ValueError("n must be >= 0 and tox between 0 and n at every dose")
         s = n_.shape[0]
         out = np.empty((s, self.weights.shape[1]))
-        cnt = np.zeros((_BLOCK, 2 * d))
         # no BLAS: both contractions are element-wise sums in a fixed order (crm.counts_loglik, crm.grid_sums,
         # here their compiled kernels called directly), so a state's numbers are the same in any batch and for
         # any number of threads, with no thread pool to set
         wgj, plan, nj = self._weights_gj, self._plan, self.weights.shape[1]
         for lo in range(0, s, _BLOCK):
             hi = min(lo + _BLOCK, s)
-            cnt[:] = 0.0
-            cnt[: hi - lo, :d] = y[lo:hi]
-            cnt[: hi - lo, d:] = n_[lo:hi] - y[lo:hi]
+            cnt = np.concatenate([y[lo:hi], n_[lo:hi] - y[lo:hi]], axis=1).astype(np.float64)
             buf = counts_loglik_rows(cnt, self.log_terms)
             buf += self.log_prior
             buf -= buf.max(axis=1, keepdims=True)
             np.exp(buf, out=buf)
-            out[lo:hi] = grid_sums_rows(buf, wgj, plan)[: hi - lo, :nj]
+            out[lo:hi] = grid_sums_rows(buf, wgj, plan)[:, :nj]
         z = out[:, :1]
         cdf1 = out[:, 1:1 + d] / z
         cdf2 = out[:, 1 + d:1 + 2 * d] / z
