@@ -78,6 +78,7 @@ OncoBayes2's single-agent example (``hist_SA``, reference dose 50):
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -455,6 +456,16 @@ class BlrmModel:
         object.__setattr__(self, "_weights_gj", wp)
         object.__setattr__(self, "_plan", pairwise_plan(self.weights.shape[0]))
 
+    def __reduce__(self) -> tuple[Any, tuple]:
+        """Pickle the defining numbers only (not ~10 MB of grid tables): the receiving process builds the
+        model once (:func:`_shared_model`) and reuses it for every later copy (one per work unit)."""
+        return (_shared_model, self.cache_key()[1:])
+
+    def cache_key(self) -> tuple:
+        """The numbers that define the posterior summaries (equal keys: equal summaries, bit for bit)."""
+        return ("blrm", self.doses, self.reference_dose, self.components, self.target_interval, self.grid_points,
+                self.grid_width, self.positions)
+
     @property
     def x(self) -> np.ndarray:
         """:math:`\\log(d_j / d^*)`, or the given ``positions`` (e.g. bcrm's standardised doses)."""
@@ -699,16 +710,48 @@ def _step_caps(c: BlrmConfig) -> tuple[int, ...]:
 
 
 class SummaryCache:
-    """Summaries by state counts; shared across batches, dropped when pickled."""
+    """Summaries by state counts; shared across batches; its data never travel in a pickle.
 
-    __slots__ = ("data", "limit")
+    With a ``key`` (the numbers that define the posterior: :meth:`BlrmModel.cache_key`),
+    an unpickled copy joins the receiving process's cache for that key
+    (:func:`_process_cache`): a worker process that runs many work units of a
+    study (each unit receives the designs anew) computes a state's summaries
+    once, not once per unit. A state's summaries depend on the model and its
+    counts only, bit for bit (whatever the batch), so sharing them changes no
+    result. Without a key, an unpickled copy starts empty.
+    """
 
-    def __init__(self, limit: int = 200_000) -> None:  # ~60 MB of summaries at 5 doses
+    __slots__ = ("data", "limit", "key")
+
+    def __init__(self, limit: int = 200_000, key: Any = None) -> None:  # ~60 MB of summaries at 5 doses
         self.data: dict[bytes, np.ndarray] = {}
         self.limit = limit
+        self.key = key
 
-    def __reduce__(self) -> tuple[type, tuple[int]]:
-        return (SummaryCache, (self.limit,))
+    def __reduce__(self) -> tuple[Any, tuple[int, Any]]:
+        if self.key is None:
+            return (SummaryCache, (self.limit,))
+        return (_process_cache, (self.limit, self.key))
+
+
+_PROCESS_CACHES: dict[Any, SummaryCache] = {}
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_model(doses: tuple, reference_dose: float, components: tuple, target_interval: tuple, grid_points: int,
+                  grid_width: float, positions: tuple | None) -> BlrmModel:
+    """The :class:`BlrmModel` of these numbers, built once per process (the target of its pickles)."""
+    return BlrmModel(doses=doses, reference_dose=reference_dose, components=components,
+                     target_interval=target_interval, grid_points=grid_points, grid_width=grid_width,
+                     positions=positions)
+
+
+def _process_cache(limit: int, key: Any) -> SummaryCache:
+    """This process's :class:`SummaryCache` for the model ``key`` (created empty on first use)."""
+    cache = _PROCESS_CACHES.get(key)
+    if cache is None:
+        cache = _PROCESS_CACHES.setdefault(key, SummaryCache(limit, key))
+    return cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -772,7 +815,7 @@ class BlrmDesign(ConfigDesign):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", BlrmModel.from_config(self.config))
-        object.__setattr__(self, "_cache", SummaryCache())
+        object.__setattr__(self, "_cache", SummaryCache(key=self.model.cache_key()))
 
     @property
     def state_fields(self) -> str:
