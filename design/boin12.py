@@ -93,6 +93,7 @@ Both rules are computed for all final states at once (no per-trial loop).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -256,20 +257,47 @@ def _beta_tail(cfg: Boin12Config, a: Any, b: Any) -> np.ndarray:
     return _on_distinct(lambda a_, b_: special.betaincc(a_, b_, ub), a, b)
 
 
+_TABLE_N = 64  # the elimination probabilities are tabulated for counts up to this many patients at a dose
+
+
+@functools.lru_cache(maxsize=32)
+def _beta_count_table(kind: str, x: float) -> np.ndarray:
+    """``table[y, n]``: ``betaincc(y + 1, n - y + 1, x)`` (``kind="sf"``) or ``betainc`` (``"cdf"``), ``y <= n``.
+
+    Each entry is the element-wise call on those arguments, so a look-up is
+    bit for bit the call; built once per threshold (~2,000 evaluations).
+    """
+    y, n = np.meshgrid(np.arange(_TABLE_N + 1.0), np.arange(_TABLE_N + 1.0), indexing="ij")
+    b = np.where(y <= n, n - y + 1.0, 1.0)
+    fn = special.betaincc if kind == "sf" else special.betainc
+    out = np.where(y <= n, fn(y + 1.0, b, x), np.nan)
+    out.setflags(write=False)
+    return out
+
+
+def _count_lookup(kind: str, x: float, y: np.ndarray, n: Any) -> np.ndarray:
+    """``betaincc(y + 1, n - y + 1, x)`` (or ``betainc``) from the table when the counts are whole and in range."""
+    y = np.asarray(y, float)
+    n = np.asarray(n, float)
+    yi, ni = y.astype(np.int64), np.broadcast_to(n, y.shape).astype(np.int64)
+    if (y.size and yi.min() >= 0 and ni.max() <= _TABLE_N and np.array_equal(yi, y) and np.array_equal(ni, n)
+            and np.all(yi <= ni)):
+        return _beta_count_table(kind, x)[yi, ni]
+    fn = special.betaincc if kind == "sf" else special.betainc
+    return _on_distinct(lambda a, b: fn(a, b, x), y + 1.0, n - y + 1.0)
+
+
 def _elimination_probs(cfg: Boin12Config, n_tox: Any, tox: Any, n_eff: Any, eff: Any) -> tuple[np.ndarray, np.ndarray]:
     """:math:`\\Pr(p_T > \\phi_T)` and :math:`\\Pr(p_E < \\phi_E)` under Beta(1 + y, 1 + n - y) posteriors.
 
     ``scipy.stats.beta.sf(x, a, b)`` and ``.cdf`` are ``special.betaincc(a, b, x)``
     and ``special.betainc(a, b, x)`` for these arguments (``x`` inside (0, 1),
-    ``a, b >= 1``), without the distribution's per-call overhead; evaluated
-    once per distinct count pair.
+    ``a, b >= 1``); here looked up in a table of those calls by the counts
+    (:func:`_beta_count_table`), or evaluated once per distinct count pair
+    beyond it.
     """
-    t, e = cfg.target, cfg.phi_e
-    tox = np.asarray(tox, float)
-    eff = np.asarray(eff, float)
-    p_tox = _on_distinct(lambda a, b: special.betaincc(a, b, t), tox + 1.0, n_tox - tox + 1.0)
-    p_fut = _on_distinct(lambda a, b: special.betainc(a, b, e), eff + 1.0, n_eff - eff + 1.0)
-    return p_tox, p_fut
+    return (_count_lookup("sf", float(cfg.target), tox, n_tox),
+            _count_lookup("cdf", float(cfg.phi_e), eff, n_eff))
 
 
 def _eliminated(cfg: Boin12Config, n: np.ndarray, tox: np.ndarray, eff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -298,6 +298,13 @@ def test_distinct_evaluation_equals_direct_evaluation(monkeypatch: pytest.Monkey
     b = rng.integers(1, 8, (300, 5)).astype(float)
     assert np.array_equal(b12._on_distinct(lambda x, y: special.betaincc(x, y, 0.7), a, b),
                           special.betaincc(a, b, 0.7))
+    # the elimination probabilities from the table of counts (and beyond it) are the calls themselves
+    n = rng.integers(0, 90, (200, 5)).astype(float)
+    y = np.floor(n * rng.random((200, 5)))
+    assert np.array_equal(b12._count_lookup("sf", 0.3, y, n), special.betaincc(y + 1, n - y + 1, 0.3))
+    small = n <= 40
+    assert np.array_equal(b12._count_lookup("cdf", 0.25, y[small], n[small]),
+                          special.betainc(y[small] + 1, n[small] - y[small] + 1, 0.25))
     # and the design's decisions and evidence are those of the direct calls
     d = TiteBoin12Design(TiteBoin12Config(**KW))
     states, f = _random_pending(np.random.default_rng(12), 300, 24)
