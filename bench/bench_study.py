@@ -52,17 +52,23 @@ def _load() -> str:
 
 
 def _compile_report() -> None:
-    """First-use compile (empty numba cache) and cached load of this checkout's grid kernels, in fresh processes."""
+    """First-use compile (empty numba cache) and cached load of this checkout's kernels, in fresh processes.
+
+    The grid contractions (design/blrm_kernels.py: CRM, TITE-CRM, BLRM) and TITE-BOIN12's pending sums
+    (design/boin12_kernels.py); EffTox's kernels are timed by bench/bench_efftox.py.
+    """
     code = ("import time, numpy as np; t = time.perf_counter(); from escalade.design import blrm_kernels as k; "
+            "from escalade.design import boin12_kernels as b; "
             "k.counts_loglik_rows(np.zeros((1, 2)), np.zeros((2, 3))); "
             "k.grid_sums_rows(np.zeros((1, 3)), np.zeros((3, 1)), k.pairwise_plan(3)); "
-            "print(time.perf_counter() - t)")
+            "z = np.zeros((1, 1)); b.pending_sums(np.zeros((1, 1), np.int64), z > 0, z, z > 0, z + 1, 1, 0.3, 0.3, "
+            "60.0, 40.0, z); print(time.perf_counter() - t)")
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, PYTHONPATH="", NUMBA_CACHE_DIR=cache)
         first, again = (float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                                              capture_output=True, text=True).stdout) for _ in range(2))
-    print(f"grid kernels (design/blrm_kernels.py): first use {first:.1f} s (numba compile, once per environment), "
-          f"later processes {again:.1f} s (import and cache load); {_load()}")
+    print(f"kernels (design/blrm_kernels.py, boin12_kernels.py): first use {first:.1f} s (numba compile, once per "
+          f"environment), later processes {again:.1f} s (import and cache load); {_load()}")
 
 
 def _profile(trials: int) -> None:

@@ -279,10 +279,11 @@ def _count_lookup(kind: str, x: float, y: np.ndarray, n: Any) -> np.ndarray:
     """``betaincc(y + 1, n - y + 1, x)`` (or ``betainc``) from the table when the counts are whole and in range."""
     y = np.asarray(y, float)
     n = np.asarray(n, float)
-    yi, ni = y.astype(np.int64), np.broadcast_to(n, y.shape).astype(np.int64)
-    if (y.size and yi.min() >= 0 and ni.max() <= _TABLE_N and np.array_equal(yi, y) and np.array_equal(ni, n)
-            and np.all(yi <= ni)):
-        return _beta_count_table(kind, x)[yi, ni]
+    if y.size and np.isfinite(y).all() and np.isfinite(n).all():
+        yi, ni = y.astype(np.int64), np.broadcast_to(n, y.shape).astype(np.int64)
+        if (yi.min() >= 0 and ni.max() <= _TABLE_N and np.array_equal(yi, y) and np.array_equal(ni, n)
+                and np.all(yi <= ni)):
+            return _beta_count_table(kind, x)[yi, ni]
     fn = special.betaincc if kind == "sf" else special.betainc
     return _on_distinct(lambda a, b: fn(a, b, x), y + 1.0, n - y + 1.0)
 
