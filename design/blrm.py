@@ -735,6 +735,7 @@ class SummaryCache:
 
 
 _PROCESS_CACHES: dict[Any, SummaryCache] = {}
+_PROCESS_CACHE_MODELS: Final[int] = 4  # models kept per process (oldest dropped): bounded memory in long sessions
 
 
 @functools.lru_cache(maxsize=16)
@@ -750,6 +751,8 @@ def _process_cache(limit: int, key: Any) -> SummaryCache:
     """This process's :class:`SummaryCache` for the model ``key`` (created empty on first use)."""
     cache = _PROCESS_CACHES.get(key)
     if cache is None:
+        while len(_PROCESS_CACHES) >= _PROCESS_CACHE_MODELS:
+            _PROCESS_CACHES.pop(next(iter(_PROCESS_CACHES)), None)
         cache = _PROCESS_CACHES.setdefault(key, SummaryCache(limit, key))
     return cache
 
