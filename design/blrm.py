@@ -56,8 +56,9 @@ holds the normaliser, the two CDF values per dose, the posterior means of
   functional of the grid values (no indicator's jump on the grid), error
   :math:`O(h^4)`.
 * Quantiles of :math:`p(d)` (single fits) invert the same CDF by bisection.
-* Determinism: states go through the products in blocks of fixed shape
-  (``_BLOCK`` rows, the last one padded), so a state's summaries are the same,
+* Determinism: no BLAS. The two contractions are compiled loops
+  (:mod:`escalade.design.blrm_kernels`) with a fixed order of operations per
+  state, and the rest is element-wise, so a state's summaries are the same,
   bit for bit, whatever the batch (tested).
 
 Accuracy against a long NUTS run (:mod:`escalade.design.blrm_pymc`, stored in
@@ -77,6 +78,7 @@ OncoBayes2's single-agent example (``hist_SA``, reference dose 50):
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -88,7 +90,7 @@ from scipy import special
 
 from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray,
                                   States, StopReason)
-from escalade.design.crm import counts_loglik, grid_sums
+from escalade.design.blrm_kernels import counts_loglik_rows, grid_sums_rows, pairwise_plan
 from escalade.design.config import check_fraction, check_int, check_positive, check_trial_size
 from escalade.design.rules import (Effect, Rule, RuleContext, SharedRules, StopAtN, apply_rules, shared_rules,
                                    state_fields as rules_state_fields)
@@ -112,7 +114,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_BLOCK: Final[int] = 32            # states per fixed-shape block (bit-identical results for any batch)
+_BLOCK: Final[int] = 32            # states per block (bounds the (block, G) buffer; results never depend on it)
 _EDGE: Final[float] = 0.05         # "edge" = outer 5% of the grid on each side (diagnostic)
 _EDGE_WARN: Final[float] = 1e-4    # warn when more posterior mass than this lies at the edge
 _BISECT: Final[int] = 60           # bisection steps for quantiles (interval 60 logits wide -> 5e-17)
@@ -405,7 +407,8 @@ class BlrmModel:
     log_prior: np.ndarray = field(init=False, repr=False)
     log_terms: np.ndarray = field(init=False, repr=False)
     weights: np.ndarray = field(init=False, repr=False)
-    _weights_t: np.ndarray = field(init=False, repr=False)
+    _weights_gj: np.ndarray = field(init=False, repr=False)
+    _plan: np.ndarray = field(init=False, repr=False)
 
     @classmethod
     def from_config(cls, c: BlrmConfig) -> "BlrmModel":
@@ -445,7 +448,23 @@ class BlrmModel:
         edge[:m, :] = edge[-m:, :] = edge[:, :m] = edge[:, -m:] = True
         cols.append(edge.ravel().astype(float))
         object.__setattr__(self, "weights", np.ascontiguousarray(np.stack(cols, axis=1)))
-        object.__setattr__(self, "_weights_t", np.ascontiguousarray(self.weights.T))  # rows for grid_sums
+        # grid-major weights for the compiled grid sums, padded with zero columns to a multiple of 4 (the
+        # kernel's vector width; a column's sums never read another's)
+        j = self.weights.shape[1]
+        wp = np.zeros((self.weights.shape[0], -(-j // 4) * 4))
+        wp[:, :j] = self.weights
+        object.__setattr__(self, "_weights_gj", wp)
+        object.__setattr__(self, "_plan", pairwise_plan(self.weights.shape[0]))
+
+    def __reduce__(self) -> tuple[Any, tuple]:
+        """Pickle the defining numbers only (not ~10 MB of grid tables): the receiving process builds the
+        model once (:func:`_shared_model`) and reuses it for every later copy (one per work unit)."""
+        return (_shared_model, self.cache_key()[1:])
+
+    def cache_key(self) -> tuple:
+        """The numbers that define the posterior summaries (equal keys: equal summaries, bit for bit)."""
+        return ("blrm", self.doses, self.reference_dose, self.components, self.target_interval, self.grid_points,
+                self.grid_width, self.positions)
 
     @property
     def x(self) -> np.ndarray:
@@ -475,9 +494,9 @@ class BlrmModel:
     def summarise(self, n: Any, tox: Any) -> BlrmSummary:
         """Interval probabilities, posterior means and edge mass for a batch of counts ``(S, D)``.
 
-        States are processed in blocks of ``_BLOCK`` (the last padded with
-        empty states), so every BLAS call has one shape and a
-        state's numbers do not depend on the batch.
+        States are processed in blocks of at most ``_BLOCK`` (a ``(block, G)``
+        buffer); every operation is per state (the compiled contractions) or
+        element-wise, so a state's numbers do not depend on the batch.
         """
         n_ = np.atleast_2d(np.asarray(n, np.int64))
         y = np.atleast_2d(np.asarray(tox, np.int64))
@@ -488,20 +507,18 @@ class BlrmModel:
             raise ValueError("n must be >= 0 and tox between 0 and n at every dose")
         s = n_.shape[0]
         out = np.empty((s, self.weights.shape[1]))
-        cnt = np.zeros((_BLOCK, 2 * d))
-        # no BLAS: both contractions are element-wise sums in a fixed order (counts_loglik, grid_sums), so a
-        # state's numbers are the same in any batch and for any number of threads, with no thread pool to set
-        weights_t = self._weights_t
+        # no BLAS: both contractions are element-wise sums in a fixed order (crm.counts_loglik, crm.grid_sums,
+        # here their compiled kernels called directly), so a state's numbers are the same in any batch and for
+        # any number of threads, with no thread pool to set
+        wgj, plan, nj = self._weights_gj, self._plan, self.weights.shape[1]
         for lo in range(0, s, _BLOCK):
             hi = min(lo + _BLOCK, s)
-            cnt[:] = 0.0
-            cnt[: hi - lo, :d] = y[lo:hi]
-            cnt[: hi - lo, d:] = n_[lo:hi] - y[lo:hi]
-            buf = counts_loglik(cnt, self.log_terms)
+            cnt = np.concatenate([y[lo:hi], n_[lo:hi] - y[lo:hi]], axis=1).astype(np.float64)
+            buf = counts_loglik_rows(cnt, self.log_terms)
             buf += self.log_prior
             buf -= buf.max(axis=1, keepdims=True)
             np.exp(buf, out=buf)
-            out[lo:hi] = grid_sums(buf, weights_t)[: hi - lo]
+            out[lo:hi] = grid_sums_rows(buf, wgj, plan)[:, :nj]
         z = out[:, :1]
         cdf1 = out[:, 1:1 + d] / z
         cdf2 = out[:, 1 + d:1 + 2 * d] / z
@@ -693,16 +710,51 @@ def _step_caps(c: BlrmConfig) -> tuple[int, ...]:
 
 
 class SummaryCache:
-    """Summaries by state counts; shared across batches, dropped when pickled."""
+    """Summaries by state counts; shared across batches; its data never travel in a pickle.
 
-    __slots__ = ("data", "limit")
+    With a ``key`` (the numbers that define the posterior: :meth:`BlrmModel.cache_key`),
+    an unpickled copy joins the receiving process's cache for that key
+    (:func:`_process_cache`): a worker process that runs many work units of a
+    study (each unit receives the designs anew) computes a state's summaries
+    once, not once per unit. A state's summaries depend on the model and its
+    counts only, bit for bit (whatever the batch), so sharing them changes no
+    result. Without a key, an unpickled copy starts empty.
+    """
 
-    def __init__(self, limit: int = 200_000) -> None:  # ~60 MB of summaries at 5 doses
+    __slots__ = ("data", "limit", "key")
+
+    def __init__(self, limit: int = 200_000, key: Any = None) -> None:  # ~60 MB of summaries at 5 doses
         self.data: dict[bytes, np.ndarray] = {}
         self.limit = limit
+        self.key = key
 
-    def __reduce__(self) -> tuple[type, tuple[int]]:
-        return (SummaryCache, (self.limit,))
+    def __reduce__(self) -> tuple[Any, tuple[int, Any]]:
+        if self.key is None:
+            return (SummaryCache, (self.limit,))
+        return (_process_cache, (self.limit, self.key))
+
+
+_PROCESS_CACHES: dict[Any, SummaryCache] = {}
+_PROCESS_CACHE_MODELS: Final[int] = 4  # models kept per process (oldest dropped): bounded memory in long sessions
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_model(doses: tuple, reference_dose: float, components: tuple, target_interval: tuple, grid_points: int,
+                  grid_width: float, positions: tuple | None) -> BlrmModel:
+    """The :class:`BlrmModel` of these numbers, built once per process (the target of its pickles)."""
+    return BlrmModel(doses=doses, reference_dose=reference_dose, components=components,
+                     target_interval=target_interval, grid_points=grid_points, grid_width=grid_width,
+                     positions=positions)
+
+
+def _process_cache(limit: int, key: Any) -> SummaryCache:
+    """This process's :class:`SummaryCache` for the model ``key`` (created empty on first use)."""
+    cache = _PROCESS_CACHES.get(key)
+    if cache is None:
+        while len(_PROCESS_CACHES) >= _PROCESS_CACHE_MODELS:
+            _PROCESS_CACHES.pop(next(iter(_PROCESS_CACHES)), None)
+        cache = _PROCESS_CACHES.setdefault(key, SummaryCache(limit, key))
+    return cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -766,7 +818,7 @@ class BlrmDesign(ConfigDesign):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", BlrmModel.from_config(self.config))
-        object.__setattr__(self, "_cache", SummaryCache())
+        object.__setattr__(self, "_cache", SummaryCache(key=self.model.cache_key()))
 
     @property
     def state_fields(self) -> str:

@@ -93,6 +93,7 @@ Both rules are computed for all final states at once (no per-trial loop).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -221,18 +222,89 @@ def _quasi_events(cfg: Boin12Config, n: Any, tox: Any, eff: Any, both: Any) -> n
     return (100.0 * y01 + cfg.u11 * both + cfg.u00 * y00) / 100.0
 
 
+_DISTINCT_MIN = 32  # below this many elements, evaluate directly (the unique pass would cost more)
+
+
+def _on_distinct(fn: Any, a: Any, b: Any) -> np.ndarray:
+    """``fn(a, b)`` (element-wise, broadcast) evaluated once per distinct pair ``(a, b)``, scattered back.
+
+    The incomplete beta function costs ~6 microseconds an element, and the
+    ``(S, D)`` arguments of a batch of trials repeat (integer counts, untried
+    doses); each value is the one ``fn`` gives that element alone, so the
+    result is bit for bit ``fn(a, b)``. Pairs are keyed as complex numbers
+    (one fast sort); arguments that are not finite and positive (where ``-0.0``
+    and ``0.0`` would share a key) go straight to ``fn``.
+    """
+    a, b = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float))
+    if a.size < _DISTINCT_MIN or not (np.all(a > 0) and np.all(b > 0) and np.all(np.isfinite(a + b))):
+        return fn(a, b)
+    key = np.empty(a.shape, np.complex128)
+    key.real, key.imag = a, b
+    uniq, inverse = np.unique(key.ravel(), return_inverse=True)
+    return np.asarray(fn(uniq.real, uniq.imag))[inverse.reshape(-1)].reshape(a.shape)
+
+
 def _desirability(cfg: Boin12Config, n: Any, tox: Any, eff: Any, both: Any) -> np.ndarray:
     """:math:`\\Pr(u > u_b \\mid \\text{data})` under Beta(alpha + x, beta + n - x)."""
     x = _quasi_events(cfg, n, tox, eff, both)
     n = np.asarray(n, float)
-    return special.betaincc(cfg.prior_alpha + x, cfg.prior_beta + n - x, cfg.benchmark / 100.0)
+    return _beta_tail(cfg, cfg.prior_alpha + x, cfg.prior_beta + n - x)
+
+
+def _beta_tail(cfg: Boin12Config, a: Any, b: Any) -> np.ndarray:
+    """:math:`\\Pr(u > u_b)` under Beta(``a``, ``b``), once per distinct ``(a, b)``."""
+    ub = cfg.benchmark / 100.0
+    return _on_distinct(lambda a_, b_: special.betaincc(a_, b_, ub), a, b)
+
+
+_TABLE_N = 64  # the elimination probabilities are tabulated for counts up to this many patients at a dose
+
+
+@functools.lru_cache(maxsize=32)
+def _beta_count_table(kind: str, x: float) -> np.ndarray:
+    """``table[y, n]``: ``betaincc(y + 1, n - y + 1, x)`` (``kind="sf"``) or ``betainc`` (``"cdf"``), ``y <= n``.
+
+    Each entry is the element-wise call on those arguments, so a look-up is
+    bit for bit the call; built once per threshold (~2,000 evaluations).
+    """
+    y, n = np.meshgrid(np.arange(_TABLE_N + 1.0), np.arange(_TABLE_N + 1.0), indexing="ij")
+    b = np.where(y <= n, n - y + 1.0, 1.0)
+    fn = special.betaincc if kind == "sf" else special.betainc
+    out = np.where(y <= n, fn(y + 1.0, b, x), np.nan)
+    out.setflags(write=False)
+    return out
+
+
+def _count_lookup(kind: str, x: float, y: np.ndarray, n: Any) -> np.ndarray:
+    """``betaincc(y + 1, n - y + 1, x)`` (or ``betainc``) from the table when the counts are whole and in range."""
+    y = np.asarray(y, float)
+    n = np.asarray(n, float)
+    if y.size and np.isfinite(y).all() and np.isfinite(n).all():
+        yi, ni = y.astype(np.int64), np.broadcast_to(n, y.shape).astype(np.int64)
+        if (yi.min() >= 0 and ni.max() <= _TABLE_N and np.array_equal(yi, y) and np.array_equal(ni, n)
+                and np.all(yi <= ni)):
+            return _beta_count_table(kind, x)[yi, ni]
+    fn = special.betaincc if kind == "sf" else special.betainc
+    return _on_distinct(lambda a, b: fn(a, b, x), y + 1.0, n - y + 1.0)
+
+
+def _elimination_probs(cfg: Boin12Config, n_tox: Any, tox: Any, n_eff: Any, eff: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:math:`\\Pr(p_T > \\phi_T)` and :math:`\\Pr(p_E < \\phi_E)` under Beta(1 + y, 1 + n - y) posteriors.
+
+    ``scipy.stats.beta.sf(x, a, b)`` and ``.cdf`` are ``special.betaincc(a, b, x)``
+    and ``special.betainc(a, b, x)`` for these arguments (``x`` inside (0, 1),
+    ``a, b >= 1``); here looked up in a table of those calls by the counts
+    (:func:`_beta_count_table`), or evaluated once per distinct count pair
+    beyond it.
+    """
+    return (_count_lookup("sf", float(cfg.target), tox, n_tox),
+            _count_lookup("cdf", float(cfg.phi_e), eff, n_eff))
 
 
 def _eliminated(cfg: Boin12Config, n: np.ndarray, tox: np.ndarray, eff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(S, D)`` toxicity elimination (this dose and higher) and futility elimination (this dose)."""
     ok = n >= _MIN_N_ELIM
-    p_tox = stats.beta.sf(cfg.target, tox + 1.0, n - tox + 1.0)
-    p_fut = stats.beta.cdf(cfg.phi_e, eff + 1.0, n - eff + 1.0)
+    p_tox, p_fut = _elimination_probs(cfg, n, tox, n, eff)
     tox_e = np.logical_or.accumulate(ok & (p_tox > cfg.cutoff_eli), axis=-1)
     return tox_e, ok & (p_fut > cfg.cutoff_eli_eff)
 

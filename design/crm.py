@@ -84,6 +84,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from scipy import integrate, special
 
+from escalade.design.blrm_kernels import counts_loglik_rows, grid_sums_rows, pairwise_plan
 from escalade.design.base import ConfigDesign, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray, States
 from escalade.design.config import check_fraction, check_int, check_positive, check_trial_size
 from escalade.design.crm_quadrature import LIMIT as _LIMIT
@@ -138,27 +139,27 @@ def counts_loglik(counts: FloatArray, table: FloatArray) -> FloatArray:
     of the whole call (a single state even goes through a matrix-vector
     kernel), so a state's log-likelihood could change in its last bits with
     the other states of its batch or the thread count. Here every state's
-    row is :math:`((c_0 t_0 + c_1 t_1) + c_2 t_2) + \\dots` in NumPy
-    element-wise arithmetic, the same in any batch; a zero count adds an exact
-    zero.
+    row is :math:`((c_0 t_0 + c_1 t_1) + c_2 t_2) + \\dots`, each product rounded
+    and then added (NumPy's ``out = c0 * t0; out += c1 * t1; ...``, written as
+    one compiled loop, :func:`escalade.design.blrm_kernels.counts_loglik_rows`),
+    the same in any batch; a zero count adds an exact zero.
     """
-    out = counts[:, 0:1] * table[0]
-    for k in range(1, table.shape[0]):
-        out += counts[:, k:k + 1] * table[k]
-    return out
+    return counts_loglik_rows(np.ascontiguousarray(counts, np.float64), np.ascontiguousarray(table, np.float64))
 
 
 def grid_sums(values: FloatArray, weight_rows: FloatArray) -> FloatArray:
     """``values @ weight_rows.T`` (``(S, G)`` by ``(J, G)`` -> ``(S, J)``), row by row without BLAS.
 
-    Each entry is NumPy's pairwise sum over the grid of one state's row, whose
-    grouping depends only on the grid size, so it is the same in any batch
-    and for any number of threads (see :func:`counts_loglik`).
+    Each entry is NumPy's pairwise sum over the grid of one state's row
+    (``np.add.reduce(values * weight_rows[j], axis=1)``, computed by the
+    compiled :func:`escalade.design.blrm_kernels.grid_sums_rows` with the same
+    tree), whose grouping depends only on the grid size, so it is the same in
+    any batch and for any number of threads (see :func:`counts_loglik`).
     """
-    out = np.empty((values.shape[0], weight_rows.shape[0]))
-    for j in range(weight_rows.shape[0]):
-        out[:, j] = np.add.reduce(values * weight_rows[j], axis=1)
-    return out
+    v = np.ascontiguousarray(values, np.float64)
+    w = np.ascontiguousarray(np.asarray(weight_rows, np.float64).T)
+    return grid_sums_rows(v, w, pairwise_plan(v.shape[1]))
+
 
 _METHODS = ("bayes", "mle")
 

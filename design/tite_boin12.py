@@ -72,11 +72,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import special, stats
 
 from escalade.design.base import (ConfigDesign, Decisions, DesignEntry, FloatArray, FollowUp, IntArray, States,
                                   StopReason, TiteDecisions, TiteExplanation)
-from escalade.design.boin12 import Boin12Config, Boin12Design, Boin12Evidence, Boin12Explanation, _quasi_events
+from escalade.design.boin12_kernels import pending_sums
+from escalade.design.boin12 import (Boin12Config, Boin12Design, Boin12Evidence, Boin12Explanation, _beta_tail,
+                                    _elimination_probs, _quasi_events)
 from escalade.design.config import check_probability
 from escalade.design.errors import ConfigError
 
@@ -126,10 +127,6 @@ class PendingSummary:
     quasi_events: FloatArray
 
 
-def _per_dose(onehot: np.ndarray, values: np.ndarray) -> np.ndarray:
-    return (onehot * values[:, :, None]).sum(axis=1)
-
-
 def pending_summary(config: Boin12Config, states: States, followup: FollowUp) -> PendingSummary:
     """Effective sample sizes, estimates and quasi-events per dose from pending data.
 
@@ -150,47 +147,18 @@ def pending_summary(config: Boin12Config, states: States, followup: FollowUp) ->
     (2.5, 2.5, 0.4)
     """
     c = config
-    nd = c.n_doses
-    treated = followup.treated
-    onehot = ((followup.dose[:, :, None] == np.arange(nd)) & treated[:, :, None]).astype(float)
-    dlt = followup.dlt & treated
-    pend_t = followup.pending
-    if followup.eff is None or followup.eff_fraction is None:
-        effo = np.zeros(dlt.shape, bool)
-        pend_e = np.zeros(dlt.shape, bool)
-        w_e = np.zeros(dlt.shape)
+    f = followup
+    if f.eff is None or f.eff_fraction is None:  # no efficacy follow-up: nothing pending, no response seen
+        eff, eff_fraction = np.zeros(f.dose.shape, bool), np.ones(f.dose.shape)
     else:
-        effo = followup.eff & treated
-        pend_e = followup.pending_eff
-        w_e = np.where(pend_e, followup.eff_fraction, 0.0)
-    w_t = np.where(pend_t, followup.fraction, 0.0)
-
-    n = onehot.sum(axis=1)
-    y_t = _per_dose(onehot, dlt.astype(float))
-    y_e = _per_dose(onehot, effo.astype(float))
-    ess_t = _per_dose(onehot, (treated & ~pend_t).astype(float)) + _per_dose(onehot, w_t)
-    ess_e = _per_dose(onehot, (treated & ~pend_e).astype(float)) + _per_dose(onehot, w_e)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_t = np.where(ess_t > 0, y_t / ess_t, c.target)
-        p_e = np.where(ess_e > 0, y_e / ess_e, c.phi_e)
-    # a pending patient's expected outcomes: p (1 - w) / (1 - p w) (uniform onset in the window)
-    dose = np.maximum(followup.dose, 0)
-    pt_i = np.take_along_axis(p_t, dose, axis=1)
-    pe_i = np.take_along_axis(p_e, dose, axis=1)
-    e_t = np.where(dlt, 1.0, np.where(pend_t, pt_i * (1 - w_t) / (1 - pt_i * w_t), 0.0))
-    e_e = np.where(effo, 1.0, np.where(pend_e, pe_i * (1 - w_e) / (1 - pe_i * w_e), 0.0))
-    u_i = (c.u11 * e_t * e_e + 100.0 * (1 - e_t) * e_e + c.u00 * (1 - e_t) * (1 - e_e)) / 100.0
-    open_i = (pend_t | pend_e) & treated
-    x_pending = _per_dose(onehot, np.where(open_i, u_i, 0.0))
-    done = treated & ~open_i
-    x_done = _quasi_events(c, _per_dose(onehot, done.astype(float)), _per_dose(onehot, (done & dlt).astype(float)),
-                           _per_dose(onehot, (done & effo).astype(float)),
-                           _per_dose(onehot, (done & dlt & effo).astype(float)))
-    any_open = _per_dose(onehot, open_i.astype(float)) > 0
+        eff, eff_fraction = f.eff, f.eff_fraction
     x_counts = _quasi_events(c, states.n, states.tox, states.eff, states.both)
-    x = np.where(any_open, x_done + x_pending, x_counts)
-    return PendingSummary(n, y_t, ess_t, p_t, _per_dose(onehot, pend_t.astype(float)).astype(np.int64),
-                          y_e, ess_e, p_e, _per_dose(onehot, pend_e.astype(float)).astype(np.int64), x)
+    n, y_t, ess_t, p_t, pend_t, y_e, ess_e, p_e, pend_e, x = pending_sums(
+        np.ascontiguousarray(f.dose, np.int64), np.ascontiguousarray(f.dlt, np.bool_),
+        np.ascontiguousarray(f.fraction, np.float64), np.ascontiguousarray(eff, np.bool_),
+        np.ascontiguousarray(eff_fraction, np.float64), int(c.n_doses), float(c.target), float(c.phi_e),
+        float(c.u11), float(c.u00), np.ascontiguousarray(x_counts, np.float64))
+    return PendingSummary(n, y_t, ess_t, p_t, pend_t.astype(np.int64), y_e, ess_e, p_e, pend_e.astype(np.int64), x)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +213,10 @@ class TiteBoin12Design(ConfigDesign):
         # toxicity: observed DLTs among all treated (a pending outcome can only add a DLT, so the elimination
         # never has to be undone); futility: responses among the patients whose assessment is complete
         assessed = n - ps.pending_eff
-        p_over = stats.beta.sf(c.target, ps.y_tox + 1.0, n - ps.y_tox + 1.0)
-        p_fut = stats.beta.cdf(c.phi_e, ps.y_eff + 1.0, assessed - ps.y_eff + 1.0)
+        p_over, p_fut = _elimination_probs(c, n, ps.y_tox, assessed, ps.y_eff)
         tox_e = np.logical_or.accumulate((n >= _MIN_N_ELIM) & (p_over > c.cutoff_eli), axis=-1)
         fut_e = (assessed >= _MIN_N_ELIM) & (p_fut > c.cutoff_eli_eff)
-        des = special.betaincc(c.prior_alpha + ps.quasi_events, c.prior_beta + n - ps.quasi_events,
-                               c.benchmark / 100.0)
+        des = _beta_tail(c, c.prior_alpha + ps.quasi_events, c.prior_beta + n - ps.quasi_events)
         n_d = states.at_current(states.n)
         y_d = states.at_current(states.tox)
         m = np.minimum(n_d, b.n_max)

@@ -139,13 +139,16 @@ def weighted_posterior(model: CrmModel, y: Any, n_complete_nondlt: Any, part_dos
     counts = np.concatenate([np.atleast_2d(np.asarray(y, float)),
                              np.atleast_2d(np.asarray(n_complete_nondlt, float))], axis=1)
     ll = counts_loglik(counts, g.log_pq)  # no BLAS: the same bits for a state in any batch
-    pw = np.asarray(part_w, float)
+    pw = np.atleast_2d(np.asarray(part_w, float))
     if pw.size:
-        p = _prob_table(model)[np.maximum(np.asarray(part_dose, np.int64), 0)]  # (S, P, G)
-        # patient by patient in order: the weight-0 padding adds exact zeros (log1p(-0) = -0)
-        part = np.log1p(-pw[:, :, None] * p)
-        for j in range(part.shape[1]):
-            ll += part[:, j]
+        table = _prob_table(model)
+        dose = np.maximum(np.atleast_2d(np.asarray(part_dose, np.int64)), 0)
+        # patient by patient in order, each state's partial patients only: the weight-0 padding would add
+        # exact zeros (log1p(-0) = -0), so leaving it out changes no bit and saves its logarithms
+        for j in range(pw.shape[1]):
+            rows = np.flatnonzero(pw[:, j] != 0.0)
+            if rows.size:
+                ll[rows] += np.log1p(-pw[rows, j][:, None] * table[dose[rows, j]])
     ll += g.log_prior
     ll -= ll.max(axis=1, keepdims=True)
     np.maximum(ll, _EXP_FLOOR, out=ll)

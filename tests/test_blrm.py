@@ -408,8 +408,16 @@ def test_design_pickles_without_its_cache() -> None:
     d = BlrmDesign(BlrmConfig(**SA, reference_dose=10))
     d.decide(_states([3, 0, 0, 0, 0], [0, 0, 0, 0, 0]))
     assert d._cache.data
-    e = pickle.loads(pickle.dumps(d))
-    assert not e._cache.data and e.config == d.config
+    blob = pickle.dumps(d)
+    # neither the cached summaries nor the model's grid tables (~10 MB) travel: the receiving process
+    # builds the model once and keeps one summary cache per model for all the copies it receives
+    assert len(blob) < 20_000
+    e, f = pickle.loads(blob), pickle.loads(blob)
+    assert e.config == d.config and e._cache is not d._cache and e._cache is f._cache and e.model is f.model
+    for k in ("log_terms", "log_prior", "weights"):
+        assert np.array_equal(getattr(e.model, k), getattr(d.model, k))
+    assert np.array_equal(e.decide(_states([3, 3, 0, 0, 0], [0, 1, 0, 0, 0])).dose,
+                          d.decide(_states([3, 3, 0, 0, 0], [0, 1, 0, 0, 0])).dose)
 
 
 def test_import_does_not_need_pymc() -> None:

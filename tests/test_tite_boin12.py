@@ -227,3 +227,106 @@ def test_admissibility_rests_on_what_pending_outcomes_cannot_overturn() -> None:
     pts = [(0, False, 1.0, False, 1.0)] * 9
     s, f = _one(pts, 0)
     assert not d.explain_tite(s, f).per_dose["admissible"][0]
+
+
+# ---------------------------------------------------------------------------------------------
+# speed paths (issue 18): the same numbers as the direct formulations
+
+
+def _random_pending(rng: np.random.Generator, s: int, n_pat: int) -> tuple[States, FollowUp]:
+    """Random trials with patients still in toxicity and efficacy follow-up (fractions below 1)."""
+    n_treated = rng.integers(1, n_pat + 1, size=s)
+    slot = np.arange(n_pat)[None, :] < n_treated[:, None]
+    dose = np.where(slot, rng.integers(0, 5, size=(s, n_pat)) % (rng.integers(0, 5, size=(s, 1)) + 1), NO_DOSE)
+    frac = np.where(slot, np.where(rng.random((s, n_pat)) < 0.5, 1.0, rng.uniform(0, 1, (s, n_pat))), 0.0)
+    efr = np.where(slot, np.where(rng.random((s, n_pat)) < 0.4, 1.0, rng.uniform(0, 1, (s, n_pat))), 0.0)
+    tox = slot & (rng.random((s, n_pat)) < 0.3)
+    eff = slot & (rng.random((s, n_pat)) < 0.5)
+    last_start = np.maximum(n_treated - 3, 0)
+    return pending_data(dose, tox, frac, eff, n_doses=5, current=dose[np.arange(s), n_treated - 1],
+                        last_n=n_treated - last_start, last_start=last_start, eff_fraction=efr)
+
+
+def _pending_summary_one_hot(c: TiteBoin12Config, states: States, f: FollowUp) -> dict[str, np.ndarray]:
+    """The per-dose sums as a sum over patients of one-hot ``(S, N, D)`` arrays (the earlier formulation)."""
+    from escalade.design.boin12 import _quasi_events
+
+    treated = f.treated
+    onehot = ((f.dose[:, :, None] == np.arange(c.n_doses)) & treated[:, :, None]).astype(float)
+
+    def per(v: np.ndarray) -> np.ndarray:
+        return (onehot * v.astype(float)[:, :, None]).sum(axis=1)
+
+    dlt, effo = f.dlt & treated, f.eff & treated
+    pend_t, pend_e = f.pending, f.pending_eff
+    w_t, w_e = np.where(pend_t, f.fraction, 0.0), np.where(pend_e, f.eff_fraction, 0.0)
+    y_t, y_e = per(dlt), per(effo)
+    ess_t, ess_e = per(treated & ~pend_t) + per(w_t), per(treated & ~pend_e) + per(w_e)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_t = np.where(ess_t > 0, y_t / ess_t, c.target)
+        p_e = np.where(ess_e > 0, y_e / ess_e, c.phi_e)
+    dose = np.maximum(f.dose, 0)
+    pt_i, pe_i = np.take_along_axis(p_t, dose, axis=1), np.take_along_axis(p_e, dose, axis=1)
+    e_t = np.where(dlt, 1.0, np.where(pend_t, pt_i * (1 - w_t) / (1 - pt_i * w_t), 0.0))
+    e_e = np.where(effo, 1.0, np.where(pend_e, pe_i * (1 - w_e) / (1 - pe_i * w_e), 0.0))
+    u_i = (c.u11 * e_t * e_e + 100.0 * (1 - e_t) * e_e + c.u00 * (1 - e_t) * (1 - e_e)) / 100.0
+    open_i = (pend_t | pend_e) & treated
+    done = treated & ~open_i
+    x_done = _quasi_events(c, per(done), per(done & dlt), per(done & effo), per(done & dlt & effo))
+    x = np.where(per(open_i) > 0, x_done + per(np.where(open_i, u_i, 0.0)),
+                 _quasi_events(c, states.n, states.tox, states.eff, states.both))
+    return {"n": per(treated), "ess_tox": ess_t, "p_tox": p_t, "ess_eff": ess_e, "p_eff": p_e, "quasi_events": x,
+            "pending_tox": per(pend_t), "pending_eff": per(pend_e)}
+
+
+def test_pending_summary_equals_the_one_hot_sums_bit_for_bit() -> None:
+    cfg = TiteBoin12Config(**KW)
+    states, f = _random_pending(np.random.default_rng(11), 400, 24)
+    ps = pending_summary(cfg, states, f)
+    ref = _pending_summary_one_hot(cfg, states, f)
+    assert (ps.pending_tox > 0).any() and (ps.pending_eff > 0).any()
+    for k, v in ref.items():
+        assert np.array_equal(np.asarray(getattr(ps, k), float), v), k
+
+
+def test_distinct_evaluation_equals_direct_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    import escalade.design.boin12 as b12
+
+    # the incomplete beta once per distinct argument pair, scattered back, is the element-wise call itself
+    rng = np.random.default_rng(5)
+    a = rng.integers(1, 8, (300, 5)).astype(float) + np.where(rng.random((300, 5)) < 0.3, rng.random((300, 5)), 0)
+    b = rng.integers(1, 8, (300, 5)).astype(float)
+    assert np.array_equal(b12._on_distinct(lambda x, y: special.betaincc(x, y, 0.7), a, b),
+                          special.betaincc(a, b, 0.7))
+    # the elimination probabilities from the table of counts (and beyond it) are the calls themselves
+    n = rng.integers(0, 90, (200, 5)).astype(float)
+    y = np.floor(n * rng.random((200, 5)))
+    assert np.array_equal(b12._count_lookup("sf", 0.3, y, n), special.betaincc(y + 1, n - y + 1, 0.3))
+    small = n <= 40
+    assert np.array_equal(b12._count_lookup("cdf", 0.25, y[small], n[small]),
+                          special.betainc(y[small] + 1, n[small] - y[small] + 1, 0.25))
+    # and the design's decisions and evidence are those of the direct calls
+    d = TiteBoin12Design(TiteBoin12Config(**KW))
+    states, f = _random_pending(np.random.default_rng(12), 300, 24)
+    fast = d.decide_tite(states, f)
+    ev_fast = d._evidence(states, pending_summary(d.config, states, f))[0]
+    monkeypatch.setattr(b12, "_on_distinct", lambda fn, x, y: fn(*np.broadcast_arrays(np.asarray(x, float),
+                                                                                      np.asarray(y, float))))
+    slow = d.decide_tite(states, f)
+    ev_slow = d._evidence(states, pending_summary(d.config, states, f))[0]
+    assert np.array_equal(fast.suspend, slow.suspend)
+    for k in ("dose", "stop", "reason", "cohort_size"):
+        assert np.array_equal(getattr(fast.decisions, k), getattr(slow.decisions, k)), k
+    for k in ("desirability", "tox_eliminated", "futile", "deescalate", "escalate_ok"):
+        assert np.array_equal(getattr(ev_fast, k), getattr(ev_slow, k)), k
+    # BOIN12 on complete data: the same
+    b = Boin12Design(Boin12Config(**KW))
+    sc, _ = _random_complete(np.random.default_rng(13), 300, 24)
+    monkeypatch.undo()
+    fast_b = (b.decide(sc), b.select(sc), b.desirability(sc), b.admissible(sc))
+    monkeypatch.setattr(b12, "_on_distinct", lambda fn, x, y: fn(*np.broadcast_arrays(np.asarray(x, float),
+                                                                                      np.asarray(y, float))))
+    slow_b = (b.decide(sc), b.select(sc), b.desirability(sc), b.admissible(sc))
+    assert np.array_equal(fast_b[0].dose, slow_b[0].dose) and np.array_equal(fast_b[0].reason, slow_b[0].reason)
+    for x, y in zip(fast_b[1:], slow_b[1:]):
+        assert np.array_equal(x, y)
