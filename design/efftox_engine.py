@@ -92,6 +92,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -476,23 +477,26 @@ def _ascent_direction(grad: np.ndarray, hess: np.ndarray, floor: float) -> tuple
     return step, root
 
 
-def laplace_mode(model: _Model, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def laplace_mode(model: _Model, cnt: np.ndarray, *, parallel: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior mode and Laplace covariance root for every state (compiled, one state at a time).
 
     The algorithm of :func:`_laplace_mode_numpy` (kept as its reference) in
-    :func:`escalade.design.efftox_kernels.mode_states`. Returns ``(mode (S, 6),
+    :func:`escalade.design.efftox_kernels.mode_states` (on numba's threads when
+    ``parallel``; the numbers are the same either way). Returns ``(mode (S, 6),
     root (S, 6, 6), converged (S,))`` with ``root @ root.T`` the inverse
     negative Hessian at the mode.
     """
-    from escalade.design.efftox_kernels import mode_states
+    from escalade.design.efftox_kernels import mode_states, mode_states_serial
 
     s = cnt.shape[0]
     mode = np.empty((s, _N_PAR))
     root = np.empty((s, _N_PAR, _N_PAR))
     done = np.empty(s, np.bool_)
-    mode_states(np.ascontiguousarray(cnt, np.int64), model.x, model.x2, model.mu, model.prec,
+    (mode_states if parallel else mode_states_serial)(
+        np.ascontiguousarray(cnt, np.int64), model.x, model.x2, model.mu, model.prec,
                 _EIG_FLOOR * float(model.prec.min()), _NEWTON_MAX_ITER, _NEWTON_TOL, _LINE_SEARCH_STEPS, _ARMIJO_C,
-                _MAX_STEP, mode, root, done)
+        _MAX_STEP, mode, root, done)
     return mode, root, done
 
 
@@ -656,9 +660,13 @@ class EffToxEngine:
         n_groups = max(1, min(self.settings.n_threads, s // _MIN_STATES_PER_THREAD))
         size = min(_STATE_BLOCK, -(-s // n_groups))
         bounds = [(a, min(a + size, s)) for a in range(0, s, size)]
+        # with no threads of its own, the engine runs the compiled kernels on numba's threads; not from
+        # another thread (a thread pool of the caller's, dask's workers): numba's fallback threading
+        # layer (workqueue) cannot take launches from several threads at once
+        parallel = n_groups == 1 and threading.current_thread() is threading.main_thread()
 
         def work(b: tuple[int, int]) -> PosteriorSummary:
-            return self._summarise_block(cnt[b[0]:b[1]], full)
+            return self._summarise_block(cnt[b[0]:b[1]], full, parallel)
 
         if n_groups > 1:
             with ThreadPoolExecutor(max_workers=n_groups) as ex:
@@ -671,16 +679,18 @@ class EffToxEngine:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _summarise_block(self, cnt: np.ndarray, full: bool) -> PosteriorSummary:
+    def _summarise_block(self, cnt: np.ndarray, full: bool, parallel: bool = False) -> PosteriorSummary:
         s = cnt.shape[0]
         out = _empty_summary(s, self.n_doses)
-        mode, root, _ = laplace_mode(self._model, cnt)
+        mode, root, _ = laplace_mode(self._model, cnt, parallel=parallel)
         st = self.settings
         centre = mode
         scale = np.full(s, st.scale)
         if st.pilot_points:
             # one adaptive step: centre and shape the proposal on the pilot's weighted moments
-            pilot = self._run(cnt, mode, root, mode, st.pilot_points, scale, False, cov=True)
+            # (only its moments and ESS are used: the compiled kernel skips its per-dose summaries)
+            pilot = self._run(cnt, mode, root, mode, st.pilot_points, scale, False, cov=True, probs=False,
+                              parallel=parallel)
             chol, ok = _safe_cholesky(pilot.theta_cov)
             use = ok & (pilot.ess >= _PILOT_MIN_ESS)
             centre = np.where(use[:, None], pilot.theta_mean, mode)
@@ -688,7 +698,8 @@ class EffToxEngine:
             scale = np.where(use, st.pilot_scale, st.scale)
         todo = np.arange(s)
         for li, n_pts in enumerate(st.levels):
-            res = self._run(cnt[todo], centre[todo], root[todo], mode[todo], n_pts, scale[todo], full, cov=full)
+            res = self._run(cnt[todo], centre[todo], root[todo], mode[todo], n_pts, scale[todo], full, cov=full,
+                            parallel=parallel)
             low = res.ess < st.min_ess
             last = li == len(st.levels) - 1
             keep = np.ones(todo.size, bool) if last else ~low
@@ -710,29 +721,37 @@ class EffToxEngine:
         return out
 
     def _run(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray, n_pts: int,
-             scale: np.ndarray, full: bool, cov: bool = False) -> PosteriorSummary:
+             scale: np.ndarray, full: bool, cov: bool = False, probs: bool = True,
+             parallel: bool = False) -> PosteriorSummary:
         s = cnt.shape[0]
         per = max(1, self.settings.chunk_elements // (n_pts * self.n_doses))
         bounds = [(a, min(a + per, s)) for a in range(0, s, per)]
         pts = self._points[n_pts]
 
         if pts.t.dtype == np.float32:  # the compiled kernel (efftox_kernels); float64 keeps the NumPy path
-            return self._is_compiled(cnt, centre, root, mode, pts, scale, full, cov)
+            return self._is_compiled(cnt, centre, root, mode, pts, scale, full, cov, probs, parallel)
         parts = [self._is_chunk(cnt[a:z], centre[a:z], root[a:z], mode[a:z], pts, scale[a:z], full, cov)
                  for a, z in bounds]
         return PosteriorSummary(*(np.concatenate([getattr(q, f) for q in parts]) for f in _SUMMARY_FIELDS))
 
     def _is_compiled(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray,
-                     pts: _PointSet, scale: np.ndarray, full: bool, cov: bool) -> PosteriorSummary:
-        """As :meth:`_is_chunk`, fused into one compiled loop per state (float32 points, float64 sums)."""
-        from escalade.design.efftox_kernels import is_states
+                     pts: _PointSet, scale: np.ndarray, full: bool, cov: bool, probs: bool = True,
+                     parallel: bool = False) -> PosteriorSummary:
+        """As :meth:`_is_chunk`, fused into one compiled loop per state (float32 points, float64 sums).
+
+        ``probs=False`` (the pilot) leaves the per-dose summaries NaN and
+        computes the dose probabilities of the treated doses only (what the
+        likelihood needs); ``parallel`` runs the states on numba's threads.
+        The numbers of what is computed are the same either way.
+        """
+        from escalade.design.efftox_kernels import is_states, is_states_serial
 
         m = self._model
         s, d = cnt.shape[0], self.n_doses
         f32 = np.float32
         rs = np.ascontiguousarray((scale[:, None, None] * root).astype(f32))
         nan = np.nan
-        prob_eff, prob_tox, acc_e, acc_t = (np.empty((s, d)) for _ in range(4))
+        prob_eff, prob_tox, acc_e, acc_t = (np.full((s, d), nan) for _ in range(4))
         theta_mean = np.full((s, _N_PAR), nan)
         theta_cov = np.full((s, _N_PAR, _N_PAR), nan)
         ess = np.empty(s)
@@ -740,10 +759,11 @@ class EffToxEngine:
         ses = np.full((6, s, d), nan)
         lo_e = math.log(self.efficacy_hurdle / (1.0 - self.efficacy_hurdle))
         lo_t = math.log(self.toxicity_hurdle / (1.0 - self.toxicity_hurdle))
-        is_states(np.ascontiguousarray(cnt, np.int64), np.ascontiguousarray(centre, float), rs, pts.t, pts.log_q,
-                  m.x.astype(f32), m.x2.astype(f32), m.mu.astype(f32), np.sqrt(m.prec).astype(f32),
-                  f32(lo_e), f32(lo_t), f32(_TINY[np.float32]), self.eff0, self.tox1, self.p, bool(cov), bool(full),
-                  prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses)
+        (is_states if parallel else is_states_serial)(
+            np.ascontiguousarray(cnt, np.int64), np.ascontiguousarray(centre, float), rs, pts.t, pts.log_q,
+            m.x.astype(f32), m.x2.astype(f32), m.mu.astype(f32), np.sqrt(m.prec).astype(f32),
+            f32(lo_e), f32(lo_t), f32(_TINY[np.float32]), self.eff0, self.tox1, self.p, bool(cov), bool(full),
+            bool(probs), prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses)
         plug = _utility(prob_eff, prob_tox, self.eff0, self.tox1, self.p)
         return PosteriorSummary(prob_eff, prob_tox, acc_e, acc_t, plug, post_u, obd, *ses, theta_mean, theta_cov,
                                 mode.copy(), ess, np.full(s, pts.log_q.shape[0], np.int64))
