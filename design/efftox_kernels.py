@@ -30,10 +30,10 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["is_states", "is_states_serial", "mode_states", "mode_states_serial", "exp32", "log32"]
+__all__ = ["is_states", "mode_states", "exp32", "log32"]
 
 _F = np.float32
 _LOG2E = _F(1.44269504088896341)
@@ -43,7 +43,6 @@ _EXP_HI = _F(88.0)
 _EXP_LO = _F(-87.0)       # below it exp is taken as 0 (the smallest normal float32 is e^-87.3)
 _SQRTHF = _F(0.707106781186547524)
 _BLOCK = 4096   # points per block of the first pass (its work arrays stay in the L1 cache)
-_GROUP = 8     # consecutive states per parallel task (one set of work arrays each)
 
 
 @intrinsic
@@ -459,41 +458,27 @@ def _is_group(lo, hi, cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t
                 ses[5, s, d] = math.sqrt(_wsum_sq_dev(u[d], post_u[s, d], w2, buf))
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p, want_cov, full,
+@njit(cache=True, error_model="numpy", nogil=True)
+def is_states(lo, hi, cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p, want_cov, full,
               want_probs, prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd,
               ses):  # pragma: no cover - compiled
-    """Self-normalised importance sampling of every state (see the engine's module docstring).
+    """Self-normalised importance sampling of states ``lo:hi`` (see the engine's module docstring).
 
     Inputs: ``cnt`` (S, D, 4) cell counts, ``centre`` (S, 6), ``rs`` (S, 6, 6)
     float32 scaled proposal roots, ``tpts`` (6, P) and ``log_q`` (P,) the fixed
-    t points; model constants in float32. Outputs (float64, preallocated):
-    ``prob_eff``, ``prob_tox``, ``acc_e``, ``acc_t`` (S, D, when ``want_probs``
-    or ``full``), ``theta_mean`` (S, 6, when ``want_cov`` or ``full``),
-    ``theta_cov`` (S, 6, 6, when ``want_cov``), ``ess`` (S,), and when
-    ``full`` ``post_u``, ``obd`` (S, D) and ``ses`` (6, S, D); outputs not
-    asked for are left as passed.
+    t points; model constants in float32. Outputs (float64, preallocated, rows
+    ``lo:hi`` written): ``prob_eff``, ``prob_tox``, ``acc_e``, ``acc_t`` (S, D,
+    when ``want_probs`` or ``full``), ``theta_mean`` (S, 6, when ``want_cov``
+    or ``full``), ``theta_cov`` (S, 6, 6, when ``want_cov``), ``ess`` (S,), and
+    when ``full`` ``post_u``, ``obd`` (S, D) and ``ses`` (6, S, D); outputs
+    not asked for are left as passed.
 
-    The states are split into groups of :data:`_GROUP` consecutive states, run
-    on numba's threads (``prange``); each state is computed by one thread,
-    start to end, so its numbers do not depend on the number of threads.
+    Runs without the GIL: the engine's threads each take a range of states.
+    A state's numbers depend on its own inputs only (every work array is
+    written for it before it is read), never on the range it came in.
     """
-    n_s = cnt.shape[0]
-    n_g = (n_s + _GROUP - 1) // _GROUP
-    for g in prange(n_g):
-        _is_group(g * _GROUP, min(n_s, (g + 1) * _GROUP), cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e,
-                  lo_t, tiny, eff0, tox1, p, want_cov, full, want_probs, prob_eff, prob_tox, acc_e, acc_t,
-                  theta_mean, theta_cov, ess, post_u, obd, ses)
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def is_states_serial(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p, want_cov,
-                     full, want_probs, prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd,
-                     ses):  # pragma: no cover - compiled
-    """:func:`is_states` on the calling thread only (for callers that run their own threads)."""
-    _is_group(0, cnt.shape[0], cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p,
-              want_cov, full, want_probs, prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u,
-              obd, ses)
+    _is_group(lo, hi, cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p, want_cov,
+              full, want_probs, prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -750,26 +735,13 @@ def _mode_group(lo, hi, cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, ar
         root[s] = rt
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def mode_states(cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, max_step,
+@njit(cache=True, nogil=True, error_model="numpy")
+def mode_states(lo, hi, cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, max_step,
                 mode, root, done):  # pragma: no cover - compiled
-    """Posterior mode and Laplace root of every state: Newton with an Armijo line search.
+    """Posterior mode and Laplace root of states ``lo:hi``: Newton with an Armijo line search.
 
     The same algorithm as :func:`escalade.design.efftox_engine.laplace_mode`
     (modified Newton, step capped at ``max_step`` prior SDs, backtracking by
-    halves), one state at a time, groups of :data:`_GROUP` states on numba's
-    threads (each state on one thread: its numbers do not depend on the threads).
+    halves), one state at a time, without the GIL (as :func:`is_states`).
     """
-    n_s = cnt.shape[0]
-    n_g = (n_s + _GROUP - 1) // _GROUP
-    for g in prange(n_g):
-        _mode_group(g * _GROUP, min(n_s, (g + 1) * _GROUP), cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps,
-                    armijo, max_step, mode, root, done)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def mode_states_serial(cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, max_step,
-                       mode, root, done):  # pragma: no cover - compiled
-    """:func:`mode_states` on the calling thread only (for callers that run their own threads)."""
-    _mode_group(0, cnt.shape[0], cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, max_step, mode, root,
-                done)
+    _mode_group(lo, hi, cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, max_step, mode, root, done)
