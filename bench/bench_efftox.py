@@ -63,9 +63,9 @@ BASELINE = "8362ddc"
 
 def _numba_threads(threads: int) -> bool:
     """Run this checkout's kernels on ``threads`` numba threads; False for a checkout without them."""
-    from escalade.design import efftox_kernels
+    from escalade.design import efftox_engine
 
-    if not hasattr(efftox_kernels, "is_states_serial"):
+    if not hasattr(efftox_engine, "kernel_threads"):
         return False
     import numba
 

@@ -517,23 +517,27 @@ def _log_post1(th, cnt, x, x2, mu, prec):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def _derivs1(th, cnt, x, x2, mu, prec, grad, hess):  # pragma: no cover - compiled
-    """Log posterior, gradient and Hessian of one state (the engine's _log_post_derivs, per state)."""
+def _derivs1(th, cnt, x, x2, mu, prec, grad, hess, wk):  # pragma: no cover - compiled
+    """Log posterior, gradient and Hessian of one state (the engine's _log_post_derivs, per state).
+
+    ``wk`` is a work array of at least 34 float64 (no allocation per call).
+    """
     k = math.tanh(0.5 * th[5])
     kp = 0.5 * (1.0 - k * k)
     kpp = -k * kp
-    ge = np.zeros(3)   # sum_d g_E x^j, j = 0..2
-    gt = np.zeros(2)
+    wk[:22] = 0.0
+    ge = wk[0:3]     # sum_d g_E x^j, j = 0..2
+    gt = wk[3:5]
     gp = 0.0
-    hee = np.zeros(5)
-    htt = np.zeros(3)
-    het = np.zeros(4)
-    hep = np.zeros(3)
-    htp = np.zeros(2)
+    hee = wk[5:10]
+    htt = wk[10:13]
+    het = wk[13:17]
+    hep = wk[17:20]
+    htp = wk[20:22]
     hpp = 0.0
     ll = 0.0
-    f1 = np.empty(3)
-    f2 = np.empty((3, 3))
+    f1 = wk[22:25]
+    f2 = wk[25:34].reshape((3, 3))
     for d in range(x.size):
         xd = x[d]
         eta_t = th[0] + th[1] * xd
@@ -622,10 +626,13 @@ def _derivs1(th, cnt, x, x2, mu, prec, grad, hess):  # pragma: no cover - compil
 
 
 @njit(cache=True, error_model="numpy")
-def _ascent1(grad, hess, floor, step, root):  # pragma: no cover - compiled
-    """Newton ascent direction and a root R with R R' = (-H)^-1 (eigenvalues of -H floored where not PD)."""
+def _ascent1(grad, hess, floor, step, root, low, inv, tmp):  # pragma: no cover - compiled
+    """Newton ascent direction and a root R with R R' = (-H)^-1 (eigenvalues of -H floored where not PD).
+
+    ``low``, ``inv`` (6, 6) and ``tmp`` (6,) are work arrays (no allocation per call).
+    """
     n = 6
-    low = np.zeros((n, n))
+    low[:, :] = 0.0
     ok = True
     for j in range(n):
         dsum = 0.0
@@ -643,7 +650,7 @@ def _ascent1(grad, hess, floor, step, root):  # pragma: no cover - compiled
                 v += low[i, m] * low[j, m]
             low[i, j] = (-hess[i, j] - v) / ljj
     if ok:
-        inv = np.zeros((n, n))  # L^-1 by forward substitution
+        inv[:, :] = 0.0  # L^-1 by forward substitution
         for j in range(n):
             inv[j, j] = 1.0 / low[j, j]
             for i in range(j + 1, n):
@@ -651,7 +658,6 @@ def _ascent1(grad, hess, floor, step, root):  # pragma: no cover - compiled
                 for m in range(j, i):
                     v += low[i, m] * inv[m, j]
                 inv[i, j] = -v / low[i, i]
-        tmp = np.zeros(n)
         for i in range(n):
             v = 0.0
             for j in range(n):
@@ -697,13 +703,17 @@ def _mode_group(lo, hi, cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, ar
     trial = np.empty(6)
     th = np.empty(6)
     rt = np.empty((6, 6))
+    wk = np.empty(34)
+    low = np.empty((6, 6))
+    inv = np.empty((6, 6))
+    tmp = np.empty(6)
     for s in range(lo, hi):
         c = cnt[s]
         th[:] = mu
         done[s] = False
         for _ in range(max_iter):
-            lp = _derivs1(th, c, x, x2, mu, prec, grad, hess)
-            _ascent1(grad, hess, floor, step, rt)
+            lp = _derivs1(th, c, x, x2, mu, prec, grad, hess, wk)
+            _ascent1(grad, hess, floor, step, rt, low, inv, tmp)
             dec = 0.0
             for i in range(6):
                 dec += grad[i] * step[i]
@@ -724,13 +734,13 @@ def _mode_group(lo, hi, cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, ar
                     break
                 alpha *= 0.5
             if not moved:  # flat to rounding: take the point as the mode
-                _derivs1(th, c, x, x2, mu, prec, grad, hess)
-                _ascent1(grad, hess, floor, step, rt)
+                _derivs1(th, c, x, x2, mu, prec, grad, hess, wk)
+                _ascent1(grad, hess, floor, step, rt, low, inv, tmp)
                 done[s] = True
                 break
         if not done[s]:
-            _derivs1(th, c, x, x2, mu, prec, grad, hess)
-            _ascent1(grad, hess, floor, step, rt)
+            _derivs1(th, c, x, x2, mu, prec, grad, hess, wk)
+            _ascent1(grad, hess, floor, step, rt, low, inv, tmp)
         mode[s] = th
         root[s] = rt
 
