@@ -599,3 +599,48 @@ def test_float64_engine_keeps_the_numpy_path_and_agrees(design: EffToxDesign) ->
     a, b = eng.summarise(cnt), other.summarise(cnt)
     for f in ("prob_eff", "prob_tox", "prob_acc_eff", "prob_acc_tox", "utility", "post_utility"):
         np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=0, atol=1e-4, err_msg=f)
+
+
+_THREADS_SCRIPT = """
+import json, sys
+import numba
+import numpy as np
+sys.path.insert(0, "tests")
+from test_efftox import DEMO, _random_cells
+from escalade.design.efftox import EffToxConfig, EffToxDesign
+from escalade.design.efftox_engine import _SUMMARY_FIELDS
+from escalade.simulations.trial import simulate
+
+design = EffToxDesign(EffToxConfig(**DEMO, cohort_size=3, max_n=15))
+cnt = _random_cells(np.random.default_rng(17), 61)  # not a multiple of the kernels' groups of 8 states
+got = {}
+for threads in (1, 2):
+    numba.set_num_threads(threads)
+    design._cache.data.clear()
+    sim = simulate(design, [0.05, 0.1, 0.2, 0.3, 0.45], [0.2, 0.4, 0.55, 0.6, 0.65], n_trials=24, seed=3)
+    got[threads] = [design.engine.summarise(cnt, full=full) for full in (True, False)], sim
+bad = [f"full={full} {f}" for i, full in enumerate((True, False)) for f in _SUMMARY_FIELDS
+       if not np.array_equal(getattr(got[1][0][i], f), getattr(got[2][0][i], f), equal_nan=True)]
+bad += [f for f in ("selected", "n", "tox", "eff")
+        if not np.array_equal(np.asarray(getattr(got[1][1], f)), np.asarray(getattr(got[2][1], f)))]
+print(json.dumps({"threads": numba.get_num_threads(), "bad": bad}))
+"""
+
+
+def test_compiled_kernels_give_the_same_bits_on_one_or_two_numba_threads() -> None:
+    # the kernels run groups of states on numba's threads (prange), each state on one thread: summaries
+    # and a small simulation's decisions must not change in any bit with the thread count (a fresh
+    # interpreter with NUMBA_NUM_THREADS=2, so two threads exist even on a one-core machine)
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    run = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], cwd=repo, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out == {"threads": 2, "bad": []}
