@@ -1,4 +1,4 @@
-"""Speed and memory of EffTox simulation (issue 18: 10,000 trials <= 5 s wall on 2 cores).
+"""Speed and memory of EffTox simulation (issue 18: 10,000 trials <= 5 s on 2 cores).
 
 10,000 EffTox trials of 13 cohorts of 3 on 5 doses. For scale: trialr refits
 Stan after every cohort, 0.76 s per fit on one core
@@ -13,22 +13,15 @@ points (plus a 512-point pilot) per distinct state. Decisions are memoised by
 state, within a batch by the simulator and across batches by the design.
 
 The same run is timed, in this process, for this checkout, and in a child
-process for the previous implementation (``--baseline``, a git commit, by
-default the HEAD before the kernels ran on numba's threads: its tree is
-extracted with ``git archive`` into a temporary folder and imported from
-there), so the printed ratios compare the two on the same machine at the same
-time, in wall-clock time and in CPU time (``process_time``, all threads; the
-steadier figure on a shared machine, whose load average is printed); the two
-runs' selected doses and allocations are compared trial by trial. Both use
-``--threads`` threads: this checkout's kernels run the states of a batch on
-numba's threads (``numba.set_num_threads``), an older checkout uses the
-engine's own Python threads (``n_threads``). A third child process, with an
-empty numba cache, measures the compile time of the compiled kernels
-(``design/efftox_kernels.py``) on first use; later processes load them from
-the cache.
+process for the previous implementation (``--baseline``, a git commit: its tree
+is extracted with ``git archive`` into a temporary folder and imported from
+there), so the printed ratio compares the two on the same machine at the same
+time; the two runs' selected doses and allocations are compared trial by trial.
+A third child process, with an empty numba cache, measures the compile time of
+the compiled kernels (``design/efftox_kernels.py``) on first use; later
+processes load them from the cache.
 
-Run: python bench/bench_efftox.py [--trials 10000] [--threads 2] [--baseline 8362ddc | --no-baseline]
-(``--baseline c46a790`` compares with the NumPy engine before issue 18.)
+Run: python bench/bench_efftox.py [--trials 10000] [--threads 2] [--baseline c46a790 | --no-baseline]
 """
 
 from __future__ import annotations
@@ -57,27 +50,14 @@ P_TOX = [0.05, 0.10, 0.15, 0.20, 0.35]
 P_EFF = [0.20, 0.40, 0.55, 0.65, 0.70]
 STAN_SECONDS_PER_FIT = 0.76  # median rstan::sampling() wall time, 4 x 2000 iterations, 1 core
 TARGET_S = 5.0
-#: The HEAD before the kernels ran on numba's threads (c46a790: before issue 18's EffTox work, NumPy engine).
-BASELINE = "8362ddc"
-
-
-def _numba_threads(threads: int) -> bool:
-    """Run this checkout's kernels on ``threads`` numba threads; False for a checkout without them."""
-    from escalade.design import efftox_engine
-
-    if not hasattr(efftox_engine, "kernel_threads"):
-        return False
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    return True
+#: The last commit before issue 18's EffTox work (NumPy importance sampling and mode finding).
+BASELINE = "c46a790"
 
 
 def _design(threads: int, n_points: int) -> EffToxDesign:
-    own = 1 if _numba_threads(threads) else threads  # the engine's own Python threads (older checkouts)
     cfg = EffToxConfig(n_doses=5, doses=(1.0, 2.0, 4.0, 6.6, 10.0), efficacy_hurdle=0.5, toxicity_hurdle=0.3,
                        eff0=0.5, tox1=0.65, eff_star=0.7, tox_star=0.25, cohort_size=3, max_n=39,
-                       **EXAMPLE_PRIOR, n_points=n_points, n_threads=own)
+                       **EXAMPLE_PRIOR, n_points=n_points, n_threads=threads)
     return EffToxDesign(cfg)
 
 
@@ -161,14 +141,14 @@ def main() -> None:
             old = _child(_baseline_tree(args.baseline, Path(tmp) / "baseline"), ["--child", "run", *common])
 
     print(f"EffTox, {n:,} trials x 13 cohorts of 3, 5 doses, {args.threads} thread(s), "
-          f"{args.n_points} points per posterior; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+          f"{args.n_points} points per posterior")
     ok = "ok" if new["wall"] <= TARGET_S * n / 10_000 else "SLOW"
-    print(f"  this checkout: wall {new['wall']:.2f} s ({n / new['wall']:,.0f} trials/s; CPU {new['cpu']:.2f} s)  "
+    print(f"  this checkout: wall {new['wall']:.2f} s ({n / new['wall']:,.0f} trials/s; CPU {new['cpu']:.1f} s)  "
           f"target <= {TARGET_S * n / 10_000:g} s on 2 cores: {ok}")
     if old is not None:
         sel_diff = int(np.sum(np.asarray(old["selected"]) != np.asarray(new["selected"])))
         n_diff = int(np.sum(np.any(np.asarray(old["n"]) != np.asarray(new["n"]), axis=1)))
-        print(f"  previous ({args.baseline}): wall {old['wall']:.2f} s (CPU {old['cpu']:.2f} s)   "
+        print(f"  previous ({args.baseline}): wall {old['wall']:.2f} s (CPU {old['cpu']:.1f} s)   "
               f"speed-up {old['wall'] / new['wall']:.1f}x wall, {old['cpu'] / new['cpu']:.1f}x CPU")
         print(f"  same trials: selected dose differs in {sel_diff} of {n:,}, allocation in {n_diff} "
               f"(digests {_digest(old)} vs {_digest(new)})")

@@ -92,7 +92,6 @@ from scipy import optimize, special
 from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray,
                                   States, StopReason, TrueOptimum)
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability, check_trial_size
-from escalade.design.crm import _unique_rows  # the checked row hash of the CRM designs
 from escalade.design.efftox_model import (CELLS, PARAMETERS, cell_counts, coded_doses, efftox_utility,
                                           joint_probabilities, solve_p)
 from escalade.design.errors import ConfigError
@@ -756,10 +755,8 @@ class EffToxDesign(ConfigDesign):
     def recommend(self, states: States) -> IntArray:
         """Recommended dose (0-based, or NO_DOSE) per state, memoised by the state's counts."""
         m = np.concatenate([states.n, states.tox, states.eff, states.both], axis=1).astype(np.int64)
-        # distinct states by a checked 64-bit row hash (faster than np.unique(axis=0)); their order does
-        # not matter: a state's posterior does not depend on the batch it is computed in
-        first, inverse = _unique_rows(m)
-        uniq = m[first]
+        uniq, inverse = np.unique(m, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
         cache = self._cache.data
         keys = [row.tobytes() for row in uniq]
         out = np.empty(uniq.shape[0], np.int64)

@@ -92,11 +92,10 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -106,7 +105,7 @@ from scipy.stats import qmc
 from escalade.design.config import check_int, check_positive
 from escalade.design.errors import ConfigError
 
-__all__ = ["EngineSettings", "PosteriorSummary", "EffToxEngine", "laplace_mode", "kernel_threads"]
+__all__ = ["EngineSettings", "PosteriorSummary", "EffToxEngine", "laplace_mode"]
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,6 @@ _TINY: Final[dict[type, float]] = {np.float32: 1e-30, np.float64: 1e-300}  # flo
 _PILOT_MIN_ESS: Final[float] = 30.0  # pilot ESS needed to trust its moments for the main proposal
 _STATE_BLOCK: Final[int] = 8192   # states per block (bounds the memory of mode finding)
 _MIN_STATES_PER_THREAD: Final[int] = 16  # smaller batches are not worth a thread
-_KERNEL_STATES: Final[int] = 32  # states per range handed to a kernel thread (~3 ms of work at 4096 points)
 _GEMM_COLUMNS: Final[int] = 4096  # points per (6 x 6) @ (6 x 4096) product: 147,456 multiply-adds, under
 #                                   OpenBLAS's threading threshold (4 x 65,536), so each call is one thread
 
@@ -478,13 +476,11 @@ def _ascent_direction(grad: np.ndarray, hess: np.ndarray, floor: float) -> tuple
     return step, root
 
 
-def laplace_mode(model: _Model, cnt: np.ndarray, *, threads: int = 1
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def laplace_mode(model: _Model, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior mode and Laplace covariance root for every state (compiled, one state at a time).
 
     The algorithm of :func:`_laplace_mode_numpy` (kept as its reference) in
-    :func:`escalade.design.efftox_kernels.mode_states` (on ``threads``
-    threads, :func:`_launch`; the numbers are the same for any number). Returns ``(mode (S, 6),
+    :func:`escalade.design.efftox_kernels.mode_states`. Returns ``(mode (S, 6),
     root (S, 6, 6), converged (S,))`` with ``root @ root.T`` the inverse
     negative Hessian at the mode.
     """
@@ -494,41 +490,10 @@ def laplace_mode(model: _Model, cnt: np.ndarray, *, threads: int = 1
     mode = np.empty((s, _N_PAR))
     root = np.empty((s, _N_PAR, _N_PAR))
     done = np.empty(s, np.bool_)
-    _launch(threads, mode_states, s, np.ascontiguousarray(cnt, np.int64), model.x, model.x2, model.mu, model.prec,
-            _EIG_FLOOR * float(model.prec.min()), _NEWTON_MAX_ITER, _NEWTON_TOL, _LINE_SEARCH_STEPS, _ARMIJO_C,
-            _MAX_STEP, mode, root, done)
+    mode_states(np.ascontiguousarray(cnt, np.int64), model.x, model.x2, model.mu, model.prec,
+                _EIG_FLOOR * float(model.prec.min()), _NEWTON_MAX_ITER, _NEWTON_TOL, _LINE_SEARCH_STEPS, _ARMIJO_C,
+                _MAX_STEP, mode, root, done)
     return mode, root, done
-
-
-def _launch(threads: int, kernel: Callable[..., None], n_states: int, *args: Any) -> None:
-    """Run a compiled kernel ``kernel(lo, hi, *args)`` over states ``0:n_states`` on ``threads`` threads.
-
-    The states are cut into ranges of :data:`_KERNEL_STATES`, handed out one at
-    a time to the threads (the kernels release the GIL), so a thread that the
-    operating system holds up (a busy machine) delays the end by one range at
-    most. Each state is computed start to end by one thread, in one range, so
-    its numbers do not depend on the ranges or on the number of threads.
-    """
-    if threads <= 1 or n_states <= _KERNEL_STATES:
-        kernel(0, n_states, *args)
-        return
-    bounds = [(a, min(a + _KERNEL_STATES, n_states)) for a in range(0, n_states, _KERNEL_STATES)]
-    with ThreadPoolExecutor(max_workers=min(threads, len(bounds))) as ex:
-        for _ in ex.map(lambda b: kernel(b[0], b[1], *args), bounds):
-            pass
-
-
-def kernel_threads() -> int:
-    """Threads the compiled kernels use when the engine has no threads of its own: numba's thread count.
-
-    That is all cores by default, fewer with ``NUMBA_NUM_THREADS`` or
-    ``numba.set_num_threads``; joblib sets ``NUMBA_NUM_THREADS`` to cores //
-    workers in each of its worker processes (loky), so ``--jobs 2`` on two
-    cores runs one kernel thread per worker.
-    """
-    import numba
-
-    return int(numba.get_num_threads())
 
 
 def _laplace_mode_numpy(model: _Model, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -691,15 +656,9 @@ class EffToxEngine:
         n_groups = max(1, min(self.settings.n_threads, s // _MIN_STATES_PER_THREAD))
         size = min(_STATE_BLOCK, -(-s // n_groups))
         bounds = [(a, min(a + size, s)) for a in range(0, s, size)]
-        # with no threads of its own the engine runs the compiled kernels on kernel_threads() threads,
-        # when called from the main thread (a caller's threads, as dask's workers, are parallel already)
-        threads = 1
-        main = threading.current_thread() is threading.main_thread()
-        if n_groups == 1 and self.settings.dtype == np.float32 and main:
-            threads = kernel_threads()
 
         def work(b: tuple[int, int]) -> PosteriorSummary:
-            return self._summarise_block(cnt[b[0]:b[1]], full, threads)
+            return self._summarise_block(cnt[b[0]:b[1]], full)
 
         if n_groups > 1:
             with ThreadPoolExecutor(max_workers=n_groups) as ex:
@@ -712,18 +671,16 @@ class EffToxEngine:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _summarise_block(self, cnt: np.ndarray, full: bool, threads: int = 1) -> PosteriorSummary:
+    def _summarise_block(self, cnt: np.ndarray, full: bool) -> PosteriorSummary:
         s = cnt.shape[0]
         out = _empty_summary(s, self.n_doses)
-        mode, root, _ = laplace_mode(self._model, cnt, threads=threads)
+        mode, root, _ = laplace_mode(self._model, cnt)
         st = self.settings
         centre = mode
         scale = np.full(s, st.scale)
         if st.pilot_points:
             # one adaptive step: centre and shape the proposal on the pilot's weighted moments
-            # (only its moments and ESS are used: the compiled kernel skips its per-dose summaries)
-            pilot = self._run(cnt, mode, root, mode, st.pilot_points, scale, False, cov=True, probs=False,
-                              threads=threads)
+            pilot = self._run(cnt, mode, root, mode, st.pilot_points, scale, False, cov=True)
             chol, ok = _safe_cholesky(pilot.theta_cov)
             use = ok & (pilot.ess >= _PILOT_MIN_ESS)
             centre = np.where(use[:, None], pilot.theta_mean, mode)
@@ -731,8 +688,7 @@ class EffToxEngine:
             scale = np.where(use, st.pilot_scale, st.scale)
         todo = np.arange(s)
         for li, n_pts in enumerate(st.levels):
-            res = self._run(cnt[todo], centre[todo], root[todo], mode[todo], n_pts, scale[todo], full, cov=full,
-                            threads=threads)
+            res = self._run(cnt[todo], centre[todo], root[todo], mode[todo], n_pts, scale[todo], full, cov=full)
             low = res.ess < st.min_ess
             last = li == len(st.levels) - 1
             keep = np.ones(todo.size, bool) if last else ~low
@@ -754,29 +710,21 @@ class EffToxEngine:
         return out
 
     def _run(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray, n_pts: int,
-             scale: np.ndarray, full: bool, cov: bool = False, probs: bool = True,
-             threads: int = 1) -> PosteriorSummary:
+             scale: np.ndarray, full: bool, cov: bool = False) -> PosteriorSummary:
         s = cnt.shape[0]
         per = max(1, self.settings.chunk_elements // (n_pts * self.n_doses))
         bounds = [(a, min(a + per, s)) for a in range(0, s, per)]
         pts = self._points[n_pts]
 
         if pts.t.dtype == np.float32:  # the compiled kernel (efftox_kernels); float64 keeps the NumPy path
-            return self._is_compiled(cnt, centre, root, mode, pts, scale, full, cov, probs, threads)
+            return self._is_compiled(cnt, centre, root, mode, pts, scale, full, cov)
         parts = [self._is_chunk(cnt[a:z], centre[a:z], root[a:z], mode[a:z], pts, scale[a:z], full, cov)
                  for a, z in bounds]
         return PosteriorSummary(*(np.concatenate([getattr(q, f) for q in parts]) for f in _SUMMARY_FIELDS))
 
     def _is_compiled(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray,
-                     pts: _PointSet, scale: np.ndarray, full: bool, cov: bool, probs: bool = True,
-                     threads: int = 1) -> PosteriorSummary:
-        """As :meth:`_is_chunk`, fused into one compiled loop per state (float32 points, float64 sums).
-
-        ``probs=False`` (the pilot) leaves the per-dose summaries NaN and
-        computes the dose probabilities of the treated doses only (what the
-        likelihood needs); ``threads`` threads share the states (:func:`_launch`).
-        The numbers of what is computed are the same either way.
-        """
+                     pts: _PointSet, scale: np.ndarray, full: bool, cov: bool) -> PosteriorSummary:
+        """As :meth:`_is_chunk`, fused into one compiled loop per state (float32 points, float64 sums)."""
         from escalade.design.efftox_kernels import is_states
 
         m = self._model
@@ -784,7 +732,7 @@ class EffToxEngine:
         f32 = np.float32
         rs = np.ascontiguousarray((scale[:, None, None] * root).astype(f32))
         nan = np.nan
-        prob_eff, prob_tox, acc_e, acc_t = (np.full((s, d), nan) for _ in range(4))
+        prob_eff, prob_tox, acc_e, acc_t = (np.empty((s, d)) for _ in range(4))
         theta_mean = np.full((s, _N_PAR), nan)
         theta_cov = np.full((s, _N_PAR, _N_PAR), nan)
         ess = np.empty(s)
@@ -792,12 +740,10 @@ class EffToxEngine:
         ses = np.full((6, s, d), nan)
         lo_e = math.log(self.efficacy_hurdle / (1.0 - self.efficacy_hurdle))
         lo_t = math.log(self.toxicity_hurdle / (1.0 - self.toxicity_hurdle))
-        _launch(
-            threads, is_states, s, np.ascontiguousarray(cnt, np.int64), np.ascontiguousarray(centre, float), rs,
-            pts.t, pts.log_q,
-            m.x.astype(f32), m.x2.astype(f32), m.mu.astype(f32), np.sqrt(m.prec).astype(f32),
-            f32(lo_e), f32(lo_t), f32(_TINY[np.float32]), self.eff0, self.tox1, self.p, bool(cov), bool(full),
-            bool(probs), prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses)
+        is_states(np.ascontiguousarray(cnt, np.int64), np.ascontiguousarray(centre, float), rs, pts.t, pts.log_q,
+                  m.x.astype(f32), m.x2.astype(f32), m.mu.astype(f32), np.sqrt(m.prec).astype(f32),
+                  f32(lo_e), f32(lo_t), f32(_TINY[np.float32]), self.eff0, self.tox1, self.p, bool(cov), bool(full),
+                  prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses)
         plug = _utility(prob_eff, prob_tox, self.eff0, self.tox1, self.p)
         return PosteriorSummary(prob_eff, prob_tox, acc_e, acc_t, plug, post_u, obd, *ses, theta_mean, theta_cov,
                                 mode.copy(), ess, np.full(s, pts.log_q.shape[0], np.int64))

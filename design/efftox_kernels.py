@@ -42,7 +42,6 @@ _EXP_C2 = _F(-2.12194440e-4)
 _EXP_HI = _F(88.0)
 _EXP_LO = _F(-87.0)       # below it exp is taken as 0 (the smallest normal float32 is e^-87.3)
 _SQRTHF = _F(0.707106781186547524)
-_BLOCK = 4096   # points per block of the first pass (its work arrays stay in the L1 cache)
 
 
 @intrinsic
@@ -70,12 +69,6 @@ def _clip(v, lo, hi):  # pragma: no cover - compiled
     """min(max(v, lo), hi) as two selects (vectorises; numba's min/max add NaN branches)."""
     v = v if v > lo else lo
     return v if v < hi else hi
-
-
-@njit(cache=True, error_model="numpy")
-def _u(i):  # pragma: no cover - compiled
-    """An index as uint64: numba then knows it is not negative, adds no wrap-around and vectorises the loop."""
-    return np.uint64(i)
 
 
 @njit(cache=True, error_model="numpy")
@@ -159,7 +152,7 @@ def _tree_sum(buf, h):  # pragma: no cover - compiled
 @njit(cache=True, error_model="numpy")
 def _sum(f, buf):  # pragma: no cover - compiled
     """:math:`\\sum_i f_i` in float64, tree order."""
-    h = _u(f.size // 2)
+    h = f.size // 2
     for i in range(h):
         buf[i] = np.float64(f[i]) + np.float64(f[h + i])
     return _tree_sum(buf, h)
@@ -168,7 +161,7 @@ def _sum(f, buf):  # pragma: no cover - compiled
 @njit(cache=True, error_model="numpy")
 def _wsum(f, w, buf):  # pragma: no cover - compiled
     """:math:`\\sum_i w_i f_i` in float64 (products exact), tree order."""
-    h = _u(f.size // 2)
+    h = f.size // 2
     for i in range(h):
         buf[i] = np.float64(w[i]) * np.float64(f[i]) + np.float64(w[h + i]) * np.float64(f[h + i])
     return _tree_sum(buf, h)
@@ -177,7 +170,7 @@ def _wsum(f, w, buf):  # pragma: no cover - compiled
 @njit(cache=True, error_model="numpy")
 def _wsum4(f1, f2, f3, f4, w, b1, b2, b3, b4, out, j):  # pragma: no cover - compiled
     """out[0..3, j] = the four :func:`_wsum` of f1..f4 (one pass over the weights; same numbers)."""
-    h = _u(w.size // 2)
+    h = w.size // 2
     for i in range(h):
         w0 = np.float64(w[i])
         w1 = np.float64(w[h + i])
@@ -194,7 +187,7 @@ def _wsum4(f1, f2, f3, f4, w, b1, b2, b3, b4, out, j):  # pragma: no cover - com
 @njit(cache=True, error_model="numpy")
 def _wsum_sq_dev(f, mean, w2, buf):  # pragma: no cover - compiled
     """:math:`\\sum_i w^2_i (f_i - m)^2` in float64, tree order."""
-    h = _u(f.size // 2)
+    h = f.size // 2
     for i in range(h):
         d0 = np.float64(f[i]) - mean
         d1 = np.float64(f[h + i]) - mean
@@ -205,7 +198,7 @@ def _wsum_sq_dev(f, mean, w2, buf):  # pragma: no cover - compiled
 @njit(cache=True, error_model="numpy")
 def _wsum_cross(f, mf, g, mg, w, buf):  # pragma: no cover - compiled
     """:math:`\\sum_i w_i (f_i - m_f)(g_i - m_g)` in float64, tree order."""
-    h = _u(f.size // 2)
+    h = f.size // 2
     for i in range(h):
         v0 = np.float64(w[i]) * ((np.float64(f[i]) - mf) * (np.float64(g[i]) - mg))
         v1 = np.float64(w[h + i]) * ((np.float64(f[h + i]) - mf) * (np.float64(g[h + i]) - mg))
@@ -213,10 +206,75 @@ def _wsum_cross(f, mf, g, mg, w, buf):  # pragma: no cover - compiled
     return _tree_sum(buf, h)
 
 
+@njit(cache=True, error_model="numpy")
+def _theta_row(out, c0, rs_row, tpts):  # pragma: no cover - compiled
+    """out = c0 + sum_j rs_row[j] t_j, added over j in order."""
+    for q in range(out.size):
+        out[q] = c0
+    for j in range(tpts.shape[0]):
+        r = rs_row[j]
+        if r == 0.0:  # a triangular root: adding 0 * t_j would change nothing
+            continue
+        tj = tpts[j]
+        for q in range(out.size):
+            out[q] = out[q] + r * tj[q]
 
 
+@njit(cache=True, error_model="numpy")
+def _dose_probs(th0, th1, th2, th3, th4, xd, x2d, lo_e, lo_t, e, qe, t, qt, ae, at):  # pragma: no cover
+    """Per point: (sigma, 1 - sigma) of both linear predictors and the two acceptability indicators."""
+    clip = np.float32(80.0)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for q in range(e.size):
+        zt = th0[q] + th1[q] * xd
+        ze = th2[q] + th3[q] * xd
+        ze = ze + th4[q] * x2d
+        ezt = _expf(_clip(zt, -clip, clip))
+        eze = _expf(_clip(ze, -clip, clip))
+        rt = one / (ezt + one)
+        re = one / (eze + one)
+        t[q] = ezt * rt
+        qt[q] = rt
+        e[q] = eze * re
+        qe[q] = re
+        ae[q] = one if ze > lo_e else zero
+        at[q] = one if zt < lo_t else zero
 
 
+@njit(cache=True, error_model="numpy")
+def _kappa(psi, kk):  # pragma: no cover - compiled
+    """tanh(psi / 2) = (e^psi - 1) / (e^psi + 1)."""
+    clip = np.float32(80.0)
+    one = np.float32(1.0)
+    for q in range(psi.size):
+        ep = _expf(_clip(psi[q], -clip, clip))
+        kk[q] = (ep - one) / (ep + one)
+
+
+@njit(cache=True, error_model="numpy")
+def _add_cell(lw, fc, a, b, e, t, qe, qt, kk, sign, tiny):  # pragma: no cover - compiled
+    """lw += c log(max(a b + sign k e t (1-e)(1-t), tiny)) for one cell of one dose."""
+    for q in range(lw.size):
+        kq = (e[q] * t[q]) * (qe[q] * qt[q])
+        kq = kq * kk[q]
+        cell = a[q] * b[q] + sign * kq
+        lw[q] = lw[q] + fc * _logf(cell if cell > tiny else tiny)
+
+
+@njit(cache=True, error_model="numpy")
+def _add_prior_dev(dev, th, mu, sp):  # pragma: no cover - compiled
+    for q in range(dev.size):
+        dv = (th[q] - mu) * sp
+        dev[q] = dev[q] + dv * dv
+
+
+@njit(cache=True, error_model="numpy")
+def _finish_log_w(lw, dev, log_q):  # pragma: no cover - compiled
+    half = np.float32(0.5)
+    for q in range(lw.size):
+        v = lw[q] - half * dev[q]
+        lw[q] = v - log_q[q]
 
 
 @njit(cache=True, error_model="numpy")
@@ -253,117 +311,20 @@ def _utility_grad(e, t, eff0, tox1, p):  # pragma: no cover - compiled
     return c * a / (1.0 - e), -c * b / t
 
 
-@njit(cache=True, error_model="numpy")
-def _theta_block(theta, centre_s, rs_s, tpts, a, z):  # pragma: no cover - compiled
-    """theta[i, a:z] = centre_i + sum_j rs[i, j] t_j, added over j in order (a zero root is skipped)."""
-    for i in range(6):
-        row = theta[i]
-        c0 = np.float32(centre_s[i])
-        for q in range(_u(a), _u(z)):
-            row[q] = c0
-        for j in range(tpts.shape[0]):
-            r = rs_s[i, j]
-            if r == 0.0:  # a triangular root: adding 0 * t_j would change nothing
-                continue
-            tj = tpts[j]
-            for q in range(_u(a), _u(z)):
-                row[q] = row[q] + r * tj[q]
-
-
-@njit(cache=True, error_model="numpy")
-def _dose_block(th0, th1, th2, th3, th4, xd, x2d, lo_e, lo_t, e, qe, t, qt, ae, at, a, z):  # pragma: no cover
-    """Points ``a:z``: (sigma, 1 - sigma) of both linear predictors and the two acceptability indicators."""
-    clip = np.float32(80.0)
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    for q in range(_u(a), _u(z)):
-        zt = th0[q] + th1[q] * xd
-        ze = th2[q] + th3[q] * xd
-        ze = ze + th4[q] * x2d
-        ezt = _expf(_clip(zt, -clip, clip))
-        eze = _expf(_clip(ze, -clip, clip))
-        rt = one / (ezt + one)
-        re = one / (eze + one)
-        t[q] = ezt * rt
-        qt[q] = rt
-        e[q] = eze * re
-        qe[q] = re
-        ae[q] = one if ze > lo_e else zero
-        at[q] = one if zt < lo_t else zero
-
-
-@njit(cache=True, error_model="numpy")
-def _cells_block(lw, c4, e, t, qe, qt, kk, kq, tiny, a, z):  # pragma: no cover - compiled
-    """lw += c log(max(pi_c, tiny)) for each non-empty cell of one dose, in CELLS order, on points ``a:z``.
-
-    With kq = k e t (1-e)(1-t): pi = a b + sign kq, (a, b, sign) = (e, t, +), (e, 1-t, -), (1-e, t, -),
-    (1-e, 1-t, +).
-    """
-    one = np.float32(1.0)
-    for q in range(_u(a), _u(z)):
-        v = (e[q] * t[q]) * (qe[q] * qt[q])
-        kq[q] = v * kk[q]
-    for c in range(4):
-        cc = c4[c]
-        if cc == 0:
-            continue
-        fc = np.float32(cc)
-        sign = one if c == 0 or c == 3 else -one
-        if c == 0:
-            _cell_add(lw, fc, e, t, kq, sign, tiny, a, z)
-        elif c == 1:
-            _cell_add(lw, fc, e, qt, kq, sign, tiny, a, z)
-        elif c == 2:
-            _cell_add(lw, fc, qe, t, kq, sign, tiny, a, z)
-        else:
-            _cell_add(lw, fc, qe, qt, kq, sign, tiny, a, z)
-
-
-@njit(cache=True, error_model="numpy")
-def _cell_add(lw, fc, pa, pb, kq, sign, tiny, a, z):  # pragma: no cover - compiled
-    for q in range(_u(a), _u(z)):
-        cell = pa[q] * pb[q] + sign * kq[q]
-        lw[q] = lw[q] + fc * _logf(cell if cell > tiny else tiny)
-
-
-@njit(cache=True, error_model="numpy")
-def _log_w_block(lw, theta, mu, sp, log_q, dev, a, z):  # pragma: no cover - compiled
-    """lw = (lw - dev / 2) - log_q with dev = sum_i ((theta_i - mu_i) sp_i)^2 (i in order)."""
-    half = np.float32(0.5)
-    for q in range(_u(a), _u(z)):
-        dev[q] = 0.0
-    for i in range(6):
-        row = theta[i]
-        m = mu[i]
-        s = sp[i]
-        for q in range(_u(a), _u(z)):
-            dv = (row[q] - m) * s
-            dev[q] = dev[q] + dv * dv
-    for q in range(_u(a), _u(z)):
-        v = lw[q] - half * dev[q]
-        lw[q] = v - log_q[q]
-
-
-@njit(cache=True, error_model="numpy")
-def _kappa_block(psi, kk, a, z):  # pragma: no cover - compiled
-    clip = np.float32(80.0)
-    one = np.float32(1.0)
-    for q in range(_u(a), _u(z)):
-        ep = _expf(_clip(psi[q], -clip, clip))
-        kk[q] = (ep - one) / (ep + one)
-
-
 @njit(cache=True, error_model="numpy", nogil=True)
-def _is_group(lo, hi, cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p, want_cov,
-              full, want_probs, prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd,
-              ses):  # pragma: no cover - compiled
-    """Importance sampling of states ``lo:hi``, one after the other, with one set of work arrays.
+def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p, want_cov, full,
+              prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses):  # pragma: no cover
+    """Self-normalised importance sampling of every state (see the engine's module docstring).
 
-    A state's numbers depend only on its own inputs: every work array it reads
-    is written for it first, so which states share a group (a thread) never
-    matters.
+    Inputs: ``cnt`` (S, D, 4) cell counts, ``centre`` (S, 6), ``rs`` (S, 6, 6)
+    float32 scaled proposal roots, ``tpts`` (6, P) and ``log_q`` (P,) the fixed
+    t points; model constants in float32. Outputs (float64, preallocated):
+    ``prob_eff``, ``prob_tox``, ``acc_e``, ``acc_t`` (S, D), ``theta_mean``
+    (S, 6, when ``want_cov`` or ``full``; left as passed otherwise), ``theta_cov``
+    (S, 6, 6, when ``want_cov``), ``ess`` (S,), and when
+    ``full`` ``post_u``, ``obd`` (S, D) and ``ses`` (6, S, D).
     """
-    n_d = cnt.shape[1]
+    n_s, n_d = cnt.shape[0], cnt.shape[1]
     n_p = log_q.shape[0]
     f32 = np.float32
     theta = np.empty((6, n_p), f32)
@@ -375,7 +336,6 @@ def _is_group(lo, hi, cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t
     at = np.empty((n_d, n_p), f32)
     u = np.empty((n_d, n_p), f32)
     kk = np.empty(n_p, f32)
-    kq = np.empty(n_p, f32)
     lw = np.empty(n_p, f32)
     dev = np.empty(n_p, f32)
     w = np.empty(n_p, f32)
@@ -387,30 +347,29 @@ def _is_group(lo, hi, cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t
     buf3 = np.empty(n_p)
     buf4 = np.empty(n_p)
     means = np.empty((4, n_d))
-    used = np.empty(n_d, np.bool_)
     one = f32(1.0)
-    blk = min(_BLOCK, n_p)
-    for s in range(lo, hi):
+    for s in range(n_s):
+        for i in range(6):  # theta = centre + rs @ t
+            _theta_row(theta[i], f32(centre[s, i]), rs[s, i], tpts)
         for d in range(n_d):
-            used[d] = want_probs or full or (cnt[s, d, 0] + cnt[s, d, 1] + cnt[s, d, 2] + cnt[s, d, 3]) > 0
-        # pass 1, block by block of points (the block's work arrays stay in the L1 cache): theta, the
-        # dose probabilities and the log weight = log-likelihood (dose by dose, cell by cell in CELLS
-        # order) + log prior - log proposal; every point gets the same operations as in one pass
-        for a in range(0, n_p, blk):
-            z = a + blk
-            _theta_block(theta, centre[s], rs[s], tpts, a, z)
-            for d in range(n_d):
-                if used[d]:
-                    _dose_block(theta[0], theta[1], theta[2], theta[3], theta[4], x[d], x2[d], lo_e, lo_t,
-                                e[d], qe[d], t[d], qt[d], ae[d], at[d], a, z)
-            _kappa_block(theta[5], kk, a, z)
-            for q in range(_u(a), _u(z)):
-                lw[q] = 0.0
-            for d in range(n_d):
-                if cnt[s, d, 0] + cnt[s, d, 1] + cnt[s, d, 2] + cnt[s, d, 3] > 0:
-                    _cells_block(lw, cnt[s, d], e[d], t[d], qe[d], qt[d], kk, kq, tiny, a, z)
-            _log_w_block(lw, theta, mu, sprec, log_q, dev, a, z)
-        # pass 2: weights and weighted sums over all points (float64, fixed tree order)
+            _dose_probs(theta[0], theta[1], theta[2], theta[3], theta[4], x[d], x2[d], lo_e, lo_t,
+                        e[d], qe[d], t[d], qt[d], ae[d], at[d])
+        _kappa(theta[5], kk)
+        # log weight = log-likelihood (dose by dose, cell by cell in CELLS order) + log prior - log proposal
+        lw[:] = 0.0
+        for d in range(n_d):
+            for c in range(4):
+                cc = cnt[s, d, c]
+                if cc == 0:
+                    continue
+                a = e[d] if c <= 1 else qe[d]
+                b = t[d] if c == 0 or c == 2 else qt[d]
+                sign = one if c == 0 or c == 3 else -one
+                _add_cell(lw, f32(cc), a, b, e[d], t[d], qe[d], qt[d], kk, sign, tiny)
+        dev[:] = 0.0
+        for i in range(6):
+            _add_prior_dev(dev, theta[i], mu[i], sprec[i])
+        _finish_log_w(lw, dev, log_q)
         top = lw[0]
         for q in range(n_p):
             if lw[q] > top:
@@ -419,11 +378,10 @@ def _is_group(lo, hi, cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t
         total = _sum(w, buf)
         _scale_weights(w, w2, f32(1.0 / total))
         ess[s] = 1.0 / _sum(w2, buf)
-        if want_probs or full:
-            for d in range(n_d):
-                _wsum4(e[d], t[d], ae[d], at[d], w, buf, buf2, buf3, buf4, means, d)
-                prob_eff[s, d], prob_tox[s, d], acc_e[s, d], acc_t[s, d] = means[0, d], means[1, d], \
-                    means[2, d], means[3, d]
+        for d in range(n_d):
+            _wsum4(e[d], t[d], ae[d], at[d], w, buf, buf2, buf3, buf4, means, d)
+            prob_eff[s, d], prob_tox[s, d], acc_e[s, d], acc_t[s, d] = means[0, d], means[1, d], means[2, d], \
+                means[3, d]
         if want_cov or full:
             for i in range(6):
                 theta_mean[s, i] = _wsum(theta[i], w, buf)
@@ -456,29 +414,6 @@ def _is_group(lo, hi, cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t
                     lin[q] = f32(de * (np.float64(e[d, q]) - pe) + dt * (np.float64(t[d, q]) - pt))
                 ses[4, s, d] = math.sqrt(_wsum_sq_dev(lin, 0.0, w2, buf))
                 ses[5, s, d] = math.sqrt(_wsum_sq_dev(u[d], post_u[s, d], w2, buf))
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def is_states(lo, hi, cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p, want_cov, full,
-              want_probs, prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd,
-              ses):  # pragma: no cover - compiled
-    """Self-normalised importance sampling of states ``lo:hi`` (see the engine's module docstring).
-
-    Inputs: ``cnt`` (S, D, 4) cell counts, ``centre`` (S, 6), ``rs`` (S, 6, 6)
-    float32 scaled proposal roots, ``tpts`` (6, P) and ``log_q`` (P,) the fixed
-    t points; model constants in float32. Outputs (float64, preallocated, rows
-    ``lo:hi`` written): ``prob_eff``, ``prob_tox``, ``acc_e``, ``acc_t`` (S, D,
-    when ``want_probs`` or ``full``), ``theta_mean`` (S, 6, when ``want_cov``
-    or ``full``), ``theta_cov`` (S, 6, 6, when ``want_cov``), ``ess`` (S,), and
-    when ``full`` ``post_u``, ``obd`` (S, D) and ``ses`` (6, S, D); outputs
-    not asked for are left as passed.
-
-    Runs without the GIL: the engine's threads each take a range of states.
-    A state's numbers depend on its own inputs only (every work array is
-    written for it before it is read), never on the range it came in.
-    """
-    _is_group(lo, hi, cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p, want_cov,
-              full, want_probs, prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -517,27 +452,23 @@ def _log_post1(th, cnt, x, x2, mu, prec):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def _derivs1(th, cnt, x, x2, mu, prec, grad, hess, wk):  # pragma: no cover - compiled
-    """Log posterior, gradient and Hessian of one state (the engine's _log_post_derivs, per state).
-
-    ``wk`` is a work array of at least 34 float64 (no allocation per call).
-    """
+def _derivs1(th, cnt, x, x2, mu, prec, grad, hess):  # pragma: no cover - compiled
+    """Log posterior, gradient and Hessian of one state (the engine's _log_post_derivs, per state)."""
     k = math.tanh(0.5 * th[5])
     kp = 0.5 * (1.0 - k * k)
     kpp = -k * kp
-    wk[:22] = 0.0
-    ge = wk[0:3]     # sum_d g_E x^j, j = 0..2
-    gt = wk[3:5]
+    ge = np.zeros(3)   # sum_d g_E x^j, j = 0..2
+    gt = np.zeros(2)
     gp = 0.0
-    hee = wk[5:10]
-    htt = wk[10:13]
-    het = wk[13:17]
-    hep = wk[17:20]
-    htp = wk[20:22]
+    hee = np.zeros(5)
+    htt = np.zeros(3)
+    het = np.zeros(4)
+    hep = np.zeros(3)
+    htp = np.zeros(2)
     hpp = 0.0
     ll = 0.0
-    f1 = wk[22:25]
-    f2 = wk[25:34].reshape((3, 3))
+    f1 = np.empty(3)
+    f2 = np.empty((3, 3))
     for d in range(x.size):
         xd = x[d]
         eta_t = th[0] + th[1] * xd
@@ -626,13 +557,10 @@ def _derivs1(th, cnt, x, x2, mu, prec, grad, hess, wk):  # pragma: no cover - co
 
 
 @njit(cache=True, error_model="numpy")
-def _ascent1(grad, hess, floor, step, root, low, inv, tmp):  # pragma: no cover - compiled
-    """Newton ascent direction and a root R with R R' = (-H)^-1 (eigenvalues of -H floored where not PD).
-
-    ``low``, ``inv`` (6, 6) and ``tmp`` (6,) are work arrays (no allocation per call).
-    """
+def _ascent1(grad, hess, floor, step, root):  # pragma: no cover - compiled
+    """Newton ascent direction and a root R with R R' = (-H)^-1 (eigenvalues of -H floored where not PD)."""
     n = 6
-    low[:, :] = 0.0
+    low = np.zeros((n, n))
     ok = True
     for j in range(n):
         dsum = 0.0
@@ -650,7 +578,7 @@ def _ascent1(grad, hess, floor, step, root, low, inv, tmp):  # pragma: no cover 
                 v += low[i, m] * low[j, m]
             low[i, j] = (-hess[i, j] - v) / ljj
     if ok:
-        inv[:, :] = 0.0  # L^-1 by forward substitution
+        inv = np.zeros((n, n))  # L^-1 by forward substitution
         for j in range(n):
             inv[j, j] = 1.0 / low[j, j]
             for i in range(j + 1, n):
@@ -658,6 +586,7 @@ def _ascent1(grad, hess, floor, step, root, low, inv, tmp):  # pragma: no cover 
                 for m in range(j, i):
                     v += low[i, m] * inv[m, j]
                 inv[i, j] = -v / low[i, i]
+        tmp = np.zeros(n)
         for i in range(n):
             v = 0.0
             for j in range(n):
@@ -694,26 +623,27 @@ def _ascent1(grad, hess, floor, step, root, low, inv, tmp):  # pragma: no cover 
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _mode_group(lo, hi, cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, max_step, mode, root,
-                done):  # pragma: no cover - compiled
-    """Newton with an Armijo line search for states ``lo:hi``, one after the other."""
+def mode_states(cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, max_step,
+                mode, root, done):  # pragma: no cover - compiled
+    """Posterior mode and Laplace root of every state: Newton with an Armijo line search.
+
+    The same algorithm as :func:`escalade.design.efftox_engine.laplace_mode`
+    (modified Newton, step capped at ``max_step`` prior SDs, backtracking by
+    halves), one state at a time.
+    """
     grad = np.empty(6)
     hess = np.empty((6, 6))
     step = np.empty(6)
     trial = np.empty(6)
     th = np.empty(6)
     rt = np.empty((6, 6))
-    wk = np.empty(34)
-    low = np.empty((6, 6))
-    inv = np.empty((6, 6))
-    tmp = np.empty(6)
-    for s in range(lo, hi):
+    for s in range(cnt.shape[0]):
         c = cnt[s]
         th[:] = mu
         done[s] = False
         for _ in range(max_iter):
-            lp = _derivs1(th, c, x, x2, mu, prec, grad, hess, wk)
-            _ascent1(grad, hess, floor, step, rt, low, inv, tmp)
+            lp = _derivs1(th, c, x, x2, mu, prec, grad, hess)
+            _ascent1(grad, hess, floor, step, rt)
             dec = 0.0
             for i in range(6):
                 dec += grad[i] * step[i]
@@ -734,24 +664,12 @@ def _mode_group(lo, hi, cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, ar
                     break
                 alpha *= 0.5
             if not moved:  # flat to rounding: take the point as the mode
-                _derivs1(th, c, x, x2, mu, prec, grad, hess, wk)
-                _ascent1(grad, hess, floor, step, rt, low, inv, tmp)
+                _derivs1(th, c, x, x2, mu, prec, grad, hess)
+                _ascent1(grad, hess, floor, step, rt)
                 done[s] = True
                 break
         if not done[s]:
-            _derivs1(th, c, x, x2, mu, prec, grad, hess, wk)
-            _ascent1(grad, hess, floor, step, rt, low, inv, tmp)
+            _derivs1(th, c, x, x2, mu, prec, grad, hess)
+            _ascent1(grad, hess, floor, step, rt)
         mode[s] = th
         root[s] = rt
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def mode_states(lo, hi, cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, max_step,
-                mode, root, done):  # pragma: no cover - compiled
-    """Posterior mode and Laplace root of states ``lo:hi``: Newton with an Armijo line search.
-
-    The same algorithm as :func:`escalade.design.efftox_engine.laplace_mode`
-    (modified Newton, step capped at ``max_step`` prior SDs, backtracking by
-    halves), one state at a time, without the GIL (as :func:`is_states`).
-    """
-    _mode_group(lo, hi, cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, max_step, mode, root, done)
