@@ -161,13 +161,7 @@ def regroup(parts: Iterator[TrialOutcomes], n_trials: int, size: int) -> Iterato
 
 
 def _cut(o: TrialOutcomes, a: int, b: int) -> TrialOutcomes:
-    sl = slice(a, b)
-    return TrialOutcomes(o.selected[sl], o.reason[sl], o.n[sl], o.tox[sl], o.eff[sl], o.both[sl], o.cohorts[sl],
-                         o.weight[sl], exact=o.exact, trial=None if o.trial is None else o.trial[sl],
-                         duration=None if o.duration is None else o.duration[sl],
-                         suspensions=None if o.suspensions is None else o.suspensions[sl],
-                         n_backfill=None if o.n_backfill is None else o.n_backfill[sl],
-                         extra=None if o.extra is None else {k: v[sl] for k, v in o.extra.items()})
+    return o.rows(a, b)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

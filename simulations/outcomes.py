@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +107,19 @@ class TrialOutcomes:
         """The same outcomes with trial indices shifted by ``start`` (a chunk's first trial)."""
         base = self.trial if self.trial is not None else np.arange(self.n_trials)
         return dataclasses.replace(self, trial=base + start)
+
+    def rows(self, a: int, b: int) -> "TrialOutcomes":
+        """Trials ``a .. b - 1`` (views, no copy; every per-trial field sliced alike)."""
+        sl = slice(a, b)
+
+        def cut(x: Any) -> Any:
+            return None if x is None else x[sl]
+
+        return TrialOutcomes(self.selected[sl], self.reason[sl], self.n[sl], self.tox[sl], self.eff[sl],
+                             self.both[sl], self.cohorts[sl], self.weight[sl], exact=self.exact,
+                             trial=cut(self.trial), duration=cut(self.duration), suspensions=cut(self.suspensions),
+                             n_backfill=cut(self.n_backfill),
+                             extra=None if self.extra is None else {k: v[sl] for k, v in self.extra.items()})
 
     def selected_or_none(self) -> list[int | None]:
         """1-based selected doses with ``None`` for no dose (for display)."""
