@@ -624,16 +624,41 @@ class EffToxExplanation(ExplanationMixin):
 
 
 class _Cache:
-    """Recommended dose by state counts; shared across batches, dropped when pickled."""
+    """Recommended dose by state counts; shared across batches; its data never travel in a pickle.
 
-    __slots__ = ("data", "limit")
+    With a ``key`` (the design's configuration, which alone defines the engine
+    and so every state's recommendation, bit for bit whatever the batch), an
+    unpickled copy joins the receiving process's cache for that key
+    (:func:`_process_cache`): a worker process running many work units of a
+    study (each receives the designs anew) fits a state once, not once per
+    unit. Sharing changes no result. Without a key, a copy starts empty.
+    """
 
-    def __init__(self, limit: int = 1_000_000) -> None:
+    __slots__ = ("data", "limit", "key")
+
+    def __init__(self, limit: int = 1_000_000, key: Any = None) -> None:
         self.data: dict[bytes, int] = {}
         self.limit = limit
+        self.key = key
 
-    def __reduce__(self) -> tuple[type, tuple[int]]:
-        return (_Cache, (self.limit,))
+    def __reduce__(self) -> tuple[Any, tuple[int, Any]]:
+        if self.key is None:
+            return (_Cache, (self.limit,))
+        return (_process_cache, (self.limit, self.key))
+
+
+_PROCESS_CACHES: dict[Any, _Cache] = {}
+_PROCESS_CACHES_MAX: Final[int] = 8  # configurations kept per process (a study has a few EffTox designs)
+
+
+def _process_cache(limit: int, key: Any) -> _Cache:
+    """This process's :class:`_Cache` for the configuration ``key`` (created empty on first use)."""
+    cache = _PROCESS_CACHES.get(key)
+    if cache is None:
+        if len(_PROCESS_CACHES) >= _PROCESS_CACHES_MAX:
+            _PROCESS_CACHES.pop(next(iter(_PROCESS_CACHES)))
+        cache = _PROCESS_CACHES.setdefault(key, _Cache(limit, key))
+    return cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -700,7 +725,12 @@ class EffToxDesign(ConfigDesign):
             np.asarray(c.coded_doses), prior_mean=c.prior_mean, prior_sd=c.prior_sd,
             efficacy_hurdle=c.efficacy_hurdle, toxicity_hurdle=c.toxicity_hurdle, eff0=c.eff0, tox1=c.tox1,
             p=c.contour_p, settings=c.engine_settings()))
-        object.__setattr__(self, "_cache", _Cache())
+        key: Any = c  # copies of a design with this configuration share one cache per process
+        try:
+            hash(c)
+        except TypeError:
+            key = None
+        object.__setattr__(self, "_cache", _Cache(key=key))
         object.__setattr__(self, "rules", shared_rules(c, c.toxicity_hurdle))
 
     @property

@@ -599,3 +599,22 @@ def test_float64_engine_keeps_the_numpy_path_and_agrees(design: EffToxDesign) ->
     a, b = eng.summarise(cnt), other.summarise(cnt)
     for f in ("prob_eff", "prob_tox", "prob_acc_eff", "prob_acc_tox", "utility", "post_utility"):
         np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=0, atol=1e-4, err_msg=f)
+
+
+def test_unpickled_copies_share_one_decision_cache_per_process() -> None:
+    # a worker receives the design anew with every work unit: its copies share one cache per configuration,
+    # and a warm shared cache gives the same trials as a cold design
+    import pickle
+
+    d = EffToxDesign(EffToxConfig(**DEMO))
+    e, f = pickle.loads(pickle.dumps(d)), pickle.loads(pickle.dumps(d))
+    assert e._cache is f._cache and e._cache is not d._cache and not e._cache.data
+    other = EffToxDesign(EffToxConfig(**{**DEMO, "eff0": 0.45}))
+    assert pickle.loads(pickle.dumps(other))._cache is not e._cache
+    p_t, p_e = [0.05, 0.1, 0.2, 0.3, 0.5], [0.2, 0.35, 0.5, 0.6, 0.6]
+    a = simulate(e, p_t, p_e, n_trials=40, seed=4)
+    assert e._cache.data and f._cache.data
+    b = simulate(f, p_t, p_e, n_trials=40, seed=4)
+    c = simulate(EffToxDesign(EffToxConfig(**DEMO)), p_t, p_e, n_trials=40, seed=4)
+    for x in (b, c):
+        assert np.array_equal(a.selected, x.selected) and np.array_equal(a.n, x.n) and np.array_equal(a.eff, x.eff)
