@@ -13,6 +13,13 @@ empty cache (what a fresh environment pays once) and a cached load. With
 
 Target (issue 18): 10,000 trials in <= 60 s on 2 cores.
 
+Measured (2026-12-01, this 2-core machine, load average 1.5-2.0, numba cache warm; a fresh environment
+compiles the kernels once, ~10-15 s): 55.9-56.7 s wall, 105-107 s CPU with ``--jobs 2``; the same run of
+the tree before this session's issue-18 work took 82-85 s (its numba cache cold) and 65-68 s warm; the
+HEAD of the previous session, 5.5 minutes. Per design in one process at 10,000 trials before the last two
+changes: EffTox 28 s, TITE-BOIN12 25 s, BOIN and BOIN with backfill (calendar time) 14 s, TITE-CRM 4.7 s,
+BOIN12 4.5 s, BLRM 3.8 s, TITE-BOIN 3.6 s (its extrasafe rule keeps it in the general engine), CRM 2.5 s.
+
 Run: python bench/bench_study.py [--trials 10000] [--jobs 2] [--base HEAD] [--profile] [--compile]
 """
 
