@@ -81,7 +81,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal
 
@@ -95,6 +95,7 @@ from escalade.design.config import check_fraction, check_int, check_positive, ch
 from escalade.design.rules import (Effect, Rule, RuleContext, SharedRules, StopAtN, apply_rules, shared_rules,
                                    state_fields as rules_state_fields)
 from escalade.design.errors import ConfigError, did_you_mean
+from escalade.design.state_cache import StateCache
 
 __all__ = [
     "BlrmConfig",
@@ -709,33 +710,10 @@ def _step_caps(c: BlrmConfig) -> tuple[int, ...]:
 # the design
 
 
-class SummaryCache:
-    """Summaries by state counts; shared across batches; its data never travel in a pickle.
+#: Summaries by state counts, shared by the copies of a design in a process (:mod:`escalade.design.state_cache`;
+#: keyed by :meth:`BlrmModel.cache_key`).
+SummaryCache = StateCache
 
-    With a ``key`` (the numbers that define the posterior: :meth:`BlrmModel.cache_key`),
-    an unpickled copy joins the receiving process's cache for that key
-    (:func:`_process_cache`): a worker process that runs many work units of a
-    study (each unit receives the designs anew) computes a state's summaries
-    once, not once per unit. A state's summaries depend on the model and its
-    counts only, bit for bit (whatever the batch), so sharing them changes no
-    result. Without a key, an unpickled copy starts empty.
-    """
-
-    __slots__ = ("data", "limit", "key")
-
-    def __init__(self, limit: int = 200_000, key: Any = None) -> None:  # ~60 MB of summaries at 5 doses
-        self.data: dict[bytes, np.ndarray] = {}
-        self.limit = limit
-        self.key = key
-
-    def __reduce__(self) -> tuple[Any, tuple[int, Any]]:
-        if self.key is None:
-            return (SummaryCache, (self.limit,))
-        return (_process_cache, (self.limit, self.key))
-
-
-_PROCESS_CACHES: dict[Any, SummaryCache] = {}
-_PROCESS_CACHE_MODELS: Final[int] = 4  # models kept per process (oldest dropped): bounded memory in long sessions
 
 
 @functools.lru_cache(maxsize=16)
@@ -745,16 +723,6 @@ def _shared_model(doses: tuple, reference_dose: float, components: tuple, target
     return BlrmModel(doses=doses, reference_dose=reference_dose, components=components,
                      target_interval=target_interval, grid_points=grid_points, grid_width=grid_width,
                      positions=positions)
-
-
-def _process_cache(limit: int, key: Any) -> SummaryCache:
-    """This process's :class:`SummaryCache` for the model ``key`` (created empty on first use)."""
-    cache = _PROCESS_CACHES.get(key)
-    if cache is None:
-        while len(_PROCESS_CACHES) >= _PROCESS_CACHE_MODELS:
-            _PROCESS_CACHES.pop(next(iter(_PROCESS_CACHES)), None)
-        cache = _PROCESS_CACHES.setdefault(key, SummaryCache(limit, key))
-    return cache
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,7 @@ from escalade.design.errors import ConfigError
 from escalade.design.rules import Rule, RuleContext, SharedRules, apply_rules as apply_trial_rules
 from escalade.design.rules import select_with_rules, shared_rules
 from escalade.design.rules import state_fields as rules_state_fields
+from escalade.design.state_cache import StateCache
 
 if TYPE_CHECKING:  # pragma: no cover
     from escalade.design.efftox_engine import EffToxEngine, EngineSettings, PosteriorSummary
@@ -623,44 +624,6 @@ class EffToxExplanation(ExplanationMixin):
         return {n: list(getattr(self, n)) for n in names}
 
 
-class _Cache:
-    """Recommended dose by state counts; shared across batches; its data never travel in a pickle.
-
-    With a ``key`` (the design's configuration, which alone defines the engine
-    and so every state's recommendation, bit for bit whatever the batch), an
-    unpickled copy joins the receiving process's cache for that key
-    (:func:`_process_cache`): a worker process running many work units of a
-    study (each receives the designs anew) fits a state once, not once per
-    unit. Sharing changes no result. Without a key, a copy starts empty.
-    """
-
-    __slots__ = ("data", "limit", "key")
-
-    def __init__(self, limit: int = 1_000_000, key: Any = None) -> None:
-        self.data: dict[bytes, int] = {}
-        self.limit = limit
-        self.key = key
-
-    def __reduce__(self) -> tuple[Any, tuple[int, Any]]:
-        if self.key is None:
-            return (_Cache, (self.limit,))
-        return (_process_cache, (self.limit, self.key))
-
-
-_PROCESS_CACHES: dict[Any, _Cache] = {}
-_PROCESS_CACHES_MAX: Final[int] = 8  # configurations kept per process (a study has a few EffTox designs)
-
-
-def _process_cache(limit: int, key: Any) -> _Cache:
-    """This process's :class:`_Cache` for the configuration ``key`` (created empty on first use)."""
-    cache = _PROCESS_CACHES.get(key)
-    if cache is None:
-        if len(_PROCESS_CACHES) >= _PROCESS_CACHES_MAX:
-            _PROCESS_CACHES.pop(next(iter(_PROCESS_CACHES)))
-        cache = _PROCESS_CACHES.setdefault(key, _Cache(limit, key))
-    return cache
-
-
 @dataclass(frozen=True, slots=True)
 class EffToxDesign(ConfigDesign):
     """EffTox (Thall & Cook 2004) with trialr's rules, on a deterministic posterior.
@@ -714,7 +677,7 @@ class EffToxDesign(ConfigDesign):
     uses_efficacy: ClassVar[bool] = True
     memoise: ClassVar[bool] = True
     engine: "EffToxEngine" = field(init=False, repr=False, compare=False)
-    _cache: _Cache = field(init=False, repr=False, compare=False)
+    _cache: StateCache = field(init=False, repr=False, compare=False)
     rules: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -730,7 +693,7 @@ class EffToxDesign(ConfigDesign):
             hash(c)
         except TypeError:
             key = None
-        object.__setattr__(self, "_cache", _Cache(key=key))
+        object.__setattr__(self, "_cache", StateCache(1_000_000, key=key))
         object.__setattr__(self, "rules", shared_rules(c, c.toxicity_hurdle))
 
     @property
