@@ -51,6 +51,7 @@ __all__ = [
     "BoolArray",
     "FloatArray",
     "TrueOptimum",
+    "unique_rows",
 ]
 
 IntArray = NDArray[np.int64]
@@ -107,6 +108,28 @@ def _as_int_matrix(a: Any, name: str) -> IntArray:
     if arr.ndim != 2:
         raise ValueError(f"States.{name} must be 2-D (states, doses); got shape {arr.shape}")
     return arr
+
+
+_HASH_MULT = np.random.default_rng(20240607).integers(1, 2**62, size=256, dtype=np.int64) | 1
+
+
+def unique_rows(a: IntArray) -> tuple[IntArray, IntArray]:
+    """``first, inverse`` with ``a[first][inverse] == a`` over distinct rows (fast path: 64-bit row hash).
+
+    The hash is checked against the rows; on a collision the exact (slower)
+    ``np.unique(axis=0)`` is used, so the result never depends on luck.
+    """
+    a = np.ascontiguousarray(a, np.int64)
+    if a.shape[0] < 2:
+        idx = np.arange(a.shape[0])
+        return idx, idx
+    if a.shape[1] <= _HASH_MULT.size:
+        key = a @ _HASH_MULT[: a.shape[1]]  # wraps modulo 2**64
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        if np.array_equal(a[first][inverse.reshape(-1)], a):
+            return first, inverse.reshape(-1)
+    _, first, inverse = np.unique(a, axis=0, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -265,8 +288,8 @@ class States:
         bits = self._score_bits()
         if bits is not None:  # graded designs: equal states have equal score sums, bit for bit
             m = np.concatenate([m, bits], axis=1)
-        uniq, first, inverse = np.unique(m, axis=0, return_index=True, return_inverse=True)
-        return self.take(first), inverse.reshape(-1)
+        first, inverse = unique_rows(m)
+        return self.take(first), inverse
 
 
 @dataclass(frozen=True, slots=True, eq=False)

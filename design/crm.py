@@ -86,6 +86,7 @@ from scipy import integrate, special
 
 from escalade.design.blrm_kernels import counts_loglik_rows, grid_sums_rows, pairwise_plan
 from escalade.design.base import ConfigDesign, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray, States
+from escalade.design.base import unique_rows as _unique_rows
 from escalade.design.config import check_fraction, check_int, check_positive, check_trial_size
 from escalade.design.crm_quadrature import LIMIT as _LIMIT
 from escalade.design.crm_quadrature import Grid, design_intervals, grid
@@ -706,28 +707,6 @@ def crm_fit(config: CrmConfig | CrmModel, level: Sequence[int], tox: Sequence[in
 
 # --------------------------------------------------------------------------------------------
 # the design
-
-
-_HASH_MULT = np.random.default_rng(20240607).integers(1, 2**62, size=256, dtype=np.int64) | 1
-
-
-def _unique_rows(a: IntArray) -> tuple[IntArray, IntArray]:
-    """``first, inverse`` with ``a[first][inverse] == a`` over distinct rows (fast path: 64-bit row hash).
-
-    The hash is checked against the rows; on a collision the exact (slower)
-    ``np.unique(axis=0)`` is used, so the result never depends on luck.
-    """
-    a = np.ascontiguousarray(a, np.int64)
-    if a.shape[0] < 2:
-        idx = np.arange(a.shape[0])
-        return idx, idx
-    if a.shape[1] <= _HASH_MULT.size:
-        key = a @ _HASH_MULT[: a.shape[1]]  # wraps modulo 2**64
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        if np.array_equal(a[first][inverse.reshape(-1)], a):
-            return first, inverse.reshape(-1)
-    _, first, inverse = np.unique(a, axis=0, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
 
 
 def crm_rules(c: Any) -> tuple[Rule, ...]:

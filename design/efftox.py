@@ -90,7 +90,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize, special
 
 from escalade.design.base import (ConfigDesign, NO_DOSE, Decisions, DesignEntry, ExplanationMixin, FloatArray, IntArray,
-                                  States, StopReason, TrueOptimum)
+                                  States, StopReason, TrueOptimum, unique_rows)
 from escalade.design.config import check_fraction, check_int, check_positive, check_probability, check_trial_size
 from escalade.design.efftox_model import (CELLS, PARAMETERS, cell_counts, coded_doses, efftox_utility,
                                           joint_probabilities, solve_p)
@@ -748,8 +748,9 @@ class EffToxDesign(ConfigDesign):
     def recommend(self, states: States) -> IntArray:
         """Recommended dose (0-based, or NO_DOSE) per state, memoised by the state's counts."""
         m = np.concatenate([states.n, states.tox, states.eff, states.both], axis=1).astype(np.int64)
-        uniq, inverse = np.unique(m, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        # distinct states (in hash order: a state's posterior does not depend on its batch)
+        first, inverse = unique_rows(m)
+        uniq = m[first]
         cache = self._cache.data
         keys = [row.tobytes() for row in uniq]
         out = np.empty(uniq.shape[0], np.int64)

@@ -680,7 +680,7 @@ class EffToxEngine:
         scale = np.full(s, st.scale)
         if st.pilot_points:
             # one adaptive step: centre and shape the proposal on the pilot's weighted moments
-            pilot = self._run(cnt, mode, root, mode, st.pilot_points, scale, False, cov=True)
+            pilot = self._run(cnt, mode, root, mode, st.pilot_points, scale, False, cov=True, probs=False)
             chol, ok = _safe_cholesky(pilot.theta_cov)
             use = ok & (pilot.ess >= _PILOT_MIN_ESS)
             centre = np.where(use[:, None], pilot.theta_mean, mode)
@@ -710,20 +710,26 @@ class EffToxEngine:
         return out
 
     def _run(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray, n_pts: int,
-             scale: np.ndarray, full: bool, cov: bool = False) -> PosteriorSummary:
+             scale: np.ndarray, full: bool, cov: bool = False, probs: bool = True) -> PosteriorSummary:
+        """Importance sampling of every state of ``cnt`` from t proposals ``centre + scale * root @ t``.
+
+        ``probs=False`` (the pilot) lets the compiled kernel skip the per-dose
+        means (NaN); the NumPy path computes them anyway.
+        """
         s = cnt.shape[0]
         per = max(1, self.settings.chunk_elements // (n_pts * self.n_doses))
         bounds = [(a, min(a + per, s)) for a in range(0, s, per)]
         pts = self._points[n_pts]
 
         if pts.t.dtype == np.float32:  # the compiled kernel (efftox_kernels); float64 keeps the NumPy path
-            return self._is_compiled(cnt, centre, root, mode, pts, scale, full, cov)
+            return self._is_compiled(cnt, centre, root, mode, pts, scale, full, cov, probs)
         parts = [self._is_chunk(cnt[a:z], centre[a:z], root[a:z], mode[a:z], pts, scale[a:z], full, cov)
                  for a, z in bounds]
         return PosteriorSummary(*(np.concatenate([getattr(q, f) for q in parts]) for f in _SUMMARY_FIELDS))
 
     def _is_compiled(self, cnt: np.ndarray, centre: np.ndarray, root: np.ndarray, mode: np.ndarray,
-                     pts: _PointSet, scale: np.ndarray, full: bool, cov: bool) -> PosteriorSummary:
+                     pts: _PointSet, scale: np.ndarray, full: bool, cov: bool, probs: bool = True
+                     ) -> PosteriorSummary:
         """As :meth:`_is_chunk`, fused into one compiled loop per state (float32 points, float64 sums)."""
         from escalade.design.efftox_kernels import is_states
 
@@ -743,7 +749,7 @@ class EffToxEngine:
         is_states(np.ascontiguousarray(cnt, np.int64), np.ascontiguousarray(centre, float), rs, pts.t, pts.log_q,
                   m.x.astype(f32), m.x2.astype(f32), m.mu.astype(f32), np.sqrt(m.prec).astype(f32),
                   f32(lo_e), f32(lo_t), f32(_TINY[np.float32]), self.eff0, self.tox1, self.p, bool(cov), bool(full),
-                  prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses)
+                  bool(probs), prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses)
         plug = _utility(prob_eff, prob_tox, self.eff0, self.tox1, self.p)
         return PosteriorSummary(prob_eff, prob_tox, acc_e, acc_t, plug, post_u, obd, *ses, theta_mean, theta_cov,
                                 mode.copy(), ess, np.full(s, pts.log_q.shape[0], np.int64))

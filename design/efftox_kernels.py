@@ -42,6 +42,7 @@ _EXP_C2 = _F(-2.12194440e-4)
 _EXP_HI = _F(88.0)
 _EXP_LO = _F(-87.0)       # below it exp is taken as 0 (the smallest normal float32 is e^-87.3)
 _SQRTHF = _F(0.707106781186547524)
+_LANES = 16               # running maxima of :func:`_top` (the point counts are powers of 2 >= 16)
 
 
 @intrinsic
@@ -88,6 +89,23 @@ def _expf(x):  # pragma: no cover - compiled
     scale = _bits_f32(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
     y = pol * scale
     return y if x >= _EXP_LO else _F(0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def _expf_mid(x):  # pragma: no cover - compiled
+    """:func:`_expf` of an ``x`` already in [-87, 88] (its clip and its test are then no-ops): the same numbers."""
+    n = np.floor(x * _LOG2E + _F(0.5))
+    r = x - n * _EXP_C1
+    r = r - n * _EXP_C2
+    pol = _F(1.9875691500e-4)
+    pol = pol * r + _F(1.3981999507e-3)
+    pol = pol * r + _F(8.3334519073e-3)
+    pol = pol * r + _F(4.1665795894e-2)
+    pol = pol * r + _F(1.6666665459e-1)
+    pol = pol * r + _F(5.0000001201e-1)
+    pol = pol * (r * r) + r + _F(1.0)
+    scale = _bits_f32(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
+    return pol * scale
 
 
 @njit(cache=True, error_model="numpy")
@@ -230,8 +248,8 @@ def _dose_probs(th0, th1, th2, th3, th4, xd, x2d, lo_e, lo_t, e, qe, t, qt, ae, 
         zt = th0[q] + th1[q] * xd
         ze = th2[q] + th3[q] * xd
         ze = ze + th4[q] * x2d
-        ezt = _expf(_clip(zt, -clip, clip))
-        eze = _expf(_clip(ze, -clip, clip))
+        ezt = _expf_mid(_clip(zt, -clip, clip))
+        eze = _expf_mid(_clip(ze, -clip, clip))
         rt = one / (ezt + one)
         re = one / (eze + one)
         t[q] = ezt * rt
@@ -248,17 +266,23 @@ def _kappa(psi, kk):  # pragma: no cover - compiled
     clip = np.float32(80.0)
     one = np.float32(1.0)
     for q in range(psi.size):
-        ep = _expf(_clip(psi[q], -clip, clip))
+        ep = _expf_mid(_clip(psi[q], -clip, clip))
         kk[q] = (ep - one) / (ep + one)
 
 
 @njit(cache=True, error_model="numpy")
-def _add_cell(lw, fc, a, b, e, t, qe, qt, kk, sign, tiny):  # pragma: no cover - compiled
-    """lw += c log(max(a b + sign k e t (1-e)(1-t), tiny)) for one cell of one dose."""
+def _kq(e, t, qe, qt, kk, kq):  # pragma: no cover - compiled
+    """kq = k e t (1-e)(1-t) of one dose (the association term every cell shares)."""
+    for q in range(kq.size):
+        v = (e[q] * t[q]) * (qe[q] * qt[q])
+        kq[q] = v * kk[q]
+
+
+@njit(cache=True, error_model="numpy")
+def _add_cell(lw, fc, a, b, kq, sign, tiny):  # pragma: no cover - compiled
+    """lw += c log(max(a b + sign kq, tiny)) for one cell of one dose."""
     for q in range(lw.size):
-        kq = (e[q] * t[q]) * (qe[q] * qt[q])
-        kq = kq * kk[q]
-        cell = a[q] * b[q] + sign * kq
+        cell = a[q] * b[q] + sign * kq[q]
         lw[q] = lw[q] + fc * _logf(cell if cell > tiny else tiny)
 
 
@@ -301,6 +325,29 @@ def _utility_points(qe, t, pf, l1e0, lt1, inv_p, tiny, u):  # pragma: no cover -
         u[q] = one - _expf(_logf(a + b) * inv_p)
 
 
+@njit(cache=True, error_model="numpy")
+def _top(lw, lanes):  # pragma: no cover - compiled
+    """The scan ``top = lw[0]; top = v if v > top`` over ``lw`` (a multiple of 16 long), in 16 lanes.
+
+    16 running maxima, one per lane, then their maximum: vectorises where the
+    one-by-one scan does not, and gives the same number (NaN skipped, NaN if
+    ``lw[0]`` is). Ties of +0 and -0 may pick the other zero, which
+    ``lw - top`` turns into the same weights.
+    """
+    top = lw[0]
+    if top != top:
+        return top
+    for j in range(_LANES):
+        lanes[j] = top
+    for a in range(0, lw.size, _LANES):
+        for j in range(_LANES):
+            v = lw[a + j]
+            lanes[j] = v if v > lanes[j] else lanes[j]
+    for j in range(_LANES):
+        top = lanes[j] if lanes[j] > top else top
+    return top
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def _utility_grad(e, t, eff0, tox1, p):  # pragma: no cover - compiled
     e = min(max(e, 0.0), 1.0 - 1e-12)
@@ -313,7 +360,7 @@ def _utility_grad(e, t, eff0, tox1, p):  # pragma: no cover - compiled
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p, want_cov, full,
-              prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses):  # pragma: no cover
+              want_probs, prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses):  # pragma: no cover
     """Self-normalised importance sampling of every state (see the engine's module docstring).
 
     Inputs: ``cnt`` (S, D, 4) cell counts, ``centre`` (S, 6), ``rs`` (S, 6, 6)
@@ -322,7 +369,10 @@ def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, 
     ``prob_eff``, ``prob_tox``, ``acc_e``, ``acc_t`` (S, D), ``theta_mean``
     (S, 6, when ``want_cov`` or ``full``; left as passed otherwise), ``theta_cov``
     (S, 6, 6, when ``want_cov``), ``ess`` (S,), and when
-    ``full`` ``post_u``, ``obd`` (S, D) and ``ses`` (6, S, D).
+    ``full`` ``post_u``, ``obd`` (S, D) and ``ses`` (6, S, D). With ``want_probs``
+    and ``full`` off (the pilot step: only the moments of theta and the ESS are
+    used) the per-dose means are NaN and the dose probabilities of untreated
+    doses are not computed; nothing else changes.
     """
     n_s, n_d = cnt.shape[0], cnt.shape[1]
     n_p = log_q.shape[0]
@@ -336,6 +386,7 @@ def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, 
     at = np.empty((n_d, n_p), f32)
     u = np.empty((n_d, n_p), f32)
     kk = np.empty(n_p, f32)
+    kq = np.empty(n_p, f32)
     lw = np.empty(n_p, f32)
     dev = np.empty(n_p, f32)
     w = np.empty(n_p, f32)
@@ -347,17 +398,24 @@ def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, 
     buf3 = np.empty(n_p)
     buf4 = np.empty(n_p)
     means = np.empty((4, n_d))
+    lanes = np.empty(_LANES, f32)
     one = f32(1.0)
     for s in range(n_s):
         for i in range(6):  # theta = centre + rs @ t
             _theta_row(theta[i], f32(centre[s, i]), rs[s, i], tpts)
+        probs = want_probs or full
         for d in range(n_d):
+            if not probs and cnt[s, d, 0] + cnt[s, d, 1] + cnt[s, d, 2] + cnt[s, d, 3] == 0:
+                continue
             _dose_probs(theta[0], theta[1], theta[2], theta[3], theta[4], x[d], x2[d], lo_e, lo_t,
                         e[d], qe[d], t[d], qt[d], ae[d], at[d])
         _kappa(theta[5], kk)
         # log weight = log-likelihood (dose by dose, cell by cell in CELLS order) + log prior - log proposal
         lw[:] = 0.0
         for d in range(n_d):
+            if cnt[s, d, 0] + cnt[s, d, 1] + cnt[s, d, 2] + cnt[s, d, 3] == 0:
+                continue
+            _kq(e[d], t[d], qe[d], qt[d], kk, kq)
             for c in range(4):
                 cc = cnt[s, d, c]
                 if cc == 0:
@@ -365,20 +423,20 @@ def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, 
                 a = e[d] if c <= 1 else qe[d]
                 b = t[d] if c == 0 or c == 2 else qt[d]
                 sign = one if c == 0 or c == 3 else -one
-                _add_cell(lw, f32(cc), a, b, e[d], t[d], qe[d], qt[d], kk, sign, tiny)
+                _add_cell(lw, f32(cc), a, b, kq, sign, tiny)
         dev[:] = 0.0
         for i in range(6):
             _add_prior_dev(dev, theta[i], mu[i], sprec[i])
         _finish_log_w(lw, dev, log_q)
-        top = lw[0]
-        for q in range(n_p):
-            if lw[q] > top:
-                top = lw[q]
+        top = _top(lw, lanes)
         _weights(lw, top, w, w2)
         total = _sum(w, buf)
         _scale_weights(w, w2, f32(1.0 / total))
         ess[s] = 1.0 / _sum(w2, buf)
         for d in range(n_d):
+            if not probs:
+                prob_eff[s, d] = prob_tox[s, d] = acc_e[s, d] = acc_t[s, d] = np.nan
+                continue
             _wsum4(e[d], t[d], ae[d], at[d], w, buf, buf2, buf3, buf4, means, d)
             prob_eff[s, d], prob_tox[s, d], acc_e[s, d], acc_t[s, d] = means[0, d], means[1, d], means[2, d], \
                 means[3, d]
@@ -452,23 +510,27 @@ def _log_post1(th, cnt, x, x2, mu, prec):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def _derivs1(th, cnt, x, x2, mu, prec, grad, hess):  # pragma: no cover - compiled
-    """Log posterior, gradient and Hessian of one state (the engine's _log_post_derivs, per state)."""
+def _derivs1(th, cnt, x, x2, mu, prec, grad, hess, wk):  # pragma: no cover - compiled
+    """Log posterior, gradient and Hessian of one state (the engine's _log_post_derivs, per state).
+
+    ``wk`` is a work array of 34 float64 (no allocation per call).
+    """
     k = math.tanh(0.5 * th[5])
     kp = 0.5 * (1.0 - k * k)
     kpp = -k * kp
-    ge = np.zeros(3)   # sum_d g_E x^j, j = 0..2
-    gt = np.zeros(2)
+    wk[:22] = 0.0
+    ge = wk[0:3]     # sum_d g_E x^j, j = 0..2
+    gt = wk[3:5]
     gp = 0.0
-    hee = np.zeros(5)
-    htt = np.zeros(3)
-    het = np.zeros(4)
-    hep = np.zeros(3)
-    htp = np.zeros(2)
+    hee = wk[5:10]
+    htt = wk[10:13]
+    het = wk[13:17]
+    hep = wk[17:20]
+    htp = wk[20:22]
     hpp = 0.0
     ll = 0.0
-    f1 = np.empty(3)
-    f2 = np.empty((3, 3))
+    f1 = wk[22:25]
+    f2 = wk[25:34].reshape((3, 3))
     for d in range(x.size):
         xd = x[d]
         eta_t = th[0] + th[1] * xd
@@ -557,10 +619,13 @@ def _derivs1(th, cnt, x, x2, mu, prec, grad, hess):  # pragma: no cover - compil
 
 
 @njit(cache=True, error_model="numpy")
-def _ascent1(grad, hess, floor, step, root):  # pragma: no cover - compiled
-    """Newton ascent direction and a root R with R R' = (-H)^-1 (eigenvalues of -H floored where not PD)."""
+def _ascent1(grad, hess, floor, step, root, low, inv, tmp):  # pragma: no cover - compiled
+    """Newton ascent direction and a root R with R R' = (-H)^-1 (eigenvalues of -H floored where not PD).
+
+    ``low``, ``inv`` (6, 6) and ``tmp`` (6,) are work arrays (no allocation per call).
+    """
     n = 6
-    low = np.zeros((n, n))
+    low[:, :] = 0.0
     ok = True
     for j in range(n):
         dsum = 0.0
@@ -578,7 +643,7 @@ def _ascent1(grad, hess, floor, step, root):  # pragma: no cover - compiled
                 v += low[i, m] * low[j, m]
             low[i, j] = (-hess[i, j] - v) / ljj
     if ok:
-        inv = np.zeros((n, n))  # L^-1 by forward substitution
+        inv[:, :] = 0.0  # L^-1 by forward substitution
         for j in range(n):
             inv[j, j] = 1.0 / low[j, j]
             for i in range(j + 1, n):
@@ -586,7 +651,6 @@ def _ascent1(grad, hess, floor, step, root):  # pragma: no cover - compiled
                 for m in range(j, i):
                     v += low[i, m] * inv[m, j]
                 inv[i, j] = -v / low[i, i]
-        tmp = np.zeros(n)
         for i in range(n):
             v = 0.0
             for j in range(n):
@@ -637,13 +701,17 @@ def mode_states(cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, ma
     trial = np.empty(6)
     th = np.empty(6)
     rt = np.empty((6, 6))
+    wk = np.empty(34)
+    low = np.empty((6, 6))
+    inv = np.empty((6, 6))
+    tmp = np.empty(6)
     for s in range(cnt.shape[0]):
         c = cnt[s]
         th[:] = mu
         done[s] = False
         for _ in range(max_iter):
-            lp = _derivs1(th, c, x, x2, mu, prec, grad, hess)
-            _ascent1(grad, hess, floor, step, rt)
+            lp = _derivs1(th, c, x, x2, mu, prec, grad, hess, wk)
+            _ascent1(grad, hess, floor, step, rt, low, inv, tmp)
             dec = 0.0
             for i in range(6):
                 dec += grad[i] * step[i]
@@ -664,12 +732,12 @@ def mode_states(cnt, x, x2, mu, prec, floor, max_iter, tol, ls_steps, armijo, ma
                     break
                 alpha *= 0.5
             if not moved:  # flat to rounding: take the point as the mode
-                _derivs1(th, c, x, x2, mu, prec, grad, hess)
-                _ascent1(grad, hess, floor, step, rt)
+                _derivs1(th, c, x, x2, mu, prec, grad, hess, wk)
+                _ascent1(grad, hess, floor, step, rt, low, inv, tmp)
                 done[s] = True
                 break
         if not done[s]:
-            _derivs1(th, c, x, x2, mu, prec, grad, hess)
-            _ascent1(grad, hess, floor, step, rt)
+            _derivs1(th, c, x, x2, mu, prec, grad, hess, wk)
+            _ascent1(grad, hess, floor, step, rt, low, inv, tmp)
         mode[s] = th
         root[s] = rt
