@@ -279,14 +279,6 @@ def _kq(e, t, qe, qt, kk, kq):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def _add_cell(lw, fc, a, b, kq, sign, tiny):  # pragma: no cover - compiled
-    """lw += c log(max(a b + sign kq, tiny)) for one cell of one dose."""
-    for q in range(lw.size):
-        cell = a[q] * b[q] + sign * kq[q]
-        lw[q] = lw[q] + fc * _logf(cell if cell > tiny else tiny)
-
-
-@njit(cache=True, error_model="numpy")
 def _renorm(mant, expo, q):  # pragma: no cover - compiled
     """Move the binary exponent of ``mant[q]`` (a positive normal float32) into ``expo[q]``: mant in [1, 2)."""
     bits = _f32_bits(mant[q])
