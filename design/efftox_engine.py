@@ -57,6 +57,9 @@ the kernels' own float32 ``exp``/``log`` (Cephes polynomials, about 1 ulp,
 instead of NumPy's CPU-dispatched SIMD loops) and float64 tree sums (instead
 of float32 pairwise sums) change posterior summaries by about 1e-7, far below
 their Monte Carlo error (about 1e-3); the mode agrees to about 1e-14. The
+kernel evaluates a point's log-likelihood as the logarithm of one product of
+its cell probabilities (kept as mantissa and exponent), not as a sum of one
+logarithm per cell (see :mod:`~escalade.design.efftox_kernels`). The
 10,000-trial benchmark (``bench/bench_efftox.py``) selects the same dose in
 every trial. The posterior mean of :math:`\theta` is computed only where it is
 used (pilot step, ``full``), NaN otherwise.

@@ -18,6 +18,30 @@ fixed binary tree (:func:`_tree_sum`: the point count is a power of 2). A state'
 proposal and the fixed points only: never on the batch, the threads or BLAS
 (there is no BLAS call).
 
+The log-likelihood of a point (issue 18, second round) is one logarithm of a
+product, not a sum of one logarithm per cell: each cell probability
+:math:`\\pi = m\\,2^k` (:math:`m \\in [1, 2)`, read off its bits) adds
+:math:`n k` to an integer exponent and multiplies :math:`m^n` (binary
+powering in a fixed order) into a float32 mantissa, renormalised to
+:math:`[1, 2)` after every cell, so the product cannot under- or overflow
+whatever the counts; :func:`_log_scaled` is Cephes ``logf`` with the exponent
+widened by the accumulated one. Measured on 4,096 points, a cell costs
+0.9 us instead of 3.4 us (one log per point and state: 2.6 us), and the
+engine's CPU per posterior fell by about 13%. The rounding error of the
+product (about ``n`` float32 ulps for ``n`` patients) is no larger than that
+of the sum of logarithms it replaced; summaries moved
+by about 1e-7 (acceptability probabilities by up to 1e-3 where a point of
+the main step moved across a hurdle, as the pilot's moments moved in the
+last float32 bit), and the 10,000-trial benchmark and the shipped study
+select the same doses in every trial as before.
+
+Other same-number economies: the exponential skips its clip and range test
+where the input is already clipped (:func:`_expf_mid`), the maximum of the
+log weights runs in 16 lanes (:func:`_top`), the association term
+:math:`\\kappa\\,\\pi_E\\pi_T(1-\\pi_E)(1-\\pi_T)` is computed once per dose
+(:func:`_kq`), the pilot step skips per-dose means it does not use, and the
+Newton kernel reuses its work arrays.
+
 The kernels run with the GIL released (``nogil``), so the engine's threads run
 them in parallel, and are cached on disk (``cache=True``): the first call of
 a new Python environment compiles them (10-50 s on 2 cores, reported by
@@ -447,7 +471,8 @@ def _utility_grad(e, t, eff0, tox1, p):  # pragma: no cover - compiled
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def is_states(cnt, centre, rs, tpts, log_q, x, x2, mu, sprec, lo_e, lo_t, tiny, eff0, tox1, p, want_cov, full,
-              want_probs, prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd, ses):  # pragma: no cover
+              want_probs, prob_eff, prob_tox, acc_e, acc_t, theta_mean, theta_cov, ess, post_u, obd,
+              ses):  # pragma: no cover - compiled
     """Self-normalised importance sampling of every state (see the engine's module docstring).
 
     Inputs: ``cnt`` (S, D, 4) cell counts, ``centre`` (S, 6), ``rs`` (S, 6, 6)

@@ -551,6 +551,32 @@ def test_compiled_exp_and_log_are_accurate_to_float32_rounding() -> None:
     assert np.max(err / np.maximum(np.abs(np.log(y.astype(float))), 1.0)) < 2.5e-7
 
 
+@pytest.mark.parametrize("counts", [(1,), (2, 3), (7, 1, 4), (8, 13, 5), (64,), (65, 1), (130, 300)])
+def test_compiled_likelihood_product_equals_the_sum_of_logs(counts: tuple[int, ...]) -> None:
+    # the kernel's log-likelihood: log of one product of cell probabilities kept as mantissa and exponent
+    # (efftox_kernels._cell_power, _log_scaled), against sum(n log(max(cell, tiny))) in float64; cells
+    # down to the floor and counts past 7 (the multi-pass powers) and past 64 (rounds of 64), no underflow
+    from escalade.design.efftox_kernels import _cell_power, _log_scaled
+
+    rng = np.random.default_rng(len(counts) * 1000 + sum(counts))
+    n_p, tiny = 256, np.float32(1e-30)
+    mant, expo = np.ones(n_p, np.float32), np.zeros(n_p, np.int32)
+    base, sq, lw = (np.empty(n_p, np.float32) for _ in range(3))
+    ref = np.zeros(n_p)
+    for i, n in enumerate(counts):
+        a = np.exp(rng.uniform(-80.0, 0.0, n_p)).astype(np.float32)     # some below the floor
+        b = rng.uniform(0.5, 1.0, n_p).astype(np.float32)
+        kq = (rng.uniform(-0.1, 0.1, n_p) * a * b).astype(np.float32)
+        sign = np.float32(1.0 if i % 2 == 0 else -1.0)
+        _cell_power(mant, expo, a, b, kq, sign, tiny, n, base, sq)
+        cell = a * b + sign * kq                                          # float32, as the kernel rounds it
+        ref += n * np.log(np.maximum(cell, tiny).astype(float))
+        assert np.all((mant >= 1.0) & (mant < 2.0))
+    _log_scaled(mant, expo, lw)
+    assert np.all(np.isfinite(lw))
+    np.testing.assert_allclose(lw, ref, rtol=2e-6 * np.sqrt(sum(counts)), atol=1e-5)
+
+
 def _proposal_inputs(eng: EffToxEngine, s: int) -> tuple:
     cnt = _random_cells(np.random.default_rng(5), s)
     mode, root, _ = engine_module.laplace_mode(eng._model, cnt)
