@@ -97,27 +97,8 @@ def _clip(v, lo, hi):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def _expf(x):  # pragma: no cover - compiled
-    """Cephes ``expf``: e^x = 2^n e^r, |r| <= ln2/2, degree-6 polynomial; 0 below -87."""
-    xc = _clip(x, _EXP_LO, _EXP_HI)
-    n = np.floor(xc * _LOG2E + _F(0.5))
-    r = xc - n * _EXP_C1
-    r = r - n * _EXP_C2
-    pol = _F(1.9875691500e-4)
-    pol = pol * r + _F(1.3981999507e-3)
-    pol = pol * r + _F(8.3334519073e-3)
-    pol = pol * r + _F(4.1665795894e-2)
-    pol = pol * r + _F(1.6666665459e-1)
-    pol = pol * r + _F(5.0000001201e-1)
-    pol = pol * (r * r) + r + _F(1.0)
-    scale = _bits_f32(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
-    y = pol * scale
-    return y if x >= _EXP_LO else _F(0.0)
-
-
-@njit(cache=True, error_model="numpy")
 def _expf_mid(x):  # pragma: no cover - compiled
-    """:func:`_expf` of an ``x`` already in [-87, 88] (its clip and its test are then no-ops): the same numbers."""
+    """Cephes ``expf`` of an ``x`` in [-87, 88]: e^x = 2^n e^r, |r| <= ln2/2, degree-6 polynomial."""
     n = np.floor(x * _LOG2E + _F(0.5))
     r = x - n * _EXP_C1
     r = r - n * _EXP_C2
@@ -133,10 +114,21 @@ def _expf_mid(x):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def _logf(x):  # pragma: no cover - compiled
-    """Cephes ``logf`` of a positive normal float32: x = 2^e m, m in [sqrt(1/2), sqrt(2))."""
+def _expf(x):  # pragma: no cover - compiled
+    """Cephes ``expf``: e^x = 2^n e^r, |r| <= ln2/2, degree-6 polynomial; 0 below -87."""
+    y = _expf_mid(_clip(x, _EXP_LO, _EXP_HI))
+    return y if x >= _EXP_LO else _F(0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def _logf_scaled(x, extra):  # pragma: no cover - compiled
+    """Cephes ``logf`` of ``x * 2**extra`` for a positive normal float32 ``x`` (``extra`` an int32).
+
+    x = 2^e m, m in [sqrt(1/2), sqrt(2)); the polynomial in m, then e + extra
+    times ln 2 in two parts (exact products for |e| < 2**15).
+    """
     bits = _f32_bits(x)
-    e = np.int32((bits >> np.int32(23)) & np.int32(0xFF)) - np.int32(126)
+    e = np.int32((bits >> np.int32(23)) & np.int32(0xFF)) - np.int32(126) + extra
     m = _bits_f32(np.int32((bits & np.int32(0x7FFFFF)) | np.int32(0x3F000000)))  # in [0.5, 1)
     lo = m < _SQRTHF
     e = e - (np.int32(1) if lo else np.int32(0))
@@ -156,6 +148,12 @@ def _logf(x):  # pragma: no cover - compiled
     y = y + ef * _EXP_C2
     y = y - _F(0.5) * z
     return m + y + ef * _EXP_C1
+
+
+@njit(cache=True, error_model="numpy")
+def _logf(x):  # pragma: no cover - compiled
+    """Cephes ``logf`` of a positive normal float32."""
+    return _logf_scaled(x, np.int32(0))
 
 
 @njit(cache=True, error_model="numpy")
@@ -371,30 +369,9 @@ def _cell_power(mant, expo, a, b, kq, sign, tiny, n, base, sq):  # pragma: no co
 
 @njit(cache=True, error_model="numpy")
 def _log_scaled(mant, expo, lw):  # pragma: no cover - compiled
-    """lw = log(mant * 2**expo), mant in [1, 2): Cephes logf with the exponent widened by ``expo``."""
+    """lw = log(mant * 2**expo) point by point (:func:`_logf_scaled`)."""
     for q in range(lw.size):
-        x = mant[q]
-        bits = _f32_bits(x)
-        e = np.int32((bits >> np.int32(23)) & np.int32(0xFF)) - np.int32(126) + expo[q]
-        m = _bits_f32(np.int32((bits & np.int32(0x7FFFFF)) | np.int32(0x3F000000)))  # in [0.5, 1)
-        lo = m < _SQRTHF
-        e = e - (np.int32(1) if lo else np.int32(0))
-        m = (m + m if lo else m) - _F(1.0)
-        z = m * m
-        y = _F(7.0376836292e-2)
-        y = y * m - _F(1.1514610310e-1)
-        y = y * m + _F(1.1676998740e-1)
-        y = y * m - _F(1.2420140846e-1)
-        y = y * m + _F(1.4249322787e-1)
-        y = y * m - _F(1.6668057665e-1)
-        y = y * m + _F(2.0000714765e-1)
-        y = y * m - _F(2.4999993993e-1)
-        y = y * m + _F(3.3333331174e-1)
-        y = y * m * z
-        ef = _F(e)
-        y = y + ef * _EXP_C2
-        y = y - _F(0.5) * z
-        lw[q] = m + y + ef * _EXP_C1
+        lw[q] = _logf_scaled(mant[q], expo[q])
 
 
 @njit(cache=True, error_model="numpy")
