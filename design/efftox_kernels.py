@@ -337,11 +337,9 @@ def _cell_power(mant, expo, a, b, kq, sign, tiny, n, base, sq):  # pragma: no co
             m2 = m1 * m1
             m = m * m2 if b1 else m
             m4 = m2 * m2
-            m = m * m4 if b2 else m
-            mb = _f32_bits(m)
-            expo[q] = expo[q] + n32 * (((bits >> np.int32(23)) & np.int32(0xFF)) - np.int32(127)) \
-                + (((mb >> np.int32(23)) & np.int32(0xFF)) - np.int32(127))
-            mant[q] = _bits_f32((mb & mask) | one_bits)
+            mant[q] = m * m4 if b2 else m
+            expo[q] = expo[q] + n32 * (((bits >> np.int32(23)) & np.int32(0xFF)) - np.int32(127))
+            _renorm(mant, expo, q)
         return
     for q in range(mant.size):
         cell = a[q] * b[q] + sign * kq[q]
