@@ -627,6 +627,45 @@ def test_full_disk_on_a_real_small_file_system_then_resume(tmp_path: Path, tmpfs
     assert all((out / "units" / u).read_bytes() == b for u, b in kept.items())
 
 
+def test_a_failed_parallel_run_leaves_no_pool_thread_behind(tmp_path: Path, tmpfs,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    """Full disk under loky, in this process: when the error reaches the caller, the aborted pool's feeder
+    threads have ended (a daemon thread still unlinking a queue's semaphore when the command exits is what made
+    loky's resource tracker print "leaked semlock" warnings under the error line)."""
+    import threading
+
+    fs = tmpfs("small", "100k")
+    before = set(threading.enumerate())
+    assert main(["run", str(_study_file(tmp_path)), "--out", str(fs.where / "run"), "--no-progress",
+                 "--jobs", "2"]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    left = [t.name for t in threading.enumerate() if t not in before and t.daemon and t.is_alive()]
+    assert left == [], left
+
+
+def test_settling_joins_the_pool_feeders_and_nothing_else() -> None:
+    """The unit: daemon threads the run started, and queue feeders (a reused pool's too), are joined; an
+    unrelated daemon thread that was there before is not waited for."""
+    import threading
+
+    from escalade.simulations import runner
+
+    stop = threading.Event()
+    unrelated = threading.Thread(target=stop.wait, name="someone-else", daemon=True)
+    old_feeder = threading.Thread(target=time.sleep, args=(0.3,), name="QueueFeederThread", daemon=True)
+    unrelated.start()
+    old_feeder.start()
+    before = set(threading.enumerate())
+    new = threading.Thread(target=time.sleep, args=(0.3,), name="pool-helper", daemon=True)
+    new.start()
+    t0 = time.perf_counter()
+    runner._settle_pool_threads(before)
+    took = time.perf_counter() - t0
+    assert not new.is_alive() and not old_feeder.is_alive() and unrelated.is_alive()
+    assert took < runner.SETTLE_S / 2, took
+    stop.set()
+
+
 def test_full_disk_while_writing_a_report_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture) -> None:
     import types
