@@ -29,7 +29,7 @@ from escalade.design.boin12 import Boin12Config, Boin12Design
 from escalade.design.efftox import EffToxConfig, EffToxDesign
 from escalade.design.threeplusthree import ThreePlusThreeConfig, ThreePlusThreeDesign
 from escalade.scenarios.errors import StudyError
-from escalade.scenarios.load import parse_study
+from escalade.scenarios.load import ZeroCurveWarning, parse_study
 from escalade.scenarios.study import MtdRule, acceptable_doses, true_mtd
 from escalade.simulations.oc import Truth, operating_characteristics, paired_differences, trial_table
 from escalade.simulations.outcomes import TrialOutcomes
@@ -108,10 +108,16 @@ def test_true_mtd_is_the_highest_dose_within_target_plus_delta_or_none() -> None
     assert "none" in rule.explain([0.5, 0.6]) and "0.5 > 0.35" in rule.explain([0.5, 0.6])
 
 
+def _small(text: str = SMALL):
+    """SMALL parsed; its second scenario is all zeros on purpose, which the loader flags (and must)."""
+    with pytest.warns(ZeroCurveWarning, match=r"scenarios\[1\]\.p_dlt is 0 at every dose"):
+        return parse_study(text)
+
+
 def test_study_file_sets_the_rule_and_refuses_bad_values() -> None:
-    st = parse_study(SMALL)
+    st = _small()
     assert (st.mtd_definition, st.mtd_delta) == ("highest_below", 0.05)
-    st = parse_study(SMALL.replace("max_n: 18}", "max_n: 18, mtd_definition: closest, mtd_delta: 0.1}"))
+    st = _small(SMALL.replace("max_n: 18}", "max_n: 18, mtd_definition: closest, mtd_delta: 0.1}"))
     assert st.mtd_rule == MtdRule(0.3, 0.1, "closest")
     with pytest.raises(StudyError, match=r"study\.mtd_definition.*highest_below, closest"):
         parse_study(SMALL.replace("max_n: 18}", "max_n: 18, mtd_definition: nearest}"))
@@ -262,7 +268,7 @@ def test_paired_se_matches_the_spread_of_differences_over_replicate_runs() -> No
 
 
 def test_exact_enumeration_rows_keep_their_weights(tmp_path: Path) -> None:
-    study = parse_study(SMALL)
+    study = _small()
     res = run_study(study, n_trials=50, exact=True, n_jobs=1, backend="sequential", out_dir=tmp_path / "run")
     oc = res.oc
     assert oc.exact.all() and (oc.se == 0).all()
