@@ -381,9 +381,9 @@ def _settle_pool_threads(before: set[threading.Thread]) -> None:
     error exits at once), the daemon thread dies half-way and the tracker,
     left holding the name, prints two "leaked semlock" warnings under the
     error line (4 runs in 55 of a full-disk test on a loaded 2-core machine;
-    none in 60 with this join). Joining
-    the pool's threads first closes that window; a thread still alive after
-    ``SETTLE_S`` seconds in all is left to the interpreter, as before.
+    none in 60 with this join). Joining the pool's threads first closes that
+    window; a thread still alive after ``SETTLE_S`` seconds in all is left to
+    the interpreter, as before.
     """
     deadline = time.monotonic() + SETTLE_S
     for t in threading.enumerate():

@@ -57,12 +57,6 @@ DEMO = dict(n_doses=5, doses=(1.0, 2.0, 4.0, 6.6, 10.0), efficacy_hurdle=0.5, to
             psi_mean=0.0, psi_sd=1.0)
 
 
-@pytest.fixture(autouse=True)
-def _slow_only_when_asked(request: pytest.FixtureRequest) -> None:
-    # pyproject says slow tests are excluded by default, but nothing deselects them yet
-    if request.node.get_closest_marker("slow") and "slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("slow: run with -m slow")
-
 
 @pytest.fixture(scope="module")
 def design() -> EffToxDesign:
